@@ -1,0 +1,57 @@
+"""Every flow run leaves a row in the store's runs table and a report in the Prefect UI, whatever happens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import get_run_logger, runtime
+
+from orderly.errors import OrderlyError
+from orderly.settings import Settings
+from orderly.store import open_store, writes
+from tasks.report import publish_report
+
+
+class RunIncomplete(OrderlyError):
+    """A step could not finish (e.g. a remote was down); what could be done was done."""
+
+
+@dataclass
+class Run:
+    id: str
+    flow: str
+    settings: Settings
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, counts: dict[str, Any]) -> None:
+        for name, value in counts.items():
+            if isinstance(value, int):
+                self.counts[name] = self.counts.get(name, 0) + value
+
+
+@contextmanager
+def recorded_run(flow: str) -> Iterator[Run]:
+    settings = Settings.from_env()
+    run = Run(str(runtime.flow_run.id or uuid.uuid4()), flow, settings)
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        writes.start_run(con, run.id, flow)
+    state, message = "COMPLETED", None
+    try:
+        yield run
+        if run.problems:
+            raise RunIncomplete("; ".join(run.problems))
+    except BaseException as error:
+        state, message = "FAILED", str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise
+    finally:
+        try:
+            publish_report(settings, run.id, flow, run.counts, run.problems if state == "COMPLETED" else [message])
+        except Exception as error:  # a report that cannot be published must not hide the run's own outcome
+            get_run_logger().warning("could not publish the report: %s", error)
+        with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+            writes.finish_run(con, run.id, state, message)

@@ -1,0 +1,43 @@
+"""The pipeline's steps as task compositions shared by several flows: sync stock, ingest orders."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger
+
+from flows.run_record import Run
+from orderly.errors import RemoteError
+from tasks.fetch import fetch_orders, fetch_stock
+from tasks.load import load_orders, load_stock, read_orders_cursor
+from tasks.validate import validate_order_records, validate_stock_records
+
+ORDER_PAGES_PER_CHUNK = 50  # 50 pages of 1,000 orders: memory stays bounded however large the backlog
+
+
+def sync_stock(run: Run) -> None:
+    """Replace the local stock with a complete snapshot; if the warehouse is down, keep the last one."""
+    try:
+        records = fetch_stock(run.settings)
+    except RemoteError as error:
+        run.problems.append(f"stock not synced: {error}")
+        get_run_logger().warning("stock not synced, the last snapshot stays: %s", error)
+        return
+    counts = load_stock(run.settings, run.id, validate_stock_records(records))
+    run.add({"stock_items": counts["loaded"], "stock_rejected": counts["rejected"]})
+
+
+def ingest_orders(run: Run) -> None:
+    """Append every order after the cursor, chunk by chunk, each chunk committed with its cursor."""
+    after_id = read_orders_cursor(run.settings)
+    while True:
+        try:
+            chunk = fetch_orders(run.settings, after_id, ORDER_PAGES_PER_CHUNK)
+        except RemoteError as error:
+            run.problems.append(f"orders not fully ingested: {error}")
+            get_run_logger().warning("orders not fully ingested: %s", error)
+            return
+        counts = load_orders(run.settings, run.id, validate_order_records(chunk.records), chunk.cursor_to)
+        run.add({"orders_fetched": counts["received"], "orders_loaded": counts["loaded"],
+                 "orders_rejected": counts["rejected"]})
+        if chunk.last:
+            return
+        after_id = chunk.cursor_to

@@ -1,0 +1,31 @@
+"""Errors the command line turns into one clear line on stderr and a non-zero exit."""
+
+
+class OrderlyError(Exception):
+    """Base for every failure we explain to the operator in one line."""
+
+    exit_code = 1
+
+
+class StoreBusy(OrderlyError):
+    """Another process holds the DuckDB file and did not let go within the lock timeout."""
+
+    exit_code = 3
+
+
+class StaleStock(OrderlyError):
+    """Processing refused: no complete stock snapshot, or the last one is too old."""
+
+    exit_code = 4
+
+
+class RemoteError(OrderlyError):
+    """A remote service could not be read (after retries, or at once for 401/403/404)."""
+
+    exit_code = 5
+
+
+class UnknownOrders(OrderlyError):
+    """`--order` named ids that are not in the store."""
+
+    exit_code = 2

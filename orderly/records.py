@@ -1,0 +1,68 @@
+"""Flattens the remotes' JSON records into column frames, keeping each record's position for quarantine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+ORDER_FIELDS = ("id", "placed_at", "customer_id")
+STOCK_FIELDS = ("inventory_id", "product_id", "sku", "product_name", "warehouse_id", "quantity", "updated_at")
+
+
+def _field(records: list[Any], key: str) -> list[Any]:
+    return [record.get(key) if isinstance(record, dict) else None for record in records]
+
+
+def flatten_orders(records: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, list[str]]]:
+    """One row per order and one per line, both keyed by `rec` (the record's position in the batch).
+
+    Shapes pandera cannot see in a column (a record that is not an object, `items` that is not a
+    list, a line that is not an object) are returned as reasons per record instead.
+    """
+    shape_errors: dict[int, list[str]] = {}
+    rec_col: list[int] = []
+    line_no_col: list[int] = []
+    inventory_col: list[Any] = []
+    quantity_col: list[Any] = []
+    n_lines: list[Any] = []
+    for rec, record in enumerate(records):
+        if not isinstance(record, dict):
+            shape_errors[rec] = [f"record: must be an object, got {type(record).__name__}"]
+            n_lines.append(None)
+            continue
+        items = record.get("items")
+        if not isinstance(items, list):
+            shape_errors[rec] = ["items: missing or not a list"]
+            n_lines.append(None)
+            continue
+        n_lines.append(len(items))
+        for line_no, line in enumerate(items):
+            if not isinstance(line, dict):
+                shape_errors.setdefault(rec, []).append(f"items[{line_no}]: must be an object")
+                continue
+            rec_col.append(rec)
+            line_no_col.append(line_no)
+            inventory_col.append(line.get("inventory_id"))
+            quantity_col.append(line.get("quantity"))
+    orders = pd.DataFrame({key: pd.Series(_field(records, key), dtype=object) for key in ORDER_FIELDS})
+    orders["n_lines"] = pd.Series(n_lines, dtype=object)
+    lines = pd.DataFrame(
+        {
+            "rec": pd.Series(rec_col, dtype="int64"),
+            "line_no": pd.Series(line_no_col, dtype="int64"),
+            "inventory_id": pd.Series(inventory_col, dtype=object),
+            "quantity": pd.Series(quantity_col, dtype=object),
+        }
+    )
+    return orders, lines, shape_errors
+
+
+def flatten_stock(records: list[Any]) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    shape_errors = {
+        rec: [f"record: must be an object, got {type(record).__name__}"]
+        for rec, record in enumerate(records)
+        if not isinstance(record, dict)
+    }
+    frame = pd.DataFrame({key: pd.Series(_field(records, key), dtype=object) for key in STOCK_FIELDS})
+    return frame, shape_errors

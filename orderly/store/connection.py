@@ -1,0 +1,102 @@
+"""Opening the DuckDB file: waits (bounded) for another process's lock, and migrates the schema."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from orderly.errors import StoreBusy
+from orderly.store.schema import MIGRATIONS
+
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
+
+
+def _is_lock_conflict(error: duckdb.Error) -> bool:
+    return any(marker in str(error) for marker in _LOCK_MARKERS)
+
+
+def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying while another process holds it, for at most `lock_timeout` seconds."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if not _is_lock_conflict(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreBusy(
+                    f"{path} is in use by another orderly process; waited {lock_timeout:g} s "
+                    "(raise ORDERLY_LOCK_TIMEOUT to wait longer)"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    if not read_only:
+        migrate(con)
+    return con
+
+
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row or None. DuckDB 2.0 keeps a result open after fetchone(), blocking the next
+    register() on the connection, so every read here fetches to the end."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    row = first_row(con, sql, params)
+    return None if row is None else row[0]
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'")
+    if not exists:
+        return 0
+    return scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version")
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Apply every migration newer than the file's version, each in its own transaction."""
+    current = schema_version(con)
+    for version, ddl in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        con.begin()
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+            con.execute(ddl)
+            con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+
+
+@contextmanager
+def open_store(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, lock_timeout=lock_timeout, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One unit of work: everything inside commits together or not at all."""
+    con.begin()
+    try:
+        yield con
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()

@@ -1,0 +1,36 @@
+"""Load tasks: write validated batches to DuckDB, each batch one transaction with its cursor or snapshot row."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from orderly.settings import Settings
+from orderly.store import open_store, writes
+from orderly.validation import ValidOrders, ValidStock
+
+
+@task(cache_policy=NO_CACHE)
+def read_orders_cursor(settings: Settings) -> int:
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        return writes.orders_cursor(con)
+
+
+@task(cache_policy=NO_CACHE)
+def load_stock(settings: Settings, run_id: str, valid: ValidStock) -> dict[str, int]:
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received)
+    get_run_logger().info("stock snapshot %(snapshot_id)d: %(loaded)d items, %(rejected)d rejected", counts)
+    return counts
+
+
+@task(cache_policy=NO_CACHE)
+def load_orders(settings: Settings, run_id: str, valid: ValidOrders, cursor_to: int) -> dict[str, int]:
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        counts = writes.load_orders(
+            con, run_id, valid.orders, valid.lines, valid.rejects, valid.received, cursor_to
+        )
+    get_run_logger().info(
+        "orders: %(loaded)d new, %(unchanged)d unchanged repeats, %(rejected)d rejected", counts
+    )
+    return counts

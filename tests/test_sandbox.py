@@ -1,0 +1,645 @@
+"""Tests for orderly.sandbox: the stand-in for the remote orders and warehouse APIs.
+
+The record checks below are written from CONTRACT.md, not from the generator, so a
+generator that drifts from the contract fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from orderly.sandbox import (
+    FAULT_KINDS,
+    create_app,
+    dataset_for,
+    generate,
+    in_process_transport,
+    seed_dataset,
+)
+from orderly.sandbox.generated import ORDER_FLAWS, STOCK_FLAWS
+from orderly.settings import SandboxSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# order id -> (lines, total quantity), from the original shop's demo
+SEED_ORDERS = {
+    2: (2, 2), 3: (1, 1), 4: (1, 4), 5: (1, 2), 6: (1, 2), 7: (1, 1), 8: (1, 2), 9: (1, 1),
+    10: (1, 1), 11: (1, 1), 12: (1, 1), 13: (1, 1), 14: (1, 1), 15: (2, 4), 16: (1, 1),
+}
+SEED_STOCK = [
+    (101, 1, "MUG-BLK", "Black mug", 1, 5),
+    (102, 1, "MUG-BLK", "Black mug", 2, 0),
+    (205, 2, "TEE-WHT-M", "White T-shirt (M)", 2, 0),
+    (206, 2, "TEE-WHT-L", "White T-shirt (L)", 1, 2),
+    (310, 3, "PST-A2", "Poster A2", 1, 3),
+    (420, 4, "TOTE-NAT", "Tote bag", 1, 1),
+    (530, 5, "NB-A5", "Notebook A5", 1, 2),
+    (640, 6, "PEN-SET", "Pen set", 2, 1),
+]
+ORDER_KEYS = {"id", "placed_at", "customer_id", "items"}
+STOCK_KEYS = {"inventory_id", "product_id", "sku", "product_name", "warehouse_id", "quantity", "updated_at"}
+
+
+# ------------------------------------------------------------------ contract checkers
+
+
+def _is_int(v) -> bool:
+    return type(v) is int  # bool is not an id or a quantity
+
+
+def _bad_time(v) -> bool:
+    if not isinstance(v, str):
+        return True
+    try:
+        datetime.strptime(v, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return True
+    return False
+
+
+def order_problems(rec: dict) -> set[str]:
+    """What is wrong with one order record, in the generator's flaw names (empty: valid)."""
+    found = set()
+    if "id" not in rec:
+        found.add("missing_id")
+    elif not _is_int(rec["id"]):
+        found.add("wrong_type")
+    if _bad_time(rec.get("placed_at")):
+        found.add("bad_timestamp")
+    if not isinstance(rec.get("customer_id"), str):
+        found.add("wrong_type")
+    items = rec.get("items")
+    if not isinstance(items, list):
+        found.add("wrong_type")
+    elif not items:
+        found.add("no_lines")
+    else:
+        for line in items:
+            if set(line) != {"inventory_id", "quantity"} or not _is_int(line["inventory_id"]):
+                found.add("wrong_type")
+            elif not _is_int(line["quantity"]):
+                found.add("wrong_type")
+            elif line["quantity"] < 1:
+                found.add("line_quantity")
+    if set(rec) - ORDER_KEYS:
+        found.add("extra_keys")
+    return found
+
+
+def stock_problems(rec: dict) -> set[str]:
+    found = set()
+    if "inventory_id" not in rec:
+        found.add("missing_id")
+    elif not _is_int(rec["inventory_id"]):
+        found.add("wrong_type")
+    for key in ("product_id", "warehouse_id"):
+        if not _is_int(rec.get(key)):
+            found.add("wrong_type")
+    for key in ("sku", "product_name"):
+        if not isinstance(rec.get(key), str):
+            found.add("wrong_type")
+    if not _is_int(rec.get("quantity")):
+        found.add("wrong_type")
+    elif rec["quantity"] < 0:
+        found.add("negative_quantity")
+    if _bad_time(rec.get("updated_at")):
+        found.add("bad_timestamp")
+    if set(rec) - STOCK_KEYS:
+        found.add("extra_keys")
+    return found
+
+
+def duplicated(values) -> set:
+    return {v for v, n in Counter(values).items() if n > 1}
+
+
+def order_pages(ds, limit=1000):
+    """Yield whole pages, following next_after_id, with a bound so a paging bug cannot hang."""
+    after = 0
+    for _ in range(ds.order_count + 2):
+        page = ds.orders_page(after, limit)
+        yield page
+        if page["next_after_id"] is None:
+            return
+        assert page["next_after_id"] > after, "paging must advance"
+        after = page["next_after_id"]
+    raise AssertionError("paging did not end")
+
+
+def stock_pages(ds, per_page=1000):
+    first = ds.stock_page(1, per_page)
+    yield first
+    for p in range(2, first["total_pages"] + 1):
+        yield ds.stock_page(p, per_page)
+
+
+# ------------------------------------------------------------------ seed data set
+
+
+def test_seed_orders_exact():
+    ds = seed_dataset()
+    orders = list(ds.all_orders())
+    got = {o["id"]: (len(o["items"]), sum(line["quantity"] for line in o["items"])) for o in orders}
+    assert got == SEED_ORDERS
+    assert [o["id"] for o in orders] == sorted(SEED_ORDERS)
+    assert all(order_problems(o) == set() and set(o) == ORDER_KEYS for o in orders)
+    by_id = {o["id"]: o for o in orders}
+    assert by_id[2] == {
+        "id": 2, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C-1001",
+        "items": [{"inventory_id": 101, "quantity": 1}, {"inventory_id": 205, "quantity": 1}],
+    }
+    assert [(line["inventory_id"], line["quantity"]) for line in by_id[15]["items"]] == [(640, 1), (640, 3)]
+    stock_ids = {s["inventory_id"] for s in ds.all_stock()}
+    unknown = {oid for oid, o in by_id.items() if any(li["inventory_id"] not in stock_ids for li in o["items"])}
+    assert unknown == {3, 7, 13}
+
+
+def test_seed_stock_exact():
+    ds = seed_dataset()
+    stock = list(ds.all_stock())
+    assert [
+        (s["inventory_id"], s["product_id"], s["sku"], s["product_name"], s["warehouse_id"], s["quantity"])
+        for s in stock
+    ] == SEED_STOCK
+    assert all(s["updated_at"] == "2026-11-20T09:00:00Z" and set(s) == STOCK_KEYS for s in stock)
+
+
+def test_seed_order_paging():
+    ds = seed_dataset()
+    ids = lambda page: [o["id"] for o in page["orders"]]  # noqa: E731
+    p = ds.orders_page(0, 4)
+    assert (ids(p), p["next_after_id"]) == ([2, 3, 4, 5], 5)
+    p = ds.orders_page(5, 4)
+    assert (ids(p), p["next_after_id"]) == ([6, 7, 8, 9], 9)
+    p = ds.orders_page(13, 4)
+    assert (ids(p), p["next_after_id"]) == ([14, 15, 16], None)
+    # A page that ends exactly on the last order is the last page.
+    p = ds.orders_page(11, 5)
+    assert (ids(p), p["next_after_id"]) == ([12, 13, 14, 15, 16], None)
+    assert ds.orders_page(1, 1)["orders"][0]["id"] == 2  # no order 1: gaps are fine
+    assert ds.orders_page(2, 1) == {"orders": [ds.orders_page(0, 2)["orders"][1]], "next_after_id": 3}
+    assert ds.orders_page(16, 10) == {"orders": [], "next_after_id": None}
+    assert ds.orders_page(1000, 10) == {"orders": [], "next_after_id": None}
+    assert [o["id"] for o in ds.all_orders(limit=1)] == sorted(SEED_ORDERS)
+    for bad in (0, 1001):
+        with pytest.raises(ValueError):
+            ds.orders_page(0, bad)
+
+
+def test_seed_stock_paging():
+    ds = seed_dataset()
+    pages = [ds.stock_page(p, 3) for p in (1, 2, 3, 4)]
+    assert [len(p["items"]) for p in pages] == [3, 3, 2, 0]
+    assert all(p["total_pages"] == 3 and p["per_page"] == 3 for p in pages)
+    assert [p["page"] for p in pages] == [1, 2, 3, 4]
+    assert [s["inventory_id"] for p in pages for s in p["items"]] == [r[0] for r in SEED_STOCK]
+    assert ds.stock_page(1, 1000)["total_pages"] == 1
+    with pytest.raises(ValueError):
+        ds.stock_page(0, 10)
+
+
+def test_dataset_for_caches_and_picks():
+    assert dataset_for(SandboxSettings()).order_count == 15
+    a = dataset_for(SandboxSettings(orders=500, items=30, seed=2, fault_rate=0.5))
+    b = dataset_for(SandboxSettings(orders=500, items=30, seed=2, latency_ms=5, token="t"))
+    assert a is b  # faults, latency and token do not rebuild the data
+    assert a.order_count == 500 and a.stock_count == 30
+
+
+# ------------------------------------------------------------------ in-process HTTP
+
+
+async def _get_all_orders(client: httpx.AsyncClient, limit: int) -> tuple[list[dict], int]:
+    orders, after, requests = [], 0, 0
+    while True:
+        r = await client.get("/orders", params={"after_id": after, "limit": limit})
+        requests += 1
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/json")
+        page = r.json()
+        assert set(page) == {"orders", "next_after_id"}
+        orders += page["orders"]
+        if page["next_after_id"] is None:
+            return orders, requests
+        after = page["next_after_id"]
+
+
+def test_seed_in_process_http():
+    async def main():
+        transport = in_process_transport(SandboxSettings())
+        async with httpx.AsyncClient(base_url="http://sandbox", transport=transport) as c:
+            orders, requests = await _get_all_orders(c, 4)
+            assert requests == 4
+            assert {o["id"]: (len(o["items"]), sum(li["quantity"] for li in o["items"])) for o in orders} == SEED_ORDERS
+            r = await c.get("/orders")  # defaults: after_id 0, a full page
+            assert [o["id"] for o in r.json()["orders"]] == sorted(SEED_ORDERS)
+            assert r.json()["next_after_id"] is None
+            r = await c.get("/stock", params={"page": 2, "per_page": 3})
+            body = r.json()
+            assert (body["page"], body["per_page"], body["total_pages"]) == (2, 3, 3)
+            assert [s["inventory_id"] for s in body["items"]] == [206, 310, 420]
+            assert (await c.get("/stock")).json()["per_page"] == 500
+            assert (await c.get("/health")).json() == {"ok": True}
+            await _check_errors(c)
+
+    asyncio.run(main())
+
+
+async def _check_errors(c: httpx.AsyncClient) -> None:
+    bad = [
+        "/orders?limit=0", "/orders?limit=1001", "/orders?limit=abc", "/orders?after_id=1.5",
+        "/orders?after_id=-1", "/orders?limit=1_000", "/stock?page=0", "/stock?per_page=0",
+        "/stock?per_page=1001", "/stock?page=two",
+    ]
+    for url in bad:
+        r = await c.get(url)
+        assert r.status_code == 400, url
+        assert "error" in r.json(), url
+    r = await c.get("/nope")
+    assert r.status_code == 404 and r.json() == {"error": "not found"}
+    assert (await c.post("/orders")).status_code == 405
+
+
+# ------------------------------------------------------------------ real loopback HTTP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_sandbox(env: dict[str, str]):
+    """`serve()` in a subprocess on a free port; yields (base_url, first stdout line)."""
+    port = _free_port()
+    code = (
+        "import os, sys; from orderly.settings import SandboxSettings; from orderly.sandbox import serve; "
+        "serve(SandboxSettings.from_env(os.environ), port=int(sys.argv[1]))"
+    )
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_SANDBOX_")}
+    full_env.update(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(port)], cwd=ROOT, env=full_env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, f"sandbox exited: {proc.stderr.read()}"
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "sandbox did not become healthy in 20 s"
+            time.sleep(0.05)
+        yield base, proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_seed_over_loopback():
+    with running_sandbox({}) as (base, banner):
+        assert banner == f"sandbox serving 15 orders and 8 stock items on {base}"
+
+        async def main():
+            async with httpx.AsyncClient(base_url=base, timeout=5) as c:
+                orders, requests = await _get_all_orders(c, 5)
+                assert requests == 3
+                assert {o["id"]: (len(o["items"]), sum(li["quantity"] for li in o["items"])) for o in orders} == SEED_ORDERS
+                assert [o["id"] for o in orders] == sorted(SEED_ORDERS)
+                body = (await c.get("/stock", params={"page": 3, "per_page": 3})).json()
+                assert body["total_pages"] == 3 and [s["inventory_id"] for s in body["items"]] == [530, 640]
+                await _check_errors(c)
+
+        asyncio.run(main())
+
+
+def test_generated_over_loopback_with_token_and_timing():
+    n = 100_000
+    env = {"ORDERLY_SANDBOX_ORDERS": str(n), "ORDERLY_SANDBOX_SEED": "5", "ORDERLY_SANDBOX_TOKEN": "s3cret"}
+    with running_sandbox(env) as (base, banner):
+        assert banner.startswith(f"sandbox serving {n} orders and ")
+        assert "s3cret" not in banner
+
+        async def main():
+            async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+                r = await c.get("/orders")
+                assert r.status_code == 401 and r.json() == {"error": "unauthorized"}
+                assert "s3cret" not in r.text and "s3cret" not in str(r.headers)
+                c.headers["Authorization"] = "Bearer s3cret"
+                t = time.perf_counter()
+                orders, requests = await _get_all_orders(c, 1000)
+                dt = time.perf_counter() - t
+            print(f"\nloopback: {len(orders)} orders in {requests} pages of 1000: {dt:.2f} s, {len(orders) / dt:,.0f} orders/s")
+            assert len(orders) == n and requests == n // 1000
+            assert orders[:1000] == generate(n, seed=5).orders_page(0, 1000)["orders"]
+
+        asyncio.run(main())
+
+
+# ------------------------------------------------------------------ generated data sets
+
+
+def test_generated_deterministic():
+    a, b = generate(3000, 120, seed=7), generate(3000, 120, seed=7)
+    assert list(a.all_orders()) == list(b.all_orders())
+    assert list(a.all_stock()) == list(b.all_stock())
+    c = generate(3000, 120, seed=8)
+    assert list(a.all_orders()) != list(c.all_orders())
+    assert list(a.all_stock()) != list(c.all_stock())
+
+
+@pytest.mark.parametrize("bad_rate", [0.0, 0.1])
+def test_generated_prefix_stable(bad_rate):
+    small, big = generate(5000, 200, seed=3, bad_rate=bad_rate), generate(6000, 200, seed=3, bad_rate=bad_rate)
+    small_orders = list(small.all_orders())
+    big_orders = list(big.all_orders())
+    assert big_orders[: len(small_orders)] == small_orders
+    assert len({o.get("id") for o in big_orders}) > len({o.get("id") for o in small_orders})
+    # Page by page too: the same request gets the same records, except that the small set ends.
+    for after in (0, 777, 9000):
+        assert small.orders_page(after, 100)["orders"] == big.orders_page(after, 100)["orders"]
+    assert small.order_count == 5000 and big.order_count == 6000
+
+
+def test_generated_paging_semantics():
+    ds = generate(2000, 50, seed=1)
+    orders = list(ds.all_orders())
+    ids = [o["id"] for o in orders]
+    assert len(ids) == 2000 and ids == sorted(set(ids))
+    assert ids != list(range(ids[0], ids[0] + len(ids)))  # ids have gaps
+    # Any page size sees the same records.
+    assert list(ds.all_orders(limit=7)) == orders
+    for after in (-5, 0, 1, 2, 3, 500, 501, 502, ids[-2], ids[-1], ids[-1] + 10):
+        page = ds.orders_page(after, 10)
+        start = bisect.bisect_right(ids, after)
+        assert [o["id"] for o in page["orders"]] == ids[start : start + 10]
+        ends = start + 10 >= len(ids)
+        assert page["next_after_id"] == (None if ends else ids[start + 9])
+    # Stock pages tile the inventory exactly.
+    stock = list(ds.all_stock(per_page=7))
+    assert len(stock) == 50 and stock == list(ds.all_stock())
+    assert ds.stock_page(1, 7)["total_pages"] == 8
+    assert ds.stock_page(9, 7)["items"] == []
+
+
+def test_generated_shape():
+    n = 20_000
+    ds = generate(n)
+    orders = list(ds.all_orders())
+    stock = list(ds.all_stock())
+    assert len(orders) == n and len(stock) == ds.items
+    assert all(order_problems(o) == set() for o in orders)
+    assert all(stock_problems(s) == set() for s in stock)
+
+    inv_ids = [s["inventory_id"] for s in stock]
+    assert len(set(inv_ids)) == len(inv_ids)
+    assert sorted(inv_ids) != list(range(min(inv_ids), min(inv_ids) + len(inv_ids)))  # not contiguous
+    by_product: dict[int, list[dict]] = {}
+    for s in stock:
+        by_product.setdefault(s["product_id"], []).append(s)
+    sizes = Counter(len(v) for v in by_product.values())
+    assert set(sizes) == {1, 2, 3}
+    for items in by_product.values():
+        assert len({s["warehouse_id"] for s in items}) == len(items)  # one item per warehouse
+        assert len({s["sku"] for s in items}) == 1 and len({s["product_name"] for s in items}) == 1
+    assert 0 < sum(s["quantity"] == 0 for s in stock) < 0.2 * len(stock)
+
+    lines = [li for o in orders for li in o["items"]]
+    assert Counter(len(o["items"]) for o in orders).keys() == {1, 2, 3}
+    assert 1.8 < len(lines) / n < 2.2
+    assert {li["quantity"] for li in lines} == {1, 2, 3, 4, 5}
+    known = set(inv_ids)
+    unknown_share = sum(li["inventory_id"] not in known for li in lines) / len(lines)
+    assert 0.005 < unknown_share < 0.02
+    repeats = sum(len({li["inventory_id"] for li in o["items"]}) < len(o["items"]) for o in orders)
+    assert repeats > 0.02 * n
+    times = [o["placed_at"] for o in orders]
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize("n, items, seed", [(20_000, None, 0), (3000, 40, 9), (500, 1000, 4)])
+def test_generated_processes_a_realistic_share(n, items, seed):
+    """Allocating in id order (CONTRACT.md section 2), some orders fail and most go through."""
+    ds = generate(n, items, seed)
+    available = {s["inventory_id"]: s["quantity"] for s in ds.all_stock()}
+    outcome = Counter()
+    for o in ds.all_orders():
+        need = Counter()
+        for li in o["items"]:
+            need[li["inventory_id"]] += li["quantity"]
+        if any(i not in available for i in need):
+            outcome["UNKNOWN_INVENTORY"] += 1
+        elif all(available[i] >= q for i, q in need.items()):
+            for i, q in need.items():
+                available[i] -= q
+            outcome["PROCESSED"] += 1
+        else:
+            outcome["INSUFFICIENT_STOCK"] += 1
+    share = {k: v / n for k, v in outcome.items()}
+    print(f"\n{n} orders / {ds.items} items: {share}")
+    assert 0.5 <= share["PROCESSED"] <= 0.8
+    assert share["INSUFFICIENT_STOCK"] >= 0.15
+    assert share.get("UNKNOWN_INVENTORY", 0) > 0
+
+
+def test_generated_stock_depends_on_demand():
+    small, big = generate(1000, 50, seed=1), generate(100_000, 50, seed=1)
+    total = lambda ds: sum(s["quantity"] for s in ds.all_stock())  # noqa: E731
+    assert total(big) > 50 * total(small)
+
+
+def test_bad_rate_zero_is_all_valid():
+    ds = generate(5000, 300, seed=11, bad_rate=0.0)
+    for page in order_pages(ds):
+        assert not duplicated(o["id"] for o in page["orders"])
+        assert all(order_problems(o) == set() for o in page["orders"])
+    for page in stock_pages(ds):
+        assert not duplicated(s["inventory_id"] for s in page["items"])
+        assert all(stock_problems(s) == set() for s in page["items"])
+    assert ds.order_flaws() == {} and ds.stock_flaws() == {}
+
+
+def test_bad_rate_gives_every_kind_of_breakage():
+    rate = 0.2
+    ds = generate(6000, 2000, seed=2, bad_rate=rate)
+    kinds, broken = Counter(), 0
+    for page in order_pages(ds, limit=500):
+        assert len(page["orders"]) <= 500
+        dups = duplicated(o["id"] for o in page["orders"] if "id" in o)
+        kinds["duplicate_id"] += len(dups)
+        broken += len(dups)
+        for o in page["orders"]:
+            problems = order_problems(o)
+            kinds.update(problems)
+            broken += bool(problems)
+    assert set(kinds) == set(ORDER_FLAWS), kinds
+    flaws = ds.order_flaws()
+    assert broken == len(flaws)  # every flawed order shows exactly one flaw, and no other record is broken
+    assert Counter(flaws.values()) == kinds
+    assert 0.15 < len(flaws) / ds.order_count < 0.25
+
+    skinds, sbroken = Counter(), 0
+    for page in stock_pages(ds, per_page=250):
+        assert len(page["items"]) <= 250
+        dups = duplicated(s["inventory_id"] for s in page["items"] if "inventory_id" in s)
+        skinds["duplicate_id"] += len(dups)
+        for s in page["items"]:
+            problems = stock_problems(s)
+            skinds.update(problems)
+            sbroken += bool(problems)
+    assert set(skinds) == set(STOCK_FLAWS), skinds
+    assert 0.12 < (sbroken + skinds["duplicate_id"]) / ds.stock_count < 0.25
+    assert set(ds.stock_flaws().values()) == set(STOCK_FLAWS)
+
+
+def test_bad_records_still_page_through():
+    # Even when the record lost or garbled its id, next_after_id carries the true one.
+    ds = generate(3000, 100, seed=4, bad_rate=0.5)
+    pages = list(order_pages(ds, limit=3))
+    assert pages[-1]["next_after_id"] is None
+    assert len(ds.order_flaws()) > 1000
+
+
+# ------------------------------------------------------------------ faults, auth, latency
+
+
+async def _classify(c: httpx.AsyncClient, url: str, slow_s: float) -> str:
+    t = time.perf_counter()
+    r = await c.get(url)
+    elapsed = time.perf_counter() - t
+    if r.status_code == 429:
+        assert r.headers["retry-after"] == "1"
+        return "429"
+    if r.status_code != 200:
+        return str(r.status_code)
+    try:
+        body = orjson.loads(r.content)
+    except orjson.JSONDecodeError:
+        return "truncated"
+    if not ({"orders", "next_after_id"} <= set(body) or {"items", "total_pages"} <= set(body)):
+        return "bad_envelope"
+    return "slow" if elapsed >= slow_s * 0.9 else "ok"
+
+
+def _urls(n: int) -> list[str]:
+    return [f"/orders?after_id={i}&limit=10" for i in range(n // 2)] + [
+        f"/stock?page={i}&per_page=5" for i in range(1, n - n // 2 + 1)
+    ]
+
+
+def test_faults_each_kind_and_rate():
+    settings = SandboxSettings(orders=2000, items=100, seed=1, fault_rate=0.3)
+
+    async def main():
+        transport = httpx.ASGITransport(app=create_app(settings, slow_ms=150))
+        async with httpx.AsyncClient(base_url="http://sandbox", transport=transport) as c:
+            return await asyncio.gather(*(_classify(c, u, 0.15) for u in _urls(600)))
+
+    results = Counter(asyncio.run(main()))
+    assert set(results) == set(FAULT_KINDS) | {"ok"}, results
+    assert 0.2 < 1 - results["ok"] / 600 < 0.4, results
+    assert all(results[k] >= 10 for k in FAULT_KINDS), results
+
+
+def test_faults_are_deterministic_and_end():
+    settings = SandboxSettings(orders=2000, items=100, seed=3, fault_rate=0.3)
+
+    async def run(s: SandboxSettings, urls: list[str], repeats: int) -> list[str]:
+        transport = httpx.ASGITransport(app=create_app(s, slow_ms=20))
+        async with httpx.AsyncClient(base_url="http://sandbox", transport=transport) as c:
+            return [await _classify(c, u, 0.02) for u in urls for _ in range(repeats)]
+
+    urls = _urls(40)
+    first = asyncio.run(run(settings, urls, 3))
+    assert first == asyncio.run(run(settings, urls, 3))
+    other = asyncio.run(run(SandboxSettings(orders=2000, items=100, seed=4, fault_rate=0.3), urls, 3))
+    assert first != other
+
+    # Every query gets through within 4 attempts, even when every request may fail.
+    for rate in (0.3, 1.0):
+        s = SandboxSettings(orders=2000, items=100, seed=3, fault_rate=rate)
+        results = asyncio.run(run(s, urls[:6], 12))
+        for i in range(6):
+            attempts = results[i * 12 : (i + 1) * 12]
+            streak = 0
+            for r in attempts:
+                streak = 0 if r == "ok" else streak + 1
+                assert streak <= 3, attempts
+            if rate == 1.0:
+                assert attempts == attempts[:3] + ["ok"] + attempts[4:7] + ["ok"] + attempts[8:11] + ["ok"]
+                assert "ok" not in attempts[:3]
+
+
+def test_token():
+    settings = SandboxSettings(token="t0p-secret")
+
+    async def main():
+        transport = in_process_transport(settings)
+        async with httpx.AsyncClient(base_url="http://sandbox", transport=transport) as c:
+            for path in ("/orders", "/stock"):
+                for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "t0p-secret"},
+                                {"Authorization": "Bearer t0p-secret2"}):
+                    r = await c.get(path, headers=headers)
+                    assert r.status_code == 401 and r.json() == {"error": "unauthorized"}
+                    assert "t0p" not in r.text and "t0p" not in str(r.headers)
+                r = await c.get(path, headers={"Authorization": "Bearer t0p-secret"})
+                assert r.status_code == 200
+            assert (await c.get("/health")).status_code == 200
+        assert "t0p" not in repr(settings)
+
+    asyncio.run(main())
+
+
+def test_latency():
+    async def main():
+        transport = in_process_transport(SandboxSettings(latency_ms=150))
+        async with httpx.AsyncClient(base_url="http://sandbox", transport=transport) as c:
+            t = time.perf_counter()
+            # Concurrent requests all wait, without one blocking another.
+            rs = await asyncio.gather(*(c.get("/orders", params={"limit": 2}) for _ in range(10)))
+            dt = time.perf_counter() - t
+        assert all(r.status_code == 200 for r in rs)
+        assert 0.15 <= dt < 1.0
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ speed (printed, not asserted)
+
+
+def test_in_process_throughput():
+    n = 100_000
+    settings = SandboxSettings(orders=n, seed=1)
+
+    async def main():
+        async with httpx.AsyncClient(base_url="http://sandbox", transport=in_process_transport(settings)) as c:
+            t = time.perf_counter()
+            orders, requests = await _get_all_orders(c, 1000)
+            return len(orders), requests, time.perf_counter() - t
+
+    count, requests, dt = asyncio.run(main())
+    print(f"\nin-process: {count} orders in {requests} pages of 1000: {dt:.2f} s, {count / dt:,.0f} orders/s")
+    assert count == n
