@@ -1,0 +1,110 @@
+"""Shared fixtures: a real `prefect server` for the session, a loopback sandbox, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDERLY = str(Path(sys.executable).parent / "orderly")
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real `prefect server start` on a free loopback port, with its own PREFECT_HOME."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "w")
+    process = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for(f"{api}/health", process, timeout=120)
+        yield {"api_url": api, "home": str(home), "port": port}
+    finally:
+        stop(process)
+        log.close()
+
+
+@pytest.fixture
+def cli_env(tmp_path, prefect_server):
+    """Environment for `orderly` subprocesses: a fresh DuckDB file, the session's Prefect server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+    env.update(
+        ORDERLY_DB=str(tmp_path / "orderly.duckdb"),
+        PREFECT_API_URL=prefect_server["api_url"],
+        PREFECT_HOME=prefect_server["home"],
+    )
+    return env
+
+
+def run_cli(args: list[str], env: dict, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([ORDERLY, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"orderly {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def sandbox_server():
+    """Start `orderly sandbox ARGS...` on a free loopback port; returns its base URL. Stopped after the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            [ORDERLY, "sandbox", "--host", "127.0.0.1", "--port", str(port), *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/health", process, timeout=60)
+        return url
+
+    yield start
+    for process in started:
+        stop(process)
