@@ -16,7 +16,8 @@ from orderly.errors import OrderlyError
 from orderly.settings import SandboxSettings, Settings, SettingsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Orderly: orders and stock, decided on Prefect + DuckDB.")
-out = Console(highlight=False)
+# Piped output (CI logs, `| less`) gets room for whole run ids instead of rich's 80-column default.
+out = Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, width=200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 TABLE_ROWS = 1000  # a person reads the latest thousand; programs use --json for everything
@@ -239,11 +240,9 @@ def main() -> None:
     except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
         if os.environ.get("ORDERLY_DEBUG"):
             raise
-        import click
-
-        if isinstance(error, click.ClickException):
+        if hasattr(error, "format_message"):  # a usage error from typer's click: already one clear line
             err.print(f"error: {error.format_message()}", markup=False)
-            sys.exit(error.exit_code)
+            sys.exit(getattr(error, "exit_code", 2))
         first = (str(error).strip().splitlines() or [""])[0]
         err.print(f"error: {type(error).__name__}: {first} (ORDERLY_DEBUG=1 shows the traceback)", markup=False)
         sys.exit(1)
