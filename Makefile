@@ -22,5 +22,19 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# The million-order benchmark (bench/README.md): `make bench BENCH_ARGS="--sizes 100000,300000,1000000"`.
+BENCH_ARGS ?= --orders 1000000
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# A local Prefect server: the UI on http://127.0.0.1:4200, its database under $(PREFECT_HOME).
+PREFECT_PORT ?= 4200
+server: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+# The three deployments (pipeline every ORDERLY_SCHEDULE_SECONDS, Process All, Reset State) against `make server`.
+serve: install
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/orderly serve
+
 clean:
 	rm -rf $(VENV) .prefect data/*.duckdb*

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import Any
 
 from prefect import get_run_logger, runtime
 
+from flows.write_slot import write_slot
 from orderly.errors import OrderlyError
 from orderly.settings import Settings
 from orderly.store import open_store, writes
@@ -36,6 +38,14 @@ class Run:
 
 @contextmanager
 def recorded_run(flow: str) -> Iterator[Run]:
+    """The run's row and report, inside the one write slot shared by every data-changing run (flows.write_slot)."""
+    with write_slot(), _recorded_run(flow) as run:
+        yield run
+
+
+@contextmanager
+def _recorded_run(flow: str) -> Iterator[Run]:
+    started = time.monotonic()
     settings = Settings.from_env()
     run = Run(str(runtime.flow_run.id or uuid.uuid4()), flow, settings)
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
@@ -50,7 +60,8 @@ def recorded_run(flow: str) -> Iterator[Run]:
         raise
     finally:
         try:
-            publish_report(settings, run.id, flow, run.counts, run.problems if state == "COMPLETED" else [message])
+            publish_report(settings, run.id, flow, run.counts, run.problems if state == "COMPLETED" else [message],
+                           state=state, duration_s=time.monotonic() - started)
         except Exception as error:  # a report that cannot be published must not hide the run's own outcome
             get_run_logger().warning("could not publish the report: %s", error)
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:

@@ -199,6 +199,20 @@ def rejects(as_json: bool = JsonOption, limit: int = typer.Option(1000, help="Ho
            [[_when(r["rejected_at"]), r["source"], r["record_key"], r["reasons"]] for r in rows])
 
 
+# ---- the deployments ---------------------------------------------------------------------------
+
+@app.command()
+def serve() -> None:
+    """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""
+    _settings()
+    from flows.deployments import serve_all  # checks the server and the schedule before importing Prefect
+
+    try:
+        serve_all()
+    except SettingsError as error:
+        raise Fail(str(error), 2) from None
+
+
 # ---- the sandbox -------------------------------------------------------------------------------
 
 @app.command()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -13,7 +15,6 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -21,6 +22,8 @@ from orderly.errors import RemoteError
 from orderly.settings import Settings
 
 SANDBOX_BASE = "http://sandbox"
+BACKOFF_BASE = 0.1  # seconds: the n-th pause is uniform in [0, BACKOFF_BASE * 2**(n-1)] ("full jitter")
+BACKOFF_MAX = 5.0   # seconds: no exponential pause is longer
 
 
 class Retryable(Exception):
@@ -43,11 +46,23 @@ class Service:
 
 
 def _retry_after(response: httpx.Response, cap: float) -> float | None:
+    """Seconds the server asked us to wait (delta-seconds or an HTTP-date), capped; None if it gave none."""
     raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
     try:
-        return min(max(float(raw), 0.0), cap) if raw is not None else None
+        seconds = float(raw)
     except ValueError:
-        return None  # an HTTP-date or garbage: fall back to exponential back-off
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None  # garbage: fall back to exponential back-off
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), cap)
 
 
 class _HonourRetryAfter:
@@ -94,10 +109,11 @@ class RemoteClient:
 
     async def _get(self, client: httpx.AsyncClient, service: Service, path: str, params: dict, envelope) -> dict:
         url = f"{service.base_url.rstrip('/')}{path}"
+        # Bounded by attempts: each waits at most http_timeout, each pause at most max(Retry-After cap, 5 s).
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Retryable),
-            stop=stop_after_attempt(self.settings.http_retries + 1) | stop_after_delay(self.settings.retry_after_cap * 2),
-            wait=_HonourRetryAfter(wait_random_exponential(multiplier=0.1, max=5)),
+            stop=stop_after_attempt(self.settings.http_retries + 1),
+            wait=_HonourRetryAfter(wait_random_exponential(multiplier=BACKOFF_BASE, max=BACKOFF_MAX)),
             reraise=True,
         )
         try:
@@ -156,7 +172,7 @@ class RemoteClient:
                 async with gate:
                     return await page(number)
 
-            rest = await asyncio.gather(*(gated(n) for n in range(2, total + 1)))
+            rest = await _all_or_nothing([gated(n) for n in range(2, total + 1)])
         records: list[Any] = list(first["items"])
         for body in rest:
             records.extend(body["items"])
@@ -185,6 +201,24 @@ class RemoteClient:
                     )
                 yield records, next_after_id, False
                 after_id = next_after_id
+
+
+async def _all_or_nothing(jobs: list[Awaitable[dict]]) -> list[dict]:
+    """Every result in order, or the first failure with the other jobs cancelled (no half-read snapshot
+    keeps fetching behind our back)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _orders_envelope(body: Any) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+import json
 from typing import Any
 
 import orjson
@@ -14,20 +15,42 @@ from pandera.typing import Series
 
 # Checks run on raw (object) columns so that a wrong JSON type is reported as such, not coerced:
 # "3" or true where an integer belongs is a wrong type, as the contract says.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the store's BIGINT: a wider int would crash the whole batch's load
+
+
+def _is_int(series: pd.Series) -> pd.Series:
+    """True where the value is a plain int (not bool, float or str) that fits in 64 bits. A column pandas
+    infers as all integers (the common case: a clean batch) is answered without looking at each value in Python."""
+    if pd.api.types.infer_dtype(series, skipna=False) == "integer":
+        try:
+            series.to_numpy(dtype="int64")
+            return pd.Series(True, index=series.index)
+        except OverflowError:  # an int beyond 64 bits: checked value by value below
+            pass
+    return series.map(lambda value: type(value) is int and INT64_MIN <= value <= INT64_MAX)
+
+
 @extensions.register_check_method()
 def integer(series: pd.Series) -> pd.Series:
-    return series.map(type).eq(int)
+    return _is_int(series)
 
 
 @extensions.register_check_method(statistics=["minimum"])
 def int_at_least(series: pd.Series, *, minimum: int) -> pd.Series:
-    is_int = series.map(type).eq(int)
+    if pd.api.types.infer_dtype(series, skipna=False) == "integer":
+        try:
+            return pd.Series(series.to_numpy(dtype="int64") >= minimum, index=series.index)
+        except OverflowError:  # an int beyond 64 bits: the general path below decides as before
+            pass
+    is_int = _is_int(series)
     numbers = pd.to_numeric(series.where(is_int), errors="coerce")
     return ~is_int | numbers.ge(minimum)  # non-integers are the `integer` check's to report
 
 
 @extensions.register_check_method()
 def text(series: pd.Series) -> pd.Series:
+    if pd.api.types.infer_dtype(series, skipna=False) == "string":  # all str: only blanks can fail
+        return series.astype(str).str.strip().ne("")
     return series.map(lambda value: isinstance(value, str) and value.strip() != "")
 
 
@@ -68,6 +91,8 @@ def _describe(column: str, check: str, value: Any) -> str:
     if check == "field_uniqueness":
         return f"{column} {shown} appears more than once in one batch"
     if check == "integer":
+        if type(value) is int:
+            return f"{column} {shown} is out of range (a 64-bit integer is expected)"
         return f"{column} must be an integer, got {shown}"
     if check.startswith("int_at_least"):
         minimum = check[check.rfind("=") + 1 : check.rfind(")")] or "?"
@@ -97,6 +122,13 @@ def failures_by_row(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> dict
     return dict(reasons)
 
 
+def _raw_json(record: Any) -> str:
+    try:
+        return orjson.dumps(record, default=str).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses
+        return json.dumps(record, default=str)
+
+
 def rejects_frame(source: str, records: list[Any], reasons: dict[int, list[str]], key_field: str) -> pd.DataFrame:
     """The quarantined records with every reason each one failed, ready for the store."""
     rows = []
@@ -107,7 +139,7 @@ def rejects_frame(source: str, records: list[Any], reasons: dict[int, list[str]]
             {
                 "source": source,
                 "record_key": str(key) if isinstance(key, int) and not isinstance(key, bool) else None,
-                "raw": orjson.dumps(record, default=str).decode(),
+                "raw": _raw_json(record),
                 "reasons": "; ".join(dict.fromkeys(reasons[rec])),  # each reason once, in order
             }
         )

@@ -58,7 +58,7 @@ def validate_orders(records: list[Any]) -> ValidOrders:
     typed_orders = pd.DataFrame(
         {
             "order_id": order_ids.to_numpy(),
-            "placed_at": _timestamps(good["placed_at"]).to_numpy(),
+            "placed_at": _timestamps(good["placed_at"]).array,  # tz-aware: to_numpy() would box every value
             "customer_id": good["customer_id"].astype(str).to_numpy(),
         }
     )

@@ -8,22 +8,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from orderly.errors import RemoteError
 from orderly.remote import RemoteClient
 from orderly.settings import Settings
-
-
-def _worth_retrying(task, task_run, state) -> bool:
-    """Page-level retries already ran; a whole-task retry helps only for failures that are not final."""
-    try:
-        state.result()
-    except RemoteError as error:
-        return "answered 4" not in str(error)  # 401/403/404 and other 4xx are final: fail at once
-    except Exception:
-        return True
-    return False
 
 
 @dataclass
@@ -33,12 +20,9 @@ class OrdersChunk:
     last: bool      # the service has nothing after this chunk
 
 
-@task(
-    retries=1,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=_worth_retrying,
-    cache_policy=NO_CACHE,
-)
+# No task-level retries: orderly.remote already retries each page ORDERLY_HTTP_RETRIES times with back-off;
+# retrying the whole task on top would re-read every page and double the bound the operator set.
+@task(cache_policy=NO_CACHE)
 def fetch_stock(settings: Settings) -> list[Any]:
     """Every page of the warehouse's stock, or an error: a partial snapshot is never returned."""
     records = asyncio.run(RemoteClient(settings).stock_snapshot())
@@ -46,12 +30,7 @@ def fetch_stock(settings: Settings) -> list[Any]:
     return records
 
 
-@task(
-    retries=1,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_condition_fn=_worth_retrying,
-    cache_policy=NO_CACHE,
-)
+@task(cache_policy=NO_CACHE)
 def fetch_orders(settings: Settings, after_id: int, max_pages: int) -> OrdersChunk:
     """Up to `max_pages` pages of orders after `after_id`: a chunk small enough to hold in memory."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -14,8 +14,41 @@ from orderly.store import open_store, queries
 TABLE_LIMIT = 500  # the UI gets the latest orders and the counts, never a million rows
 
 
+# The summary's measures, in the order an operator reads them: (label, count names summed).
+MEASURES = (
+    ("fetched", ("orders_fetched",)),
+    ("loaded", ("orders_loaded",)),
+    ("rejected", ("orders_rejected", "stock_rejected")),
+    ("processed", ("processed",)),
+    ("failed", ("failed",)),
+)
+
+
+def summary_markdown(flow: str, state: str, duration_s: float | None, counts: dict[str, Any],
+                     snapshot: dict[str, Any] | None, by_status: dict[str, int], problems: list[str]) -> str:
+    """The run's summary as markdown: the standard measures first, then any other counts, the stock, the orders."""
+    known = {name for _, names in MEASURES for name in names}
+    age = "none yet" if snapshot is None else f"{snapshot['age_seconds']:.0f} s"
+    lines = [
+        f"# {flow}: {state.lower()}",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *(f"| {label} | {sum(int(counts.get(n, 0)) for n in names)} |" for label, names in MEASURES),
+        *(f"| {name.replace('_', ' ')} | {value} |" for name, value in counts.items() if name not in known),
+        f"| stock snapshot age | {age} |",
+        f"| duration | {'' if duration_s is None else f'{duration_s:.1f} s'} |",
+        *(f"| orders {status} | {n} |" for status, n in by_status.items()),
+    ]
+    if problems:
+        lines += ["", "## Problems", *(f"- {p}" for p in problems)]
+    return "\n".join(lines)
+
+
 @task(cache_policy=NO_CACHE)
-def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str, Any], problems: list[str]) -> None:
+def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str, Any], problems: list[str],
+                   state: str = "COMPLETED", duration_s: float | None = None) -> None:
+    """Three artifacts: `orders-status` (latest orders + counts), `orders-run-summary`, and `orders-rejects` if any."""
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=False) as con:
         orders = queries.orders_status(con, limit=TABLE_LIMIT)
         by_status = queries.status_counts(con)
@@ -32,22 +65,17 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
         description=f"Orders after `{flow}`: {', '.join(f'{k} {v}' for k, v in by_status.items()) or 'none'}"
         + (f" (latest {TABLE_LIMIT} of {total} shown)" if total > TABLE_LIMIT else ""),
     )
-    age = "none yet" if snapshot is None else f"{snapshot['age_seconds']:.0f} s"
-    lines = [
-        f"# {flow}",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        *(f"| {name} | {value} |" for name, value in counts.items()),
-        f"| stock snapshot age | {age} |",
-        *(f"| orders {status} | {n} |" for status, n in by_status.items()),
-    ]
-    if problems:
-        lines += ["", "## Problems", *(f"- {p}" for p in problems)]
-    create_markdown_artifact(key="orders-run-summary", markdown="\n".join(lines), description=f"Summary of {flow}")
+    create_markdown_artifact(
+        key="orders-run-summary",
+        markdown=summary_markdown(flow, state, duration_s, counts, snapshot, by_status, problems),
+        description=f"Summary of {flow}",
+    )
     if rejects:
+        rejected = sum(int(counts.get(n, 0)) for n in ("orders_rejected", "stock_rejected"))
         create_table_artifact(
             key="orders-rejects",
             table=[{"Source": r["source"], "Key": r["record_key"] or "", "Reasons": r["reasons"]} for r in rejects],
-            description=f"Records quarantined by this run ({len(rejects)} shown)",
+            description=f"Records quarantined by this run: {max(rejected, len(rejects))}"
+            + (f" (latest {len(rejects)} shown; `orderly rejects --json` has them all)" if rejected > len(rejects) else ""),
         )
+    get_run_logger().info("published the orders-status table (%d of %d orders) and the run summary", len(orders), total)

@@ -108,3 +108,79 @@ def sandbox_server():
     yield start
     for process in started:
         stop(process)
+
+
+class StubServer:
+    """A tiny real HTTP server on loopback whose answers a test scripts: `handler(path, params, headers)` returns
+    (status, headers, body bytes) or (status, headers, body, delay_s). Every request is kept in `requests`."""
+
+    def __init__(self, handler) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qsl, urlsplit
+
+        stub = self
+        self.handler = handler
+        self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                params = dict(parse_qsl(parts.query))
+                with stub._lock:
+                    stub.requests.append({"path": parts.path, "params": params, "headers": dict(self.headers),
+                                          "at": time.monotonic()})
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    answer = stub.handler(parts.path, params, self.headers)
+                    status, headers, body = answer[:3]
+                    if len(answer) > 3 and answer[3]:
+                        time.sleep(answer[3])
+                    try:
+                        self.send_response(status)
+                        for name, value in (headers or {}).items():
+                            self.send_header(name, value)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def count(self, path: str, **params) -> int:
+        return sum(1 for r in self.requests if r["path"] == path
+                   and all(r["params"].get(k) == str(v) for k, v in params.items()))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub_server():
+    """Start a scripted loopback HTTP server: `stub = stub_server(handler)`; `stub.url`, `stub.requests`."""
+    started: list[StubServer] = []
+
+    def start(handler) -> StubServer:
+        stub = StubServer(handler)
+        started.append(stub)
+        return stub
+
+    yield start
+    for stub in started:
+        stub.close()

@@ -6,9 +6,11 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from domain.allocation import DemandColumns
 from orderly.store.connection import first_row, scalar, transaction
 
 ORDERS_CURSOR = "orders"
@@ -83,19 +85,23 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, run_id: str | None, rejects:
 def load_stock_snapshot(
     con: duckdb.DuckDBPyConnection, run_id: str | None, items: pd.DataFrame, rejects: pd.DataFrame, received: int
 ) -> dict[str, int]:
-    """Replace the stock with a complete snapshot; a quarantined item keeps its last good value."""
+    """Replace the stock with a complete snapshot; a quarantined item keeps its last good value.
+
+    An item absent from the snapshot is dropped only when every record of the snapshot was valid: a
+    quarantined record may be that item in disguise (no id, an id that is not a number, a neighbour's id
+    copied over its own), so while any record is quarantined the items not seen keep their last good value.
+    """
     with transaction(con):
         snapshot_id = scalar(con, "SELECT coalesce(max(snapshot_id), 0) + 1 FROM stock_snapshots")
         con.register("incoming_stock", items)
-        con.register("quarantined", rejects[["record_key"]])
         try:
             con.execute(
                 """
                 DELETE FROM stock_items
                 WHERE inventory_id IN (SELECT inventory_id FROM incoming_stock)
-                   OR inventory_id NOT IN (
-                        SELECT TRY_CAST(record_key AS BIGINT) FROM quarantined WHERE record_key IS NOT NULL)
-                """
+                   OR (? AND inventory_id NOT IN (SELECT inventory_id FROM incoming_stock))
+                """,
+                [len(rejects) == 0],
             )
             con.execute(
                 """
@@ -107,7 +113,6 @@ def load_stock_snapshot(
             )
         finally:
             con.unregister("incoming_stock")
-            con.unregister("quarantined")
         _insert_rejects(con, run_id, rejects)
         con.execute(
             "INSERT INTO stock_snapshots VALUES (?, ?, now(), ?, ?, ?)",
@@ -144,25 +149,30 @@ def load_orders(
                 SELECT o.order_id, o.placed_at, o.customer_id,
                        count(*)::INTEGER AS items, sum(l.quantity)::BIGINT AS total_qty,
                        hash(o.placed_at, o.customer_id,
-                            list([l.inventory_id, l.quantity] ORDER BY l.line_no)) AS fingerprint,
-                       to_json({'id': o.order_id, 'placed_at': o.placed_at, 'customer_id': o.customer_id,
-                                'items': list({'inventory_id': l.inventory_id, 'quantity': l.quantity}
-                                              ORDER BY l.line_no)})::VARCHAR AS raw
+                            list([l.inventory_id, l.quantity] ORDER BY l.line_no)) AS fingerprint
                 FROM incoming_orders o JOIN incoming_lines l USING (order_id)
                 GROUP BY o.order_id, o.placed_at, o.customer_id
                 """
             )
+            # The record as JSON only for conflicts (rare): building it for every order cost a third of a load.
+            conflicts = con.execute(
+                """
+                SELECT 'order' AS source, s.order_id::VARCHAR AS record_key,
+                       to_json({'id': o.order_id, 'placed_at': o.placed_at, 'customer_id': o.customer_id,
+                                'items': list({'inventory_id': l.inventory_id, 'quantity': l.quantity}
+                                              ORDER BY l.line_no)})::VARCHAR AS raw,
+                       'conflict: order ' || s.order_id || ' arrived again with different content; '
+                       || 'the first copy is kept' AS reasons
+                FROM staged s JOIN orders k USING (order_id)
+                     JOIN incoming_orders o USING (order_id) JOIN incoming_lines l USING (order_id)
+                WHERE k.fingerprint <> s.fingerprint
+                GROUP BY s.order_id, o.order_id, o.placed_at, o.customer_id
+                ORDER BY s.order_id
+                """
+            ).df()
         finally:
             con.unregister("incoming_orders")
             con.unregister("incoming_lines")
-        conflicts = con.execute(
-            """
-            SELECT 'order' AS source, s.order_id::VARCHAR AS record_key, s.raw,
-                   'conflict: order ' || s.order_id || ' arrived again with different content; '
-                   || 'the first copy is kept' AS reasons
-            FROM staged s JOIN orders o USING (order_id) WHERE o.fingerprint <> s.fingerprint
-            """
-        ).df()
         repeats = scalar(
             con, "SELECT count(*) FROM staged s JOIN orders o USING (order_id) WHERE o.fingerprint = s.fingerprint"
         )
@@ -252,35 +262,30 @@ def unknown_order_ids(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int]) 
         con.unregister("named_ids")
 
 
-def new_order_demands(
-    con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None = None
-) -> Iterator[tuple[int, dict[int, int]]]:
-    """NEW orders ascending by id, each as (order_id, {item: summed quantity})."""
+def new_order_demands(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None = None) -> DemandColumns:
+    """NEW orders ascending by id as columns (order_id, inventory_id, summed quantity), one row per
+    (order, item); iterating the result yields (order_id, {item: summed quantity})."""
     condition = _filter_ids(con, order_ids)
     try:
+        # Lines sorted, not grouped: summing an order's repeated item in numpy is cheaper than a GROUP BY.
         columns = con.execute(
             f"""
-            SELECT l.order_id, l.inventory_id, sum(l.quantity)::BIGINT AS quantity
-            FROM order_lines l
-            WHERE l.order_id IN (SELECT order_id FROM orders WHERE status = 'NEW' AND {condition})
-            GROUP BY l.order_id, l.inventory_id
+            SELECT l.order_id, l.inventory_id, l.quantity
+            FROM order_lines l SEMI JOIN (SELECT order_id FROM orders WHERE status = 'NEW' AND {condition}) n
+                 ON l.order_id = n.order_id
             ORDER BY l.order_id, l.inventory_id
             """
         ).fetchnumpy()
     finally:
         if order_ids is not None:
             con.unregister("named_ids")
-    return _group_demands(columns["order_id"].tolist(), columns["inventory_id"].tolist(), columns["quantity"].tolist())
-
-
-def _group_demands(ids: list[int], items: list[int], quantities: list[int]) -> Iterator[tuple[int, dict[int, int]]]:
-    n, i = len(ids), 0
-    while i < n:
-        order_id, demand = ids[i], {}
-        while i < n and ids[i] == order_id:
-            demand[items[i]] = quantities[i]
-            i += 1
-        yield order_id, demand
+    ids, items, quantities = columns["order_id"], columns["inventory_id"], columns["quantity"]
+    if len(ids) > 1:
+        first = np.r_[True, (ids[1:] != ids[:-1]) | (items[1:] != items[:-1])]
+        if not first.all():  # lines naming the same item are summed
+            starts = np.flatnonzero(first)
+            ids, items, quantities = ids[starts], items[starts], np.add.reduceat(quantities, starts)
+    return DemandColumns(ids, items, quantities)
 
 
 def _decided_orders(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None) -> list[tuple[int, str]]:
@@ -303,7 +308,10 @@ def decide_new_orders(
     """One unit of work: read availability and the NEW orders, let `decide` rule, write statuses and history."""
     with transaction(con):
         changes = decide(new_order_demands(con, order_ids), available_stock(con))
-        processed = sum(1 for change in changes if change[2] == "PROCESSED")
+        if hasattr(changes, "codes"):  # a columnar decision (domain.services.StatusChanges)
+            processed = changes.processed
+        else:
+            processed = sum(1 for change in changes if change[2] == "PROCESSED")
         counts = {"processed": processed, "failed": len(changes) - processed}
         _record_status_changes(con, run_id, changes, counts)
     return counts
@@ -327,7 +335,18 @@ def _record_status_changes(
     con: duckdb.DuckDBPyConnection, run_id: str | None, changes: list, counts: dict[str, int]
 ) -> None:
     """Apply status changes (order_id, from, to, reason rows) and their history; the caller holds the transaction."""
-    if changes:
+    if len(changes) and hasattr(changes, "codes"):  # columnar (domain.services.StatusChanges): no row objects
+        codes = pa.array(changes.codes)
+        labels = changes.LABELS
+        table = pa.table(
+            {
+                "order_id": pa.array(changes.order_ids, pa.int64()),
+                "from_status": pa.array(["NEW"] * len(labels), pa.string()).take(codes),
+                "to_status": pa.array([label[0] for label in labels], pa.string()).take(codes),
+                "reason": pa.array([label[1] for label in labels], pa.string()).take(codes),
+            }
+        )
+    elif changes:
         order_id, from_status, to_status, reason = (list(column) for column in zip(*changes))
         table = pa.table(
             {
@@ -337,6 +356,7 @@ def _record_status_changes(
                 "reason": pa.array(reason, pa.string()),
             }
         )
+    if len(changes):
         con.register("changes", table)
         try:
             con.execute(

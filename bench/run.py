@@ -1,0 +1,402 @@
+"""The million-order benchmark: a real `orderly run` against a loopback sandbox, measured against the floor.
+
+    .venv/bin/python bench/run.py                       # 1,000,000 orders (make bench)
+    .venv/bin/python bench/run.py --orders 100000
+    .venv/bin/python bench/run.py --sizes 100000,300000,1000000
+
+For each size N it starts (all subprocesses, all on loopback, all in a temp dir):
+  1. a `prefect server` with its own PREFECT_HOME (started once for every size), so the
+     flow overhead measured is the real-server one;
+  2. `orderly sandbox --orders N --items M --seed S`;
+  3. `orderly run` on a fresh ORDERLY_DB, polled with psutil for its peak RSS;
+  4. the sandbox again with N + 1000 orders (prefix-stable: the first N are unchanged), and
+     a second `orderly run`: the incremental run.
+Per-step times come from the Prefect task runs of each flow run (the server's own record).
+The floor is the contract's rule as a plain in-memory Python loop over the same orders.
+The bench also checks every status against that floor model (the result must be identical).
+
+The last line printed is one JSON object; the same object goes to bench/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ORDERLY = str(BIN / "orderly")
+PREFECT = str(BIN / "prefect")
+RESULTS = ROOT / "bench" / "results"
+
+# Prefect task name -> pipeline step
+STEP_OF_TASK = {
+    "fetch_stock": "fetch", "fetch_orders": "fetch",
+    "validate_stock_records": "validate", "validate_order_records": "validate",
+    "read_orders_cursor": "load", "load_stock": "load", "load_orders": "load",
+    "process_new_orders": "process",
+    "publish_report": "report",
+}
+STEPS = ("fetch", "validate", "load", "process", "report")
+
+
+# ---- subprocesses --------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "w")
+    process = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    wait_for(f"{api}/health", process, timeout=180)
+    return process, api
+
+
+def start_sandbox(orders: int, items: int, seed: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [ORDERLY, "sandbox", "--host", "127.0.0.1", "--port", str(port),
+         "--orders", str(orders), "--items", str(items), "--seed", str(seed)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/health", process, timeout=60)
+    return process, url
+
+
+def run_monitored(args: list[str], env: dict, poll: float = 0.05) -> dict:
+    """Run a command to the end; its wall time and the peak RSS of it and its descendants."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    peak = 0
+    watched = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            rss = watched.memory_info().rss
+            for child in watched.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(poll)
+    out, err = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {process.returncode}:\n{out}\n{err}")
+    return {"wall_s": wall, "peak_rss_mb": peak / 2**20, "stdout": out, "stderr": err}
+
+
+# ---- what the server recorded --------------------------------------------------------------
+
+def latest_run_id(db: Path) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def step_times(api_url: str, flow_run_id: str, settle: float = 10.0) -> dict:
+    """Seconds per step summed over the flow run's task runs, and the flow run's own duration.
+
+    Plain REST calls (not Prefect's client, whose settings are fixed once imported)."""
+    import httpx
+
+    with httpx.Client(base_url=api_url.rstrip("/"), timeout=30) as client:
+        deadline = time.monotonic() + settle
+        previous = None
+        while True:  # task-run states reach the server as events: wait until they stop changing
+            response = client.post(
+                "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200}
+            )
+            response.raise_for_status()
+            runs = response.json()
+            done = [r for r in runs if (r.get("state") or {}).get("type") in _FINAL and r.get("end_time")]
+            snapshot = (len(runs), len(done))
+            if (snapshot == previous and len(done) == len(runs)) or time.monotonic() > deadline:
+                break
+            previous = snapshot
+            time.sleep(0.5)
+        response = client.get(f"/flow_runs/{flow_run_id}")
+        flow_s = response.json().get("total_run_time") if response.status_code == 200 else None
+    steps = {step: 0.0 for step in STEPS}
+    calls = {step: 0 for step in STEPS}
+    for r in runs:
+        step = STEP_OF_TASK.get((r.get("task_key") or "").rsplit("-", 1)[0]) or STEP_OF_TASK.get(
+            (r.get("name") or "").rsplit("-", 1)[0]
+        )
+        if step is None:
+            continue
+        steps[step] += float(r.get("total_run_time") or 0.0)
+        calls[step] += 1
+    return {"steps": steps, "task_calls": calls, "flow_s": flow_s}
+
+
+_FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+# ---- the floor -----------------------------------------------------------------------------
+
+def demand_of(record: dict) -> dict[int, int]:
+    demand: dict[int, int] = {}
+    for line in record["items"]:
+        demand[line["inventory_id"]] = demand.get(line["inventory_id"], 0) + line["quantity"]
+    return demand
+
+
+def order_dicts(dataset, after_id: int = 0) -> list[tuple[int, dict[int, int]]]:
+    """The orders with id > after_id as (id, {item: summed quantity}), ascending."""
+    out = []
+    while True:
+        page = dataset.orders_page(after_id, 1000)
+        out.extend((rec["id"], demand_of(rec)) for rec in page["orders"])
+        if page["next_after_id"] is None:
+            return out
+        after_id = page["next_after_id"]
+
+
+def stock_dict(dataset) -> dict[int, int]:
+    return {int(i): int(q) for i, q in zip(dataset.inventory_ids.tolist(), dataset.quantities.tolist())}
+
+
+def floor_rule(orders: list[tuple[int, dict[int, int]]], available: dict[int, int]) -> list[tuple[int, str | None]]:
+    """The contract's rule, plainly: one order at a time, ascending id, all or nothing (no I/O).
+
+    Returns (order_id, None for PROCESSED / reason for FAILED) and consumes `available`.
+    """
+    decided = []
+    append = decided.append
+    for order_id, demand in orders:
+        reason = None
+        for item, qty in demand.items():
+            have = available.get(item)
+            if have is None:
+                reason = "UNKNOWN_INVENTORY"
+                break
+            if have < qty:
+                reason = "INSUFFICIENT_STOCK"
+        if reason is None:
+            for item, qty in demand.items():
+                available[item] -= qty
+        append((order_id, reason))
+    return decided
+
+
+def floor_model(n: int, extra: int, items: int, seed: int) -> dict:
+    """Expected statuses after run 1 (N orders, stock(N)) and run 2 (+extra orders, stock(N+extra)).
+
+    Also the floor time: the rule alone over the N orders of run 1, timed.
+    """
+    from orderly.sandbox import generate
+
+    first = generate(n, items, seed)
+    orders = order_dicts(first)
+    available = stock_dict(first)
+    started = time.perf_counter()
+    decided = floor_rule(orders, available)
+    floor_s = time.perf_counter() - started
+    second = generate(n + extra, items, seed)
+    new_orders = order_dicts(second, orders[-1][0] if orders else 0)  # only the orders run 2 adds
+    # run 2's availability: the new on-hand minus what run 1's PROCESSED orders hold
+    available2 = stock_dict(second)
+    by_id = dict(orders)
+    for order_id, reason in decided:
+        if reason is None:
+            for item, qty in by_id[order_id].items():
+                available2[item] -= qty
+    decided2 = floor_rule(new_orders, available2)
+    return {"run1": decided, "run2": decided2, "all": decided + decided2, "floor_s": floor_s,
+            "orders1": len(orders), "orders2": len(new_orders)}
+
+
+def check_statuses(db: Path, expected: list[tuple[int, str | None]]) -> str | None:
+    """None when the store's statuses equal the floor model's, else a description of the first difference."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT order_id, status, reason FROM orders ORDER BY order_id").fetchall()
+    finally:
+        con.close()
+    if len(rows) != len(expected):
+        return f"{len(rows)} orders in the store, the model has {len(expected)}"
+    for (oid, status, reason), (eid, ereason) in zip(rows, expected):
+        want = ("PROCESSED", None) if ereason is None else ("FAILED", ereason)
+        if oid != eid or (status, reason) != want:
+            return f"order {oid}: store says {status}/{reason}, model says order {eid} {want[0]}/{want[1]}"
+    return None
+
+
+# ---- one size ------------------------------------------------------------------------------
+
+def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_home: Path, work: Path,
+               verify: bool, log=print) -> dict:
+    db = work / f"orderly-{n}.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+    env.update(ORDERLY_DB=str(db), PREFECT_API_URL=api_url, PREFECT_HOME=str(prefect_home),
+               PREFECT_LOGGING_LEVEL="WARNING")
+    runs = []
+    for label, orders in (("full", n), ("incremental", n + extra)):
+        sandbox, url = start_sandbox(orders, items, seed)
+        try:
+            env.update(ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
+            log(f"  {label} run: {orders:,} orders at the source ...")
+            result = run_monitored([ORDERLY, "run"], env)
+        finally:
+            stop(sandbox)
+        timing = step_times(api_url, latest_run_id(db))
+        runs.append({"label": label, "orders_at_source": orders, **timing,
+                     "wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"],
+                     "summary": result["stdout"].strip().splitlines()[-1] if result["stdout"].strip() else ""})
+        log(f"    {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB; {runs[-1]['summary']}")
+    log("  floor model ...")
+    model = floor_model(n, extra, items, seed)
+    mismatch = check_statuses(db, model["all"]) if verify else None
+    if verify:
+        log("    statuses equal the floor model's" if mismatch is None else f"    MISMATCH: {mismatch}")
+    full, inc = runs
+    return {
+        "orders": n,
+        "items": items,
+        "seed": seed,
+        "full_run_s": round(full["wall_s"], 2),
+        "peak_rss_mb": round(max(full["peak_rss_mb"], inc["peak_rss_mb"]), 1),
+        "process_s": round(full["steps"]["process"], 3),
+        "floor_s": round(model["floor_s"], 3),
+        "incremental_s": round(sum(inc["steps"].values()), 3),
+        "incremental_wall_s": round(inc["wall_s"], 2),
+        "steps": {r["label"]: {k: round(v, 3) for k, v in r["steps"].items()} for r in runs},
+        "task_calls": {r["label"]: r["task_calls"] for r in runs},
+        "flow_s": {r["label"]: r["flow_s"] and round(r["flow_s"], 2) for r in runs},
+        "verified": None if not verify else mismatch is None,
+        "mismatch": mismatch,
+    }
+
+
+def table(results: list[dict]) -> str:
+    lines = []
+    head = f"{'orders':>10} {'run':>12} {'fetch':>7} {'valid.':>7} {'load':>7} {'process':>8} {'report':>7} " \
+           f"{'steps':>7} {'wall':>7} {'rows/s':>9} {'RSS MB':>7}"
+    lines.append(head)
+    lines.append("-" * len(head))
+    for r in results:
+        for label in ("full", "incremental"):
+            s = r["steps"][label]
+            total = sum(s.values())
+            wall = r["full_run_s"] if label == "full" else r["incremental_wall_s"]
+            rows = r["orders"] if label == "full" else 1000
+            lines.append(
+                f"{r['orders']:>10,} {label:>12} {s['fetch']:>7.2f} {s['validate']:>7.2f} {s['load']:>7.2f} "
+                f"{s['process']:>8.2f} {s['report']:>7.2f} {total:>7.2f} {wall:>7.1f} {rows / wall:>9,.0f} "
+                f"{r['peak_rss_mb'] if label == 'full' else '':>7}"
+            )
+    lines.append("")
+    lines.append(f"{'orders':>10} {'process_s':>10} {'floor_s':>8} {'ratio':>6} {'s per 100k (full)':>18} {'verified':>9}")
+    for r in results:
+        ratio = r["process_s"] / r["floor_s"] if r["floor_s"] else float("nan")
+        lines.append(f"{r['orders']:>10,} {r['process_s']:>10.2f} {r['floor_s']:>8.2f} {ratio:>6.2f} "
+                     f"{r['full_run_s'] / r['orders'] * 1e5:>18.2f} {str(r['verified']):>9}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000, help="orders in the data set (default 1,000,000)")
+    parser.add_argument("--sizes", type=str, default=None, help="comma-separated sizes, e.g. 100000,300000,1000000")
+    parser.add_argument("--items", type=int, default=50_000, help="inventory items (default 50,000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--extra", type=int, default=1000, help="orders added for the incremental run")
+    parser.add_argument("--no-verify", action="store_true", help="skip checking statuses against the floor model")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server log)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.orders]
+
+    work = Path(tempfile.mkdtemp(prefix="orderly-bench-"))
+    home = work / "prefect-home"
+    home.mkdir()
+    print(f"bench: sizes {sizes}, {args.items:,} items, seed {args.seed}; work dir {work}", flush=True)
+    started = time.perf_counter()
+    server, api = start_prefect_server(home)
+    print(f"prefect server up in {time.perf_counter() - started:.1f} s at {api}", flush=True)
+    results = []
+    try:
+        for n in sizes:
+            print(f"N = {n:,}", flush=True)
+            results.append(bench_size(n, args.items, args.seed, args.extra, api, home, work, not args.no_verify,
+                                      log=lambda m: print(m, flush=True)))
+            for db in work.glob("orderly-*.duckdb*"):
+                db.unlink()  # a million-order file is ~100 MB: keep the disk tidy between sizes
+    finally:
+        stop(server)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(table(results))
+    headline = {k: results[-1][k] for k in ("orders", "full_run_s", "peak_rss_mb", "process_s", "floor_s",
+                                             "incremental_s")}
+    record = {**headline, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "cpus": os.cpu_count(), "sizes": results}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(headline))
+    return 0 if all(r["verified"] is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The `orderly` command end to end: subprocesses, the session's Prefect server, `orderly sandbox` over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ORDERLY, ROOT, free_port, run_cli, stop, wait_for
+
+# The issue's seed table: order -> (items, total_qty, status)
+SEED_TABLE = {
+    2: (2, 2, "FAILED"), 3: (1, 1, "FAILED"), 4: (1, 4, "FAILED"), 5: (1, 2, "FAILED"), 6: (1, 2, "PROCESSED"),
+    7: (1, 1, "FAILED"), 8: (1, 2, "PROCESSED"), 9: (1, 1, "PROCESSED"), 10: (1, 1, "PROCESSED"),
+    11: (1, 1, "FAILED"), 12: (1, 1, "PROCESSED"), 13: (1, 1, "FAILED"), 14: (1, 1, "FAILED"),
+    15: (2, 4, "FAILED"), 16: (1, 1, "PROCESSED"),
+}
+UNKNOWN = {3, 7, 13}
+
+
+def expected_status_json() -> list[dict]:
+    return [
+        {"order_id": oid, "status": status, "items": items, "total_qty": qty,
+         "reason": None if status == "PROCESSED" else ("UNKNOWN_INVENTORY" if oid in UNKNOWN else "INSUFFICIENT_STOCK")}
+        for oid, (items, qty, status) in SEED_TABLE.items()
+    ]
+
+
+def status_json(env) -> list[dict]:
+    return json.loads(run_cli(["status", "--json"], env).stdout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def table_rows(stdout: str) -> dict[int, tuple[str, int, int]]:
+    """Rows of the rich orders table: order id -> (status, items, total qty)."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.replace("┃", "│").split("│")]
+        cells = [c for c in cells if c != ""]
+        if len(cells) >= 4 and cells[0].isdigit():
+            rows[int(cells[0])] = (cells[1], int(cells[2]), int(cells[3]))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def seeded(prefect_server, tmp_path_factory):
+    """One `orderly run` against `orderly sandbox` (the seed data set) over loopback; the query tests read it."""
+    tmp = tmp_path_factory.mktemp("cli")
+    port = free_port()
+    sandbox = subprocess.Popen([ORDERLY, "sandbox", "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", sandbox, timeout=60)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+        env.update(ORDERLY_DB=str(tmp / "orderly.duckdb"), PREFECT_API_URL=prefect_server["api_url"],
+                   PREFECT_HOME=prefect_server["home"], ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
+        result = run_cli(["run"], env)
+        yield {"env": env, "run": result, "url": url}
+    finally:
+        stop(sandbox)
+
+
+def test_run_then_status_json_is_exactly_the_seed_table(seeded):
+    assert "processed 6" in seeded["run"].stdout and "failed 9" in seeded["run"].stdout
+    rows = status_json(seeded["env"])
+    assert rows == expected_status_json()
+    assert all(list(r) == ["order_id", "status", "items", "total_qty", "reason"] for r in rows)
+
+
+def test_human_status_shows_the_table(seeded):
+    out = run_cli(["status"], seeded["env"]).stdout
+    for header in ("Order ID", "Status", "Items", "Total Qty"):
+        assert header in out
+    assert table_rows(out) == {oid: (s, i, q) for oid, (i, q, s) in SEED_TABLE.items()}
+
+
+def test_stock_json(seeded):
+    got = json.loads(run_cli(["stock", "--json"], seeded["env"]).stdout)
+    assert set(got) == {"snapshot", "items"}
+    assert got["snapshot"]["loaded"] == 8 and got["snapshot"]["rejected"] == 0
+    items = {i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"]) for i in got["items"]}
+    # allocated = the processed orders' lines: 6 takes 2 of 101, 8 takes 2 of 310, 9: 206, 10: 420, 12: 530, 16: 640
+    assert items == {101: (5, 2, 3), 102: (0, 0, 0), 205: (0, 0, 0), 206: (2, 1, 1), 310: (3, 2, 1),
+                     420: (1, 1, 0), 530: (2, 1, 1), 640: (1, 1, 0)}
+    assert {"product_id", "sku", "product_name", "warehouse_id"} <= set(got["items"][0])
+
+
+def test_history_json(seeded):
+    rows = json.loads(run_cli(["history", "6", "--json"], seeded["env"]).stdout)
+    assert len(rows) == 1
+    (row,) = rows
+    assert (row["from_status"], row["to_status"], row["reason"]) == ("NEW", "PROCESSED", None)
+    assert set(row) == {"run_id", "changed_at", "from_status", "to_status", "reason"}
+    runs = json.loads(run_cli(["runs", "--json"], seeded["env"]).stdout)
+    assert row["run_id"] == runs[0]["run_id"]
+
+
+def test_runs_json(seeded):
+    runs = json.loads(run_cli(["runs", "--json"], seeded["env"]).stdout)
+    assert len(runs) == 1
+    (run,) = runs
+    assert (run["flow"], run["state"], run["processed"], run["failed"], run["reset"]) == (
+        "pipeline", "COMPLETED", 6, 9, 0)
+    assert run["loaded"] == 15 + 8 and run["rejected"] == 0  # 15 orders and 8 stock items
+    assert {"run_id", "started_at", "ended_at", "duration_s", "fetched", "message"} <= set(run)
+
+
+def test_rejects_json_is_an_empty_list_on_the_clean_seed(seeded):
+    assert json.loads(run_cli(["rejects", "--json"], seeded["env"]).stdout) == []
+
+
+def test_history_of_an_unknown_order_is_one_line(seeded):
+    assert_one_line_error(run_cli(["history", "999"], seeded["env"], check=False), "999")
+
+
+def test_query_commands_do_not_import_prefect(seeded):
+    code = (
+        "import sys\n"
+        "from orderly import cli\n"
+        "for args in (['status', '--json'], ['stock', '--json'], ['history', '6', '--json'], ['runs', '--json'],"
+        " ['rejects', '--json'], ['status']):\n"
+        "    sys.argv = ['orderly', *args]\n"
+        "    cli.main()\n"
+        "loaded = sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.'))\n"
+        "assert not loaded, loaded\n"
+        "print('NO-PREFECT')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=seeded["env"], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("NO-PREFECT")
+    assert '"order_id": 16' in result.stdout  # the commands did run and read the store
+
+
+def test_reset_then_process_prints_the_table_again(cli_env, sandbox_server):
+    url = sandbox_server()
+    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url}
+    run_cli(["run"], env)
+    reset = run_cli(["reset"], env)
+    assert "reset 15" in reset.stdout
+    assert {r["status"] for r in status_json(env)} == {"NEW"}
+    stock = json.loads(run_cli(["stock", "--json"], env).stdout)
+    assert all(i["allocated"] == 0 and i["available"] == i["on_hand"] for i in stock["items"])
+    processed = run_cli(["process"], env)
+    assert "processed 6" in processed.stdout and "failed 9" in processed.stdout
+    assert "Order ID" in processed.stdout and "Total Qty" in processed.stdout
+    assert table_rows(processed.stdout) == {oid: (s, i, q) for oid, (i, q, s) in SEED_TABLE.items()}
+    assert status_json(env) == expected_status_json()
+    history = json.loads(run_cli(["history", "6", "--json"], env).stdout)
+    assert [(h["from_status"], h["to_status"]) for h in history] == [
+        ("NEW", "PROCESSED"), ("PROCESSED", "NEW"), ("NEW", "PROCESSED")]
+    assert len({h["run_id"] for h in history}) == 3
+    runs = json.loads(run_cli(["runs", "--json"], env).stdout)
+    assert [(r["flow"], r["state"]) for r in runs] == [
+        ("process-all", "COMPLETED"), ("reset-state", "COMPLETED"), ("pipeline", "COMPLETED")]
+    assert runs[1]["reset"] == 15
+
+    # process --order 999: one line, nothing changed, the run is recorded as FAILED
+    run_cli(["reset", "--order", "10", "--order", "11"], env)
+    bad = run_cli(["process", "--order", "999"], env, check=False)
+    assert_one_line_error(bad, "999")
+    by_id = {r["order_id"]: r["status"] for r in status_json(env)}
+    assert by_id[10] == by_id[11] == "NEW"
+    assert json.loads(run_cli(["runs", "--json"], env).stdout)[0]["state"] == "FAILED"
+    # process only 11: with 10 released, 11 gets the tote
+    run_cli(["process", "--order", "11"], env)
+    by_id = {r["order_id"]: r["status"] for r in status_json(env)}
+    assert by_id[11] == "PROCESSED" and by_id[10] == "NEW"
+
+
+@pytest.mark.parametrize("command", [["run"], ["status"], ["process"]])
+def test_a_bad_setting_is_one_line(cli_env, command):
+    env = {**cli_env, "ORDERLY_MAX_STOCK_AGE": "abc"}
+    result = run_cli(command, env, check=False)
+    assert_one_line_error(result, "ORDERLY_MAX_STOCK_AGE")
+
+
+def test_process_with_stale_stock_is_one_line_and_orders_stay_new(cli_env, sandbox_server):
+    url = sandbox_server()
+    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url}
+    run_cli(["sync"], env)
+    result = run_cli(["process"], {**env, "ORDERLY_MAX_STOCK_AGE": "0"}, check=False)
+    assert_one_line_error(result, "ORDERLY_MAX_STOCK_AGE")
+    assert {r["status"] for r in status_json(env)} == {"NEW"}
+    assert len(status_json(env)) == 15

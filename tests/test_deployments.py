@@ -1,0 +1,199 @@
+"""`orderly serve` against the session's real Prefect server: deployments, schedules, artifacts, one writer at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+from conftest import ORDERLY, ROOT, run_cli, stop
+
+SEED = {"orders": 15, "PROCESSED": 6, "FAILED": 9}
+DEPLOYMENTS = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state")
+
+
+def _client(api_url: str):
+    """An async Prefect client on the test server (settings are read when the client is made)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    class Scoped:
+        async def __aenter__(self):
+            self._settings = temporary_settings(updates={PREFECT_API_URL: api_url})
+            self._settings.__enter__()
+            self._client = get_client()
+            return await self._client.__aenter__()
+
+        async def __aexit__(self, *exc):
+            try:
+                return await self._client.__aexit__(*exc)
+            finally:
+                self._settings.__exit__(*exc)
+
+    return Scoped()
+
+
+async def _wait_final(client, flow_run_ids, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    runs = {}
+    while time.monotonic() < deadline:
+        runs = {i: await client.read_flow_run(i) for i in flow_run_ids}
+        if all(r.state is not None and r.state.is_final() for r in runs.values()):
+            return runs
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"flow runs not final after {timeout} s: {[(r.name, r.state_name) for r in runs.values()]}")
+
+
+async def _trigger(api_url: str, *names_and_params) -> dict:
+    """Create flow runs from deployments at once, then wait until every one is final."""
+    async with _client(api_url) as client:
+        ids = []
+        for name, params in names_and_params:
+            deployment = await client.read_deployment_by_name(name)
+            ids.append((await client.create_flow_run_from_deployment(deployment.id, parameters=params)).id)
+        runs = await _wait_final(client, ids)
+        return [runs[i] for i in ids]
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server, tmp_path_factory):
+    """`orderly serve` on a fresh DuckDB file (synced once, so stock exists), registered with the session server."""
+    tmp = tmp_path_factory.mktemp("serve")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+    env.update(
+        ORDERLY_DB=str(tmp / "orderly.duckdb"),
+        ORDERLY_SCHEDULE_SECONDS="300",
+        PREFECT_API_URL=prefect_server["api_url"],
+        PREFECT_HOME=prefect_server["home"],
+        PREFECT_RUNNER_POLL_FREQUENCY="1",  # the runner checks for triggered runs every second, not every 10
+    )
+    run_cli(["sync"], env)
+    log = open(tmp / "serve.log", "w")
+    process = subprocess.Popen([ORDERLY, "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+
+    async def registered():
+        async with _client(prefect_server["api_url"]) as client:
+            from prefect.exceptions import ObjectNotFound
+
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"orderly serve exited {process.returncode}: {(tmp / 'serve.log').read_text()}")
+                try:
+                    return {name: await client.read_deployment_by_name(name) for name in DEPLOYMENTS}
+                except ObjectNotFound:
+                    await asyncio.sleep(0.5)
+            raise TimeoutError("the deployments were not registered within 60 s")
+
+    try:
+        deployments = asyncio.run(registered())
+        time.sleep(1)  # serve registers, then starts polling for runs
+        yield {"env": env, "api_url": prefect_server["api_url"], "deployments": deployments, "log": tmp / "serve.log"}
+    finally:
+        stop(process)
+        log.close()
+
+
+def test_serve_without_a_server_fails_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))}
+    env["ORDERLY_DB"] = str(tmp_path / "orderly.duckdb")
+    result = run_cli(["serve"], env, timeout=60, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs a Prefect server" in lines[0] and "PREFECT_API_URL" in lines[0], result.stderr
+
+
+def test_three_deployments_pipeline_scheduled_every_300_s_others_on_demand(served):
+    deployments = served["deployments"]
+    pipeline = deployments["pipeline/pipeline"]
+    assert [s.schedule.interval for s in pipeline.schedules] == [timedelta(seconds=300)]
+    assert all(s.active for s in pipeline.schedules)
+    for name in ("process-all/process-all", "reset-state/reset-state"):
+        assert deployments[name].schedules == []
+        assert "order_ids" in deployments[name].parameter_openapi_schema["properties"]
+    for deployment in deployments.values():
+        assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
+
+    async def write_limit():
+        async with _client(served["api_url"]) as client:
+            return await client.read_global_concurrency_limit_by_name("orderly-writes")
+
+    assert asyncio.run(write_limit()).limit == 1
+
+
+def test_process_all_run_publishes_the_orders_status_table(served):
+    [run] = asyncio.run(_trigger(served["api_url"], ("process-all/process-all", {})))
+    assert run.state.is_completed(), (run.state, served["log"].read_text()[-3000:])
+    assert run.name == "process all"
+
+    async def artifacts():
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        async with _client(served["api_url"]) as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+            return {a.key: a for a in found}
+
+    found = asyncio.run(artifacts())
+    assert {"orders-status", "orders-run-summary"} <= set(found)
+    table = found["orders-status"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    status = json.loads(run_cli(["status", "--json"], served["env"]).stdout)
+    assert len(table) == SEED["orders"]
+    assert table == [{"Order ID": o["order_id"], "Status": o["status"], "Items": o["items"],
+                      "Total Qty": o["total_qty"], "Reason": o["reason"] or ""} for o in status]
+    assert sum(row["Status"] == "PROCESSED" for row in table) == SEED["PROCESSED"]
+    assert sum(row["Status"] == "FAILED" for row in table) == SEED["FAILED"]
+    summary = found["orders-run-summary"].data
+    for measure in ("fetched", "loaded", "rejected", "processed", "failed", "stock snapshot age", "duration"):
+        assert f"| {measure} |" in summary
+    assert "| processed | 6 |" in summary and "| failed | 9 |" in summary
+
+    runs = json.loads(run_cli(["runs", "--json"], served["env"]).stdout)
+    mine = [r for r in runs if r["run_id"] == str(run.id)]
+    assert mine and mine[0]["flow"] == "process-all" and mine[0]["state"] == "COMPLETED"
+    assert mine[0]["processed"] == 6 and mine[0]["failed"] == 9 and mine[0]["duration_s"] is not None
+
+
+def test_runs_triggered_together_never_overlap(served):
+    runs = asyncio.run(_trigger(
+        served["api_url"],
+        ("reset-state/reset-state", {}),
+        ("process-all/process-all", {"order_ids": [6, 8]}),
+        ("pipeline/pipeline", {}),
+    ))
+    assert all(r.state.is_completed() for r in runs), [(r.name, r.state_name) for r in runs]
+    assert [r.name for r in runs] == ["reset all", "process orders 6,8", "pipeline: sync and process"]
+    recorded = {r["run_id"]: r for r in json.loads(run_cli(["runs", "--json"], served["env"]).stdout)}
+    spans = sorted((datetime.fromisoformat(recorded[str(r.id)]["started_at"]),
+                    datetime.fromisoformat(recorded[str(r.id)]["ended_at"]), recorded[str(r.id)]["flow"])
+                   for r in runs)
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
+
+
+def test_prefect_yaml_describes_the_same_deployments_for_a_process_work_pool():
+    import yaml
+
+    from flows import orders
+
+    text = (ROOT / "prefect.yaml").read_text()
+    config = yaml.safe_load(text)
+    assert config["build"] is None and config["push"] is None
+    settings = "\n".join(line.split("#")[0] for line in text.splitlines()).lower()
+    assert not any(word in settings for word in ("image", "registry", "docker", "http"))
+    deployments = {d["name"]: d for d in config["deployments"]}
+    assert set(deployments) == {"pipeline", "process-all", "reset-state"}
+    flows = {"pipeline": orders.pipeline, "process-all": orders.process_all, "reset-state": orders.reset_state}
+    for name, deployment in deployments.items():
+        path, function = deployment["entrypoint"].split(":")
+        assert (ROOT / path).exists() and getattr(orders, function) is flows[name] and flows[name].name == name
+        assert deployment["work_pool"]["name"] == "orderly" and deployment["concurrency_limit"] == 1
+    assert [s["interval"] for s in deployments["pipeline"]["schedules"]] == [300]
+    assert deployments["process-all"]["schedules"] == [] and deployments["reset-state"]["schedules"] == []

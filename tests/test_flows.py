@@ -1,0 +1,189 @@
+"""The flows under Prefect's test harness, against the in-process seed sandbox and a DuckDB file in tmp_path."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from flows.run_record import RunIncomplete
+from orderly.errors import StaleStock, UnknownOrders
+
+# The issue's seed table: order -> (items, total_qty, status)
+SEED_TABLE = {
+    2: (2, 2, "FAILED"), 3: (1, 1, "FAILED"), 4: (1, 4, "FAILED"), 5: (1, 2, "FAILED"), 6: (1, 2, "PROCESSED"),
+    7: (1, 1, "FAILED"), 8: (1, 2, "PROCESSED"), 9: (1, 1, "PROCESSED"), 10: (1, 1, "PROCESSED"),
+    11: (1, 1, "FAILED"), 12: (1, 1, "PROCESSED"), 13: (1, 1, "FAILED"), 14: (1, 1, "FAILED"),
+    15: (2, 4, "FAILED"), 16: (1, 1, "PROCESSED"),
+}
+UNKNOWN = {3, 7, 13}
+
+
+@pytest.fixture(scope="session")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def db(harness, tmp_path, monkeypatch):
+    for name in ("ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL", "ORDERLY_API_TOKEN", "ORDERLY_MAX_STOCK_AGE",
+                 "ORDERLY_SANDBOX_ORDERS", "ORDERLY_SANDBOX_ITEMS", "ORDERLY_SANDBOX_FAULT_RATE",
+                 "ORDERLY_SANDBOX_BAD_RATE", "ORDERLY_SANDBOX_LATENCY_MS", "ORDERLY_PAGE_SIZE", "PREFECT_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "flows.duckdb"
+    monkeypatch.setenv("ORDERLY_DB", str(path))
+    return path
+
+
+def read(path, sql, params=None):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def table(path):
+    rows = read(path, "SELECT order_id, items, total_qty, status, reason FROM orders ORDER BY order_id")
+    for order_id, _, _, status, reason in rows:
+        if status == "FAILED":
+            assert reason == ("UNKNOWN_INVENTORY" if order_id in UNKNOWN else "INSUFFICIENT_STOCK"), order_id
+        else:
+            assert reason is None
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def runs(path):
+    return read(path, "SELECT run_id, flow, state, processed, failed, reset, message FROM runs ORDER BY started_at")
+
+
+def test_pipeline_on_the_seed_sandbox_gives_the_seed_table(db):
+    from flows.orders import pipeline
+
+    counts = pipeline()
+    assert table(db) == SEED_TABLE
+    assert counts["processed"] == 6 and counts["failed"] == 9
+    ((run_id, flow, state, processed, failed, _, _),) = runs(db)
+    assert (flow, state, processed, failed) == ("pipeline", "COMPLETED", 6, 9)
+    # one history row per change, each carrying this run's id
+    history = read(db, "SELECT run_id, order_id, from_status, to_status FROM status_changes ORDER BY order_id")
+    assert [(h[1], h[3]) for h in history] == [(o, t[2]) for o, t in SEED_TABLE.items()]
+    assert {h[0] for h in history} == {run_id} and {h[2] for h in history} == {"NEW"}
+    # a second pipeline ingests nothing new and decides nothing
+    again = pipeline()
+    assert again.get("orders_loaded", 0) == 0 and again.get("processed", 0) == 0
+    assert table(db) == SEED_TABLE
+
+
+def test_reset_then_process_all_gives_the_table_again_with_history(db):
+    from flows.orders import pipeline, process_all, reset_state
+
+    pipeline()
+    assert reset_state()["reset"] == 15
+    assert {t[2] for t in table(db).values()} == {"NEW"}
+    stock = read(db, """SELECT count(*) FROM order_lines l JOIN orders o USING (order_id)
+                        WHERE o.status = 'PROCESSED'""")
+    assert stock == [(0,)]  # nothing allocated any more
+    process_all()
+    assert table(db) == SEED_TABLE
+    run_ids = [r[0] for r in runs(db)]
+    assert [r[1:3] for r in runs(db)] == [("pipeline", "COMPLETED"), ("reset-state", "COMPLETED"),
+                                         ("process-all", "COMPLETED")]
+    history = read(db, "SELECT run_id, from_status, to_status, reason FROM status_changes WHERE order_id = 6 "
+                       "ORDER BY changed_at, rowid")
+    assert history == [(run_ids[0], "NEW", "PROCESSED", None), (run_ids[1], "PROCESSED", "NEW", "RESET"),
+                       (run_ids[2], "NEW", "PROCESSED", None)]
+    assert read(db, "SELECT count(*) FROM status_changes")[0][0] == 45
+
+
+def test_reset_releases_stock_for_a_named_order(db):
+    from flows.orders import pipeline, process_all, reset_state
+
+    pipeline()
+    assert table(db)[10][2] == "PROCESSED" and table(db)[11][2] == "FAILED"
+    reset_state(order_ids=[10, 11])  # 10 gives its tote back
+    assert table(db)[10][2] == "NEW" and table(db)[11][2] == "NEW"
+    assert process_all(order_ids=[11])["processed"] == 1  # 11 is processed alone: the tote is free
+    assert table(db)[11][2] == "PROCESSED"
+    process_all()
+    assert table(db)[10][2] == "FAILED"
+    assert read(db, "SELECT reason FROM orders WHERE order_id = 10") == [("INSUFFICIENT_STOCK",)]
+    others = {k: v for k, v in table(db).items() if k not in (10, 11)}
+    assert others == {k: v for k, v in SEED_TABLE.items() if k not in (10, 11)}
+
+
+def test_process_all_with_unknown_order_changes_nothing(db):
+    from flows.orders import process_all, sync
+
+    sync()
+    with pytest.raises(UnknownOrders):
+        process_all(order_ids=[6, 999])
+    assert {t[2] for t in table(db).values()} == {"NEW"}
+    assert runs(db)[-1][2] == "FAILED" and "999" in runs(db)[-1][6]
+
+
+def test_no_snapshot_refuses_and_orders_stay_new(db, monkeypatch):
+    from flows.orders import process_all, sync
+
+    # orders ingested, but the warehouse answered nothing usable: a bad URL on the warehouse only
+    monkeypatch.setenv("ORDERLY_WAREHOUSE_URL", "http://127.0.0.1:9")  # discard port: refused
+    monkeypatch.setenv("ORDERLY_ORDERS_URL", "")
+    monkeypatch.setenv("ORDERLY_HTTP_RETRIES", "0")
+    with pytest.raises(RunIncomplete, match="stock not synced"):
+        sync()
+    monkeypatch.delenv("ORDERLY_WAREHOUSE_URL")
+    assert read(db, "SELECT count(*) FROM orders")[0][0] == 15  # orders came in; stock did not
+    assert read(db, "SELECT count(*) FROM stock_snapshots")[0][0] == 0
+    with pytest.raises(StaleStock, match="no complete stock snapshot"):
+        process_all()
+    assert {t[2] for t in table(db).values()} == {"NEW"}
+    (state, message) = read(db, "SELECT state, message FROM runs WHERE flow = 'process-all'")[0]
+    assert state == "FAILED" and "no complete stock snapshot" in message
+    assert read(db, "SELECT count(*) FROM status_changes") == [(0,)]
+
+
+def test_stale_stock_refuses_and_orders_stay_new(db, monkeypatch):
+    from flows.orders import process_all, sync
+
+    sync()
+    monkeypatch.setenv("ORDERLY_MAX_STOCK_AGE", "0")
+    with pytest.raises(StaleStock, match="ORDERLY_MAX_STOCK_AGE=0"):
+        process_all()
+    assert {t[2] for t in table(db).values()} == {"NEW"}
+    assert read(db, "SELECT count(*) FROM status_changes") == [(0,)]
+    assert [r[1:3] for r in runs(db)] == [("sync", "COMPLETED"), ("process-all", "FAILED")]
+    monkeypatch.setenv("ORDERLY_MAX_STOCK_AGE", "900")
+    process_all()
+    assert table(db) == SEED_TABLE
+
+
+def test_generated_sandbox_in_process_matches_an_independent_rule(db, monkeypatch):
+    """A scarce generated data set in-process (no HTTP): statuses follow the rule on what the sandbox serves."""
+    from flows.orders import pipeline
+    from orderly.sandbox import generate
+
+    monkeypatch.setenv("ORDERLY_SANDBOX_ORDERS", "600")
+    monkeypatch.setenv("ORDERLY_SANDBOX_ITEMS", "15")
+    monkeypatch.setenv("ORDERLY_SANDBOX_SEED", "7")
+    monkeypatch.setenv("ORDERLY_PAGE_SIZE", "50")
+    pipeline()
+    data = generate(600, 15, seed=7)
+    left = {s["inventory_id"]: s["quantity"] for s in data.all_stock()}
+    expected = {}
+    for o in data.all_orders():
+        want = {}
+        for line in o["items"]:
+            want[line["inventory_id"]] = want.get(line["inventory_id"], 0) + line["quantity"]
+        if any(i not in left for i in want):
+            expected[o["id"]] = ("FAILED", "UNKNOWN_INVENTORY")
+        elif any(left[i] < q for i, q in want.items()):
+            expected[o["id"]] = ("FAILED", "INSUFFICIENT_STOCK")
+        else:
+            for i, q in want.items():
+                left[i] -= q
+            expected[o["id"]] = ("PROCESSED", None)
+    got = {r[0]: (r[1], r[2]) for r in read(db, "SELECT order_id, status, reason FROM orders ORDER BY 1")}
+    assert got == expected
+    assert {v[1] for v in got.values()} >= {None, "INSUFFICIENT_STOCK"}
