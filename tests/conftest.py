@@ -3,71 +3,38 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from orderly.localproc import free_port, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported to the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERLY = str(Path(sys.executable).parent / "orderly")
-PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+# The issue's seed table: order -> (items, total_qty, status)
+SEED_TABLE = {
+    2: (2, 2, "FAILED"), 3: (1, 1, "FAILED"), 4: (1, 4, "FAILED"), 5: (1, 2, "FAILED"), 6: (1, 2, "PROCESSED"),
+    7: (1, 1, "FAILED"), 8: (1, 2, "PROCESSED"), 9: (1, 1, "PROCESSED"), 10: (1, 1, "PROCESSED"),
+    11: (1, 1, "FAILED"), 12: (1, 1, "PROCESSED"), 13: (1, 1, "FAILED"), 14: (1, 1, "FAILED"),
+    15: (2, 4, "FAILED"), 16: (1, 1, "PROCESSED"),
+}
+UNKNOWN = {3, 7, 13}
 
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A real `prefect server start` on a free loopback port, with its own PREFECT_HOME."""
     home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "w")
-    process = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}/api"
+    process, api = start_prefect_server(home, timeout=120)
     try:
-        wait_for(f"{api}/health", process, timeout=120)
-        yield {"api_url": api, "home": str(home), "port": port}
+        yield {"api_url": api, "home": str(home), "port": int(api.rsplit(":", 1)[1].split("/")[0])}
     finally:
         stop(process)
-        log.close()
 
 
 @pytest.fixture

@@ -9,16 +9,8 @@ import sys
 
 import pytest
 
-from conftest import ORDERLY, ROOT, free_port, run_cli, stop, wait_for
+from conftest import ORDERLY, ROOT, SEED_TABLE, UNKNOWN, free_port, run_cli, stop, wait_for
 
-# The seed table: order -> (items, total_qty, status)
-SEED_TABLE = {
-    2: (2, 2, "FAILED"), 3: (1, 1, "FAILED"), 4: (1, 4, "FAILED"), 5: (1, 2, "FAILED"), 6: (1, 2, "PROCESSED"),
-    7: (1, 1, "FAILED"), 8: (1, 2, "PROCESSED"), 9: (1, 1, "PROCESSED"), 10: (1, 1, "PROCESSED"),
-    11: (1, 1, "FAILED"), 12: (1, 1, "PROCESSED"), 13: (1, 1, "FAILED"), 14: (1, 1, "FAILED"),
-    15: (2, 4, "FAILED"), 16: (1, 1, "PROCESSED"),
-}
-UNKNOWN = {3, 7, 13}
 
 
 def expected_status_json() -> list[dict]:

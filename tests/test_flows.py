@@ -8,14 +8,8 @@ import pytest
 from flows.run_record import RunIncomplete
 from orderly.errors import StaleStock, UnknownOrders
 
-# The seed table: order -> (items, total_qty, status)
-SEED_TABLE = {
-    2: (2, 2, "FAILED"), 3: (1, 1, "FAILED"), 4: (1, 4, "FAILED"), 5: (1, 2, "FAILED"), 6: (1, 2, "PROCESSED"),
-    7: (1, 1, "FAILED"), 8: (1, 2, "PROCESSED"), 9: (1, 1, "PROCESSED"), 10: (1, 1, "PROCESSED"),
-    11: (1, 1, "FAILED"), 12: (1, 1, "PROCESSED"), 13: (1, 1, "FAILED"), 14: (1, 1, "FAILED"),
-    15: (2, 4, "FAILED"), 16: (1, 1, "PROCESSED"),
-}
-UNKNOWN = {3, 7, 13}
+from conftest import SEED_TABLE, UNKNOWN
+
 
 
 @pytest.fixture(scope="session")
