@@ -8,6 +8,10 @@ from domain.allocation import CODE_REASONS, PROCESSED_CODE, DemandColumns, alloc
 from domain.events import MessageBus, OrderFailed, OrderProcessed, OrderReset, StatusChange, StatusHistoryRecorder
 
 
+# Per outcome code of `allocate_columns`: (to_status, reason) of its history row.
+_LABELS = tuple(("PROCESSED", None) if r is None else ("FAILED", str(r)) for r in CODE_REASONS)
+
+
 class StatusChanges(Sequence):
     """The status changes of a columnar decision: the rows `StatusHistoryRecorder` would record, kept as
     columns (order ids, outcome codes) so a million of them cost no Python object each until read."""
@@ -16,8 +20,7 @@ class StatusChanges(Sequence):
         self.order_ids = order_ids
         self.codes = codes
 
-    #: per outcome code: (to_status, reason) of the history row
-    LABELS = tuple(("PROCESSED", None) if r is None else ("FAILED", str(r)) for r in CODE_REASONS)
+    LABELS = _LABELS
 
     @property
     def processed(self) -> int:
@@ -37,10 +40,8 @@ class StatusChanges(Sequence):
 
 
 def _change(order_id: int, code: int) -> StatusChange:
-    reason = CODE_REASONS[code]
-    if reason is None:
-        return StatusChange(order_id, "NEW", "PROCESSED", None)
-    return StatusChange(order_id, "NEW", "FAILED", str(reason))
+    to_status, reason = _LABELS[code]
+    return StatusChange(order_id, "NEW", to_status, reason)
 
 
 def decide_orders(
