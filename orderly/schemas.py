@@ -18,15 +18,21 @@ from pandera.typing import Series
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the store's BIGINT: a wider int would crash the whole batch's load
 
 
+def _int64_values(series: pd.Series):
+    """The column as an int64 array when pandas sees only integers and all fit in 64 bits (the common
+    case: a clean batch, answered without looking at each value in Python); otherwise None."""
+    if pd.api.types.infer_dtype(series, skipna=False) != "integer":
+        return None
+    try:
+        return series.to_numpy(dtype="int64")
+    except OverflowError:  # an int beyond 64 bits: the caller checks value by value
+        return None
+
+
 def _is_int(series: pd.Series) -> pd.Series:
-    """True where the value is a plain int (not bool, float or str) that fits in 64 bits. A column pandas
-    infers as all integers (the common case: a clean batch) is answered without looking at each value in Python."""
-    if pd.api.types.infer_dtype(series, skipna=False) == "integer":
-        try:
-            series.to_numpy(dtype="int64")
-            return pd.Series(True, index=series.index)
-        except OverflowError:  # an int beyond 64 bits: checked value by value below
-            pass
+    """True where the value is a plain int (not bool, float or str) that fits in 64 bits."""
+    if _int64_values(series) is not None:
+        return pd.Series(True, index=series.index)
     return series.map(lambda value: type(value) is int and INT64_MIN <= value <= INT64_MAX)
 
 
@@ -37,11 +43,9 @@ def integer(series: pd.Series) -> pd.Series:
 
 @extensions.register_check_method(statistics=["minimum"])
 def int_at_least(series: pd.Series, *, minimum: int) -> pd.Series:
-    if pd.api.types.infer_dtype(series, skipna=False) == "integer":
-        try:
-            return pd.Series(series.to_numpy(dtype="int64") >= minimum, index=series.index)
-        except OverflowError:  # an int beyond 64 bits: the general path below decides as before
-            pass
+    values = _int64_values(series)
+    if values is not None:
+        return pd.Series(values >= minimum, index=series.index)
     is_int = _is_int(series)
     numbers = pd.to_numeric(series.where(is_int), errors="coerce")
     return ~is_int | numbers.ge(minimum)  # non-integers are the `integer` check's to report
