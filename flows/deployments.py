@@ -15,28 +15,14 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 
-from orderly.settings import SettingsError
+from orderly.settings import Settings, SettingsError
 
-DEFAULT_SCHEDULE_SECONDS = 300.0
+DEFAULT_SCHEDULE_SECONDS = Settings.schedule_seconds
 TAGS = ["orderly"]
 
 
 class NeedsServer(SettingsError):
     """`orderly serve` was started without a real Prefect server to register with."""
-
-
-def schedule_seconds(env: Mapping[str, str] | None = None) -> float:
-    env = os.environ if env is None else env
-    raw = (env.get("ORDERLY_SCHEDULE_SECONDS") or "").strip()
-    if not raw:
-        return DEFAULT_SCHEDULE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"ORDERLY_SCHEDULE_SECONDS must be a number of seconds, got {raw!r}") from None
-    if value < 10:
-        raise SettingsError(f"ORDERLY_SCHEDULE_SECONDS must be >= 10, got {raw!r}")
-    return value
 
 
 def check_server(env: Mapping[str, str] | None = None) -> str:
@@ -83,7 +69,7 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
 
 def serve_all() -> None:
     """Register the deployments and execute their runs until interrupted; schedules stay active across restarts."""
-    every = schedule_seconds()
+    every = Settings.from_env().schedule_seconds
     api = check_server()
     # Prefect's runner looks for triggered runs every 10 s by default; a button in the UI should answer sooner.
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")

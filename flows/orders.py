@@ -6,6 +6,7 @@ from prefect import flow
 
 from flows import steps
 from flows.run_record import recorded_run
+from orderly.errors import StaleStock
 from tasks.process import process_new_orders, reset_orders_to_new
 
 
@@ -19,7 +20,12 @@ def pipeline() -> dict[str, int]:
     with recorded_run("pipeline") as run:
         steps.sync_stock(run)
         steps.ingest_orders(run)
-        run.add(process_new_orders(run.settings, run.id))
+        try:
+            run.add(process_new_orders(run.settings, run.id))
+        except StaleStock as refusal:
+            if not run.problems:
+                raise
+            run.problems.append(str(refusal))  # after its cause: the remote that could not be read
     return run.counts
 
 

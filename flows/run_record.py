@@ -12,14 +12,17 @@ from typing import Any
 from prefect import get_run_logger, runtime
 
 from flows.write_slot import write_slot
-from orderly.errors import OrderlyError
+from orderly.errors import OrderlyError, RemoteError
 from orderly.settings import Settings
 from orderly.store import open_store, writes
 from tasks.report import publish_report
 
 
 class RunIncomplete(OrderlyError):
-    """A step could not finish (e.g. a remote was down); what could be done was done."""
+    """A remote could not be read, so a step could not finish; what could be done was done. The message
+    starts with the remote's own line (service, URL, the setting to fix): that is what the operator reads."""
+
+    exit_code = RemoteError.exit_code
 
 
 @dataclass

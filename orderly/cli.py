@@ -22,7 +22,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 TABLE_ROWS = 1000  # a person reads the latest thousand; programs use --json for everything
 
-OrderOption = typer.Option(None, "--order", help="Only this order id (repeatable).")
+MAX_ID = 2**63 - 1  # domain.bounds.MAX_INT, spelled here so query commands import nothing of the domain
+OrderOption = typer.Option(None, "--order", min=1, max=MAX_ID, help="Only this order id (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print JSON for programs.")
 
 
@@ -49,10 +50,15 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
             "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
-    from flows import orders
+    from orderly.tempserver import temporary_server
 
-    flow = {"pipeline": orders.pipeline, "sync": orders.sync, "process": orders.process_all, "reset": orders.reset_state}[name]
-    return flow(**params)
+    with temporary_server() as server:  # on Linux it dies with us, even of SIGKILL; it boots while Prefect imports
+        from flows import orders
+
+        server.use()
+        flow = {"pipeline": orders.pipeline, "sync": orders.sync, "process": orders.process_all,
+                "reset": orders.reset_state}[name]
+        return flow(**params)
 
 
 def _summary(what: str, counts: dict[str, int]) -> None:
@@ -158,7 +164,8 @@ def stock(as_json: bool = JsonOption) -> None:
 
 
 @app.command()
-def history(order_id: int = typer.Argument(..., help="The order id."), as_json: bool = JsonOption) -> None:
+def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."),
+            as_json: bool = JsonOption) -> None:
     """That order's status changes: run, time, from, to, reason."""
     from orderly.store import queries
 
@@ -173,7 +180,8 @@ def history(order_id: int = typer.Argument(..., help="The order id."), as_json: 
 
 
 @app.command()
-def runs(as_json: bool = JsonOption, limit: int = typer.Option(20, help="How many recent runs.")) -> None:
+def runs(as_json: bool = JsonOption,
+         limit: int = typer.Option(20, min=1, max=1_000_000, help="How many recent runs.")) -> None:
     """Recent runs (newest first) with their counts."""
     from orderly.store import queries
 
@@ -188,7 +196,8 @@ def runs(as_json: bool = JsonOption, limit: int = typer.Option(20, help="How man
 
 
 @app.command()
-def rejects(as_json: bool = JsonOption, limit: int = typer.Option(1000, help="How many recent rejects.")) -> None:
+def rejects(as_json: bool = JsonOption,
+            limit: int = typer.Option(1000, min=1, max=10_000_000, help="How many recent rejects.")) -> None:
     """Quarantined records with their reasons (newest first)."""
     from orderly.store import queries
 
@@ -218,28 +227,70 @@ def serve() -> None:
 @app.command()
 def sandbox(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    orders: Optional[int] = typer.Option(None, help="Generate this many orders (default: the seed data set)."),
-    items: Optional[int] = typer.Option(None, help="Inventory items in a generated data set."),
-    seed: int = typer.Option(0, help="Seed of the generated data set and of the faults."),
-    fault_rate: float = typer.Option(0.0, help="Share of requests that fail (500, 503, 429, bad bodies, slow)."),
-    latency_ms: float = typer.Option(0.0, help="Delay of every answer, in milliseconds."),
-    bad_rate: float = typer.Option(0.0, help="Share of records that break the schema."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    orders: Optional[int] = typer.Option(None, min=0, max=100_000_000,
+                                         help="Generate this many orders (default: the seed data set)."),
+    items: Optional[int] = typer.Option(None, min=1, max=100_000_000, help="Inventory items in a generated data set."),
+    seed: int = typer.Option(0, min=0, max=MAX_ID, help="Seed of the generated data set and of the faults."),
+    fault_rate: float = typer.Option(0.0, min=0.0, max=1.0,
+                                     help="Share of requests that fail (500, 503, 429, bad bodies, slow)."),
+    latency_ms: float = typer.Option(0.0, min=0.0, max=600_000.0, help="Delay of every answer, in milliseconds."),
+    bad_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of records that break the schema."),
     token: Optional[str] = typer.Option(None, envvar="ORDERLY_SANDBOX_TOKEN", show_default=False,
                                         help="Require this bearer token."),
 ) -> None:
     """Serve the sandbox's two remote APIs (orders and stock) over HTTP."""
     from orderly.sandbox import serve
+    from orderly.settings import secret
 
-    if not 0 <= fault_rate <= 1 or not 0 <= bad_rate <= 1:
-        raise Fail("--fault-rate and --bad-rate must be between 0 and 1", 2)
+    _settings()
+    try:
+        token = secret({"ORDERLY_SANDBOX_TOKEN": token or ""}, "ORDERLY_SANDBOX_TOKEN")
+    except SettingsError as error:
+        raise Fail(str(error), 2) from None
+    _refuse_taken_port(host, port)
     serve(SandboxSettings(orders=orders, items=items, seed=seed, fault_rate=fault_rate, latency_ms=latency_ms,
                           bad_rate=bad_rate, token=token), host=host, port=port)
 
 
-def main() -> None:
+def _refuse_taken_port(host: str, port: int) -> None:
+    """One line instead of uvicorn's traceback when the address cannot be bound."""
+    import socket
+
     try:
-        app(standalone_mode=False)
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise Fail(f"cannot listen on {host}:{port}: {error.strerror or error}", 2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"orderly {version('orderly')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Orderly: orders and stock, decided on Prefect + DuckDB."""
+
+
+_HELP = {"--help", "-h", "--version"}
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    try:
+        if not args:  # clig.dev: no arguments shows the help; it is still a usage error for scripts
+            app(["--help"], standalone_mode=False)
+            sys.exit(2)
+        if not _HELP.intersection(args):
+            _settings()  # every setting is checked once, before any command starts
+        app(args, standalone_mode=False)
     except Fail as error:
         err.print(f"error: {error}", markup=False)
         sys.exit(error.code)
@@ -257,6 +308,6 @@ def main() -> None:
         if hasattr(error, "format_message"):  # a usage error from typer's click: already one clear line
             err.print(f"error: {error.format_message()}", markup=False)
             sys.exit(getattr(error, "exit_code", 2))
-        first = (str(error).strip().splitlines() or [""])[0]
-        err.print(f"error: {type(error).__name__}: {first} (ORDERLY_DEBUG=1 shows the traceback)", markup=False)
+        first = (str(error).strip().splitlines() or ["no message"])[0]
+        err.print(f"error: unexpected failure: {first} (ORDERLY_DEBUG=1 shows the traceback)", markup=False)
         sys.exit(1)

@@ -29,3 +29,7 @@ class UnknownOrders(OrderlyError):
     """`--order` named ids that are not in the store."""
 
     exit_code = 2
+
+
+class IncompleteSnapshot(RemoteError):
+    """The warehouse's pages do not make one snapshot (they disagree, or claim too many): nothing changes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +19,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from orderly.errors import RemoteError
+from orderly.errors import IncompleteSnapshot, RemoteError
+from domain.bounds import MAX_INT
 from orderly.settings import Settings
 
 SANDBOX_BASE = "http://sandbox"
@@ -129,9 +131,13 @@ class RemoteClient:
 
     async def _get_once(self, client, service: Service, url: str, path: str, params: dict, envelope) -> dict:
         try:
-            response = await client.get(path, params=params)
-        except httpx.TimeoutException:
+            # httpx's timeout bounds each read; a body trickling a byte at a time would never trip it.
+            async with asyncio.timeout(self.settings.http_timeout):
+                response = await client.get(path, params=params)
+        except (TimeoutError, httpx.TimeoutException):
             raise Retryable(f"timed out after {self.settings.http_timeout:g} s") from None
+        except httpx.DecodingError:
+            raise Retryable("the body could not be decoded (bad gzip or charset)") from None
         except httpx.TransportError as error:
             raise Retryable(f"connection failed ({type(error).__name__})") from None
         status = response.status_code
@@ -144,10 +150,7 @@ class RemoteClient:
             raise Retryable(f"{status} {response.reason_phrase}")
         if status != 200:
             raise RemoteError(f"{service.name} service answered {status} for {url}: check {service.url_setting}")
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise Retryable("the body is not JSON") from None
+        body = _decode_json(response.content)
         problem = envelope(body)
         if problem:
             raise Retryable(f"the body is not the expected envelope: {problem}")
@@ -156,8 +159,13 @@ class RemoteClient:
     # ---- stock ---------------------------------------------------------------------------
 
     async def stock_snapshot(self) -> list[Any]:
-        """Every page of the warehouse's stock: page 1 first, then the rest concurrently (bounded)."""
-        per_page = self.settings.page_size
+        """Every page of the warehouse's stock, or an error: a partial or inconsistent snapshot is never returned.
+
+        Page 1 says how many pages there are; the rest are fetched by at most `fetch_concurrency` workers
+        that take page numbers as they go, so a `total_pages` of a million costs nothing up front. Every
+        page must agree on `total_pages`: pages that disagree do not make one snapshot.
+        """
+        per_page, limit = self.settings.page_size, self.settings.max_stock_pages
         async with self._client(self.warehouse) as client:
             async def page(number: int) -> dict:
                 return await self._get(
@@ -166,22 +174,36 @@ class RemoteClient:
 
             first = await page(1)
             total = first["total_pages"]
-            gate = asyncio.Semaphore(self.settings.fetch_concurrency)
+            if total > limit:
+                raise IncompleteSnapshot(
+                    f"warehouse service at {self.warehouse.base_url} claims total_pages={total}, past "
+                    f"ORDERLY_MAX_STOCK_PAGES={limit}: stock unchanged (raise the setting if that is real)"
+                )
+            bodies = {1: first}
+            numbers = iter(range(2, total + 1))  # shared: each worker takes the next page number
 
-            async def gated(number: int) -> dict:
-                async with gate:
-                    return await page(number)
+            async def worker() -> None:
+                for number in numbers:
+                    body = await page(number)
+                    if body["total_pages"] != total:
+                        raise IncompleteSnapshot(
+                            f"warehouse service at {self.warehouse.base_url} changed total_pages from {total} "
+                            f"to {body['total_pages']} between pages: the snapshot is incomplete, stock unchanged"
+                        )
+                    bodies[number] = body
 
-            rest = await _all_or_nothing([gated(n) for n in range(2, total + 1)])
-        records: list[Any] = list(first["items"])
-        for body in rest:
-            records.extend(body["items"])
-        return records
+            await _all_or_nothing([worker() for _ in range(min(self.settings.fetch_concurrency, total - 1))])
+        return [record for number in sorted(bodies) for record in bodies[number]["items"]]
 
     # ---- orders --------------------------------------------------------------------------
 
     async def order_pages(self, after_id: int) -> AsyncIterator[tuple[list[Any], int, bool]]:
-        """Pages of orders after `after_id`: (records, the cursor once they are dealt with, last page?)."""
+        """Pages of orders after `after_id`: (records, the cursor once they are dealt with, last page?).
+
+        The cursor is the largest order id the page really holds, capped by its `next_after_id`: a page
+        that claims to reach further than it sent (a skip) is asked again from what it did send, and
+        overlaps or repeats only cost a re-read (the loader treats unchanged repeats as no-ops).
+        """
         async with self._client(self.orders) as client:
             while True:
                 body = await self._get(
@@ -189,18 +211,69 @@ class RemoteClient:
                     _orders_envelope,
                 )
                 records, next_after_id = body["orders"], body["next_after_id"]
+                largest = max(_order_ids(records), default=after_id)
                 if next_after_id is None:
-                    ids = [r.get("id") for r in records if isinstance(r, dict)]
-                    ids = [i for i in ids if type(i) is int]
-                    yield records, max([after_id, *ids]), True
+                    yield records, max(after_id, largest), True
                     return
-                if next_after_id <= after_id:
+                cursor = min(next_after_id, largest) if largest > after_id else next_after_id
+                if cursor <= after_id:
                     raise RemoteError(
                         f"orders service at {self.orders.base_url} did not move past after_id={after_id} "
                         f"(next_after_id={next_after_id}); stopping rather than looping"
                     )
-                yield records, next_after_id, False
-                after_id = next_after_id
+                yield records, cursor, False
+                after_id = cursor
+
+
+def _order_ids(records: list[Any]) -> list[int]:
+    """The ids a page holds that could be stored (the schema quarantines the others)."""
+    return [
+        i for i in (r.get("id") for r in records if isinstance(r, dict))
+        if type(i) is int and 1 <= i <= MAX_INT
+    ]
+
+
+def _decode_json(content: bytes) -> Any:
+    """orjson, and the standard parser for what orjson refuses but JSON allows (a lone surrogate escape,
+    an integer beyond 64 bits): one odd record is the schema's to quarantine, not a reason to refuse its page."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return _mark_bad_text(json.loads(content))
+    except (ValueError, RecursionError):
+        raise Retryable("the body is not JSON") from None
+
+
+class NotUnicode:
+    """A JSON string holding a lone surrogate: not text (nothing could store or show it), so the schema
+    rejects it as a wrong type; it reads as its escaped form in reasons and quarantined records."""
+
+    __slots__ = ("escaped",)
+
+    def __init__(self, value: str) -> None:
+        self.escaped = value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+
+    def __repr__(self) -> str:
+        return f"'{self.escaped}' (not valid Unicode)"
+
+    __str__ = __repr__
+
+
+def _mark_bad_text(value: Any) -> Any:
+    """Replace every string that cannot be encoded as UTF-8 by NotUnicode (the rare path: orjson refused it)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return NotUnicode(value)
+    if isinstance(value, list):
+        return [_mark_bad_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mark_bad_text(v) for k, v in value.items()}
+    return value
 
 
 async def _all_or_nothing(jobs: list[Awaitable[dict]]) -> list[dict]:
@@ -227,8 +300,8 @@ def _orders_envelope(body: Any) -> str | None:
     if "next_after_id" not in body:
         return "no 'next_after_id'"
     cursor = body["next_after_id"]
-    if cursor is not None and type(cursor) is not int:
-        return "'next_after_id' is neither an integer nor null"
+    if cursor is not None and not (type(cursor) is int and 0 <= cursor <= MAX_INT):
+        return f"'next_after_id' is neither null nor an integer in 0..2**63-1: {str(cursor)[:40]}"
     return None
 
 
@@ -236,8 +309,8 @@ def _stock_envelope(page: int):
     def check(body: Any) -> str | None:
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
             return "no 'items' list"
-        if type(body.get("total_pages")) is not int or body["total_pages"] < 0:
-            return "no integer 'total_pages'"
+        if type(body.get("total_pages")) is not int or not 0 <= body["total_pages"] <= MAX_INT:
+            return "no 'total_pages' integer in 0..2**63-1"
         if body.get("page") not in (None, page):
             return f"asked for page {page}, got page {body.get('page')}"
         return None

@@ -12,10 +12,16 @@ import pandera.extensions as extensions
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from domain.bounds import MAX_INT
+
 
 # Checks run on raw (object) columns so that a wrong JSON type is reported as such, not coerced:
 # "3" or true where an integer belongs is a wrong type, as the contract says.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the store's BIGINT: a wider int would crash the whole batch's load
+# Ints are typed by the store's BIGINT (anything wider would crash a whole batch's load); the contract's own
+# lower bounds (ids >= 1, quantities >= 0 or >= 1) are `int_at_least`'s, so "-5" reads "below 1", not "out of range".
+INT64_MIN, INT64_MAX = -MAX_INT - 1, MAX_INT
+MAX_TEXT = 1000  # characters in a text field: a megabyte customer id is an attack, not an order
+SHOWN_VALUE = 80  # characters of a bad value quoted in a reason
 
 
 def _int64_values(series: pd.Series):
@@ -51,11 +57,26 @@ def int_at_least(series: pd.Series, *, minimum: int) -> pd.Series:
     return ~is_int | numbers.ge(minimum)  # non-integers are the `integer` check's to report
 
 
+def _is_text(value: Any) -> bool:
+    if not isinstance(value, str) or value.strip() == "" or len(value) > MAX_TEXT:
+        return False
+    try:
+        value.encode("utf-8")  # a lone surrogate (JSON allows the escape) cannot be stored or shown
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @extensions.register_check_method()
 def text(series: pd.Series) -> pd.Series:
-    if pd.api.types.infer_dtype(series, skipna=False) == "string":  # all str: only blanks can fail
-        return series.astype(str).str.strip().ne("")
-    return series.map(lambda value: isinstance(value, str) and value.strip() != "")
+    if pd.api.types.infer_dtype(series, skipna=False) == "string":  # all str: blanks, length and encoding can fail
+        try:
+            "".join(series.tolist()).encode("utf-8")  # one pass; pandas' string dtype would raise on a surrogate
+        except UnicodeEncodeError:
+            return series.map(_is_text)
+        strings = series.astype(str)
+        return strings.str.strip().ne("") & strings.str.len().le(MAX_TEXT)
+    return series.map(_is_text)
 
 
 @extensions.register_check_method()
@@ -66,7 +87,8 @@ def iso_timestamp(series: pd.Series) -> pd.Series:
 
 
 class OrderRecord(pa.DataFrameModel):
-    id: Series[object] = pa.Field(nullable=False, unique=True, integer=(), int_at_least={"minimum": 1})
+    # No `unique`: repeats of an id are the loader's to judge (identical: one order; different: a conflict).
+    id: Series[object] = pa.Field(nullable=False, integer=(), int_at_least={"minimum": 1})
     placed_at: Series[object] = pa.Field(nullable=False, iso_timestamp=())
     customer_id: Series[object] = pa.Field(nullable=False, text=())
     n_lines: Series[object] = pa.Field(nullable=True, int_at_least={"minimum": 1})
@@ -78,25 +100,23 @@ class OrderLineRecord(pa.DataFrameModel):
 
 
 class StockRecord(pa.DataFrameModel):
-    inventory_id: Series[object] = pa.Field(nullable=False, unique=True, integer=(), int_at_least={"minimum": 1})
-    product_id: Series[object] = pa.Field(nullable=False, integer=())
+    inventory_id: Series[object] = pa.Field(nullable=False, integer=(), int_at_least={"minimum": 1})
+    product_id: Series[object] = pa.Field(nullable=False, integer=(), int_at_least={"minimum": 0})
     sku: Series[object] = pa.Field(nullable=False, text=())
     product_name: Series[object] = pa.Field(nullable=False, text=())
-    warehouse_id: Series[object] = pa.Field(nullable=False, integer=())
+    warehouse_id: Series[object] = pa.Field(nullable=False, integer=(), int_at_least={"minimum": 0})
     quantity: Series[object] = pa.Field(nullable=False, integer=(), int_at_least={"minimum": 0})
     updated_at: Series[object] = pa.Field(nullable=False, iso_timestamp=())
 
 
 def _describe(column: str, check: str, value: Any) -> str:
     """One failure case in words an operator reads without knowing pandera."""
-    shown = "missing" if value is None else repr(value)
+    shown = "missing" if value is None else _shown(value)
     if check == "not_nullable":
         return f"{column} is missing"
-    if check == "field_uniqueness":
-        return f"{column} {shown} appears more than once in one batch"
     if check == "integer":
         if type(value) is int:
-            return f"{column} {shown} is out of range (a 64-bit integer is expected)"
+            return f"{column} {shown} is out of range (0..2**63-1)"
         return f"{column} must be an integer, got {shown}"
     if check.startswith("int_at_least"):
         minimum = check[check.rfind("=") + 1 : check.rfind(")")] or "?"
@@ -104,10 +124,16 @@ def _describe(column: str, check: str, value: Any) -> str:
             return "order has no lines"
         return f"{column} {shown} is below {minimum}"
     if check == "text":
-        return f"{column} must be a non-empty string, got {shown}"
+        return f"{column} must be a non-empty string of at most {MAX_TEXT} characters in valid Unicode, got {shown}"
     if check == "iso_timestamp":
         return f"{column} is not an ISO-8601 timestamp: {shown}"
     return f"{column} failed {check}: {shown}"
+
+
+def _shown(value: Any) -> str:
+    """A bad value as a reason quotes it: repr (escapes surrogates), and never more than SHOWN_VALUE characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE]}... ({len(text)} characters)"
 
 
 def failures_by_row(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> dict[int, list[str]]:
@@ -126,11 +152,15 @@ def failures_by_row(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> dict
     return dict(reasons)
 
 
+MAX_RAW = 10_000  # characters of a quarantined record kept as evidence
+
+
 def _raw_json(record: Any) -> str:
     try:
-        return orjson.dumps(record, default=str).decode()
-    except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses
-        return json.dumps(record, default=str)
+        raw = orjson.dumps(record, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits or a lone surrogate, which orjson refuses
+        raw = json.dumps(record, default=str)  # ASCII-escaped: always storable
+    return raw if len(raw) <= MAX_RAW else raw[:MAX_RAW] + f"... (cut; {len(raw)} characters)"
 
 
 def rejects_frame(source: str, records: list[Any], reasons: dict[int, list[str]], key_field: str) -> pd.DataFrame:

@@ -5,25 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from domain.bounds import MAX_INT
 
 from orderly.records import flatten_orders, flatten_stock
 from orderly.schemas import OrderLineRecord, OrderRecord, StockRecord, failures_by_row, rejects_frame
 
 
-@dataclass
+@dataclass(repr=False)  # a repr of 50,000 records costs more than loading them (Prefect and asyncio format it)
 class ValidOrders:
-    orders: pd.DataFrame   # order_id, placed_at, customer_id
-    lines: pd.DataFrame    # order_id, line_no, inventory_id, quantity
+    orders: pd.DataFrame   # rec, order_id, placed_at, customer_id: every valid copy, repeats included
+    lines: pd.DataFrame    # rec, order_id, line_no, inventory_id, quantity
     rejects: pd.DataFrame  # source, record_key, raw, reasons
-    received: int
+    received: int          # = valid copies + rejects; the loader splits valid copies into new, repeats, conflicts
+
+    def __repr__(self) -> str:
+        return f"ValidOrders({len(self.orders)} valid of {self.received} received)"
 
 
-@dataclass
+@dataclass(repr=False)
 class ValidStock:
-    items: pd.DataFrame
+    items: pd.DataFrame    # one row per inventory item
     rejects: pd.DataFrame
-    received: int
+    received: int          # = items + rejects + repeated
+    repeated: int = 0      # identical copies of an item already in the snapshot
+
+    def __repr__(self) -> str:
+        return f"ValidStock({len(self.items)} items of {self.received} received)"
 
 
 def _merge(shape_errors: dict[int, list[str]], *sources: dict[int, list[str]]) -> dict[int, list[str]]:
@@ -51,12 +61,15 @@ def validate_orders(records: list[Any]) -> ValidOrders:
         rec, line_no = int(lines.at[index, "rec"]), int(lines.at[index, "line_no"])
         line_failures.setdefault(rec, []).extend(f"items[{line_no}].{reason}" for reason in reasons)
     reasons = _merge(shape_errors, order_failures, line_failures)
+    for rec in _sums_past_bound(lines, reasons):
+        reasons.setdefault(rec, []).append("quantities sum past 2**63-1")
 
     good = orders.drop(index=list(reasons))
     good_lines = lines[~lines["rec"].isin(list(reasons))]
     order_ids = good["id"].astype("int64")
     typed_orders = pd.DataFrame(
         {
+            "rec": good.index.to_numpy(dtype="int64"),  # the copy's position in the batch: first copy wins
             "order_id": order_ids.to_numpy(),
             "placed_at": _timestamps(good["placed_at"]).array,  # tz-aware: to_numpy() would box every value
             "customer_id": good["customer_id"].astype(str).to_numpy(),
@@ -64,6 +77,7 @@ def validate_orders(records: list[Any]) -> ValidOrders:
     )
     typed_lines = pd.DataFrame(
         {
+            "rec": good_lines["rec"].to_numpy(dtype="int64"),
             "order_id": order_ids.reindex(good_lines["rec"]).to_numpy(),
             "line_no": good_lines["line_no"].to_numpy(),
             "inventory_id": good_lines["inventory_id"].astype("int64").to_numpy(),
@@ -73,10 +87,48 @@ def validate_orders(records: list[Any]) -> ValidOrders:
     return ValidOrders(typed_orders, typed_lines, rejects_frame("order", records, reasons, "id"), len(records))
 
 
+def _sums_past_bound(lines: pd.DataFrame, rejected: dict[int, list[str]]) -> list[int]:
+    """Orders (by rec) whose line quantities sum past MAX_INT, exactly. Only orders with a line above
+    MAX_INT // n_lines can, so the exact Python sum runs on those few alone."""
+    fine = ~lines["rec"].isin(list(rejected))
+    if not fine.any():
+        return []
+    recs = lines["rec"][fine].to_numpy()
+    quantities = lines["quantity"][fine]
+    values = quantities.to_numpy(dtype="int64")  # every quantity here passed the schema: an int in 1..MAX_INT
+    n_lines = np.bincount(recs)[recs]
+    suspects = np.unique(recs[values > MAX_INT // n_lines])
+    if len(suspects) == 0:
+        return []
+    by_rec = pd.Series(quantities.to_numpy(), index=recs)
+    return [int(rec) for rec in suspects if sum(by_rec.loc[[rec]].tolist()) > MAX_INT]
+
+
+def _conflicting_items(frame: pd.DataFrame, rejected: dict[int, list[str]]) -> tuple[dict[int, list[str]], list[int]]:
+    """An item twice in one snapshot: identical copies are one (the later ones are repeats); copies that
+    differ are all quarantined, since no copy can be told right: the item keeps its last good value."""
+    good = frame.drop(index=list(rejected))
+    ids = good["inventory_id"]
+    twice = ids.duplicated(keep=False)
+    if not twice.any():
+        return {}, []
+    copies = good[twice].astype(str)  # compare content as text: 1 and True must not be equal
+    distinct = copies.drop_duplicates().groupby("inventory_id").size()
+    conflicted = set(distinct[distinct > 1].index)
+    reasons = {
+        int(rec): [f"inventory_id {ids[rec]} appears more than once in the snapshot with different content"]
+        for rec, key in copies["inventory_id"].items() if key in conflicted
+    }
+    agreed = copies[~copies["inventory_id"].isin(conflicted)]
+    return reasons, [int(rec) for rec in agreed.index[agreed.duplicated()]]
+
+
 def validate_stock(records: list[Any]) -> ValidStock:
     frame, shape_errors = flatten_stock(records)
     reasons = _merge(shape_errors, failures_by_row(StockRecord, frame))
-    good = frame.drop(index=list(reasons))
+    conflicts, repeats = _conflicting_items(frame, reasons)
+    reasons.update(conflicts)
+    good = frame.drop(index=[*reasons, *repeats])
     items = pd.DataFrame(
         {
             "inventory_id": good["inventory_id"].astype("int64"),
@@ -88,4 +140,4 @@ def validate_stock(records: list[Any]) -> ValidStock:
             "updated_at": _timestamps(good["updated_at"]),
         }
     ).reset_index(drop=True)
-    return ValidStock(items, rejects_frame("stock", records, reasons, "inventory_id"), len(records))
+    return ValidStock(items, rejects_frame("stock", records, reasons, "inventory_id"), len(records), len(repeats))

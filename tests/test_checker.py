@@ -119,30 +119,45 @@ def _text(value) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def good_orders(orders: list) -> list[dict]:
-    """Records that become orders: well formed, and their id appears once in the batch."""
-    ids = Counter(o.get("id") for o in orders if isinstance(o, dict) and type(o.get("id")) is int)
-    good = []
+def well_formed_order(o) -> bool:
+    if not isinstance(o, dict) or not _int(o.get("id"), 1):
+        return False
+    items = o.get("items")
+    if not (_timestamp(o.get("placed_at")) and _text(o.get("customer_id")) and isinstance(items, list) and items):
+        return False
+    return all(isinstance(line, dict) and _int(line.get("inventory_id"), 1) and _int(line.get("quantity"), 1)
+               for line in items)
+
+
+def good_orders(orders: list) -> tuple[list[dict], int]:
+    """Records that become orders, and how many were unchanged repeats: of the well-formed copies of an id the
+    first received stands; a later identical copy is a repeat, a later different one a conflict (quarantined)."""
+    first: dict[int, dict] = {}
+    repeats = 0
     for o in orders:
-        if not isinstance(o, dict) or not _int(o.get("id"), 1) or ids[o["id"]] != 1:
+        if not well_formed_order(o):
             continue
-        items = o.get("items")
-        if not (_timestamp(o.get("placed_at")) and _text(o.get("customer_id")) and isinstance(items, list) and items):
-            continue
-        if all(isinstance(line, dict) and _int(line.get("inventory_id"), 1) and _int(line.get("quantity"), 1)
-               for line in items):
-            good.append(o)
-    return good
+        if o["id"] not in first:
+            first[o["id"]] = o
+        elif o == first[o["id"]]:
+            repeats += 1
+    return list(first.values()), repeats
 
 
-def good_stock(stock: list) -> list[dict]:
-    ids = Counter(s.get("inventory_id") for s in stock if isinstance(s, dict) and type(s.get("inventory_id")) is int)
-    return [
-        s for s in stock
-        if isinstance(s, dict) and _int(s.get("inventory_id"), 1) and ids[s["inventory_id"]] == 1
-        and type(s.get("product_id")) is int and type(s.get("warehouse_id")) is int and _int(s.get("quantity"), 0)
-        and _text(s.get("sku")) and _text(s.get("product_name")) and _timestamp(s.get("updated_at"))
-    ]
+def well_formed_stock(s) -> bool:
+    return (isinstance(s, dict) and _int(s.get("inventory_id"), 1) and _int(s.get("product_id"), 0)
+            and _int(s.get("warehouse_id"), 0) and _int(s.get("quantity"), 0) and _text(s.get("sku"))
+            and _text(s.get("product_name")) and _timestamp(s.get("updated_at")))
+
+
+def good_stock(stock: list) -> tuple[list[dict], int]:
+    """Items of the snapshot, and how many identical repeats: copies of an item that differ are all quarantined."""
+    copies: dict[int, list[dict]] = {}
+    for s in stock:
+        if well_formed_stock(s):
+            copies.setdefault(s["inventory_id"], []).append(s)
+    agreed = [c for c in copies.values() if all(s == c[0] for s in c)]
+    return [c[0] for c in agreed], sum(len(c) - 1 for c in agreed)
 
 
 def test_broken_records_are_quarantined_and_the_rest_decided_by_the_rule(cli_env, sandbox_server):
@@ -151,7 +166,7 @@ def test_broken_records_are_quarantined_and_the_rest_decided_by_the_rule(cli_env
     env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "100"}
     run_cli(["run"], env)
     orders, stock = fetch_served(url)
-    orders_ok, stock_ok = good_orders(orders), good_stock(stock)
+    (orders_ok, order_repeats), (stock_ok, stock_repeats) = good_orders(orders), good_stock(stock)
     assert 0 < len(orders) - len(orders_ok) < len(orders) // 5, "the scenario should break some orders"
     assert len(stock) > len(stock_ok), "the scenario should break some stock"
 
@@ -164,10 +179,11 @@ def test_broken_records_are_quarantined_and_the_rest_decided_by_the_rule(cli_env
 
     rejects = json.loads(run_cli(["rejects", "--json"], env).stdout)
     by_source = Counter(r["source"] for r in rejects)
-    assert by_source == {"order": len(orders) - len(orders_ok), "stock": len(stock) - len(stock_ok)}
+    assert by_source == {"order": len(orders) - len(orders_ok) - order_repeats,
+                         "stock": len(stock) - len(stock_ok) - stock_repeats}
     assert all(r["reasons"] and "Traceback" not in r["reasons"] for r in rejects)
     (run,) = json.loads(run_cli(["runs", "--json"], env).stdout)
-    # received = loaded + rejected, over orders and stock together
+    # received = loaded + rejected + unchanged repeats, over orders and stock together
     assert run["fetched"] == len(orders) + len(stock)
     assert run["loaded"] == len(orders_ok) + len(stock_ok)
-    assert run["rejected"] == run["fetched"] - run["loaded"]
+    assert run["rejected"] == run["fetched"] - run["loaded"] - order_repeats - stock_repeats

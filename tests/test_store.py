@@ -135,6 +135,29 @@ def test_a_changed_repeat_keeps_the_first_copy_and_is_a_conflict(con, changed):
     assert reject["record_key"] == "2" and "conflict" in reject["reasons"]
 
 
+def test_copies_in_one_batch_follow_the_same_rule_as_copies_across_runs(con):
+    # An overlap of one (each page re-sends the previous page's last order) and a changed re-send in one batch.
+    batch = [order_rec(1, (101, 1)), order_rec(2, (101, 2)), order_rec(2, (101, 2)), order_rec(3, (101, 3)),
+             order_rec(3, (101, 9)), order_rec(3, (101, 3))]
+    counts = load_orders(con, batch)
+    assert counts == {"received": 6, "loaded": 3, "unchanged": 2, "rejected": 1}
+    assert con.execute("SELECT order_id, total_qty FROM orders ORDER BY 1").fetchall() == [(1, 1), (2, 2), (3, 3)]
+    assert con.execute("SELECT order_id, quantity FROM order_lines ORDER BY 1").fetchall() == [(1, 1), (2, 2), (3, 3)]
+    (reject,) = queries.rejects(con)
+    assert reject["record_key"] == "3" and '"quantity":9' in reject["raw"].replace(" ", "")
+    again = load_orders(con, batch)  # a later run: every copy now meets the stored one
+    assert again == {"received": 6, "loaded": 0, "unchanged": 5, "rejected": 1}
+
+
+def test_the_largest_values_fit_every_column_and_sum(con):
+    top = 2**63 - 1
+    load_stock(con, [stock_rec(101, top)])
+    counts = load_orders(con, [order_rec(top, (101, top)), order_rec(5, (101, 2**62), (101, 2**62 - 2), (102, 1))])
+    assert counts["loaded"] == 2 and counts["rejected"] == 0
+    assert con.execute("SELECT order_id, total_qty FROM orders ORDER BY 1").fetchall() == [(5, top), (top, top)]
+    assert writes.orders_cursor(con) == top
+
+
 def _seedish(con):
     load_stock(con, [stock_rec(101, 5), stock_rec(205, 0), stock_rec(420, 1)])
     load_orders(con, [order_rec(2, (101, 1), (205, 1)), order_rec(3, (999, 1)), order_rec(6, (101, 2)),

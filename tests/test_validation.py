@@ -82,10 +82,27 @@ def test_a_record_that_is_not_an_object_is_quarantined():
     assert valid.rejects["reasons"].tolist() == ["record: must be an object, got str"]
 
 
-def test_a_duplicate_id_in_one_batch_quarantines_every_copy():
-    batch = [order_rec(2), order_rec(4, [(101, 1)]), order_rec(4, [(101, 2)]), order_rec(5)]
-    valid = check_orders(batch, {1, 2}, "id 4 appears more than once in one batch")
-    assert valid.rejects["record_key"].tolist() == ["4", "4"]
+def test_every_valid_copy_of_an_id_goes_to_the_loader_with_its_position():
+    # Which copy stands is the loader's rule (tests/test_store.py): the schema only judges each copy alone.
+    batch = [order_rec(2), order_rec(4, [(101, 1)]), order_rec(4, [(101, 2)]), order_rec(4, [(101, 0)]), order_rec(5)]
+    valid = check_orders(batch, {3}, "quantity 0 is below 1")
+    assert valid.orders["rec"].tolist() == [0, 1, 2, 4]
+    assert valid.lines[["rec", "quantity"]].values.tolist() == [[0, 1], [1, 1], [2, 2], [4, 1]]
+
+
+def test_an_order_whose_quantities_sum_past_the_bound_is_quarantined():
+    edge = order_rec(3, [(101, 2**62), (102, 2**62 - 2), (103, 1)])  # exactly 2**63-1: fits
+    over = order_rec(4, [(101, 2**62), (102, 2**62)])
+    valid = check_orders([order_rec(2), over, edge], {1}, "quantities sum past 2**63-1")
+    assert valid.lines[valid.lines["order_id"] == 3]["quantity"].tolist() == [2**62, 2**62 - 2, 1]
+
+
+@pytest.mark.parametrize("customer, fragment", [
+    ("x" * 1001, "(1003 characters)"),
+    ("   ", "non-empty string"),
+])
+def test_text_fields_are_bounded(customer, fragment):
+    check_orders([order_rec(2, customer_id=customer), order_rec(3, customer_id="y" * 1000)], {0}, fragment)
 
 
 def test_every_reason_of_a_record_is_kept():
@@ -137,9 +154,16 @@ def test_a_bad_stock_record_is_quarantined_and_its_neighbours_kept(bad, fragment
     assert valid.items["quantity"].tolist() == [5, 0]
 
 
-def test_duplicate_stock_ids_in_one_snapshot_are_quarantined():
+def test_different_copies_of_a_stock_id_in_one_snapshot_are_all_quarantined():
     valid = check_stock([stock_rec(101), stock_rec(102, 1), stock_rec(102, 2)], {1, 2}, "appears more than once")
     assert valid.rejects["record_key"].tolist() == ["102", "102"]
+
+
+def test_identical_copies_of_a_stock_id_are_one_item():
+    valid = validate_stock([stock_rec(101), stock_rec(102, 1), stock_rec(101), stock_rec(102, 1)])
+    assert valid.items["inventory_id"].tolist() == [101, 102]
+    assert len(valid.rejects) == 0 and valid.repeated == 2
+    assert valid.received == len(valid.items) + len(valid.rejects) + valid.repeated
 
 
 def test_zero_stock_is_valid():

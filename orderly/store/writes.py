@@ -138,7 +138,12 @@ def load_orders(
     received: int,
     cursor_to: int,
 ) -> dict[str, int]:
-    """Append new orders, skip unchanged repeats, quarantine changed repeats; advance the cursor with them."""
+    """Append new orders, skip unchanged repeats, quarantine changed repeats; advance the cursor with them.
+
+    One rule for every copy of an id, wherever it falls (the same page, the same batch, a later run): the
+    first valid copy received is kept; a later copy with the same content is a no-op ("unchanged"); one
+    with different content is quarantined as a conflict. `rec` is a copy's position in the batch.
+    """
     with transaction(con):
         con.register("incoming_orders", orders)
         con.register("incoming_lines", lines)
@@ -146,71 +151,72 @@ def load_orders(
             con.execute(
                 """
                 CREATE OR REPLACE TEMP TABLE staged AS
-                SELECT o.order_id, o.placed_at, o.customer_id,
+                SELECT o.rec, o.order_id, o.placed_at, o.customer_id,
                        count(*)::INTEGER AS items, sum(l.quantity)::BIGINT AS total_qty,
                        hash(o.placed_at, o.customer_id,
                             list([l.inventory_id, l.quantity] ORDER BY l.line_no)) AS fingerprint
-                FROM incoming_orders o JOIN incoming_lines l USING (order_id)
-                GROUP BY o.order_id, o.placed_at, o.customer_id
+                FROM incoming_orders o JOIN incoming_lines l USING (rec)
+                GROUP BY o.rec, o.order_id, o.placed_at, o.customer_id
+                """
+            )
+            # Each copy against the copy that stands: the stored one, else the batch's first.
+            con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE judged AS
+                SELECT s.*,
+                       CASE WHEN k.order_id IS NULL AND s.rec = f.first_rec THEN 'new'
+                            WHEN s.fingerprint = coalesce(k.fingerprint, f.fingerprint) THEN 'unchanged'
+                            ELSE 'conflict' END AS verdict
+                FROM staged s
+                JOIN (SELECT order_id, min(rec) AS first_rec, arg_min(fingerprint, rec) AS fingerprint
+                      FROM staged GROUP BY order_id) f USING (order_id)
+                LEFT JOIN orders k USING (order_id)
                 """
             )
             # The record as JSON only for conflicts (rare): building it for every order cost a third of a load.
             conflicts = con.execute(
                 """
-                SELECT 'order' AS source, s.order_id::VARCHAR AS record_key,
-                       to_json({'id': o.order_id, 'placed_at': o.placed_at, 'customer_id': o.customer_id,
+                SELECT 'order' AS source, j.order_id::VARCHAR AS record_key,
+                       to_json({'id': j.order_id, 'placed_at': j.placed_at, 'customer_id': j.customer_id,
                                 'items': list({'inventory_id': l.inventory_id, 'quantity': l.quantity}
                                               ORDER BY l.line_no)})::VARCHAR AS raw,
-                       'conflict: order ' || s.order_id || ' arrived again with different content; '
+                       'conflict: order ' || j.order_id || ' arrived again with different content; '
                        || 'the first copy is kept' AS reasons
-                FROM staged s JOIN orders k USING (order_id)
-                     JOIN incoming_orders o USING (order_id) JOIN incoming_lines l USING (order_id)
-                WHERE k.fingerprint <> s.fingerprint
-                GROUP BY s.order_id, o.order_id, o.placed_at, o.customer_id
-                ORDER BY s.order_id
+                FROM judged j JOIN incoming_lines l USING (rec)
+                WHERE j.verdict = 'conflict'
+                GROUP BY j.rec, j.order_id, j.placed_at, j.customer_id
+                ORDER BY j.rec
                 """
             ).df()
-        finally:
-            con.unregister("incoming_orders")
-            con.unregister("incoming_lines")
-        repeats = scalar(
-            con, "SELECT count(*) FROM staged s JOIN orders o USING (order_id) WHERE o.fingerprint = s.fingerprint"
-        )
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE fresh AS
-            SELECT * FROM staged WHERE order_id NOT IN (SELECT order_id FROM orders)
-            """
-        )
-        loaded = scalar(con, "SELECT count(*) FROM fresh")
-        con.execute(
-            """
-            INSERT INTO orders (order_id, placed_at, customer_id, items, total_qty, fingerprint,
-                                status, reason, loaded_run, loaded_at)
-            SELECT order_id, placed_at, customer_id, items, total_qty, fingerprint, 'NEW', NULL, ?, now()
-            FROM fresh ORDER BY order_id
-            """,
-            [run_id],
-        )
-        con.register("incoming_lines", lines)
-        try:
+            verdicts = dict(con.execute("SELECT verdict, count(*) FROM judged GROUP BY verdict").fetchall())
+            con.execute(
+                """
+                INSERT INTO orders (order_id, placed_at, customer_id, items, total_qty, fingerprint,
+                                    status, reason, loaded_run, loaded_at)
+                SELECT order_id, placed_at, customer_id, items, total_qty, fingerprint, 'NEW', NULL, ?, now()
+                FROM judged WHERE verdict = 'new' ORDER BY order_id
+                """,
+                [run_id],
+            )
             con.execute(
                 """
                 INSERT INTO order_lines
                 SELECT l.order_id, l.line_no, l.inventory_id, l.quantity
-                FROM incoming_lines l SEMI JOIN fresh f ON f.order_id = l.order_id
+                FROM incoming_lines l SEMI JOIN (SELECT rec FROM judged WHERE verdict = 'new') j ON j.rec = l.rec
                 ORDER BY l.order_id, l.line_no
                 """
             )
         finally:
+            con.unregister("incoming_orders")
             con.unregister("incoming_lines")
+        loaded, repeats = verdicts.get("new", 0), verdicts.get("unchanged", 0)
         all_rejects = pd.concat([rejects[REJECT_COLUMNS], conflicts], ignore_index=True) if len(conflicts) else rejects
         _insert_rejects(con, run_id, all_rejects)
         con.execute(
             "INSERT INTO cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET after_id = greatest(after_id, excluded.after_id)",
             [ORDERS_CURSOR, cursor_to],
         )
-        con.execute("DROP TABLE staged; DROP TABLE fresh")
+        con.execute("DROP TABLE staged; DROP TABLE judged")
         _add_counts(con, run_id, {"fetched": received, "loaded": loaded, "rejected": len(all_rejects)})
     return {"received": received, "loaded": loaded, "rejected": len(all_rejects), "unchanged": repeats}
 
