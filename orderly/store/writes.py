@@ -218,22 +218,18 @@ def record_decisions(
     """Write decided status changes, process and reset alike: each order's new status and reason, one history
     row each with its explanation, and the run's counters. Part of the caller's transaction."""
     if len(order_ids):
-        with decision_rows(con, order_ids, changes, labels, unknown, short) as rows:
-            con.execute("CREATE OR REPLACE TEMP TABLE decided_rows AS " + rows)
-        try:
+        with decision_rows(con, order_ids, changes, labels, unknown, short) as decided:
             con.execute(
-                """
+                f"""
                 UPDATE orders SET status = d.to_status, reason = d.order_reason
-                FROM decided_rows d WHERE orders.order_id = d.order_id
+                FROM {decided} d WHERE orders.order_id = d.order_id
                 """
             )
             con.execute(
-                """
+                f"""
                 INSERT INTO status_changes (run_id, order_id, changed_at, from_status, to_status, reason, details)
-                SELECT ?, order_id, now(), from_status, to_status, reason, details FROM decided_rows
+                SELECT ?, order_id, now(), from_status, to_status, reason, details FROM {decided}
                 """,
                 [run_id or "local"],
             )
-        finally:
-            con.execute("DROP TABLE decided_rows")
     _add_counts(con, run_id, dict(counts))
