@@ -309,3 +309,37 @@ def test_reset_everything_asks_first_on_a_terminal(cli_env, sandbox_server):
     assert process.returncode == 1 and "nothing was reset" in err and "Traceback" not in err
     assert status_json(env) == decided  # nothing changed
     # not on a pipe (a script): `reset` runs without asking, as test_reset_then_process_prints_the_table_again shows
+
+
+def test_huge_quantities_end_to_end_over_http(cli_env, stub_server):
+    """Issue 9, case 3, from the remotes to `orderly stock`: exact integers all the way, no float."""
+    import orjson
+
+    big = 2**63 - 1
+    stamp = "2026-11-20T09:00:00Z"
+    stock = [{"inventory_id": 7, "product_id": 1, "sku": "A", "product_name": "A", "warehouse_id": 1,
+              "quantity": 2**53 + 1, "updated_at": stamp},
+             {"inventory_id": 8, "product_id": 2, "sku": "B", "product_name": "B", "warehouse_id": 1,
+              "quantity": big, "updated_at": stamp}]
+    quantities = {1: (7, 2**53 + 1), 2: (7, 1), 3: (8, 2**62), 4: (8, 2**62), 5: (8, 2**62 - 1), 6: (8, 1)}
+    orders = [{"id": oid, "placed_at": stamp, "customer_id": "C", "items": [{"inventory_id": i, "quantity": q}]}
+              for oid, (i, q) in quantities.items()]
+
+    def handler(path, params, headers):
+        if path == "/stock":
+            return 200, {"Content-Type": "application/json"}, orjson.dumps(
+                {"items": stock, "page": 1, "per_page": 1000, "total_pages": 1})
+        after = int(params.get("after_id", 0))
+        return 200, {"Content-Type": "application/json"}, orjson.dumps(
+            {"orders": [o for o in orders if o["id"] > after], "next_after_id": None})
+
+    stub = stub_server(handler)
+    env = {**cli_env, "ORDERLY_ORDERS_URL": stub.url, "ORDERLY_WAREHOUSE_URL": stub.url}
+    run_cli(["run"], env)
+    assert {r["order_id"]: r["status"] for r in status_json(env)} == {
+        1: "PROCESSED", 2: "FAILED", 3: "PROCESSED", 4: "FAILED", 5: "PROCESSED", 6: "FAILED"}
+    items = {i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"])
+             for i in json.loads(run_cli(["stock", "--json"], env).stdout)["items"]}
+    assert items == {7: (2**53 + 1, 2**53 + 1, 0), 8: (big, big, 0)}
+    assert json.loads(run_cli(["explain", "4", "--json"], env).stdout)["explanation"] == {
+        "short": [{"inventory_id": 8, "needed": 2**62, "available": 2**62 - 1}]}
