@@ -30,18 +30,24 @@ def decide(
     """
     decided = []
     for order_id, demand in demands:
-        unknown = sorted(item for item in demand if item not in available)
-        if unknown:
-            decided.append((order_id, UNKNOWN_INVENTORY, {"unknown": unknown}))
-            continue
-        short = [{"inventory_id": item, "needed": quantity, "available": available[item]}
-                 for item, quantity in sorted(demand.items()) if available[item] < quantity]
-        if short:
-            decided.append((order_id, INSUFFICIENT_STOCK, {"short": short}))
-            continue
+        reason = None
         for item, quantity in demand.items():
-            available[item] -= quantity
-        decided.append((order_id, None, None))
+            have = available.get(item)
+            if have is None:
+                reason = UNKNOWN_INVENTORY  # the first reason that applies: no need to look further
+                break
+            if have < quantity:
+                reason = INSUFFICIENT_STOCK
+        if reason is None:
+            for item, quantity in demand.items():
+                available[item] -= quantity
+            decided.append((order_id, None, None))
+        elif reason == UNKNOWN_INVENTORY:
+            decided.append((order_id, reason, {"unknown": sorted(item for item in demand if item not in available)}))
+        else:
+            decided.append((order_id, reason, {"short": [
+                {"inventory_id": item, "needed": quantity, "available": available[item]}
+                for item, quantity in sorted(demand.items()) if available[item] < quantity]}))
     return decided
 
 
