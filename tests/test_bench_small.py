@@ -24,7 +24,9 @@ def _bench():
     return module
 
 
-@pytest.mark.timeout(120)
+# No timing is asserted: the bound only stops a hang. It also covers starting the session's Prefect server
+# when this is the first test to need it (57 s of the 120 s it had, measured with a load average of 6).
+@pytest.mark.timeout(300)
 def test_bench_pipeline_20k_matches_the_floor_model(prefect_server, tmp_path):
     bench = _bench()
     result = bench.bench_size(
