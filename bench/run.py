@@ -12,8 +12,9 @@ For each size N it starts (all subprocesses, all on loopback, all in a temp dir)
   4. the sandbox again with N + 1000 orders (prefix-stable: the first N are unchanged), and
      a second `orderly run`: the incremental run.
 Per-step times come from the Prefect task runs of each flow run (the server's own record).
-The floor is the contract's rule as a plain in-memory Python loop over the same orders.
-The bench also checks every status against that floor model (the result must be identical).
+The floor is the contract's rule as a plain in-memory Python loop over the same orders: tests/reference.py,
+the one reference model the tests use too. The bench also checks every status, reason and recorded
+explanation against it (the result must be identical).
 
 The last line printed is one JSON object; the same object goes to bench/results/<timestamp>.json.
 """
@@ -37,6 +38,9 @@ import psutil
 from orderly.localproc import free_port, start_prefect_server, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+import reference  # noqa: E402 - the one plain statement of the rule, shared with the tests
+
 BIN = Path(sys.executable).parent
 ORDERLY = str(BIN / "orderly")
 RESULTS = ROOT / "bench" / "results"
@@ -144,19 +148,13 @@ _FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 # ---- the floor -----------------------------------------------------------------------------
 
-def demand_of(record: dict) -> dict[int, int]:
-    demand: dict[int, int] = {}
-    for line in record["items"]:
-        demand[line["inventory_id"]] = demand.get(line["inventory_id"], 0) + line["quantity"]
-    return demand
-
-
 def order_dicts(dataset, after_id: int = 0) -> list[tuple[int, dict[int, int]]]:
     """The orders with id > after_id as (id, {item: summed quantity}), ascending."""
     out = []
     while True:
         page = dataset.orders_page(after_id, 1000)
-        out.extend((rec["id"], demand_of(rec)) for rec in page["orders"])
+        out.extend((rec["id"], reference.demand_of((line["inventory_id"], line["quantity"]) for line in rec["items"]))
+                   for rec in page["orders"])
         if page["next_after_id"] is None:
             return out
         after_id = page["next_after_id"]
@@ -164,29 +162,6 @@ def order_dicts(dataset, after_id: int = 0) -> list[tuple[int, dict[int, int]]]:
 
 def stock_dict(dataset) -> dict[int, int]:
     return {int(i): int(q) for i, q in zip(dataset.inventory_ids.tolist(), dataset.quantities.tolist())}
-
-
-def floor_rule(orders: list[tuple[int, dict[int, int]]], available: dict[int, int]) -> list[tuple[int, str | None]]:
-    """The contract's rule, plainly: one order at a time, ascending id, all or nothing (no I/O).
-
-    Returns (order_id, None for PROCESSED / reason for FAILED) and consumes `available`.
-    """
-    decided = []
-    append = decided.append
-    for order_id, demand in orders:
-        reason = None
-        for item, qty in demand.items():
-            have = available.get(item)
-            if have is None:
-                reason = "UNKNOWN_INVENTORY"
-                break
-            if have < qty:
-                reason = "INSUFFICIENT_STOCK"
-        if reason is None:
-            for item, qty in demand.items():
-                available[item] -= qty
-        append((order_id, reason))
-    return decided
 
 
 def floor_model(n: int, extra: int, items: int, seed: int) -> dict:
@@ -200,37 +175,42 @@ def floor_model(n: int, extra: int, items: int, seed: int) -> dict:
     orders = order_dicts(first)
     available = stock_dict(first)
     started = time.perf_counter()
-    decided = floor_rule(orders, available)
+    decided = reference.decide(orders, available)
     floor_s = time.perf_counter() - started
     second = generate(n + extra, items, seed)
     new_orders = order_dicts(second, orders[-1][0] if orders else 0)  # only the orders run 2 adds
     # run 2's availability: the new on-hand minus what run 1's PROCESSED orders hold
     available2 = stock_dict(second)
     by_id = dict(orders)
-    for order_id, reason in decided:
+    for order_id, reason, _ in decided:
         if reason is None:
             for item, qty in by_id[order_id].items():
                 available2[item] -= qty
-    decided2 = floor_rule(new_orders, available2)
+    decided2 = reference.decide(new_orders, available2)
     return {"run1": decided, "run2": decided2, "all": decided + decided2, "floor_s": floor_s,
             "orders1": len(orders), "orders2": len(new_orders)}
 
 
-def check_statuses(db: Path, expected: list[tuple[int, str | None]]) -> str | None:
-    """None when the store's statuses equal the floor model's, else a description of the first difference."""
+def check_statuses(db: Path, expected: list[tuple[int, str | None, dict | None]]) -> str | None:
+    """None when the store's statuses, reasons and recorded explanations equal the floor model's, else a
+    description of the first difference."""
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
     try:
         rows = con.execute("SELECT order_id, status, reason FROM orders ORDER BY order_id").fetchall()
+        details = dict(con.execute("SELECT order_id, details FROM status_changes WHERE to_status = 'FAILED'").fetchall())
     finally:
         con.close()
     if len(rows) != len(expected):
         return f"{len(rows)} orders in the store, the model has {len(expected)}"
-    for (oid, status, reason), (eid, ereason) in zip(rows, expected):
+    for (oid, status, reason), (eid, ereason, explanation) in zip(rows, expected):
         want = ("PROCESSED", None) if ereason is None else ("FAILED", ereason)
         if oid != eid or (status, reason) != want:
             return f"order {oid}: store says {status}/{reason}, model says order {eid} {want[0]}/{want[1]}"
+        recorded = details.get(oid)
+        if (None if recorded is None else json.loads(recorded)) != explanation:
+            return f"order {oid}: recorded explanation {recorded}, model says {explanation}"
     return None
 
 

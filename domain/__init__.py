@@ -1,31 +1,13 @@
-"""The rules of Orderly in pure Python: orders, products, allocation and domain events (no I/O)."""
+"""The rules of Orderly in pure Python (numpy for columns; no I/O, no Prefect, no DuckDB).
 
-from domain.allocation import Decision, allocate, decide
-from domain.services import decide_orders, reset_orders
-from domain.events import (
-    DomainEvent,
-    MessageBus,
-    OrderFailed,
-    OrderProcessed,
-    OrderReset,
-    StatusChange,
-    StatusHistoryRecorder,
-)
-from domain.model import (
-    IllegalTransition,
-    InvalidOrder,
-    InventoryItem,
-    Order,
-    OrderLine,
-    Product,
-    Reason,
-    Status,
-)
+- domain.rule: the rule itself (decide, reset, when processing must refuse)
+- domain.decisions: what it decides (`Decisions`, the status changes as columns, with explanations)
+- domain.model: the vocabulary (Status, Reason)
+"""
 
-__all__ = [
-    "Decision", "allocate", "decide", "decide_orders", "reset_orders",
-    "DomainEvent", "MessageBus", "OrderFailed", "OrderProcessed", "OrderReset",
-    "StatusChange", "StatusHistoryRecorder",
-    "IllegalTransition", "InvalidOrder", "InventoryItem", "Order", "OrderLine",
-    "Product", "Reason", "Status",
-]
+from domain.decisions import TRANSITIONS, Decisions
+from domain.model import RESET, Reason, Status, parse_reason, parse_status
+from domain.rule import decide, reset, stock_refusal
+
+__all__ = ["TRANSITIONS", "Decisions", "RESET", "Reason", "Status", "parse_reason", "parse_status", "decide",
+           "reset", "stock_refusal"]

@@ -1,8 +1,8 @@
 """`orderly serve`: one long-running process serving the three deployments an operator uses from the Prefect UI.
 
 - `pipeline/pipeline`        every ORDERLY_SCHEDULE_SECONDS (default 300): sync stock, ingest orders, process NEW ones
-- `process-all/process-all`  on demand ("Process All"), parameter `order_ids` (optional list)
-- `reset-state/reset-state`  on demand ("Reset State"), parameter `order_ids` (optional list)
+- `process-all/process-all`  on demand ("Process All"), parameters `order_ids` (optional list) and `dry_run`
+- `reset-state/reset-state`  on demand ("Reset State"), parameters `order_ids`, `status` and `reason` (optional)
 
 Each deployment runs one flow run at a time (concurrency_limit=1, later runs wait their turn), and every
 data-changing run also holds the one slot of the global limit `orderly-writes` (flows.write_slot), so no two
@@ -58,11 +58,13 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
         ),
         process_all.to_deployment(
             name="process-all", **common,
-            description='"Process All": decide NEW orders (all, or the order_ids given) in ascending id.',
+            description='"Process All": decide NEW orders (all, or the order_ids given) in ascending id; '
+                        'dry_run decides and writes nothing, publishing the preview as the orders-process-preview artifact.',
         ),
         reset_state.to_deployment(
             name="reset-state", **common,
-            description='"Reset State": put orders (all, or the order_ids given) back to NEW.',
+            description='"Reset State": put orders back to NEW (all, the order_ids given, and/or those with the '
+                        'status and failure reason given).',
         ),
     ]
 

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from prefect import flow
+import uuid
+from typing import Any, Literal
+
+from prefect import flow, runtime
+from prefect.utilities.annotations import quote
 
 from flows import steps
 from flows.run_record import recorded_run
 from orderly.errors import StaleStock
+from orderly.settings import Settings
 from tasks.process import process_new_orders, reset_orders_to_new
+from tasks.report import publish_preview
+
+StatusName = Literal["NEW", "PROCESSED", "FAILED"]
+ReasonName = Literal["UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK"]
 
 
-def _which(order_ids: list[int] | None) -> str:
-    return "all" if not order_ids else "orders " + ",".join(map(str, sorted(order_ids)))
+def _which(params: dict) -> str:
+    order_ids = params.get("order_ids")
+    which = "all" if not order_ids else "orders " + ",".join(map(str, sorted(order_ids)))
+    matching = " ".join(str(params[name]) for name in ("status", "reason") if params.get(name))
+    return f"{which} {matching}" if matching else which
 
 
 @flow(name="pipeline", flow_run_name="pipeline: sync and process", log_prints=True)
@@ -38,23 +50,35 @@ def sync() -> dict[str, int]:
     return run.counts
 
 
-@flow(name="process-all", flow_run_name=lambda: "process " + _which(_params().get("order_ids")))
-def process_all(order_ids: list[int] | None = None) -> dict[str, int]:
-    """"Process All": decide NEW orders (all, or those named) in ascending id."""
+@flow(name="process-all",
+      flow_run_name=lambda: "process " + _which(_params()) + (" (dry run)" if _params().get("dry_run") else ""))
+def process_all(order_ids: list[int] | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """"Process All": decide NEW orders (all, or those named) in ascending id.
+
+    With dry_run, decide exactly as a real run would but write nothing: the counts and every change it
+    would make (with explanations) are returned and published as the `orders-process-preview` artifact.
+    """
+    if dry_run:
+        settings = Settings.from_env()
+        preview = process_new_orders(settings, str(runtime.flow_run.id or uuid.uuid4()), order_ids or None,
+                                     dry_run=True)
+        publish_preview(quote(preview))  # quote: Prefect would walk every row looking for futures
+        return preview
     with recorded_run("process-all") as run:
         run.add(process_new_orders(run.settings, run.id, order_ids or None))
     return run.counts
 
 
-@flow(name="reset-state", flow_run_name=lambda: "reset " + _which(_params().get("order_ids")))
-def reset_state(order_ids: list[int] | None = None) -> dict[str, int]:
-    """"Reset State": put orders (all, or those named) back to NEW; PROCESSED ones release their stock."""
+@flow(name="reset-state", flow_run_name=lambda: "reset " + _which(_params()))
+def reset_state(order_ids: list[int] | None = None, status: StatusName | None = None,
+                reason: ReasonName | None = None) -> dict[str, int]:
+    """"Reset State": put orders back to NEW (all, those named, and/or those with this status and failure
+    reason); PROCESSED ones release their stock. status=FAILED, reason=INSUFFICIENT_STOCK, then Process All,
+    retries the orders that lacked stock."""
     with recorded_run("reset-state") as run:
-        run.add(reset_orders_to_new(run.settings, run.id, order_ids or None))
+        run.add(reset_orders_to_new(run.settings, run.id, order_ids or None, status=status, reason=reason))
     return run.counts
 
 
 def _params() -> dict:
-    from prefect.runtime import flow_run
-
-    return flow_run.parameters or {}
+    return runtime.flow_run.parameters or {}

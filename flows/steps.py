@@ -25,8 +25,7 @@ def sync_stock(run: Run) -> None:
         run.problems.append(f"stock not synced: {error}")
         get_run_logger().warning("stock not synced, the last snapshot stays: %s", error)
         return
-    counts = load_stock(run.settings, run.id, quote(validate_stock_records(quote(records))))
-    run.add({"stock_items": counts["loaded"], "stock_rejected": counts["rejected"]})
+    run.add(load_stock(run.settings, run.id, quote(validate_stock_records(quote(records)))))
 
 
 def ingest_orders(run: Run) -> None:
@@ -39,11 +38,9 @@ def ingest_orders(run: Run) -> None:
             run.problems.append(f"orders not fully ingested: {error}")
             get_run_logger().warning("orders not fully ingested: %s", error)
             return
-        counts = load_orders(
+        run.add(load_orders(
             run.settings, run.id, quote(validate_order_records(quote(chunk.records))), chunk.cursor_to
-        )
-        run.add({"orders_fetched": counts["received"], "orders_loaded": counts["loaded"],
-                 "orders_rejected": counts["rejected"]})
+        ))
         if chunk.last:
             return
         after_id = chunk.cursor_to

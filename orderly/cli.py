@@ -79,16 +79,62 @@ def sync() -> None:
 
 
 @app.command()
-def process(order: Optional[list[int]] = OrderOption) -> None:
+def process(
+    order: Optional[list[int]] = OrderOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decide exactly as a real run would, write nothing, "
+                                 "and show the changes it would make."),
+    as_json: bool = JsonOption,
+) -> None:
     """"Process All": process NEW orders (all, or those named), then show the orders table."""
-    _summary("process", _run_flow("process", order_ids=order or None))
+    result = _run_flow("process", order_ids=order or None, dry_run=dry_run)
+    if dry_run:
+        return _preview(result, as_json)
+    if as_json:
+        return _print_json(result)
+    _summary("process", result)
     status(as_json=False)
 
 
+def _preview(preview: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        return _print_json({"dry_run": True, **preview})
+    from orderly.explanations import describe
+
+    changes = preview["changes"]
+    err.print(f"dry run, nothing was written: would process {preview['processed']}, fail {preview['failed']}")
+    _table(None, ["Order ID", "Now", "Would be", "Reason", "Why"],
+           [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
+            for c in changes[:TABLE_ROWS]])
+    if len(changes) > TABLE_ROWS:
+        out.print(f"(the first {TABLE_ROWS} of {len(changes)} changes; `--json` has them all)")
+
+
 @app.command()
-def reset(order: Optional[list[int]] = OrderOption) -> None:
-    """"Reset State": put orders back to NEW (all, or those named)."""
-    _summary("reset", _run_flow("reset", order_ids=order or None))
+def reset(
+    order: Optional[list[int]] = OrderOption,
+    status_name: Optional[str] = typer.Option(None, "--status", help="Only orders with this status: PROCESSED or FAILED."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Only FAILED orders with this reason: "
+                                         "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before resetting every order."),
+) -> None:
+    """"Reset State": put orders back to NEW (all, those named, or those matching --status/--reason)."""
+    from domain.model import parse_reason, parse_status
+
+    try:
+        status_name, reason = (None if v is None else str(v) for v in (parse_status(status_name), parse_reason(reason)))
+    except ValueError as error:
+        raise Fail(str(error), 2) from None
+    _settings()
+    if not (order or status_name or reason) and not yes and sys.stdin.isatty():
+        import click
+
+        try:
+            sure = typer.confirm("Put every PROCESSED and FAILED order back to NEW?", default=False, err=True)
+        except click.Abort:
+            sure = False
+        if not sure:
+            raise Fail("nothing was reset", 1)
+    _summary("reset", _run_flow("reset", order_ids=order or None, status=status_name, reason=reason))
 
 
 # ---- query commands: DuckDB only, no Prefect import -------------------------------------------
@@ -166,7 +212,8 @@ def stock(as_json: bool = JsonOption) -> None:
 @app.command()
 def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."),
             as_json: bool = JsonOption) -> None:
-    """That order's status changes: run, time, from, to, reason."""
+    """That order's status changes: run, time, from, to, reason, and why (the recorded explanation)."""
+    from orderly.explanations import describe
     from orderly.store import queries
 
     found = _read(lambda con: (queries.order_exists(con, order_id), queries.order_history(con, order_id)))
@@ -175,8 +222,36 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     rows = found[1]
     if as_json:
         return _print_json(rows)
-    _table(f"Order {order_id}", ["When", "From", "To", "Reason", "Run"],
-           [[_when(r["changed_at"]), r["from_status"], r["to_status"], r["reason"], r["run_id"]] for r in rows])
+    _table(f"Order {order_id}", ["When", "From", "To", "Reason", "Why", "Run"],
+           [[_when(r["changed_at"]), r["from_status"], r["to_status"], r["reason"],
+             describe(r["reason"], r["details"]) if r["to_status"] == "FAILED" else "", r["run_id"]] for r in rows])
+
+
+@app.command()
+def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."), as_json: bool = JsonOption) -> None:
+    """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
+    from orderly.explanations import describe
+    from orderly.store import queries
+
+    found = _read(queries.explain_order, order_id)
+    if found is None:
+        raise Fail(f"no such order: {order_id}", 2)
+    if as_json:
+        return _print_json(found)
+    decided = "" if found["decided_at"] is None else f", decided {_when(found['decided_at'])} by run {found['decided_run']}"
+    out.print(f"order {order_id}: {found['status']}{' ' + found['reason'] if found['reason'] else ''}{decided}")
+    if found["status"] == "FAILED":
+        out.print(f"why: {describe(found['reason'], found['explanation'])}"
+                  + (" (when its turn came)" if found["explanation"] and "short" in found["explanation"] else ""))
+    elif found["status"] == "PROCESSED":
+        out.print("why: every item was available; its quantities are allocated to it")
+    else:
+        out.print(f"not decided yet: `orderly process --order {order_id} --dry-run` shows what would happen")
+    _table(None, ["Line", "Item", "Quantity", "On hand", "Allocated", "Available"],
+           [[line["line_no"], line["inventory_id"], line["quantity"],
+             *(("not in the stock snapshot", "", "") if line["on_hand"] is None else
+               (line["on_hand"], line["allocated"], line["available"]))] for line in found["lines"]])
+    out.print("(on hand, allocated and available are the stock now)")
 
 
 @app.command()
@@ -184,15 +259,15 @@ def runs(as_json: bool = JsonOption,
          limit: int = typer.Option(20, min=1, max=1_000_000, help="How many recent runs.")) -> None:
     """Recent runs (newest first) with their counts."""
     from orderly.store import queries
+    from orderly.store.schema import RUN_COUNTERS
 
     rows = _read(queries.recent_runs, limit) or []
     if as_json:
         return _print_json(rows)
-    _table(None, ["Run", "Flow", "Started", "Duration", "State", "Fetched", "Loaded", "Rejected", "Processed",
-                  "Failed", "Reset"],
+    _table(None, ["Run", "Flow", "Started", "Duration", "State", "Counts"],
            [[r["run_id"], r["flow"], _when(r["started_at"]),
-             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"], r["fetched"], r["loaded"],
-             r["rejected"], r["processed"], r["failed"], r["reset"]] for r in rows])
+             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"],
+             ", ".join(f"{name} {r[name]}" for name in RUN_COUNTERS if r[name])] for r in rows])
 
 
 @app.command()

@@ -25,10 +25,14 @@ class RemoteError(OrderlyError):
     exit_code = 5
 
 
-class UnknownOrders(OrderlyError):
-    """`--order` named ids that are not in the store."""
+class BadArgument(OrderlyError):
+    """A value an operator gave that the rules do not know (a status, a reason, an order id)."""
 
     exit_code = 2
+
+
+class UnknownOrders(BadArgument):
+    """`--order` named ids that are not in the store."""
 
 
 class IncompleteSnapshot(RemoteError):

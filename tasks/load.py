@@ -6,21 +6,21 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from orderly.settings import Settings
-from orderly.store import open_store, writes
+from orderly.store import open_store, queries, writes
 from orderly.validation import ValidOrders, ValidStock
 
 
 @task(cache_policy=NO_CACHE)
 def read_orders_cursor(settings: Settings) -> int:
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-        return writes.orders_cursor(con)
+        return queries.orders_cursor(con)
 
 
 @task(cache_policy=NO_CACHE)
 def load_stock(settings: Settings, run_id: str, valid: ValidStock) -> dict[str, int]:
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
         counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received)
-    get_run_logger().info("stock snapshot %(snapshot_id)d: %(loaded)d items, %(rejected)d rejected", counts)
+    get_run_logger().info("stock snapshot: %(stock_loaded)d items, %(stock_rejected)d rejected", counts)
     return counts
 
 
@@ -31,6 +31,6 @@ def load_orders(settings: Settings, run_id: str, valid: ValidOrders, cursor_to: 
             con, run_id, valid.orders, valid.lines, valid.rejects, valid.received, cursor_to
         )
     get_run_logger().info(
-        "orders: %(loaded)d new, %(unchanged)d unchanged repeats, %(rejected)d rejected", counts
+        "orders: %(orders_loaded)d new, %(orders_repeated)d unchanged repeats, %(orders_rejected)d rejected", counts
     )
     return counts

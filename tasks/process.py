@@ -1,47 +1,42 @@
-"""Process tasks: apply the domain's allocation rule (or reset) to the stored orders in one transaction."""
+"""Process tasks: "Process All" (or a dry run of it) and "Reset State", each one transaction of orderly.service."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from domain import decide_orders, reset_orders
-from orderly.errors import StaleStock, UnknownOrders
+from domain import stock_refusal
+from orderly import service
+from orderly.errors import StaleStock
 from orderly.settings import Settings
-from orderly.store import open_store, writes
-
-
-def _refuse_unknown(con, order_ids: Sequence[int] | None) -> None:
-    if order_ids:
-        unknown = writes.unknown_order_ids(con, order_ids)
-        if unknown:
-            raise UnknownOrders(f"no such order: {', '.join(map(str, unknown))}; nothing was changed")
+from orderly.store import open_store
 
 
 @task(cache_policy=NO_CACHE)
-def process_new_orders(settings: Settings, run_id: str, order_ids: Sequence[int] | None = None) -> dict[str, int]:
-    """Decide NEW orders (all, or those named) if the stock snapshot is complete and fresh enough."""
-    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-        _refuse_unknown(con, order_ids)
-        age = writes.stock_snapshot_age(con)
-        if age is None:
-            raise StaleStock("no complete stock snapshot yet, so no order was processed: run `orderly sync` first")
-        if age > settings.max_stock_age:
-            raise StaleStock(
-                f"the last complete stock snapshot is {age:.0f} s old (ORDERLY_MAX_STOCK_AGE={settings.max_stock_age:g}), "
-                "so no order was processed: sync stock first"
-            )
-        counts = writes.decide_new_orders(con, run_id, order_ids, decide_orders)
-    get_run_logger().info("processed %(processed)d orders, failed %(failed)d", counts)
-    return counts
+def process_new_orders(
+    settings: Settings, run_id: str, order_ids: Sequence[int] | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Decide NEW orders (all, or those named) if the stock snapshot is complete and fresh enough.
+    A dry run reads the store without writing to it and returns the changes it would make."""
+    if dry_run and not settings.db_path.exists():
+        raise StaleStock(stock_refusal(None, settings.max_stock_age))
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=dry_run) as con:
+        outcome = service.process(con, run_id, order_ids, max_stock_age=settings.max_stock_age, dry_run=dry_run)
+    get_run_logger().info("%s %d orders, failed %d", "would process" if dry_run else "processed",
+                          outcome["processed"], outcome["failed"])
+    return outcome
 
 
 @task(cache_policy=NO_CACHE)
-def reset_orders_to_new(settings: Settings, run_id: str, order_ids: Sequence[int] | None = None) -> dict[str, int]:
+def reset_orders_to_new(
+    settings: Settings, run_id: str, order_ids: Sequence[int] | None = None,
+    status: str | None = None, reason: str | None = None,
+) -> dict[str, int]:
+    """Put decided orders back to NEW: all, those named, and/or those with this status and reason."""
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-        _refuse_unknown(con, order_ids)
-        counts = writes.reset_decided_orders(con, run_id, order_ids, reset_orders)
+        counts = service.reset(con, run_id, order_ids, status=status, reason=reason)
     get_run_logger().info("reset %(reset)d orders to NEW", counts)
     return counts

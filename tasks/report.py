@@ -1,4 +1,4 @@
-"""Report task: publish the run's outcome to the Prefect UI as artifacts (orders table, summary, rejects)."""
+"""Report tasks: publish a run's outcome (orders table, summary, rejects) or a dry run's preview as artifacts."""
 
 from __future__ import annotations
 
@@ -8,34 +8,24 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from orderly.explanations import describe
 from orderly.settings import Settings
 from orderly.store import open_store, queries
+from orderly.store.schema import RUN_COUNTERS
 
 TABLE_LIMIT = 500  # the UI gets the latest orders and the counts, never a million rows
 
 
-# The summary's measures, in the order an operator reads them: (label, count names summed).
-MEASURES = (
-    ("fetched", ("orders_fetched",)),
-    ("loaded", ("orders_loaded",)),
-    ("rejected", ("orders_rejected", "stock_rejected")),
-    ("processed", ("processed",)),
-    ("failed", ("failed",)),
-)
-
-
 def summary_markdown(flow: str, state: str, duration_s: float | None, counts: dict[str, Any],
                      snapshot: dict[str, Any] | None, by_status: dict[str, int], problems: list[str]) -> str:
-    """The run's summary as markdown: the standard measures first, then any other counts, the stock, the orders."""
-    known = {name for _, names in MEASURES for name in names}
+    """The run's summary as markdown: every run counter under its one name, the stock's age, the orders."""
     age = "none yet" if snapshot is None else f"{snapshot['age_seconds']:.0f} s"
     lines = [
         f"# {flow}: {state.lower()}",
         "",
         "| measure | value |",
         "|---|---|",
-        *(f"| {label} | {sum(int(counts.get(n, 0)) for n in names)} |" for label, names in MEASURES),
-        *(f"| {name.replace('_', ' ')} | {value} |" for name, value in counts.items() if name not in known),
+        *(f"| {name} | {int(counts.get(name, 0))} |" for name in RUN_COUNTERS),
         f"| stock snapshot age | {age} |",
         f"| duration | {'' if duration_s is None else f'{duration_s:.1f} s'} |",
         *(f"| orders {status} | {n} |" for status, n in by_status.items()),
@@ -71,7 +61,7 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
         description=f"Summary of {flow}",
     )
     if rejects:
-        rejected = sum(int(counts.get(n, 0)) for n in ("orders_rejected", "stock_rejected"))
+        rejected = int(counts.get("orders_rejected", 0)) + int(counts.get("stock_rejected", 0))
         create_table_artifact(
             key="orders-rejects",
             table=[{"Source": r["source"], "Key": r["record_key"] or "", "Reasons": r["reasons"]} for r in rejects],
@@ -79,3 +69,17 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
             + (f" (latest {len(rejects)} shown; `orderly rejects --json` has them all)" if rejected > len(rejects) else ""),
         )
     get_run_logger().info("published the orders-status table (%d of %d orders) and the run summary", len(orders), total)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_preview(preview: dict[str, Any]) -> None:
+    """A dry run's artifact `orders-process-preview`: what Process All would do, written nowhere else."""
+    changes = preview["changes"]
+    create_table_artifact(
+        key="orders-process-preview",
+        table=[{"Order ID": c["order_id"], "Would be": c["to_status"], "Reason": c["reason"] or "",
+                "Why": describe(c["reason"], c["details"])} for c in changes[:TABLE_LIMIT]],
+        description=f"Dry run of Process All (nothing was written): would process {preview['processed']}, "
+        f"fail {preview['failed']}" + (f" (first {TABLE_LIMIT} of {len(changes)} shown)" if len(changes) > TABLE_LIMIT else ""),
+    )
+    get_run_logger().info("published the preview: would process %d, fail %d", preview["processed"], preview["failed"])

@@ -50,7 +50,9 @@ def cli_env(tmp_path, prefect_server):
 
 
 def run_cli(args: list[str], env: dict, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([ORDERLY, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    # stdin is not a terminal, as in a script: `orderly reset` asks first only on a terminal
+    result = subprocess.run([ORDERLY, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                            stdin=subprocess.DEVNULL)
     if check and result.returncode != 0:
         raise AssertionError(f"orderly {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result

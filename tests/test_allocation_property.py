@@ -1,103 +1,112 @@
-"""Property: domain.allocate / decide_orders (both paths) agree with a tiny independent model of the rule."""
+"""Property: domain.rule decides every order exactly as tests/reference.py, the plain statement of the rule:
+the same status, the same reason, the same explanation, and never more stock than there is. Two worlds:
+small numbers (many orders fight over little stock) and hostile ones (quantities at and around 2**31, 2**32,
+2**53 and 2**63-1, so that totals pass what int64 and float64 hold)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import Reason, allocate, decide_orders
-from domain.allocation import DemandColumns
+from domain import decide, reset
 
+from reference import decide as reference_decide, demand_of
+
+BIG = 2**63 - 1
 ITEMS = [1, 2, 3, 4]  # known items; 9 is never stocked
 
-stock_st = st.dictionaries(st.sampled_from(ITEMS), st.integers(0, 6), min_size=0, max_size=4)
-line_st = st.tuples(st.sampled_from(ITEMS + [9]), st.integers(1, 4))
-orders_st = st.lists(st.lists(line_st, min_size=1, max_size=4), min_size=0, max_size=25)
+EDGES = [1, 2, 3, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**53 - 1, 2**53, 2**53 + 1, 2**62, BIG - 1, BIG]
+big_quantity = st.one_of(st.sampled_from(EDGES), st.integers(1, BIG))
+big_stock = st.one_of(st.sampled_from([0, *EDGES]), st.integers(0, BIG))
 
 
-def model(on_hand: dict[int, int], orders: list[list[tuple[int, int]]]) -> list[str | None]:
-    """The contract's rule, written plainly: ascending id, summed lines, unknown first, all or nothing."""
-    left = dict(on_hand)
-    outcome = []
-    for lines in orders:
-        want: dict[int, int] = {}
-        for item, qty in lines:
-            want[item] = want.get(item, 0) + qty
-        if any(item not in left for item in want):
-            outcome.append("UNKNOWN_INVENTORY")
-        elif any(left[item] < qty for item, qty in want.items()):
-            outcome.append("INSUFFICIENT_STOCK")
-        else:
-            for item, qty in want.items():
-                left[item] -= qty
-            outcome.append(None)
-    return outcome
+def orders_of(quantity: st.SearchStrategy[int], items: list[int],
+              unknown: int = 9) -> st.SearchStrategy[dict[int, list[tuple[int, int]]]]:
+    """{order id: lines}; each order's total stays within 2**63-1, as the schema guarantees."""
+    lines = st.lists(st.tuples(st.sampled_from(items + [unknown]), quantity), min_size=1, max_size=4)
+
+    def within_bound(order_lines):
+        kept, total = [], 0
+        for item, qty in order_lines:
+            if total + qty <= BIG:
+                kept.append((item, qty))
+                total += qty
+        return kept
+
+    return st.dictionaries(st.integers(0, BIG), lines.map(within_bound), max_size=25)
 
 
-def demands(orders):
-    out = []
-    for index, lines in enumerate(orders):
-        want: dict[int, int] = {}
-        for item, qty in lines:
-            want[item] = want.get(item, 0) + qty
-        out.append((10 * index + 3, want))  # ascending ids with gaps
-    return out
+small_world = st.tuples(st.dictionaries(st.sampled_from(ITEMS), st.integers(-2, 6), max_size=4),
+                        orders_of(st.integers(1, 4), ITEMS))
+# Two items only, so that hostile values meet on one item often; ids far apart (and an unknown one between
+# them), so that items are found by search, not by a dense lookup table.
+FAR = [3, BIG - 1]
+big_world = st.tuples(st.dictionaries(st.sampled_from(FAR), big_stock, max_size=2),
+                      orders_of(big_quantity, FAR, unknown=2**40))
 
 
-def columns(orders) -> DemandColumns:
-    rows = sorted((oid, item, qty) for oid, want in demands(orders) for item, qty in want.items())
-    if not rows:
-        return DemandColumns([], [], [])
-    return DemandColumns(*zip(*rows))
+def _tight(on_hand: int):
+    """One item of `on_hand`, and orders of quantities just around it: the totals land on either side of
+    what is available by 1, where float64 (above 2**53) and a wrapped int64 sum would misjudge them."""
+    near = sorted({q for q in (on_hand, on_hand - 1, on_hand + 1, on_hand // 2, on_hand // 2 + 1, 1, 2)
+                   if 1 <= q <= BIG})
+    return st.tuples(st.just({FAR[1]: on_hand}), orders_of(st.sampled_from(near), FAR[1:], unknown=2**40))
 
 
-@settings(max_examples=200, deadline=None)
-@given(stock_st, orders_st)
-def test_allocate_matches_the_model_and_never_goes_negative(on_hand, orders):
-    available = dict(on_hand)
-    decisions = list(allocate(demands(orders), available))
-    got = [None if d.reason is None else str(d.reason) for d in decisions]
-    assert got == model(on_hand, orders)
+tight_world = big_stock.flatmap(_tight)
 
-    # never negative, and exactly the processed orders' quantities were taken (all or nothing)
-    assert all(v >= 0 for v in available.values())
+
+def domain_outcome(stock: dict[int, int], orders: dict[int, list[tuple[int, int]]]):
+    rows = [(oid, item, qty) for oid, lines in orders.items() for item, qty in lines]
+    d = decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock), list(stock.values()))
+    explained: dict[int, dict] = {}
+    for oid, item in zip(*(d.unknown[k].tolist() for k in ("order_id", "inventory_id"))):
+        explained.setdefault(oid, {"unknown": []})["unknown"].append(item)
+    for oid, item, needed, available in zip(*(d.short[k].tolist() for k in ("order_id", "inventory_id", "needed",
+                                                                            "available"))):
+        explained.setdefault(oid, {"short": []})["short"].append(
+            {"inventory_id": item, "needed": needed, "available": available})
+    return [(oid, reason, explained.get(oid)) for oid, _, _, reason in d], d
+
+
+def check(stock, orders):
+    got, d = domain_outcome(stock, orders)
+    left = dict(stock)
+    expected = reference_decide(sorted((oid, demand_of(lines)) for oid, lines in orders.items()), left)
+    assert got == expected
+    assert d.counts == {"processed": sum(r is None for _, r, _ in expected),
+                        "failed": sum(r is not None for _, r, _ in expected)}
+    # never more stock than there is: what the PROCESSED orders take fits in what each item had
     taken: dict[int, int] = {}
-    for (oid, want), d in zip(demands(orders), decisions):
-        assert d.order_id == oid
-        if d.processed:
-            for item, qty in want.items():
+    for oid, reason, _ in expected:
+        if reason is None:
+            for item, qty in demand_of(orders[oid]).items():
                 taken[item] = taken.get(item, 0) + qty
-    assert available == {item: on_hand[item] - taken.get(item, 0) for item in on_hand}
+    assert all(taken.get(item, 0) <= max(on_hand, 0) for item, on_hand in stock.items())
+    assert left == {item: stock[item] - taken.get(item, 0) for item in stock}
 
 
-@settings(max_examples=200, deadline=None)
-@given(stock_st, orders_st)
-def test_fifo_an_order_fails_only_if_the_orders_before_it_left_too_little(on_hand, orders):
-    decisions = list(allocate(demands(orders), dict(on_hand)))
-    for k, ((oid, want), d) in enumerate(zip(demands(orders), decisions)):
-        # what the processed orders before k left over
-        left = dict(on_hand)
-        for (_, earlier), e in zip(demands(orders)[:k], decisions[:k]):
-            if e.processed:
-                for item, qty in earlier.items():
-                    left[item] -= qty
-        could = all(item in left and left[item] >= qty for item, qty in want.items())
-        assert d.processed == could, (oid, want, left)
-        if not d.processed:
-            unknown = any(item not in on_hand for item in want)
-            assert d.reason is (Reason.UNKNOWN_INVENTORY if unknown else Reason.INSUFFICIENT_STOCK)
+@settings(max_examples=300, deadline=None)
+@given(small_world)
+def test_small_numbers_decide_as_the_reference(world):
+    check(*world)
 
 
-@settings(max_examples=200, deadline=None)
-@given(stock_st, orders_st)
-def test_decide_orders_both_paths_equal_the_model(on_hand, orders):
-    expected = {oid: r for (oid, _), r in zip(demands(orders), model(on_hand, orders))}
-    loop = decide_orders(demands(orders), dict(on_hand))
-    untouched = dict(on_hand)
-    columnar = decide_orders(columns(orders), untouched)
-    for changes in (loop, columnar):
-        got = {c.order_id: c.reason for c in changes}
-        assert got == expected
-        assert all(c.from_status == "NEW" and c.to_status == ("PROCESSED" if c.reason is None else "FAILED")
-                   for c in changes)
-    assert untouched == on_hand
+@settings(max_examples=300, deadline=None)
+@given(big_world)
+def test_hostile_numbers_decide_as_the_reference_exactly(world):
+    check(*world)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.integers(0, BIG), st.sampled_from(["NEW", "PROCESSED", "FAILED"]), max_size=30))
+def test_reset_moves_every_decided_order_and_only_those(statuses):
+    d = reset(list(statuses), list(statuses.values()))
+    assert list(d) == [(oid, statuses[oid], "NEW", "RESET") for oid in sorted(statuses) if statuses[oid] != "NEW"]
+    assert d.counts == {"reset": sum(s != "NEW" for s in statuses.values())}
+
+
+@settings(max_examples=300, deadline=None)
+@given(tight_world)
+def test_totals_one_off_what_is_available_decide_as_the_reference(world):
+    check(*world)

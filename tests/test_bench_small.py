@@ -2,20 +2,17 @@
 
 The same code as `make bench` (bench/run.py): a loopback sandbox, a real `orderly run` against the
 session's Prefect server, then N + 1000 orders and a second run; every order must be decided, and
-every status and reason must equal the plain in-memory rule (the floor model). The columnar
-decision path is also checked against the per-order loop on random small cases.
+every status, reason and recorded explanation must equal tests/reference.py (the floor model).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import random
 from pathlib import Path
 
 import pytest
 
-from domain import decide_orders
-from domain.allocation import DemandColumns
+import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +24,9 @@ def _bench():
     return module
 
 
-@pytest.mark.timeout(120)
+# No timing is asserted: the bound only stops a hang. It also covers starting the session's Prefect server
+# when this is the first test to need it (57 s of the 120 s it had, measured with a load average of 6).
+@pytest.mark.timeout(300)
 def test_bench_pipeline_20k_matches_the_floor_model(prefect_server, tmp_path):
     bench = _bench()
     result = bench.bench_size(
@@ -54,27 +53,13 @@ def test_bench_pipeline_20k_matches_the_floor_model(prefect_server, tmp_path):
     assert result["task_calls"]["incremental"]["process"] == 1
 
 
-def test_floor_rule_is_the_contract_rule():
+def test_the_floor_is_the_reference_model():
     bench = _bench()
+    assert bench.reference is reference  # one plain statement of the rule, shared by the bench and the tests
     available = {1: 3, 2: 0}
-    decided = bench.floor_rule([(1, {1: 2}), (2, {1: 2}), (3, {9: 1, 2: 5}), (4, {1: 1}), (5, {2: 1})], available)
-    assert decided == [(1, None), (2, "INSUFFICIENT_STOCK"), (3, "UNKNOWN_INVENTORY"), (4, None),
-                       (5, "INSUFFICIENT_STOCK")]
+    decided = reference.decide([(1, {1: 2}), (2, {1: 2}), (3, {9: 1, 2: 5}), (4, {1: 1}), (5, {2: 1})], available)
+    assert [(oid, reason) for oid, reason, _ in decided] == [
+        (1, None), (2, "INSUFFICIENT_STOCK"), (3, "UNKNOWN_INVENTORY"), (4, None), (5, "INSUFFICIENT_STOCK")]
+    assert decided[1][2] == {"short": [{"inventory_id": 1, "needed": 2, "available": 1}]}
+    assert decided[2][2] == {"unknown": [9]}
     assert available == {1: 0, 2: 0}
-
-
-@pytest.mark.parametrize("seed", range(400))
-def test_columnar_decision_equals_the_per_order_loop(seed):
-    rnd = random.Random(seed)
-    n_items = rnd.randint(0, 8)  # 0: no stock at all, every item unknown
-    available = {100 + i: rnd.randint(-2, 8) for i in range(n_items)}
-    rows, order_id = [], 0
-    for _ in range(rnd.randint(0, 30)):
-        order_id += rnd.randint(1, 3)
-        items = sorted({rnd.randint(99, 100 + n_items) for _ in range(rnd.randint(1, 3))})  # 99, 100+n: unknown
-        rows += [(order_id, item, rnd.randint(1, 6)) for item in items]
-    columns = DemandColumns([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-    expected = decide_orders(list(columns), dict(available))
-    got = decide_orders(columns, dict(available))
-    assert list(got) == list(expected)
-    assert got.processed == sum(1 for change in expected if change.to_status == "PROCESSED")

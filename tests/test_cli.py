@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import ORDERLY, ROOT, SEED_TABLE, UNKNOWN, free_port, run_cli, stop, wait_for
+from orderly.store.schema import RUN_COUNTERS
 
 
 
@@ -94,7 +96,11 @@ def test_history_json(seeded):
     assert len(rows) == 1
     (row,) = rows
     assert (row["from_status"], row["to_status"], row["reason"]) == ("NEW", "PROCESSED", None)
-    assert set(row) == {"run_id", "changed_at", "from_status", "to_status", "reason"}
+    assert set(row) == {"run_id", "changed_at", "from_status", "to_status", "reason", "details"}
+    (failed,) = json.loads(run_cli(["history", "2", "--json"], seeded["env"]).stdout)
+    assert failed["details"] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
+    human = run_cli(["history", "2"], seeded["env"]).stdout
+    assert "item 205 short: needed 1, available 0" in human
     runs = json.loads(run_cli(["runs", "--json"], seeded["env"]).stdout)
     assert row["run_id"] == runs[0]["run_id"]
 
@@ -105,8 +111,13 @@ def test_runs_json(seeded):
     (run,) = runs
     assert (run["flow"], run["state"], run["processed"], run["failed"], run["reset"]) == (
         "pipeline", "COMPLETED", 6, 9, 0)
-    assert run["loaded"] == 15 + 8 and run["rejected"] == 0  # 15 orders and 8 stock items
-    assert {"run_id", "started_at", "ended_at", "duration_s", "fetched", "message"} <= set(run)
+    assert {name: run[name] for name in RUN_COUNTERS} == {
+        "stock_fetched": 8, "stock_loaded": 8, "stock_rejected": 0, "orders_fetched": 15, "orders_loaded": 15,
+        "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "reset": 0}
+    assert {"run_id", "started_at", "ended_at", "duration_s", "message"} <= set(run)
+    # the same names in the run's own summary line (the flow's return value)
+    assert "orders_loaded 15" in seeded["run"].stdout and "stock_loaded 8" in seeded["run"].stdout
+    assert "orders_loaded 15" in run_cli(["runs"], seeded["env"]).stdout
 
 
 def test_rejects_json_is_an_empty_list_on_the_clean_seed(seeded):
@@ -117,12 +128,30 @@ def test_history_of_an_unknown_order_is_one_line(seeded):
     assert_one_line_error(run_cli(["history", "999"], seeded["env"], check=False), "999")
 
 
+def test_explain_names_the_short_item_on_the_seed(seeded):
+    human = run_cli(["explain", "2"], seeded["env"]).stdout
+    assert "order 2: FAILED INSUFFICIENT_STOCK" in human
+    assert "why: item 205 short: needed 1, available 0 (when its turn came)" in human
+    explained = json.loads(run_cli(["explain", "2", "--json"], seeded["env"]).stdout)
+    assert list(explained) == ["order_id", "status", "reason", "items", "total_qty", "lines", "explanation",
+                               "decided_at", "decided_run"]
+    assert explained["explanation"] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
+    assert [(l["inventory_id"], l["quantity"], l["on_hand"], l["allocated"], l["available"])
+            for l in explained["lines"]] == [(101, 1, 5, 2, 3), (205, 1, 0, 0, 0)]
+    runs = json.loads(run_cli(["runs", "--json"], seeded["env"]).stdout)
+    assert explained["decided_run"] == runs[0]["run_id"]
+    unknown = run_cli(["explain", "3"], seeded["env"]).stdout
+    assert "why: item 999 is not in the stock snapshot" in unknown and "not in the stock snapshot" in unknown
+    assert "why: every item was available" in run_cli(["explain", "6"], seeded["env"]).stdout
+    assert_one_line_error(run_cli(["explain", "999"], seeded["env"], check=False), "no such order: 999")
+
+
 def test_query_commands_do_not_import_prefect(seeded):
     code = (
         "import sys\n"
         "from orderly import cli\n"
         "for args in (['status', '--json'], ['stock', '--json'], ['history', '6', '--json'], ['runs', '--json'],"
-        " ['rejects', '--json'], ['status']):\n"
+        " ['rejects', '--json'], ['status'], ['explain', '2'], ['explain', '2', '--json']):\n"
         "    sys.argv = ['orderly', *args]\n"
         "    cli.main()\n"
         "loaded = sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.'))\n"
@@ -187,3 +216,130 @@ def test_process_with_stale_stock_is_one_line_and_orders_stay_new(cli_env, sandb
     assert_one_line_error(result, "ORDERLY_MAX_STOCK_AGE")
     assert {r["status"] for r in status_json(env)} == {"NEW"}
     assert len(status_json(env)) == 15
+
+
+def store_bytes(env) -> tuple[bytes, bool]:
+    path = Path(env["ORDERLY_DB"])
+    return path.read_bytes(), path.with_name(path.name + ".wal").exists()
+
+
+def test_a_dry_run_writes_nothing_and_a_real_run_then_decides_the_same(cli_env, sandbox_server):
+    url = sandbox_server()
+    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url}
+    run_cli(["sync"], env)
+    before = store_bytes(env)
+    preview = json.loads(run_cli(["process", "--dry-run", "--json"], env).stdout)
+    assert store_bytes(env) == before  # byte for byte: not a status, not a history row, not a run
+    assert (preview["dry_run"], preview["processed"], preview["failed"]) == (True, 6, 9)
+    by_id = {c["order_id"]: c for c in preview["changes"]}
+    assert by_id[2]["details"] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
+    assert by_id[3]["details"] == {"unknown": [999]} and by_id[6]["details"] is None
+    human = run_cli(["process", "--dry-run", "--order", "2", "--order", "6"], env)
+    assert "would process 1, fail 1" in human.stderr and "item 205 short: needed 1, available 0" in human.stdout
+    assert store_bytes(env) == before
+
+    real = json.loads(run_cli(["process", "--json"], env).stdout)
+    assert real == {"processed": 6, "failed": 9}
+    assert {r["order_id"]: (r["status"], r["reason"]) for r in status_json(env)} == {
+        c["order_id"]: (c["to_status"], c["reason"]) for c in preview["changes"]}
+    for order_id, change in by_id.items():
+        (recorded,) = json.loads(run_cli(["history", str(order_id), "--json"], env).stdout)
+        assert {k: recorded[k] for k in ("from_status", "to_status", "reason", "details")} == \
+            {k: change[k] for k in ("from_status", "to_status", "reason", "details")}
+    assert [r["flow"] for r in json.loads(run_cli(["runs", "--json"], env).stdout)] == ["process-all", "sync"]
+
+
+def test_reset_failed_for_lack_of_stock_then_process_retries_just_those(cli_env, sandbox_server):
+    url = sandbox_server()
+    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url}
+    run_cli(["run"], env)
+    decided = {r["order_id"]: (r["status"], r["reason"]) for r in status_json(env)}
+    result = run_cli(["reset", "--status", "FAILED", "--reason", "INSUFFICIENT_STOCK"], env)
+    assert "reset 6" in result.stdout
+    after = {r["order_id"]: (r["status"], r["reason"]) for r in status_json(env)}
+    assert after == {oid: ("NEW", None) if reason == "INSUFFICIENT_STOCK" else (status, reason)
+                     for oid, (status, reason) in decided.items()}
+    assert "reset 3" in run_cli(["reset", "--reason", "UNKNOWN_INVENTORY"], env).stdout
+    assert "reset 6" in run_cli(["reset", "--status", "PROCESSED"], env).stdout
+    assert {r["status"] for r in status_json(env)} == {"NEW"}
+    run_cli(["process"], env)
+    assert status_json(env) == expected_status_json()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["reset", "--status", "DONE"], "unknown status 'DONE': use one of NEW, PROCESSED, FAILED"),
+    (["reset", "--reason", "LATE"], "unknown reason 'LATE': use one of UNKNOWN_INVENTORY, INSUFFICIENT_STOCK"),
+])
+def test_a_bad_status_or_reason_is_one_line_before_any_flow_starts(tmp_path, args, fragment):
+    code = (
+        "import sys\n"
+        "from orderly import cli\n"
+        f"sys.argv = ['orderly', *{args!r}]\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit as done:\n"
+        "    assert 'prefect' not in sys.modules, 'a flow was about to start'\n"
+        "    raise\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))}
+    env["ORDERLY_DB"] = str(tmp_path / "orderly.duckdb")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                            cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert_one_line_error(result, fragment)
+
+
+def test_reset_everything_asks_first_on_a_terminal(cli_env, sandbox_server):
+    import pty
+
+    url = sandbox_server()
+    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url}
+    run_cli(["run"], env)
+    decided = status_json(env)
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen([ORDERLY, "reset"], env=env, cwd=ROOT, stdin=secondary,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(primary, b"n\n")
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert "Put every PROCESSED and FAILED order back to NEW?" in err
+    assert process.returncode == 1 and "nothing was reset" in err and "Traceback" not in err
+    assert status_json(env) == decided  # nothing changed
+    # not on a pipe (a script): `reset` runs without asking, as test_reset_then_process_prints_the_table_again shows
+
+
+def test_huge_quantities_end_to_end_over_http(cli_env, stub_server):
+    """Issue 9, case 3, from the remotes to `orderly stock`: exact integers all the way, no float."""
+    import orjson
+
+    big = 2**63 - 1
+    stamp = "2026-11-20T09:00:00Z"
+    stock = [{"inventory_id": 7, "product_id": 1, "sku": "A", "product_name": "A", "warehouse_id": 1,
+              "quantity": 2**53 + 1, "updated_at": stamp},
+             {"inventory_id": 8, "product_id": 2, "sku": "B", "product_name": "B", "warehouse_id": 1,
+              "quantity": big, "updated_at": stamp}]
+    quantities = {1: (7, 2**53 + 1), 2: (7, 1), 3: (8, 2**62), 4: (8, 2**62), 5: (8, 2**62 - 1), 6: (8, 1)}
+    orders = [{"id": oid, "placed_at": stamp, "customer_id": "C", "items": [{"inventory_id": i, "quantity": q}]}
+              for oid, (i, q) in quantities.items()]
+
+    def handler(path, params, headers):
+        if path == "/stock":
+            return 200, {"Content-Type": "application/json"}, orjson.dumps(
+                {"items": stock, "page": 1, "per_page": 1000, "total_pages": 1})
+        after = int(params.get("after_id", 0))
+        return 200, {"Content-Type": "application/json"}, orjson.dumps(
+            {"orders": [o for o in orders if o["id"] > after], "next_after_id": None})
+
+    stub = stub_server(handler)
+    env = {**cli_env, "ORDERLY_ORDERS_URL": stub.url, "ORDERLY_WAREHOUSE_URL": stub.url}
+    run_cli(["run"], env)
+    assert {r["order_id"]: r["status"] for r in status_json(env)} == {
+        1: "PROCESSED", 2: "FAILED", 3: "PROCESSED", 4: "FAILED", 5: "PROCESSED", 6: "FAILED"}
+    items = {i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"])
+             for i in json.loads(run_cli(["stock", "--json"], env).stdout)["items"]}
+    assert items == {7: (2**53 + 1, 2**53 + 1, 0), 8: (big, big, 0)}
+    assert json.loads(run_cli(["explain", "4", "--json"], env).stdout)["explanation"] == {
+        "short": [{"inventory_id": 8, "needed": 2**62, "available": 2**62 - 1}]}

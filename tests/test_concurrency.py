@@ -22,7 +22,7 @@ def remote_env(env: dict, url: str, **extra) -> dict:
 
 def start(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen([ORDERLY, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            stdin=subprocess.DEVNULL, text=True)
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str, str]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from conftest import ORDERLY, ROOT, run_cli, stop
+from orderly.store.schema import RUN_COUNTERS
 
 SEED = {"orders": 15, "PROCESSED": 6, "FAILED": 9}
 DEPLOYMENTS = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state")
@@ -117,6 +118,11 @@ def test_three_deployments_pipeline_scheduled_every_300_s_others_on_demand(serve
     for name in ("process-all/process-all", "reset-state/reset-state"):
         assert deployments[name].schedules == []
         assert "order_ids" in deployments[name].parameter_openapi_schema["properties"]
+    process = deployments["process-all/process-all"].parameter_openapi_schema["properties"]
+    assert process["dry_run"]["default"] is False
+    reset = json.dumps(deployments["reset-state/reset-state"].parameter_openapi_schema)
+    for choice in ("PROCESSED", "FAILED", "UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK"):
+        assert f'"{choice}"' in reset  # the form offers the statuses and reasons to choose from
     for deployment in deployments.values():
         assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
 
@@ -151,7 +157,7 @@ def test_process_all_run_publishes_the_orders_status_table(served):
     assert sum(row["Status"] == "PROCESSED" for row in table) == SEED["PROCESSED"]
     assert sum(row["Status"] == "FAILED" for row in table) == SEED["FAILED"]
     summary = found["orders-run-summary"].data
-    for measure in ("fetched", "loaded", "rejected", "processed", "failed", "stock snapshot age", "duration"):
+    for measure in (*RUN_COUNTERS, "stock snapshot age", "duration"):
         assert f"| {measure} |" in summary
     assert "| processed | 6 |" in summary and "| failed | 9 |" in summary
 
@@ -176,6 +182,43 @@ def test_runs_triggered_together_never_overlap(served):
                    for r in runs)
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
+
+
+def _artifacts(api_url: str, flow_run_id) -> dict:
+    async def read():
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        async with _client(api_url) as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            return {a.key: a for a in found}
+
+    return asyncio.run(read())
+
+
+def test_reset_by_reason_then_a_dry_run_deployment_previews_without_writing(served):
+    from pathlib import Path
+
+    [reset] = asyncio.run(_trigger(served["api_url"], ("reset-state/reset-state",
+                                                      {"status": "FAILED", "reason": "INSUFFICIENT_STOCK"})))
+    assert reset.state.is_completed(), (reset.state, served["log"].read_text()[-3000:])
+    assert reset.name == "reset all FAILED INSUFFICIENT_STOCK"
+    status = json.loads(run_cli(["status", "--json"], served["env"]).stdout)
+    new = {o["order_id"] for o in status if o["status"] == "NEW"}
+    assert len(new) == 6 and all(o["reason"] != "INSUFFICIENT_STOCK" for o in status)
+
+    db = Path(served["env"]["ORDERLY_DB"])
+    before = db.read_bytes()
+    [dry] = asyncio.run(_trigger(served["api_url"], ("process-all/process-all", {"dry_run": True})))
+    assert dry.state.is_completed(), (dry.state, served["log"].read_text()[-3000:])
+    assert dry.name == "process all (dry run)"
+    assert db.read_bytes() == before  # the preview wrote nothing
+    preview = _artifacts(served["api_url"], dry.id)["orders-process-preview"]
+    table = json.loads(preview.data) if isinstance(preview.data, str) else preview.data
+    assert {row["Order ID"] for row in table} == new
+    assert all(row["Would be"] == "FAILED" and row["Reason"] == "INSUFFICIENT_STOCK" and "short" in row["Why"]
+               for row in table)
+    assert "would process 0, fail 6" in preview.description and "nothing was written" in preview.description
 
 
 def test_prefect_yaml_describes_the_same_deployments_for_a_process_work_pool():

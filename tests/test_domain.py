@@ -1,246 +1,159 @@
-"""The rules of CONTRACT.md section 2, as the domain package states them (no I/O, no Prefect)."""
+"""The rules of CONTRACT.md section 2 as domain.rule states them (no I/O, no Prefect): examples.
+The property tests (test_allocation_property.py) compare the same rule with tests/reference.py."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from domain import (
-    IllegalTransition,
-    InvalidOrder,
-    InventoryItem,
-    MessageBus,
-    Order,
-    OrderFailed,
-    OrderLine,
-    OrderProcessed,
-    OrderReset,
-    Product,
-    Reason,
-    Status,
-    StatusChange,
-    StatusHistoryRecorder,
-    allocate,
-    decide,
-    decide_orders,
-    reset_orders,
-)
-from domain.allocation import DemandColumns, process_orders
-from domain.model import available_stock, demand_of
+from domain import Decisions, Reason, Status, decide, parse_reason, parse_status, reset, stock_refusal
+
+from reference import decide as reference_decide, demand_of
+
+BIG = 2**63 - 1
 
 
-def order(order_id: int, *lines: tuple[int, int]) -> Order:
-    return Order(order_id, tuple(OrderLine(item, qty) for item, qty in lines))
+def decided(stock: dict[int, int], orders: dict[int, list[tuple[int, int]]]) -> Decisions:
+    """Run the rule on {order_id: [(item, quantity), ...]} against {item: available}."""
+    rows = [(oid, item, qty) for oid, lines in orders.items() for item, qty in lines]
+    return decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock), list(stock.values()))
 
 
-# ---- Order and OrderLine invariants ------------------------------------------------------------
-
-def test_an_order_needs_at_least_one_line():
-    with pytest.raises(InvalidOrder, match="no lines"):
-        Order(1, ())
-
-
-@pytest.mark.parametrize("quantity", [0, -1, -100])
-def test_a_line_quantity_below_one_is_refused(quantity):
-    with pytest.raises(InvalidOrder, match="below 1"):
-        OrderLine(101, quantity)
+def outcome(decisions: Decisions) -> dict[int, str | None]:
+    table = {}
+    for order_id, before, after, reason in decisions:
+        assert before == "NEW" and (after == "PROCESSED") == (reason is None)
+        table[order_id] = reason
+    return table
 
 
-def test_a_line_of_quantity_one_is_fine_and_lines_are_values():
-    assert OrderLine(101, 1) == OrderLine(101, 1)
-    assert OrderLine(101, 1) != OrderLine(101, 2)
+def explanations(decisions: Decisions) -> dict[int, dict]:
+    found: dict[int, dict] = {}
+    for order_id, item in zip(*(decisions.unknown[k].tolist() for k in ("order_id", "inventory_id"))):
+        found.setdefault(order_id, {"unknown": []})["unknown"].append(item)
+    for order_id, item, needed, available in zip(
+            *(decisions.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available"))):
+        found.setdefault(order_id, {"short": []})["short"].append(
+            {"inventory_id": item, "needed": needed, "available": available})
+    return found
 
 
-def test_a_new_order_starts_new_without_reason():
-    o = order(1, (101, 1))
-    assert o.status is Status.NEW and o.reason is None and o.events == []
+# ---- the rule ---------------------------------------------------------------------------------
 
-
-def test_a_reason_goes_with_failed_only():
-    with pytest.raises(InvalidOrder):
-        Order(1, (OrderLine(101, 1),), status=Status.FAILED)
-    with pytest.raises(InvalidOrder):
-        Order(1, (OrderLine(101, 1),), status=Status.PROCESSED, reason=Reason.INSUFFICIENT_STOCK)
-
-
-def test_lines_on_the_same_item_are_summed_in_the_demand():
-    o = order(15, (640, 1), (640, 3), (101, 2))
-    assert o.demand == {640: 4, 101: 2}
-    assert o.total_quantity == 6
-    assert demand_of([OrderLine(1, 2), OrderLine(1, 5)]) == {1: 7}
-
-
-def test_new_to_processed_and_new_to_failed_are_legal():
-    a = order(1, (101, 1))
-    a.mark_processed()
-    assert a.status is Status.PROCESSED and a.reason is None
-    b = order(2, (101, 1))
-    b.mark_failed(Reason.INSUFFICIENT_STOCK)
-    assert b.status is Status.FAILED and b.reason is Reason.INSUFFICIENT_STOCK
-
-
-@pytest.mark.parametrize("first", ["processed", "failed"])
-@pytest.mark.parametrize("second", ["processed", "failed"])
-def test_only_new_orders_are_decided(first, second):
-    o = order(1, (101, 1))
-    getattr(o, f"mark_{first}")(*([] if first == "processed" else [Reason.UNKNOWN_INVENTORY]))
-    before = (o.status, o.reason, list(o.events))
-    with pytest.raises(IllegalTransition):
-        getattr(o, f"mark_{second}")(*([] if second == "processed" else [Reason.INSUFFICIENT_STOCK]))
-    assert (o.status, o.reason, o.events) == before  # an illegal move changes nothing
-
-
-@pytest.mark.parametrize("how", ["processed", "failed"])
-def test_reset_puts_a_decided_order_back_to_new_and_it_can_be_decided_again(how):
-    o = order(1, (101, 1))
-    if how == "processed":
-        o.mark_processed()
-    else:
-        o.mark_failed(Reason.INSUFFICIENT_STOCK)
-    o.reset()
-    assert o.status is Status.NEW and o.reason is None
-    assert o.events[-1] == OrderReset(1, Status.PROCESSED if how == "processed" else Status.FAILED)
-    o.mark_processed()
-    assert o.status is Status.PROCESSED
-
-
-def test_resetting_a_new_order_records_nothing():
-    o = order(1, (101, 1))
-    o.reset()
-    assert o.status is Status.NEW and o.events == []
-
-
-# ---- Product and InventoryItem ---------------------------------------------------------------
-
-def test_a_product_holds_one_inventory_item_per_warehouse():
-    mug = Product(1, "MUG-BLK", "Black mug")
-    mug.add(InventoryItem(101, 1, warehouse_id=1, on_hand=5))
-    mug.add(InventoryItem(102, 1, warehouse_id=2, on_hand=0))
-    assert {w: i.inventory_id for w, i in mug.items.items()} == {1: 101, 2: 102}
-    assert mug.on_hand == 5
-    with pytest.raises(ValueError, match="already has item 101 in warehouse 1"):
-        mug.add(InventoryItem(103, 1, warehouse_id=1, on_hand=1))
-    mug.add(InventoryItem(101, 1, warehouse_id=1, on_hand=7))  # the same item again is a new value, not a second item
-    assert mug.on_hand == 7 and len(mug.items) == 2
-
-
-def test_a_product_refuses_another_products_item():
-    with pytest.raises(ValueError, match="belongs to product 2"):
-        Product(1, "MUG-BLK", "Black mug").add(InventoryItem(205, 2, warehouse_id=2, on_hand=0))
-
-
-def test_on_hand_is_never_negative():
-    with pytest.raises(ValueError):
-        InventoryItem(101, 1, 1, -1)
-    assert InventoryItem(101, 1, 1, 0).on_hand == 0
-
-
-# ---- allocation -----------------------------------------------------------------------------
-
-def test_an_order_covered_by_stock_is_processed_and_takes_it():
-    available = {101: 5}
-    assert decide({101: 2}, available) is None
-    assert available == {101: 3}
+def test_an_order_covered_by_stock_is_processed():
+    d = decided({101: 5}, {1: [(101, 2)]})
+    assert outcome(d) == {1: None} and d.counts == {"processed": 1, "failed": 0}
 
 
 def test_summed_lines_decide_not_each_line():
     # each line alone (1 and 3) fits in 3, their sum (4) does not: order 15 of the seed
-    available = {640: 3}
-    assert decide(order(15, (640, 1), (640, 3)).demand, available) is Reason.INSUFFICIENT_STOCK
-    assert available == {640: 3}
+    d = decided({640: 3}, {15: [(640, 1), (640, 3)]})
+    assert outcome(d) == {15: "INSUFFICIENT_STOCK"}
+    assert explanations(d) == {15: {"short": [{"inventory_id": 640, "needed": 4, "available": 3}]}}
 
 
 def test_all_or_nothing_a_short_line_allocates_nothing():
-    available = {101: 5, 205: 0}
-    assert decide({101: 1, 205: 1}, available) is Reason.INSUFFICIENT_STOCK
-    assert available == {101: 5, 205: 0}
+    d = decided({101: 5, 205: 0}, {1: [(101, 1), (205, 1)], 2: [(101, 5)]})
+    assert outcome(d) == {1: "INSUFFICIENT_STOCK", 2: None}  # 1 took none of 101, so 2 gets all five
+    assert explanations(d) == {1: {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}}
 
 
-def test_unknown_inventory_is_reported_before_insufficient_stock_even_when_listed_after():
-    available = {205: 0, 101: 9}
-    # the short item (205) comes first in the demand, the unknown one (999) after it
-    assert decide({205: 1, 101: 1, 999: 1}, available) is Reason.UNKNOWN_INVENTORY
-    assert available == {205: 0, 101: 9}
+def test_unknown_inventory_comes_before_insufficient_stock_and_names_only_unknown_items():
+    d = decided({205: 0, 101: 9}, {1: [(205, 1), (101, 1), (999, 1), (998, 2)]})
+    assert outcome(d) == {1: "UNKNOWN_INVENTORY"}
+    assert explanations(d) == {1: {"unknown": [998, 999]}}
 
 
-def test_unknown_inventory_alone():
-    assert decide({999: 1}, {101: 5}) is Reason.UNKNOWN_INVENTORY
+def test_exactly_enough_is_enough_and_the_earlier_order_wins():
+    d = decided({420: 1}, {10: [(420, 1)], 11: [(420, 1)]})
+    assert outcome(d) == {10: None, 11: "INSUFFICIENT_STOCK"}
+    assert explanations(d) == {11: {"short": [{"inventory_id": 420, "needed": 1, "available": 0}]}}
 
 
-def test_exactly_enough_is_enough():
-    available = {420: 1}
-    assert decide({420: 1}, available) is None and available == {420: 0}
-    assert decide({420: 1}, available) is Reason.INSUFFICIENT_STOCK
+def test_a_short_order_names_each_short_item_with_what_was_available_at_its_turn():
+    d = decided({1: 3, 2: 2, 3: 9}, {5: [(1, 2)], 6: [(1, 2), (2, 5), (3, 1)]})
+    assert outcome(d) == {5: None, 6: "INSUFFICIENT_STOCK"}
+    assert explanations(d) == {6: {"short": [{"inventory_id": 1, "needed": 2, "available": 1},
+                                             {"inventory_id": 2, "needed": 5, "available": 2}]}}
 
 
-def test_orders_are_decided_in_ascending_id_the_earlier_order_wins():
-    available = {420: 1}
-    decisions = list(allocate([(10, {420: 1}), (11, {420: 1})], available))
-    assert [(d.order_id, d.reason) for d in decisions] == [(10, None), (11, Reason.INSUFFICIENT_STOCK)]
-    assert decisions[0].processed and not decisions[1].processed
+def test_orders_come_in_any_order_and_are_decided_in_ascending_id():
+    rows = [(11, 420, 1), (10, 420, 1)]
+    d = decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [420], [1])
+    assert outcome(d) == {10: None, 11: "INSUFFICIENT_STOCK"} and d.order_ids.tolist() == [10, 11]
 
 
-def test_a_descending_id_is_refused():
-    with pytest.raises(ValueError, match="ascending"):
-        list(allocate([(11, {420: 1}), (10, {420: 1})], {420: 1}))
+def test_an_empty_stock_makes_every_order_unknown():
+    d = decided({}, {1: [(101, 1)], 2: [(101, 1), (205, 2)]})
+    assert outcome(d) == {1: "UNKNOWN_INVENTORY", 2: "UNKNOWN_INVENTORY"}
+    assert explanations(d) == {1: {"unknown": [101]}, 2: {"unknown": [101, 205]}}
 
 
-def test_a_failed_order_leaves_stock_for_later_orders():
-    available = {310: 3}
-    decisions = list(allocate([(4, {310: 4}), (8, {310: 2})], available))
-    assert [d.reason for d in decisions] == [Reason.INSUFFICIENT_STOCK, None]
-    assert available == {310: 1}
+def test_no_orders_no_decisions():
+    d = decided({1: 1}, {})
+    assert len(d) == 0 and d.counts == {"processed": 0, "failed": 0}
 
 
-def test_available_is_on_hand_minus_processed_quantities():
-    on_hand = {101: 5, 310: 3, 640: 1}
-    processed = [{101: 2}, {310: 2, 101: 1}]
-    assert available_stock(on_hand, processed) == {101: 2, 310: 1, 640: 1}
-    assert available_stock(on_hand, []) == on_hand  # reset releases: no processed order, all on hand
+def test_negative_availability_is_short_and_reported_as_it_is():
+    d = decided({1: -3}, {1: [(1, 1)]})
+    assert explanations(d) == {1: {"short": [{"inventory_id": 1, "needed": 1, "available": -3}]}}
 
 
-def test_process_orders_on_aggregates_records_events():
-    orders = [order(8, (310, 2)), order(4, (310, 4)), order(3, (999, 1))]
-    decided = process_orders(orders, {310: 3})
-    assert [(o.id, o.status, o.reason) for o in decided] == [
-        (3, Status.FAILED, Reason.UNKNOWN_INVENTORY),
-        (4, Status.FAILED, Reason.INSUFFICIENT_STOCK),
-        (8, Status.PROCESSED, None),
-    ]
-    assert decided[2].events == [OrderProcessed(8)]
-    assert decided[2].events[0].allocated == {310: 2}
-    assert decided[0].events == [OrderFailed(3, Reason.UNKNOWN_INVENTORY)]
+def test_a_quantity_below_one_is_refused():
+    with pytest.raises(ValueError, match="below 1"):
+        decided({1: 5}, {1: [(1, 0)]})
 
 
-# ---- events and history ----------------------------------------------------------------------
+# ---- exact integers (issue 9, case 3) -----------------------------------------------------------
 
-def test_the_bus_hands_events_to_subscribers_in_order():
-    bus, seen = MessageBus(), []
-    bus.subscribe(OrderProcessed, lambda e: seen.append(("a", e.order_id)))
-    bus.subscribe(OrderProcessed, lambda e: seen.append(("b", e.order_id)))
-    bus.subscribe(OrderFailed, lambda e: seen.append(("f", e.order_id)))
-    bus.publish(OrderProcessed(1))
-    bus.publish(OrderFailed(2, Reason.INSUFFICIENT_STOCK))
-    assert seen == [("a", 1), ("b", 1), ("f", 2)]
+def test_past_2_53_the_second_order_is_short():
+    on_hand = 2**53 + 1
+    d = decided({7: on_hand}, {1: [(7, on_hand)], 2: [(7, 1)]})
+    assert outcome(d) == {1: None, 2: "INSUFFICIENT_STOCK"}
+    assert explanations(d) == {2: {"short": [{"inventory_id": 7, "needed": 1, "available": 0}]}}
+    # 2**53 + 1 rounds to 2**53 in float64: a total summed in float would call this item safe
+    d = decided({7: 2**53}, {1: [(7, 2**53)], 2: [(7, 1)]})
+    assert outcome(d) == {1: None, 2: "INSUFFICIENT_STOCK"}
 
 
-def test_history_recorder_turns_each_event_into_one_row():
-    bus = MessageBus()
-    recorder = StatusHistoryRecorder(bus)
-    bus.publish(OrderProcessed(6, {101: 2}))
-    bus.publish(OrderFailed(7, Reason.UNKNOWN_INVENTORY))
-    bus.publish(OrderReset(6, Status.PROCESSED))
-    assert recorder.changes == [
-        StatusChange(6, "NEW", "PROCESSED", None),
-        StatusChange(7, "NEW", "FAILED", "UNKNOWN_INVENTORY"),
-        StatusChange(6, "PROCESSED", "NEW", "RESET"),
-    ]
+def test_a_stock_of_2_63_minus_1_works():
+    d = decided({7: BIG, 8: BIG}, {1: [(7, BIG)], 2: [(7, 1), (8, 1)], 3: [(8, BIG - 1)], 4: [(8, 1)]})
+    assert outcome(d) == {1: None, 2: "INSUFFICIENT_STOCK", 3: None, 4: None}
 
+
+def test_total_demand_of_an_item_past_2_63_is_exact():
+    # four orders of 2**62 ask for 2**64 of one item: the whole demand never fits in an int64
+    d = decided({7: BIG}, {i: [(7, 2**62)] for i in range(1, 5)})
+    assert outcome(d) == {1: None, 2: "INSUFFICIENT_STOCK", 3: "INSUFFICIENT_STOCK", 4: "INSUFFICIENT_STOCK"}
+    assert explanations(d)[4] == {"short": [{"inventory_id": 7, "needed": 2**62, "available": 2**62 - 1}]}
+    # and one that fits after all: 2**62 - 1 + 2**62 = 2**63 - 1 exactly
+    d = decided({7: BIG}, {1: [(7, 2**62 - 1)], 2: [(7, 2**62)], 3: [(7, 1)]})
+    assert outcome(d) == {1: None, 2: None, 3: "INSUFFICIENT_STOCK"}
+
+
+def test_many_orders_whose_sum_wraps_int64_back_to_small_are_not_mistaken_for_fitting():
+    # 2**64 + 3 wraps to 3 in int64: a summed check in int64 would call the item safe
+    orders = {i: [(7, 2**62)] for i in range(1, 5)}
+    orders[5] = [(7, 3)]
+    d = decided({7: 10}, orders)
+    assert outcome(d) == {1: "INSUFFICIENT_STOCK", 2: "INSUFFICIENT_STOCK", 3: "INSUFFICIENT_STOCK",
+                          4: "INSUFFICIENT_STOCK", 5: None}
+
+
+def test_the_columns_are_int64_never_float():
+    d = decided({7: BIG}, {1: [(7, BIG)], 2: [(7, 1)]})
+    for columns in (d.unknown, d.short):
+        assert all(column.dtype == np.int64 for column in columns.values())
+    assert d.order_ids.dtype == np.int64
+
+
+# ---- the seed ---------------------------------------------------------------------------------
 
 SEED_STOCK = {101: 5, 102: 0, 205: 0, 206: 2, 310: 3, 420: 1, 530: 2, 640: 1}
 SEED_ORDERS = {
-    2: {101: 1, 205: 1}, 3: {999: 1}, 4: {310: 4}, 5: {102: 2}, 6: {101: 2}, 7: {777: 1}, 8: {310: 2},
-    9: {206: 1}, 10: {420: 1}, 11: {420: 1}, 12: {530: 1}, 13: {888: 1}, 14: {205: 1}, 15: {640: 4},
-    16: {640: 1},
+    2: [(101, 1), (205, 1)], 3: [(999, 1)], 4: [(310, 4)], 5: [(102, 2)], 6: [(101, 2)], 7: [(777, 1)],
+    8: [(310, 2)], 9: [(206, 1)], 10: [(420, 1)], 11: [(420, 1)], 12: [(530, 1)], 13: [(888, 1)], 14: [(205, 1)],
+    15: [(640, 1), (640, 3)], 16: [(640, 1)],
 }
 SEED_EXPECTED = {
     2: "INSUFFICIENT_STOCK", 3: "UNKNOWN_INVENTORY", 4: "INSUFFICIENT_STOCK", 5: "INSUFFICIENT_STOCK", 6: None,
@@ -249,43 +162,45 @@ SEED_EXPECTED = {
 }
 
 
-def _as_table(changes) -> dict[int, str | None]:
-    table = {}
-    for change in changes:
-        assert change.from_status == "NEW"
-        assert (change.to_status == "PROCESSED") == (change.reason is None)
-        table[change.order_id] = change.reason
-    return table
+def test_the_seed_gives_the_seed_table_and_the_reference_agrees():
+    d = decided(SEED_STOCK, SEED_ORDERS)
+    assert outcome(d) == SEED_EXPECTED
+    assert d.counts == {"processed": 6, "failed": 9}
+    expected = reference_decide(sorted((o, demand_of(lines)) for o, lines in SEED_ORDERS.items()), dict(SEED_STOCK))
+    assert explanations(d) == {o: e for o, _, e in expected if e is not None}
+    assert explanations(d)[2] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
 
 
-def test_decide_orders_on_the_seed_gives_the_seed_table_and_history_rows():
-    available = dict(SEED_STOCK)
-    changes = decide_orders(sorted(SEED_ORDERS.items()), available)
-    assert _as_table(changes) == SEED_EXPECTED
-    assert [c.order_id for c in changes] == sorted(SEED_ORDERS)
-    assert available[101] == 5 - 2 and available[640] == 0 and available[420] == 0
+# ---- reset ------------------------------------------------------------------------------------
+
+def test_reset_moves_decided_orders_back_to_new_and_leaves_new_ones():
+    d = reset([6, 2, 3], ["PROCESSED", "FAILED", "NEW"])
+    assert list(d) == [(2, "FAILED", "NEW", "RESET"), (6, "PROCESSED", "NEW", "RESET")]
+    assert d.counts == {"reset": 2}
+    assert len(d.short["order_id"]) == 0 and len(d.unknown["order_id"]) == 0
 
 
-def test_the_columnar_path_decides_the_seed_like_the_loop():
-    rows = sorted((o, i, q) for o, d in SEED_ORDERS.items() for i, q in d.items())
-    columns = DemandColumns(*zip(*rows))
-    available = dict(SEED_STOCK)
-    changes = decide_orders(columns, available)
-    assert _as_table(changes) == SEED_EXPECTED
-    assert changes.processed == sum(1 for r in SEED_EXPECTED.values() if r is None)
-    assert available == SEED_STOCK  # the columnar path leaves `available` alone
+def test_decisions_hand_the_store_plain_values():
+    columns = decided({1: 1}, {1: [(1, 1)], 2: [(2, 1)]}).columns()
+    assert set(columns) == {"order_ids", "changes", "labels", "unknown", "short"}
+    labels = columns["labels"]
+    assert all(type(v) in (str, type(None)) for values in labels.values() for v in values)
+    assert [labels["to_status"][c] for c in columns["changes"].tolist()] == ["PROCESSED", "FAILED"]
+    assert [labels["order_reason"][c] for c in columns["changes"].tolist()] == [None, "UNKNOWN_INVENTORY"]
 
 
-def test_reset_orders_records_a_reset_for_decided_orders_only():
-    changes = reset_orders([(2, "FAILED"), (3, "NEW"), (6, "PROCESSED")])
-    assert changes == [StatusChange(2, "FAILED", "NEW", "RESET"), StatusChange(6, "PROCESSED", "NEW", "RESET")]
+# ---- refusing to process, and the operator's words ---------------------------------------------
+
+def test_processing_refuses_without_a_snapshot_or_with_a_stale_one():
+    assert "no complete stock snapshot" in stock_refusal(None, 900)
+    assert "ORDERLY_MAX_STOCK_AGE=900" in stock_refusal(901, 900)
+    assert stock_refusal(900, 900) is None and stock_refusal(0, 900) is None
 
 
-def test_an_empty_stock_makes_every_order_unknown_on_both_paths():
-    # regression: the columnar path used to raise IndexError when no item was stocked at all
-    demands = [(1, {101: 1}), (2, {101: 1, 205: 2})]
-    loop = decide_orders(demands, {})
-    columnar = decide_orders(DemandColumns([1, 2, 2], [101, 101, 205], [1, 1, 2]), {})
-    for changes in (loop, columnar):
-        assert [(c.order_id, c.to_status, c.reason) for c in changes] == [
-            (1, "FAILED", "UNKNOWN_INVENTORY"), (2, "FAILED", "UNKNOWN_INVENTORY")]
+def test_statuses_and_reasons_named_by_an_operator():
+    assert parse_status("failed") is Status.FAILED and parse_status(None) is None
+    assert parse_reason("INSUFFICIENT_STOCK") is Reason.INSUFFICIENT_STOCK
+    with pytest.raises(ValueError, match="use one of NEW, PROCESSED, FAILED"):
+        parse_status("DONE")
+    with pytest.raises(ValueError, match="use one of UNKNOWN_INVENTORY, INSUFFICIENT_STOCK"):
+        parse_reason("LATE")

@@ -403,7 +403,9 @@ def test_bad_records_are_quarantined_and_good_ones_load(cli_env, sandbox_server)
     order_rejects = [r for r in rejects if r["source"] == "order"]
     assert len(order_rejects) == len(served_new) - len(expected) and all(r["reasons"] for r in order_rejects)
     run = json.loads(run_cli(["runs", "--json"], env).stdout)[0]
-    assert run["fetched"] == run["loaded"] + run["rejected"]  # received = loaded + quarantined
+    for source in ("orders", "stock"):  # received = loaded + quarantined + unchanged repeats
+        assert run[f"{source}_fetched"] == (run[f"{source}_loaded"] + run[f"{source}_rejected"]
+                                            + run.get(f"{source}_repeated", 0))
 
 
 def _order(order_id: int, quantity: int = 1) -> dict:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
 from flows.run_record import RunIncomplete
 from orderly.errors import StaleStock, UnknownOrders
 
+import reference
 from conftest import SEED_TABLE, UNKNOWN
 
 
@@ -164,20 +167,39 @@ def test_generated_sandbox_in_process_matches_an_independent_rule(db, monkeypatc
     monkeypatch.setenv("ORDERLY_PAGE_SIZE", "50")
     pipeline()
     data = generate(600, 15, seed=7)
-    left = {s["inventory_id"]: s["quantity"] for s in data.all_stock()}
-    expected = {}
-    for o in data.all_orders():
-        want = {}
-        for line in o["items"]:
-            want[line["inventory_id"]] = want.get(line["inventory_id"], 0) + line["quantity"]
-        if any(i not in left for i in want):
-            expected[o["id"]] = ("FAILED", "UNKNOWN_INVENTORY")
-        elif any(left[i] < q for i, q in want.items()):
-            expected[o["id"]] = ("FAILED", "INSUFFICIENT_STOCK")
-        else:
-            for i, q in want.items():
-                left[i] -= q
-            expected[o["id"]] = ("PROCESSED", None)
+    expected = reference.decide_records(data.all_orders(), data.all_stock())
     got = {r[0]: (r[1], r[2]) for r in read(db, "SELECT order_id, status, reason FROM orders ORDER BY 1")}
     assert got == expected
     assert {v[1] for v in got.values()} >= {None, "INSUFFICIENT_STOCK"}
+
+
+def test_a_dry_run_of_process_all_writes_nothing_and_decides_as_the_real_run(db):
+    from flows.orders import process_all, sync
+
+    sync()
+    before = db.read_bytes()
+    preview = process_all(dry_run=True)
+    assert db.read_bytes() == before  # not a status, not a history row, not even a runs row
+    assert (preview["processed"], preview["failed"]) == (6, 9)
+    assert process_all() == {"processed": 6, "failed": 9}
+    assert table(db) == SEED_TABLE
+    recorded = dict(read(db, "SELECT order_id, details FROM status_changes"))
+    assert {c["order_id"]: (c["to_status"], c["details"]) for c in preview["changes"]} == {
+        oid: (status, None if recorded[oid] is None else json.loads(recorded[oid]))
+        for oid, (_, _, status) in SEED_TABLE.items()}
+    assert [r[1] for r in runs(db)] == ["sync", "process-all"]
+
+
+def test_reset_state_puts_back_only_what_matches(db):
+    from flows.orders import pipeline, process_all, reset_state
+
+    pipeline()
+    assert reset_state(status="FAILED", reason="INSUFFICIENT_STOCK") == {"reset": 6}
+    assert {oid for oid, (_, _, status) in table(db).items() if status == "NEW"} == {
+        oid for oid, (_, _, status) in SEED_TABLE.items() if status == "FAILED" and oid not in UNKNOWN}
+    assert process_all() == {"processed": 0, "failed": 6}  # the stock has not changed: they lack it still
+    assert table(db) == SEED_TABLE
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError):
+        reset_state(status="DONE")  # the deployment's form offers NEW, PROCESSED, FAILED only

@@ -1,13 +1,14 @@
-"""The DuckDB store on a real file: schema, snapshots, order ingestion, decisions, history, queries."""
+"""The DuckDB store on a real file: schema, snapshots, order ingestion, decisions, history, queries.
+Decisions go through orderly.service, the one path production takes (read, decide, write in one transaction)."""
 
 from __future__ import annotations
 
 import pytest
 
-from domain import decide_orders, reset_orders
+from orderly import service
 from orderly.store import open_store, queries, writes
 from orderly.store.connection import migrate, schema_version
-from orderly.store.schema import MIGRATIONS
+from orderly.store.schema import MIGRATIONS, RUN_COUNTERS
 from orderly.validation import validate_orders, validate_stock
 
 STAMP = "2026-11-20T09:00:00Z"
@@ -43,6 +44,14 @@ def statuses(con):
     return {r["order_id"]: (r["status"], r["reason"]) for r in queries.orders_status(con)}
 
 
+def process(con, run_id="r", order_ids=None):
+    return service.process(con, run_id, order_ids, max_stock_age=900)
+
+
+def available(con):
+    return dict(zip(*(column.tolist() for column in queries.available_stock(con))))
+
+
 @pytest.fixture
 def con(tmp_path):
     with open_store(tmp_path / "store.duckdb") as c:
@@ -62,24 +71,24 @@ def test_schema_is_created_versioned_and_migrate_is_idempotent(tmp_path):
         c.execute("INSERT INTO cursors VALUES ('orders', 42)")
     with open_store(path) as c:  # reopening keeps the data and does not migrate again
         assert schema_version(c) == len(MIGRATIONS)
-        assert writes.orders_cursor(c) == 42
+        assert queries.orders_cursor(c) == 42
 
 
 def test_a_stock_snapshot_replaces_the_items(con):
     counts = load_stock(con, [stock_rec(101, 5), stock_rec(102, 0), stock_rec(103, 7)])
-    assert counts["loaded"] == 3 and counts["rejected"] == 0
+    assert counts["stock_loaded"] == 3 and counts["stock_rejected"] == 0
     assert on_hand(con) == {101: 5, 102: 0, 103: 7}
     load_stock(con, [stock_rec(101, 2), stock_rec(104, 1)])
     assert on_hand(con) == {101: 2, 104: 1}  # a clean snapshot drops the items it no longer has
     snap = queries.latest_snapshot(con)
     assert snap["snapshot_id"] == 2 and snap["loaded"] == 2 and snap["received"] == 2
-    assert 0 <= writes.stock_snapshot_age(con) < 60
+    assert 0 <= queries.snapshot_age(con) < 60
 
 
 def test_a_quarantined_stock_record_keeps_the_last_good_value(con):
     load_stock(con, [stock_rec(101, 5), stock_rec(102, 3)])
     counts = load_stock(con, [stock_rec(101, -4), stock_rec(102, 1)])
-    assert counts == {"received": 2, "loaded": 1, "rejected": 1, "snapshot_id": 2}
+    assert counts == {"stock_fetched": 2, "stock_loaded": 1, "stock_rejected": 1}
     assert on_hand(con) == {101: 5, 102: 1}
     rejects = queries.rejects(con)
     assert len(rejects) == 1 and rejects[0]["source"] == "stock" and rejects[0]["record_key"] == "101"
@@ -87,15 +96,15 @@ def test_a_quarantined_stock_record_keeps_the_last_good_value(con):
 
 
 def test_no_stock_snapshot_means_no_age(con):
-    assert writes.stock_snapshot_age(con) is None
+    assert queries.snapshot_age(con) is None
     assert queries.latest_snapshot(con) is None
 
 
 def test_orders_append_and_the_cursor_advances_with_them(con):
     counts = load_orders(con, [order_rec(2, (101, 1), (205, 1)), order_rec(3, (999, 1))])
-    assert counts["loaded"] == 2 and writes.orders_cursor(con) == 3
+    assert counts["orders_loaded"] == 2 and queries.orders_cursor(con) == 3
     counts = load_orders(con, [order_rec(4, (310, 4))])
-    assert counts["loaded"] == 1 and writes.orders_cursor(con) == 4
+    assert counts["orders_loaded"] == 1 and queries.orders_cursor(con) == 4
     rows = queries.orders_status(con)
     assert [(r["order_id"], r["status"], r["items"], r["total_qty"], r["reason"]) for r in rows] == [
         (2, "NEW", 2, 2, None), (3, "NEW", 1, 1, None), (4, "NEW", 1, 4, None)]
@@ -106,14 +115,14 @@ def test_orders_append_and_the_cursor_advances_with_them(con):
 def test_the_cursor_never_goes_back(con):
     load_orders(con, [order_rec(5, (1, 1))])
     load_orders(con, [], cursor_to=2)
-    assert writes.orders_cursor(con) == 5
+    assert queries.orders_cursor(con) == 5
 
 
 def test_an_unchanged_repeat_is_a_no_op(con):
     load_orders(con, [order_rec(2, (101, 1))])
     before = con.execute("SELECT * FROM orders").fetchall(), con.execute("SELECT * FROM order_lines").fetchall()
     counts = load_orders(con, [order_rec(2, (101, 1))])
-    assert counts["loaded"] == 0 and counts["unchanged"] == 1 and counts["rejected"] == 0
+    assert counts == {"orders_fetched": 1, "orders_loaded": 0, "orders_rejected": 0, "orders_repeated": 1}
     after = con.execute("SELECT * FROM orders").fetchall(), con.execute("SELECT * FROM order_lines").fetchall()
     assert after == before
     assert queries.rejects(con) == []
@@ -127,7 +136,7 @@ def test_an_unchanged_repeat_is_a_no_op(con):
 def test_a_changed_repeat_keeps_the_first_copy_and_is_a_conflict(con, changed):
     load_orders(con, [order_rec(2, (101, 1))])
     counts = load_orders(con, [changed, order_rec(3, (101, 1))])
-    assert counts["loaded"] == 1 and counts["rejected"] == 1
+    assert counts["orders_loaded"] == 1 and counts["orders_rejected"] == 1
     assert con.execute("SELECT customer_id, items, total_qty FROM orders WHERE order_id = 2").fetchall() == [
         ("C-1", 1, 1)]
     assert con.execute("SELECT inventory_id, quantity FROM order_lines WHERE order_id = 2").fetchall() == [(101, 1)]
@@ -140,22 +149,22 @@ def test_copies_in_one_batch_follow_the_same_rule_as_copies_across_runs(con):
     batch = [order_rec(1, (101, 1)), order_rec(2, (101, 2)), order_rec(2, (101, 2)), order_rec(3, (101, 3)),
              order_rec(3, (101, 9)), order_rec(3, (101, 3))]
     counts = load_orders(con, batch)
-    assert counts == {"received": 6, "loaded": 3, "unchanged": 2, "rejected": 1}
+    assert counts == {"orders_fetched": 6, "orders_loaded": 3, "orders_repeated": 2, "orders_rejected": 1}
     assert con.execute("SELECT order_id, total_qty FROM orders ORDER BY 1").fetchall() == [(1, 1), (2, 2), (3, 3)]
     assert con.execute("SELECT order_id, quantity FROM order_lines ORDER BY 1").fetchall() == [(1, 1), (2, 2), (3, 3)]
     (reject,) = queries.rejects(con)
     assert reject["record_key"] == "3" and '"quantity":9' in reject["raw"].replace(" ", "")
     again = load_orders(con, batch)  # a later run: every copy now meets the stored one
-    assert again == {"received": 6, "loaded": 0, "unchanged": 5, "rejected": 1}
+    assert again == {"orders_fetched": 6, "orders_loaded": 0, "orders_repeated": 5, "orders_rejected": 1}
 
 
 def test_the_largest_values_fit_every_column_and_sum(con):
     top = 2**63 - 1
     load_stock(con, [stock_rec(101, top)])
     counts = load_orders(con, [order_rec(top, (101, top)), order_rec(5, (101, 2**62), (101, 2**62 - 2), (102, 1))])
-    assert counts["loaded"] == 2 and counts["rejected"] == 0
+    assert counts["orders_loaded"] == 2 and counts["orders_rejected"] == 0
     assert con.execute("SELECT order_id, total_qty FROM orders ORDER BY 1").fetchall() == [(5, top), (top, top)]
-    assert writes.orders_cursor(con) == top
+    assert queries.orders_cursor(con) == top
 
 
 def _seedish(con):
@@ -164,40 +173,72 @@ def _seedish(con):
                       order_rec(10, (420, 1)), order_rec(11, (420, 1)), order_rec(12, (101, 1), (101, 2))])
 
 
-def test_decide_new_orders_writes_statuses_history_and_run_counts(con):
+def test_processing_writes_statuses_history_with_explanations_and_run_counts(con):
     _seedish(con)
     writes.start_run(con, "run-1", "process-all")
-    counts = writes.decide_new_orders(con, "run-1", None, decide_orders)
+    counts = process(con, "run-1")
     assert counts == {"processed": 3, "failed": 3}
     assert statuses(con) == {
         2: ("FAILED", "INSUFFICIENT_STOCK"), 3: ("FAILED", "UNKNOWN_INVENTORY"), 6: ("PROCESSED", None),
         10: ("PROCESSED", None), 11: ("FAILED", "INSUFFICIENT_STOCK"), 12: ("PROCESSED", None)}
-    history = con.execute(
-        "SELECT run_id, order_id, from_status, to_status, reason FROM status_changes ORDER BY order_id").fetchall()
-    assert history == [("run-1", 2, "NEW", "FAILED", "INSUFFICIENT_STOCK"),
-                       ("run-1", 3, "NEW", "FAILED", "UNKNOWN_INVENTORY"),
-                       ("run-1", 6, "NEW", "PROCESSED", None), ("run-1", 10, "NEW", "PROCESSED", None),
-                       ("run-1", 11, "NEW", "FAILED", "INSUFFICIENT_STOCK"), ("run-1", 12, "NEW", "PROCESSED", None)]
+    history = con.execute("SELECT run_id, order_id, from_status, to_status, reason, details FROM status_changes "
+                          "ORDER BY order_id").fetchall()
+    assert history == [
+        ("run-1", 2, "NEW", "FAILED", "INSUFFICIENT_STOCK",
+         '{"short":[{"inventory_id":205,"needed":1,"available":0}]}'),
+        ("run-1", 3, "NEW", "FAILED", "UNKNOWN_INVENTORY", '{"unknown":[999]}'),
+        ("run-1", 6, "NEW", "PROCESSED", None, None), ("run-1", 10, "NEW", "PROCESSED", None, None),
+        ("run-1", 11, "NEW", "FAILED", "INSUFFICIENT_STOCK",
+         '{"short":[{"inventory_id":420,"needed":1,"available":0}]}'),
+        ("run-1", 12, "NEW", "PROCESSED", None, None)]
     writes.finish_run(con, "run-1", "COMPLETED")
     (run,) = queries.recent_runs(con)
     assert (run["run_id"], run["state"], run["processed"], run["failed"]) == ("run-1", "COMPLETED", 3, 3)
     stock = {s["inventory_id"]: (s["on_hand"], s["allocated"], s["available"]) for s in queries.stock_levels(con)}
     assert stock == {101: (5, 5, 0), 205: (0, 0, 0), 420: (1, 1, 0)}
     # a second pass has nothing NEW to decide
-    assert writes.decide_new_orders(con, "run-2", None, decide_orders) == {"processed": 0, "failed": 0}
+    assert process(con, "run-2") == {"processed": 0, "failed": 0}
+
+
+def test_history_and_explain_read_the_recorded_explanation(con):
+    _seedish(con)
+    process(con, "run-1")
+    (change,) = queries.order_history(con, 2)
+    assert change["details"] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
+    assert set(change) == {"run_id", "changed_at", "from_status", "to_status", "reason", "details"}
+    explained = queries.explain_order(con, 2)
+    assert list(explained) == ["order_id", "status", "reason", "items", "total_qty", "lines", "explanation",
+                               "decided_at", "decided_run"]
+    assert (explained["status"], explained["reason"], explained["items"], explained["total_qty"]) == (
+        "FAILED", "INSUFFICIENT_STOCK", 2, 2)
+    assert explained["lines"] == [
+        {"line_no": 0, "inventory_id": 101, "quantity": 1, "on_hand": 5, "allocated": 5, "available": 0},
+        {"line_no": 1, "inventory_id": 205, "quantity": 1, "on_hand": 0, "allocated": 0, "available": 0}]
+    assert explained["explanation"] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
+    assert explained["decided_run"] == "run-1" and explained["decided_at"] == change["changed_at"]
+    unknown = queries.explain_order(con, 3)
+    assert unknown["explanation"] == {"unknown": [999]}
+    assert unknown["lines"] == [{"line_no": 0, "inventory_id": 999, "quantity": 1, "on_hand": None,
+                                 "allocated": None, "available": None}]
+    processed = queries.explain_order(con, 6)
+    assert processed["explanation"] is None and processed["decided_run"] == "run-1"
+    assert queries.explain_order(con, 999) is None
+    service.reset(con, "run-2", [2])
+    again_new = queries.explain_order(con, 2)
+    assert again_new["status"] == "NEW" and again_new["explanation"] is None and again_new["decided_at"] is None
 
 
 def test_reset_releases_stock_and_a_second_pass_decides_the_same(con):
     _seedish(con)
-    writes.decide_new_orders(con, "run-1", None, decide_orders)
+    process(con, "run-1")
     first = statuses(con)
     writes.start_run(con, "run-2", "reset-state")
-    assert writes.reset_decided_orders(con, "run-2", None, reset_orders) == {"reset": 6}
+    assert service.reset(con, "run-2") == {"reset": 6}
     assert set(statuses(con).values()) == {("NEW", None)}
     assert all(s["allocated"] == 0 for s in queries.stock_levels(con))
-    assert writes.available_stock(con) == {101: 5, 205: 0, 420: 1}
+    assert available(con) == {101: 5, 205: 0, 420: 1}
     assert queries.recent_runs(con)[0]["reset"] == 6
-    writes.decide_new_orders(con, "run-3", None, decide_orders)
+    process(con, "run-3")
     assert statuses(con) == first
     history = queries.order_history(con, 6)
     assert [(h["run_id"], h["from_status"], h["to_status"], h["reason"]) for h in history] == [
@@ -205,23 +246,73 @@ def test_reset_releases_stock_and_a_second_pass_decides_the_same(con):
         ("run-3", "NEW", "PROCESSED", None)]
 
 
+def test_a_targeted_reset_puts_back_only_the_matching_orders(con):
+    _seedish(con)
+    process(con, "run-1")
+    assert service.reset(con, "r", status="FAILED", reason="INSUFFICIENT_STOCK") == {"reset": 2}
+    assert statuses(con) == {
+        2: ("NEW", None), 3: ("FAILED", "UNKNOWN_INVENTORY"), 6: ("PROCESSED", None),
+        10: ("PROCESSED", None), 11: ("NEW", None), 12: ("PROCESSED", None)}
+    assert service.reset(con, "r", status="PROCESSED", order_ids=[6, 2]) == {"reset": 1}  # 2 is NEW already
+    assert statuses(con)[6] == ("NEW", None) and statuses(con)[10] == ("PROCESSED", None)
+    assert service.reset(con, "r", reason="unknown_inventory") == {"reset": 1}
+    assert statuses(con)[3] == ("NEW", None)
+    assert service.reset(con, "r", status="NEW") == {"reset": 0}
+    from orderly.errors import BadArgument
+
+    with pytest.raises(BadArgument, match="unknown status 'DONE'"):
+        service.reset(con, "r", status="DONE")
+    with pytest.raises(BadArgument, match="unknown reason"):
+        service.reset(con, "r", reason="LATE")
+
+
+def test_retry_what_lacked_stock_once_stock_arrives(con):
+    _seedish(con)
+    process(con, "run-1")
+    load_stock(con, [stock_rec(101, 6), stock_rec(205, 3), stock_rec(420, 2)])  # a delivery
+    service.reset(con, "r", status="FAILED", reason="INSUFFICIENT_STOCK")
+    assert process(con, "run-2") == {"processed": 2, "failed": 0}
+    assert statuses(con)[2] == ("PROCESSED", None) and statuses(con)[11] == ("PROCESSED", None)
+    assert statuses(con)[3] == ("FAILED", "UNKNOWN_INVENTORY")
+
+
+def test_a_dry_run_decides_as_the_real_run_and_writes_nothing(con, tmp_path):
+    _seedish(con)
+    path = tmp_path / "store.duckdb"
+    con.close()
+    before = path.read_bytes()
+    with open_store(path, read_only=True) as ro:
+        preview = service.process(ro, "dry", max_stock_age=900, dry_run=True)
+    assert path.read_bytes() == before and not path.with_suffix(".duckdb.wal").exists()
+    with open_store(path) as rw:
+        assert statuses(rw) == {oid: ("NEW", None) for oid in (2, 3, 6, 10, 11, 12)}
+        counts = process(rw, "real")
+        history = queries.order_history(rw, 2) + queries.order_history(rw, 3)
+        real = [{k: h[k] for k in ("from_status", "to_status", "reason", "details")} for h in history]
+        decided = statuses(rw)
+    assert {k: preview[k] for k in ("processed", "failed")} == counts == {"processed": 3, "failed": 3}
+    assert {c["order_id"]: (c["to_status"], c["reason"]) for c in preview["changes"]} == decided
+    assert [{k: c[k] for k in ("from_status", "to_status", "reason", "details")}
+            for c in preview["changes"] if c["order_id"] in (2, 3)] == real
+
+
 def test_named_orders_only(con):
     _seedish(con)
-    writes.decide_new_orders(con, "r", [11], decide_orders)
+    process(con, "r", [11])
     assert statuses(con)[11] == ("PROCESSED", None)  # 10 is still NEW, so 11 gets the tote
     assert statuses(con)[10] == ("NEW", None)
-    writes.decide_new_orders(con, "r", None, decide_orders)
+    process(con, "r")
     assert statuses(con)[10] == ("FAILED", "INSUFFICIENT_STOCK")
-    writes.reset_decided_orders(con, "r", [11], reset_orders)
+    service.reset(con, "r", [11])
     assert statuses(con)[11] == ("NEW", None) and statuses(con)[10] == ("FAILED", "INSUFFICIENT_STOCK")
-    assert writes.unknown_order_ids(con, [10, 999, 11, 5]) == [5, 999]
+    assert queries.unknown_order_ids(con, [10, 999, 11, 5]) == [5, 999]
 
 
 def test_available_counts_only_processed_orders(con):
     _seedish(con)
-    assert writes.available_stock(con) == {101: 5, 205: 0, 420: 1}
-    writes.decide_new_orders(con, "r", [6], decide_orders)
-    assert writes.available_stock(con) == {101: 3, 205: 0, 420: 1}
+    assert available(con) == {101: 5, 205: 0, 420: 1}
+    process(con, "r", [6])
+    assert available(con) == {101: 3, 205: 0, 420: 1}
 
 
 def test_a_stale_running_run_becomes_crashed(con):
@@ -244,5 +335,45 @@ def test_an_empty_snapshot_makes_every_order_unknown(con):
     load_orders(con, [order_rec(2, (101, 1)), order_rec(3, (101, 1), (102, 1))])
     load_stock(con, [])  # a complete, clean, empty snapshot: the warehouse has nothing any more
     assert on_hand(con) == {}
-    assert writes.decide_new_orders(con, "r", None, decide_orders) == {"processed": 0, "failed": 2}
+    assert process(con) == {"processed": 0, "failed": 2}
     assert statuses(con) == {2: ("FAILED", "UNKNOWN_INVENTORY"), 3: ("FAILED", "UNKNOWN_INVENTORY")}
+    assert queries.order_history(con, 3)[0]["details"] == {"unknown": [101, 102]}
+
+
+def test_run_counters_have_one_name_each_from_load_to_runs(con):
+    writes.start_run(con, "run-1", "pipeline")
+    load_stock(con, [stock_rec(101, 5), stock_rec(102, -1)], run_id="run-1")
+    load_orders(con, [order_rec(2, (101, 1)), order_rec(3, (101, 0))], run_id="run-1")
+    load_orders(con, [order_rec(2, (101, 1)), order_rec(4, (101, 9))], run_id="run-1")
+    process(con, "run-1")
+    (run,) = queries.recent_runs(con)
+    assert {name: run[name] for name in RUN_COUNTERS} == {
+        "stock_fetched": 2, "stock_loaded": 1, "stock_rejected": 1,
+        "orders_fetched": 4, "orders_loaded": 2, "orders_rejected": 1, "orders_repeated": 1,
+        "processed": 1, "failed": 1, "reset": 0}
+
+
+# ---- exact integers end to end through the store (issue 9, case 3) ------------------------------
+
+BIG = 2**63 - 1
+
+
+@pytest.mark.parametrize("on_hand, quantities, expected", [
+    (2**53 + 1, [2**53 + 1, 1], ["PROCESSED", "FAILED"]),
+    (2**53, [2**53, 1], ["PROCESSED", "FAILED"]),
+    (BIG, [BIG, 1], ["PROCESSED", "FAILED"]),
+    (BIG, [2**62, 2**62, 2**62, 2**62], ["PROCESSED", "FAILED", "FAILED", "FAILED"]),  # demand 2**64
+    (BIG, [2**62 - 1, 2**62, 1], ["PROCESSED", "PROCESSED", "FAILED"]),
+])
+def test_huge_quantities_are_decided_exactly_through_the_store(con, on_hand, quantities, expected):
+    load_stock(con, [stock_rec(7, on_hand)])
+    load_orders(con, [order_rec(i, (7, q)) for i, q in enumerate(quantities, start=1)])
+    process(con)
+    assert [statuses(con)[i][0] for i in range(1, len(quantities) + 1)] == expected
+    (item,) = queries.stock_levels(con)
+    taken = sum(q for q, status in zip(quantities, expected) if status == "PROCESSED")
+    assert (item["on_hand"], item["allocated"], item["available"]) == (on_hand, taken, on_hand - taken)
+    assert type(item["available"]) is int and item["available"] >= 0
+    failed = expected.index("FAILED") + 1
+    assert queries.explain_order(con, failed)["explanation"] == {
+        "short": [{"inventory_id": 7, "needed": quantities[failed - 1], "available": on_hand - taken}]}

@@ -42,6 +42,11 @@ def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) 
             delay = min(delay * 2, 0.5)
     if not read_only:
         migrate(con)
+    elif schema_version(con) < len(MIGRATIONS):
+        # A file from an older version is upgraded on first use, even by a reader; then read as asked.
+        con.close()
+        connect(path, lock_timeout=max(deadline - time.monotonic(), 0.0)).close()
+        return connect(path, lock_timeout=max(deadline - time.monotonic(), 0.0), read_only=True)
     return con
 
 

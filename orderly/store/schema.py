@@ -1,4 +1,16 @@
-"""The store's schema as numbered migrations; a file is brought to the newest version on first use."""
+"""The store's schema as numbered migrations; a file is brought to the newest version on first use.
+
+Migrations are only ever appended: a file written by any earlier version upgrades step by step, each step
+in its own transaction, and nothing it holds is lost.
+"""
+
+# The run counters: one name each, used alike by the `runs` table, `orderly runs`, the run summary artifact
+# and a flow's return value. Each is counted once, in the transaction that does what it counts.
+RUN_COUNTERS = (
+    "stock_fetched", "stock_loaded", "stock_rejected",
+    "orders_fetched", "orders_loaded", "orders_rejected", "orders_repeated",
+    "processed", "failed", "reset",
+)
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema.
@@ -74,5 +86,45 @@ MIGRATIONS: list[str] = [
         name         VARCHAR PRIMARY KEY,
         after_id     BIGINT NOT NULL
     );
+    """,
+    # 2: explanations kept with each status change; one counter per measure in `runs`; "available" defined once.
+    """
+    ALTER TABLE status_changes ADD COLUMN details VARCHAR;  -- JSON: why a FAILED decision failed; NULL: not recorded
+
+    -- Version 1 added stock items and orders into one fetched/loaded/rejected. The stock's share of each is in
+    -- the run's stock snapshot, so the split is exact; repeats were not counted, but every order received was
+    -- loaded, rejected or an unchanged repeat, so they are what is left.
+    ALTER TABLE runs ADD COLUMN stock_fetched BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN stock_loaded BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN stock_rejected BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN orders_fetched BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN orders_loaded BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN orders_rejected BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN orders_repeated BIGINT DEFAULT 0;
+    UPDATE runs SET stock_fetched = s.received, stock_loaded = s.loaded, stock_rejected = s.rejected
+    FROM (SELECT run_id, sum(received) AS received, sum(loaded) AS loaded, sum(rejected) AS rejected
+          FROM stock_snapshots GROUP BY run_id) s
+    WHERE runs.run_id = s.run_id;
+    UPDATE runs SET orders_fetched = coalesce(fetched, 0) - stock_fetched,
+                    orders_loaded = coalesce(loaded, 0) - stock_loaded,
+                    orders_rejected = coalesce(rejected, 0) - stock_rejected,
+                    orders_repeated = greatest(coalesce(fetched, 0) - stock_fetched
+                                               - (coalesce(loaded, 0) - stock_loaded)
+                                               - (coalesce(rejected, 0) - stock_rejected), 0);
+    ALTER TABLE runs DROP COLUMN fetched;
+    ALTER TABLE runs DROP COLUMN loaded;
+    ALTER TABLE runs DROP COLUMN rejected;
+
+    -- available(item) = on-hand in the latest snapshot - the quantities of that item in orders PROCESSED now.
+    -- A sum of many quantities can pass 2**63-1: allocated and available are HUGEINT, never float.
+    CREATE VIEW stock_available AS
+    SELECT s.inventory_id, s.quantity AS on_hand,
+           coalesce(a.allocated, 0)::HUGEINT AS allocated,
+           s.quantity - coalesce(a.allocated, 0)::HUGEINT AS available
+    FROM stock_items s LEFT JOIN (
+        SELECT l.inventory_id, sum(l.quantity) AS allocated
+        FROM order_lines l JOIN orders o USING (order_id)
+        WHERE o.status = 'PROCESSED' GROUP BY l.inventory_id
+    ) a USING (inventory_id);
     """,
 ]

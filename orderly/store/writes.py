@@ -1,19 +1,17 @@
-"""The write path: each function is one unit of work in one transaction, set-based over frames."""
+"""The write path: set-based over frames and columns; each function is one unit of work or part of the caller's."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from domain.allocation import DemandColumns
-from orderly.store.connection import first_row, scalar, transaction
-
-ORDERS_CURSOR = "orders"
+from orderly.store.connection import scalar, transaction
+from orderly.store.queries import ORDERS_CURSOR, decision_rows
+from orderly.store.schema import RUN_COUNTERS
 
 
 # ---- runs -----------------------------------------------------------------------------------
@@ -46,14 +44,11 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, state: str, message:
         )
 
 
-_COUNTS = ("fetched", "loaded", "rejected", "processed", "failed", "reset")
-
-
 def _add_counts(con: duckdb.DuckDBPyConnection, run_id: str | None, counts: dict[str, int]) -> None:
     """Add to a run's counters; called inside the caller's transaction so counts commit with the data."""
     if run_id is None:
         return
-    unknown = set(counts) - set(_COUNTS)
+    unknown = set(counts) - set(RUN_COUNTERS)
     if unknown:
         raise ValueError(f"unknown run counters: {sorted(unknown)}")
     if not counts:
@@ -118,16 +113,12 @@ def load_stock_snapshot(
             "INSERT INTO stock_snapshots VALUES (?, ?, now(), ?, ?, ?)",
             [snapshot_id, run_id, received, len(items), len(rejects)],
         )
-        _add_counts(con, run_id, {"fetched": received, "loaded": len(items), "rejected": len(rejects)})
-    return {"received": received, "loaded": len(items), "rejected": len(rejects), "snapshot_id": snapshot_id}
+        counts = {"stock_fetched": received, "stock_loaded": len(items), "stock_rejected": len(rejects)}
+        _add_counts(con, run_id, counts)
+    return counts
 
 
 # ---- orders ---------------------------------------------------------------------------------
-
-def orders_cursor(con: duckdb.DuckDBPyConnection) -> int:
-    row = first_row(con, "SELECT after_id FROM cursors WHERE name = ?", [ORDERS_CURSOR])
-    return row[0] if row else 0
-
 
 def load_orders(
     con: duckdb.DuckDBPyConnection,
@@ -217,165 +208,34 @@ def load_orders(
             [ORDERS_CURSOR, cursor_to],
         )
         con.execute("DROP TABLE staged; DROP TABLE judged")
-        _add_counts(con, run_id, {"fetched": received, "loaded": loaded, "rejected": len(all_rejects)})
-    return {"received": received, "loaded": loaded, "rejected": len(all_rejects), "unchanged": repeats}
-
-
-# ---- processing -----------------------------------------------------------------------------
-
-def stock_snapshot_age(con: duckdb.DuckDBPyConnection) -> float | None:
-    """Seconds since the last complete stock snapshot was loaded here, or None if there is none."""
-    age = scalar(con, "SELECT epoch(now()) - epoch(max(completed_at)) FROM stock_snapshots")
-    return None if age is None else float(age)
-
-
-def available_stock(con: duckdb.DuckDBPyConnection) -> dict[int, int]:
-    """available(item) = on-hand in the latest snapshot - quantities in orders PROCESSED now."""
-    rows = con.execute(
-        """
-        SELECT s.inventory_id, s.quantity - coalesce(a.allocated, 0)
-        FROM stock_items s LEFT JOIN (
-            SELECT l.inventory_id, sum(l.quantity) AS allocated
-            FROM order_lines l JOIN orders o USING (order_id)
-            WHERE o.status = 'PROCESSED' GROUP BY l.inventory_id
-        ) a USING (inventory_id)
-        """
-    ).fetchnumpy()
-    keys = next(iter(rows.values())).tolist() if rows else []
-    values = list(rows.values())[1].tolist() if rows else []
-    return dict(zip(keys, values))
-
-
-def _filter_ids(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None) -> str:
-    """Register the named ids (if any) and return the SQL condition that keeps only them."""
-    if order_ids is None:
-        return "TRUE"
-    con.register("named_ids", pa.table({"order_id": pa.array(list(order_ids), pa.int64())}))
-    return "order_id IN (SELECT order_id FROM named_ids)"
-
-
-def unknown_order_ids(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int]) -> list[int]:
-    condition = _filter_ids(con, order_ids)
-    try:
-        return [
-            row[0]
-            for row in con.execute(
-                f"SELECT order_id FROM named_ids WHERE {condition} "
-                "AND order_id NOT IN (SELECT order_id FROM orders) ORDER BY 1"
-            ).fetchall()
-        ]
-    finally:
-        con.unregister("named_ids")
-
-
-def new_order_demands(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None = None) -> DemandColumns:
-    """NEW orders ascending by id as columns (order_id, inventory_id, summed quantity), one row per
-    (order, item); iterating the result yields (order_id, {item: summed quantity})."""
-    condition = _filter_ids(con, order_ids)
-    try:
-        # Lines sorted, not grouped: summing an order's repeated item in numpy is cheaper than a GROUP BY.
-        columns = con.execute(
-            f"""
-            SELECT l.order_id, l.inventory_id, l.quantity
-            FROM order_lines l SEMI JOIN (SELECT order_id FROM orders WHERE status = 'NEW' AND {condition}) n
-                 ON l.order_id = n.order_id
-            ORDER BY l.order_id, l.inventory_id
-            """
-        ).fetchnumpy()
-    finally:
-        if order_ids is not None:
-            con.unregister("named_ids")
-    ids, items, quantities = columns["order_id"], columns["inventory_id"], columns["quantity"]
-    if len(ids) > 1:
-        first = np.r_[True, (ids[1:] != ids[:-1]) | (items[1:] != items[:-1])]
-        if not first.all():  # lines naming the same item are summed
-            starts = np.flatnonzero(first)
-            ids, items, quantities = ids[starts], items[starts], np.add.reduceat(quantities, starts)
-    return DemandColumns(ids, items, quantities)
-
-
-def _decided_orders(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None) -> list[tuple[int, str]]:
-    condition = _filter_ids(con, order_ids)
-    try:
-        return con.execute(
-            f"SELECT order_id, status FROM orders WHERE status <> 'NEW' AND {condition} ORDER BY order_id"
-        ).fetchall()
-    finally:
-        if order_ids is not None:
-            con.unregister("named_ids")
-
-
-def decide_new_orders(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str | None,
-    order_ids: Sequence[int] | None,
-    decide: Callable[[Iterator[tuple[int, dict[int, int]]], dict[int, int]], list],
-) -> dict[str, int]:
-    """One unit of work: read availability and the NEW orders, let `decide` rule, write statuses and history."""
-    with transaction(con):
-        changes = decide(new_order_demands(con, order_ids), available_stock(con))
-        if hasattr(changes, "codes"):  # a columnar decision (domain.services.StatusChanges)
-            processed = changes.processed
-        else:
-            processed = sum(1 for change in changes if change[2] == "PROCESSED")
-        counts = {"processed": processed, "failed": len(changes) - processed}
-        _record_status_changes(con, run_id, changes, counts)
+        counts = {"orders_fetched": received, "orders_loaded": loaded, "orders_rejected": len(all_rejects),
+                  "orders_repeated": repeats}
+        _add_counts(con, run_id, counts)
     return counts
 
 
-def reset_decided_orders(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str | None,
-    order_ids: Sequence[int] | None,
-    reset: Callable[[list[tuple[int, str]]], list],
-) -> dict[str, int]:
-    """One unit of work: every PROCESSED or FAILED order (all, or those named) back to NEW, with history."""
-    with transaction(con):
-        changes = reset(_decided_orders(con, order_ids))
-        counts = {"reset": len(changes)}
-        _record_status_changes(con, run_id, changes, counts)
-    return counts
+# ---- decisions ------------------------------------------------------------------------------
 
-
-def _record_status_changes(
-    con: duckdb.DuckDBPyConnection, run_id: str | None, changes: list, counts: dict[str, int]
+def record_decisions(
+    con: duckdb.DuckDBPyConnection, run_id: str | None, counts: Mapping[str, int], *,
+    order_ids: np.ndarray, changes: np.ndarray, labels: Mapping[str, Sequence[str | None]],
+    unknown: Mapping[str, np.ndarray], short: Mapping[str, np.ndarray],
 ) -> None:
-    """Apply status changes (order_id, from, to, reason rows) and their history; the caller holds the transaction."""
-    if len(changes) and hasattr(changes, "codes"):  # columnar (domain.services.StatusChanges): no row objects
-        codes = pa.array(changes.codes)
-        labels = changes.LABELS
-        table = pa.table(
-            {
-                "order_id": pa.array(changes.order_ids, pa.int64()),
-                "from_status": pa.array(["NEW"] * len(labels), pa.string()).take(codes),
-                "to_status": pa.array([label[0] for label in labels], pa.string()).take(codes),
-                "reason": pa.array([label[1] for label in labels], pa.string()).take(codes),
-            }
-        )
-    elif changes:
-        order_id, from_status, to_status, reason = (list(column) for column in zip(*changes))
-        table = pa.table(
-            {
-                "order_id": pa.array(order_id, pa.int64()),
-                "from_status": pa.array(from_status, pa.string()),
-                "to_status": pa.array(to_status, pa.string()),
-                "reason": pa.array(reason, pa.string()),
-            }
-        )
-    if len(changes):
-        con.register("changes", table)
-        try:
+    """Write decided status changes, process and reset alike: each order's new status and reason, one history
+    row each with its explanation, and the run's counters. Part of the caller's transaction."""
+    if len(order_ids):
+        with decision_rows(con, order_ids, changes, labels, unknown, short) as decided:
             con.execute(
-                """
-                UPDATE orders SET status = c.to_status,
-                                  reason = CASE WHEN c.to_status = 'FAILED' THEN c.reason END
-                FROM changes c WHERE orders.order_id = c.order_id
+                f"""
+                UPDATE orders SET status = d.to_status, reason = d.order_reason
+                FROM {decided} d WHERE orders.order_id = d.order_id
                 """
             )
             con.execute(
-                "INSERT INTO status_changes SELECT ?, order_id, now(), from_status, to_status, reason FROM changes",
+                f"""
+                INSERT INTO status_changes (run_id, order_id, changed_at, from_status, to_status, reason, details)
+                SELECT ?, order_id, now(), from_status, to_status, reason, details FROM {decided}
+                """,
                 [run_id or "local"],
             )
-        finally:
-            con.unregister("changes")
-    _add_counts(con, run_id, counts)
+    _add_counts(con, run_id, dict(counts))
