@@ -70,6 +70,7 @@ class Settings:
     lock_timeout: float = 30.0
     page_size: int = 1000
     fetch_concurrency: int = 4
+    ui_token: str | None = field(default=None, repr=False)  # the web page's bearer token; never printed or logged
     sandbox: SandboxSettings = SandboxSettings()
 
     @classmethod
@@ -87,6 +88,7 @@ class Settings:
             lock_timeout=_number(env, "ORDERLY_LOCK_TIMEOUT", 30.0),
             page_size=int(_number(env, "ORDERLY_PAGE_SIZE", 1000, minimum=1)),
             fetch_concurrency=int(_number(env, "ORDERLY_FETCH_CONCURRENCY", 4, minimum=1)),
+            ui_token=env.get("ORDERLY_UI_TOKEN") or None,
             sandbox=SandboxSettings.from_env(env),
         )
 
