@@ -365,6 +365,7 @@ function renderRun(run) {
   }
   box.setAttribute("data-state", run.state);
   box.setAttribute("data-button", run.button);
+  box.setAttribute("data-started", run.started_at);
   const parts = [el("strong", { text: `${BUTTONS[run.button] || run.button}: ` }), badge(run.state)];
   if (run.run_url) {
     parts.push(" ", el("a", { id: "run-link", href: run.run_url, target: "_blank", rel: "noopener noreferrer",
