@@ -1,14 +1,16 @@
 """The page's read path: a private copy of the DuckDB file, refreshed when the file changes.
 
-Why a copy: a pipeline run holds the DuckDB file lock while it writes (a million-order Process All holds it
-about 1.3 s at a time), and while it does no other process can open the file at all. Reading a private copy,
-the page answers at once during a run (with the data as of the last copy, flagged stale), and the writer is
-kept out only while the copy is made (about 20 ms per 37 MB, a million orders) instead of for every query.
-A copy is taken under DuckDB's own shared lock (a read-only connection on the file), so it is never torn.
+Why a copy: a pipeline run holds the DuckDB file lock while it writes (a million-order Process All or Reset
+State holds it for seconds), and while it does no other process can open the file at all. Reading a private
+copy, the page answers during a run (with the data as of the last copy, flagged stale), and a writer is kept
+out only while a copy is made (about 20 ms for the 37 MB of a million orders), not for every query.
+A copy is taken under DuckDB's own shared lock (a read-only connection on the file), so it is never torn;
+it is made again only when the file (or its WAL) changed, by one request while the others answer at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import shutil
 import tempfile
@@ -29,6 +31,7 @@ T = TypeVar("T")
 
 REFRESH_WAIT_S = 0.2  # a copy exists: wait this long for a writer, then answer from the copy (stale)
 FIRST_WAIT_S = 5.0    # no copy yet: there is nothing else to answer from, so wait longer
+BUSY_MEMORY_S = 1.0   # after a refresh found the store busy, the next ones within this time do not wait
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -88,9 +91,12 @@ class StoreReader:
         self.refresh_wait = refresh_wait
         self.first_wait = first_wait
         self._dir = Path(tempfile.mkdtemp(prefix="orderly-ui-"))
+        atexit.register(shutil.rmtree, self._dir, ignore_errors=True)  # also when the server did not shut down
         self._names = itertools.count(1)
-        self._lock = threading.Lock()  # one refresh at a time
+        self._refreshing = threading.Lock()  # one refresh at a time
+        self._state = threading.Lock()       # guards _current
         self._current: _Copy | None = None
+        self._busy_at = float("-inf")
 
     def _stamp(self) -> tuple | None:
         main = _stat(self.db_path)
@@ -120,29 +126,70 @@ class StoreReader:
             copy.release()
 
     def _refreshed(self) -> tuple[_Copy | None, bool]:
-        """The current copy (with one user taken), refreshed first if the store changed since it was made."""
-        with self._lock:
-            stamp = self._stamp()
+        """The current copy (with one user taken) and whether it is stale; refreshed first if the store changed
+        since it was made. While one request refreshes, the others answer from the copy they have (stale)."""
+        stamp = self._stamp()
+        if stamp is None:
+            return None, False
+        with self._state:
             current = self._current
+            if current is not None and current.stamp == stamp:
+                return self._take(current), False
+        if current is None:
+            self._refreshing.acquire()  # nothing to answer from: wait for whoever makes the first copy
+        elif not self._refreshing.acquire(blocking=False):
+            with self._state:  # taken under the state lock: the refresher may be retiring `current` right now
+                return self._take(self._current), True
+        try:
+            with self._state:
+                current = self._current
+            stamp = self._stamp()
             if stamp is None:
                 return None, False
-            stale = False
-            if current is None or current.stamp != stamp:
-                try:
-                    self._current = self._make_copy(self.refresh_wait if current else self.first_wait)
-                    if current is not None:
-                        current.retire()
-                except StoreBusy:
-                    if current is None:
-                        raise
-                    stale = True
-            copy = self._current
-            with copy.lock:
-                copy.users += 1
-            return copy, stale
+            if current is not None and current.stamp == stamp:  # another request refreshed it meanwhile
+                return self._take(current), False
+            try:
+                fresh = self._make_copy(self._wait(current))
+            except StoreBusy:
+                self._busy_at = time.monotonic()
+                if current is None:
+                    raise
+                return self._take(current), True
+            with self._state:
+                self._current = fresh
+                taken = self._take(fresh)
+            if current is not None:
+                current.retire()
+            return taken, False
+        finally:
+            self._refreshing.release()
+
+    def _wait(self, current: _Copy | None) -> float:
+        """How long to wait for a writer: long with nothing to show; not at all right after the store was busy
+        (a long write: every request would wait again for nothing), else briefly (a write about to commit)."""
+        if current is None:
+            return self.first_wait
+        return 0.0 if time.monotonic() - self._busy_at < BUSY_MEMORY_S else self.refresh_wait
+
+    @staticmethod
+    def _take(copy: _Copy) -> _Copy:
+        with copy.lock:
+            copy.users += 1
+        return copy
+
+    def _open_source(self, wait: float) -> duckdb.DuckDBPyConnection:
+        """A read-only connection on the store (DuckDB's shared lock), trying every 20 ms for `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return connect(self.db_path, lock_timeout=0, read_only=True)
+            except StoreBusy:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _make_copy(self, wait: float) -> _Copy:
-        source = connect(self.db_path, lock_timeout=wait, read_only=True)  # DuckDB's shared lock: no writer now
+        source = self._open_source(wait)  # no writer can change the file while this is open
         try:
             stamp = self._stamp()
             target = self._dir / f"snapshot-{next(self._names)}.duckdb"
@@ -157,7 +204,7 @@ class StoreReader:
         return _Copy(target, stamp, made_at, duckdb.connect(str(target), read_only=True))
 
     def close(self) -> None:
-        with self._lock:
+        with self._refreshing, self._state:
             if self._current is not None:
                 self._current.retire()
                 self._current = None
