@@ -32,6 +32,22 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
     return int(_number(env, name, 0, minimum=0))
 
 
+UI_TOKEN_MIN_LENGTH = 16
+
+
+def _ui_token(env: Mapping[str, str]) -> str | None:
+    """The web page's bearer token: long enough to guess at no better than chance, and fit for an HTTP header.
+    The messages never repeat the value."""
+    raw = env.get("ORDERLY_UI_TOKEN")
+    if raw is None or raw == "":
+        return None
+    if len(raw) < UI_TOKEN_MIN_LENGTH:
+        raise SettingsError(f"ORDERLY_UI_TOKEN must be at least {UI_TOKEN_MIN_LENGTH} characters (a long random string)")
+    if not all("!" <= ch <= "~" for ch in raw):
+        raise SettingsError("ORDERLY_UI_TOKEN must be printable ASCII without spaces (it travels in an HTTP header)")
+    return raw
+
+
 @dataclass(frozen=True)
 class SandboxSettings:
     """How the built-in sandbox behaves when it stands in for the remotes (in-process or `orderly sandbox`)."""
@@ -88,7 +104,7 @@ class Settings:
             lock_timeout=_number(env, "ORDERLY_LOCK_TIMEOUT", 30.0),
             page_size=int(_number(env, "ORDERLY_PAGE_SIZE", 1000, minimum=1)),
             fetch_concurrency=int(_number(env, "ORDERLY_FETCH_CONCURRENCY", 4, minimum=1)),
-            ui_token=env.get("ORDERLY_UI_TOKEN") or None,
+            ui_token=_ui_token(env),
             sandbox=SandboxSettings.from_env(env),
         )
 

@@ -459,5 +459,34 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     lines = [tr.text for tr in browser.find_elements(By.CSS_SELECTOR, "#order-lines tbody tr")]
     assert len(lines) == 2 and all("640" in line for line in lines), lines
     browser.find_element(By.ID, "order-close").click()
+    # what the store records per decision (the short items, a change's details) is rendered when present
+    shown = browser.execute_script(
+        "return [describeExplanation({short: [{inventory_id: 640, needed: 4, available: 0}]}).innerText,"
+        " describeExplanation({unknown: [301, '9223372036854775807']}).innerText,"
+        " describeDetails({needed: {'640': 4}, run: 'x'})];")
+    assert "640" in shown[0] and "4" in shown[0] and "Needed" in shown[0]
+    assert "301, 9223372036854775807" in shown[1] and shown[2] == 'needed: {"640":4}; run: x'
     errors = [entry for entry in browser.get_log("browser") if entry.get("level") == "SEVERE"]
     assert not errors, errors
+
+
+def test_in_a_browser_the_page_asks_for_its_token(seeded, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ui = UiProcess({**seeded["env"], "ORDERLY_UI_TOKEN": TOKEN}, tmp_path, host="0.0.0.0")
+    try:
+        wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+        browser.get(f"{ui.url}/")
+        wait.until(lambda d: d.find_element(By.ID, "auth").is_displayed())
+        assert not browser.find_element(By.ID, "main").is_displayed()
+        browser.find_element(By.ID, "token").send_keys("not-the-token-123456")
+        browser.find_element(By.CSS_SELECTOR, "#auth-form button[type=submit]").click()
+        wait.until(lambda d: "not accepted" in d.find_element(By.ID, "auth-error").text)
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "#auth-form button[type=submit]").click()
+        wait.until(lambda d: len(d.execute_script(TABLE_JS)) == 15)
+        assert browser.execute_script(TABLE_JS) == _seed_as_shown()
+    finally:
+        log = ui.stop()
+    assert TOKEN not in log

@@ -12,7 +12,7 @@ import sys
 
 from orderly.errors import OrderlyError
 from orderly.settings import Settings
-from orderly.ui.security import check_token, is_loopback
+from orderly.ui.security import is_loopback
 
 
 class UiRefused(OrderlyError):
@@ -30,14 +30,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def check(settings: Settings, host: str) -> bool:
-    """Refuse an unsafe start (before anything listens); returns whether only loopback Host names are served."""
-    token = settings.ui_token
-    if token is not None:
-        problem = check_token(token)
-        if problem:
-            raise UiRefused(problem)
+    """Refuse an unsafe start (before anything listens); returns whether only loopback Host names are served.
+    The token itself was checked with the other settings (orderly.settings)."""
     loopback = is_loopback(host)
-    if not loopback and token is None:
+    if not loopback and settings.ui_token is None:
         raise UiRefused(f"--host {host} is not a loopback address, so the page needs ORDERLY_UI_TOKEN "
                         "(a long random string the page then asks for); or leave --host at 127.0.0.1")
     return loopback

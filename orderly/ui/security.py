@@ -23,7 +23,6 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-MIN_TOKEN_LENGTH = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -35,15 +34,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def check_token(token: str) -> str | None:
-    """Why ORDERLY_UI_TOKEN cannot be used as a bearer token, or None when it can."""
-    if len(token) < MIN_TOKEN_LENGTH:
-        return f"ORDERLY_UI_TOKEN must be at least {MIN_TOKEN_LENGTH} characters (a long random string)"
-    if not all("!" <= ch <= "~" for ch in token):
-        return "ORDERLY_UI_TOKEN must be printable ASCII without spaces (it travels in an HTTP header)"
-    return None
 
 
 def _host_and_port(netloc: str, scheme: str) -> tuple[str, int | None]:

@@ -84,7 +84,8 @@ class ApiError extends Error {
 
 async function api(path, options = {}) {
   const headers = { Accept: "application/json", ...(options.headers || {}) };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const sent = Boolean(state.token);
+  if (sent) headers.Authorization = `Bearer ${state.token}`;
   let response;
   try {
     response = await fetch(path, { ...options, headers, credentials: "same-origin", cache: "no-store" });
@@ -95,7 +96,7 @@ async function api(path, options = {}) {
   let body = null;
   try { body = text ? parseJSON(text) : null; } catch (error) { body = null; }
   if (response.status === 401) {
-    askToken(state.token ? "That token was not accepted." : "");
+    askToken(sent ? "That token was not accepted." : "");
     throw new ApiError(401, (body && body.error) || "the access token is needed");
   }
   return { status: response.status, body };
@@ -114,7 +115,7 @@ function askToken(message) {
   sessionStorage.removeItem("orderly-token");
   $("main").hidden = true;
   $("auth").hidden = false;
-  $("auth-error").textContent = message || "";
+  if (message) $("auth-error").textContent = message;
   $("token").focus();
 }
 
@@ -123,6 +124,7 @@ $("auth-form").addEventListener("submit", (event) => {
   state.token = $("token").value.trim();
   sessionStorage.setItem("orderly-token", state.token);
   $("token").value = "";
+  $("auth-error").textContent = "";
   start();
 });
 
@@ -294,14 +296,14 @@ async function openOrder(orderId) {
       el("td", {}, badge(change.to_status)), el("td", { text: show(change.reason) }),
       el("td", {}, runLink(change.run_id)), el("td", { text: describeDetails(change.details) })))))
     : el("p", { class: "muted", text: "No status changes yet." });
-  $("order-body").replaceChildren(
+  $("order-body").replaceChildren(...[
     el("p", { class: "order-summary" }, badge(order.status), " ", show(order.reason),
       ` · ${number(order.items)} line(s), total quantity ${number(order.total_qty)}`),
     decided,
     describeExplanation(order.explanation),
     el("h3", { text: "Lines and current stock" }), lines,
     el("h3", { text: "History" }), historyTable,
-  );
+  ].filter(Boolean));
 }
 
 $("order-close").addEventListener("click", () => $("order-dialog").close());
@@ -438,6 +440,11 @@ function refreshAll() {
 let refreshTimer = null;
 
 async function start() {
+  try {
+    await getJSON("/api/action");  // the token, if one is needed, is checked here first
+  } catch (error) {
+    if (error.status === 401) return;  // the page asks for it again
+  }
   $("auth").hidden = true;
   $("main").hidden = false;
   await loadRuns();
