@@ -343,6 +343,7 @@ def test_concurrent_presses_start_one_deployment_run(served):
 def test_without_a_prefect_server_the_page_runs_the_flow_and_shows_why_it_failed(seeded, tmp_path):
     env = {k: v for k, v in seeded["env"].items() if k != "PREFECT_API_URL"}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",  # a busy machine needs more than 20 s
                ORDERLY_MAX_STOCK_AGE="0")  # every snapshot is too old: Process All must refuse, with its reason
     ui = UiProcess(env, tmp_path)
     try:
