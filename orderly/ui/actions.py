@@ -94,7 +94,6 @@ class Buttons:
         self.command = command or [sys.executable, "-c", "from orderly.cli import main; main()"]
         self._lock = threading.Lock()
         self._run: ButtonRun | None = None
-        self._threads: list[threading.Thread] = []
 
     def current(self) -> dict[str, Any] | None:
         with self._lock:
@@ -108,15 +107,8 @@ class Buttons:
                 return False, self._run.view()
             run = self._run = ButtonRun(button, flow)
             view = run.view()
-        thread = threading.Thread(target=self._drive, args=(run,), name=f"orderly-ui-{button}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        threading.Thread(target=self._drive, args=(run,), name=f"orderly-ui-{button}", daemon=True).start()
         return True, view
-
-    def wait(self, timeout: float) -> None:
-        """For tests and shutdown: let started runs reach their end."""
-        for thread in list(self._threads):
-            thread.join(timeout)
 
     # ---- driving one run (its own thread) ---------------------------------------------------------
 
@@ -243,6 +235,9 @@ class Buttons:
         message = None
         if state != "COMPLETED":
             message = (row or {}).get("message") or run.message or one_line(prefect_message or "") or None
+        elif row is None and run.mode == "deployment":
+            message = (f"the run completed but left no record in {self.reader.db_path}: "
+                       "is `orderly serve` using another ORDERLY_DB than this page?")
         self._set(run, state=state, counts=counts, message=message)
 
 
