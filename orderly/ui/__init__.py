@@ -15,6 +15,9 @@ from orderly.settings import Settings
 from orderly.ui.security import is_loopback
 
 
+UI_TOKEN_MIN_LENGTH = 16  # a token a page on the network asks for: too long to guess
+
+
 class UiRefused(OrderlyError):
     """`orderly ui` cannot start as asked (an unsafe address, a bad token, a port in use)."""
 
@@ -31,7 +34,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def check(settings: Settings, host: str) -> bool:
     """Refuse an unsafe start (before anything listens); returns whether only loopback Host names are served.
-    The token itself was checked with the other settings (orderly.settings)."""
+    The token's characters were checked with the other settings (orderly.settings); its length is checked here."""
+    if settings.ui_token is not None and len(settings.ui_token) < UI_TOKEN_MIN_LENGTH:
+        raise UiRefused(f"ORDERLY_UI_TOKEN must be at least {UI_TOKEN_MIN_LENGTH} characters (a long random string)")
     loopback = is_loopback(host)
     if not loopback and settings.ui_token is None:
         raise UiRefused(f"--host {host} is not a loopback address, so the page needs ORDERLY_UI_TOKEN "
