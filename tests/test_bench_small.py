@@ -27,7 +27,9 @@ def _bench():
     return module
 
 
-@pytest.mark.timeout(120)
+# func_only: the session's Prefect server boots in this test's setup when it is the first to need it (70-80 s on
+# a busy 2-core machine); the 120 s are the bench's own.
+@pytest.mark.timeout(120, func_only=True)
 def test_bench_pipeline_20k_matches_the_floor_model(prefect_server, tmp_path):
     bench = _bench()
     result = bench.bench_size(
