@@ -328,6 +328,19 @@ def sandbox(
                           bad_rate=bad_rate, token=token), host=host, port=port)
 
 
+# ---- the web page ------------------------------------------------------------------------------
+
+@app.command()
+def ui(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (beyond loopback needs ORDERLY_UI_TOKEN)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
+) -> None:
+    """The seed's page: the orders table with Process All and Reset State, in a browser."""
+    from orderly.ui import serve as serve_ui
+
+    serve_ui(_settings(), host=host, port=port)
+
+
 def _refuse_taken_port(host: str, port: int) -> None:
     """One line instead of uvicorn's traceback when the address cannot be bound."""
     import socket

@@ -315,3 +315,136 @@ def rejects(con: duckdb.DuckDBPyConnection, limit: int = 1000, run_id: str | Non
         """,
         [run_id, run_id, limit],
     )
+
+
+# ---- the web page's reads (orderly ui): pages by primary key, never the whole table ----------------
+
+STATUSES = ("NEW", "PROCESSED", "FAILED")
+REASONS = ("UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK")
+
+
+def _order_filter(status: str | None, reason: str | None) -> tuple[str, list[Any]]:
+    """SQL condition and parameters for the page's filters; values are bound, never spliced."""
+    conditions, params = ["TRUE"], []
+    if status is not None:
+        conditions.append("status = ?")
+        params.append(status)
+    if reason is not None:
+        conditions.append("reason = ?")
+        params.append(reason)
+    return " AND ".join(conditions), params
+
+
+def _exists(con: duckdb.DuckDBPyConnection, condition: str, params: list[Any]) -> bool:
+    return bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM orders WHERE {condition})", params).fetchall()[0][0])
+
+
+def orders_page(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    last: bool = False,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """One page of the orders table, ascending by id, by keyset on the primary key: the orders after `after`
+    (or the first ones), or the ones before `before` (or the last ones, `last`). Also how many match the
+    filter and how many matching orders come before this page, so a reader knows where it is."""
+    where, params = _order_filter(status, reason)
+    columns = "order_id, status, items, total_qty, reason"
+    backward = before is not None or last
+    if backward:
+        bound = "" if before is None else " AND order_id < ?"
+        rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where}{bound} ORDER BY order_id DESC LIMIT ?",
+                     [*params, *([] if before is None else [before]), limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit][::-1]
+    else:
+        bound = "" if after is None else " AND order_id > ?"
+        rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where}{bound} ORDER BY order_id LIMIT ?",
+                     [*params, *([] if after is None else [after]), limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+    matching = con.execute(f"SELECT count(*) FROM orders WHERE {where}", params).fetchall()[0][0]
+    if rows:
+        first, final = rows[0]["order_id"], rows[-1]["order_id"]
+        has_prev = more if backward else _exists(con, f"{where} AND order_id < ?", [*params, first])
+        has_next = more if not backward else _exists(con, f"{where} AND order_id > ?", [*params, final])
+        offset = con.execute(f"SELECT count(*) FROM orders WHERE {where} AND order_id < ?",
+                             [*params, first]).fetchall()[0][0]
+    else:
+        has_prev = has_next = False
+        offset = matching if not backward else 0
+    return {"orders": rows, "matching": matching, "offset": offset, "has_prev": has_prev, "has_next": has_next}
+
+
+def explain_order(con: duckdb.DuckDBPyConnection, order_id: int) -> dict[str, Any] | None:
+    """Why an order has its status: its lines with each item's current stock, and when it was decided.
+    `explanation` (the unknown or short items recorded at decision time) is None until the store keeps it."""
+    found = _rows(con, "SELECT order_id, status, reason, items, total_qty FROM orders WHERE order_id = ?",
+                  [order_id])
+    if not found:
+        return None
+    order = found[0]
+    lines = _rows(
+        con,
+        """
+        WITH mine AS (SELECT line_no, inventory_id, quantity FROM order_lines WHERE order_id = ?),
+        allocated AS (
+            SELECT l.inventory_id, sum(l.quantity)::BIGINT AS allocated
+            FROM order_lines l JOIN orders o USING (order_id)
+            WHERE o.status = 'PROCESSED' AND l.inventory_id IN (SELECT inventory_id FROM mine)
+            GROUP BY l.inventory_id
+        )
+        SELECT m.line_no, m.inventory_id, m.quantity, s.quantity AS on_hand,
+               CASE WHEN s.inventory_id IS NULL THEN NULL ELSE coalesce(a.allocated, 0) END AS allocated,
+               (s.quantity - coalesce(a.allocated, 0))::BIGINT AS available
+        FROM mine m LEFT JOIN stock_items s USING (inventory_id) LEFT JOIN allocated a USING (inventory_id)
+        ORDER BY m.line_no
+        """,
+        [order_id],
+    )
+    decided = _rows(
+        con,
+        """
+        SELECT changed_at AS decided_at, run_id AS decided_run FROM status_changes
+        WHERE order_id = ? AND to_status = ? AND to_status <> 'NEW'
+        ORDER BY changed_at DESC, rowid DESC LIMIT 1
+        """,
+        [order_id, order["status"]],
+    )
+    return {
+        **order,
+        "lines": lines,
+        "explanation": None,
+        "decided_at": decided[0]["decided_at"] if decided else None,
+        "decided_run": decided[0]["decided_run"] if decided else None,
+    }
+
+
+def run_of_process(con: duckdb.DuckDBPyConnection, pid: int, flow: str, since: Any) -> dict[str, Any] | None:
+    """The run a given process started for `flow` at or after `since` (how the page finds the run of the
+    `orderly process` / `orderly reset` it started), or None while it has not started one yet."""
+    rows = _rows(
+        con,
+        """
+        SELECT run_id, flow, started_at, ended_at, state, fetched, loaded, rejected, processed, failed, reset, message
+        FROM runs WHERE pid = ? AND flow = ? AND started_at >= ? ORDER BY started_at DESC LIMIT 1
+        """,
+        [pid, flow, since],
+    )
+    return rows[0] if rows else None
+
+
+def run_by_id(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
+    rows = _rows(
+        con,
+        """
+        SELECT run_id, flow, started_at, ended_at, state, fetched, loaded, rejected, processed, failed, reset, message
+        FROM runs WHERE run_id = ?
+        """,
+        [run_id],
+    )
+    return rows[0] if rows else None

@@ -1,0 +1,243 @@
+"""The page's two buttons: each press is one Prefect flow run, and only one runs at a time.
+
+With a Prefect server (PREFECT_API_URL) whose deployment for the button is being served (`orderly serve`
+or a worker polls it, so Prefect marks it READY), the press starts that deployment with run_deployment
+and follows the flow run's state. Otherwise it runs the same flow itself, as `orderly process` /
+`orderly reset` in a subprocess (a flow run on that server, or on a temporary one without PREFECT_API_URL).
+A deployment that exists but that nothing serves is not used: its run would wait forever.
+
+Prefect is imported only here, in the press's own thread, never on the read path.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from orderly.store import queries
+from orderly.ui.snapshot import StoreReader
+
+# button -> (the flow's name in the runs table and in Prefect, its deployment, the command that runs it here)
+BUTTONS: dict[str, tuple[str, str, list[str]]] = {
+    "process": ("process-all", "process-all/process-all", ["process"]),
+    "reset": ("reset-state", "reset-state/reset-state", ["reset"]),
+}
+POLL_S = 0.5
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _reset_args() -> list[str]:
+    """`orderly reset` asks first on a terminal unless --yes; the page's press is the operator's yes."""
+    from orderly import cli
+
+    return ["reset", "--yes"] if "yes" in inspect.signature(cli.reset).parameters else ["reset"]
+
+
+def prefect_ui_url(env: Mapping[str, str]) -> str | None:
+    """Where the Prefect UI is: PREFECT_UI_URL, or the API URL without its /api."""
+    ui = (env.get("PREFECT_UI_URL") or "").strip().rstrip("/")
+    if ui:
+        return ui
+    api = (env.get("PREFECT_API_URL") or "").strip().rstrip("/")
+    if not api:
+        return None
+    return api[: -len("/api")] if api.endswith("/api") else api
+
+
+def one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line[len("error: "):] if line.startswith("error: ") else line
+
+
+@dataclass
+class ButtonRun:
+    """What the page shows of a press: the flow run's state, its link, and how it ended."""
+
+    button: str
+    flow: str
+    state: str = "STARTING"
+    mode: str | None = None  # "deployment" or "local"
+    run_id: str | None = None
+    run_url: str | None = None
+    message: str | None = None  # a failed run's one-line reason, or a note while it waits
+    counts: dict[str, int] = field(default_factory=dict)
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    ended_at: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def view(self) -> dict[str, Any]:
+        return {**asdict(self), "final": self.final}
+
+
+class Buttons:
+    """Starts button runs, one at a time: a press while a run goes returns that run instead (server-side)."""
+
+    def __init__(self, reader: StoreReader, env: Mapping[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
+        self.reader = reader
+        self.env = dict(os.environ if env is None else env)
+        self.command = command or [sys.executable, "-c", "from orderly.cli import main; main()"]
+        self._lock = threading.Lock()
+        self._run: ButtonRun | None = None
+
+    def current(self) -> dict[str, Any] | None:
+        with self._lock:
+            return None if self._run is None else self._run.view()
+
+    def press(self, button: str) -> tuple[bool, dict[str, Any]]:
+        """(True, the new run) or (False, the run still going)."""
+        flow, _, _ = BUTTONS[button]
+        with self._lock:
+            if self._run is not None and not self._run.final:
+                return False, self._run.view()
+            run = self._run = ButtonRun(button, flow)
+            view = run.view()
+        threading.Thread(target=self._drive, args=(run,), name=f"orderly-ui-{button}", daemon=True).start()
+        return True, view
+
+    # ---- driving one run (its own thread) ---------------------------------------------------------
+
+    def _set(self, run: ButtonRun, **changes: Any) -> None:
+        with self._lock:
+            for name, value in changes.items():
+                setattr(run, name, value)
+            if run.final and run.ended_at is None:
+                run.ended_at = datetime.now(timezone.utc).isoformat()
+
+    def _drive(self, run: ButtonRun) -> None:
+        try:
+            api = (self.env.get("PREFECT_API_URL") or "").strip().rstrip("/")
+            if api:
+                self._check_server(api)
+                if self._deployment_ready(BUTTONS[run.button][1]):
+                    return self._drive_deployment(run)
+            self._drive_local(run)
+        except Exception as error:  # noqa: BLE001 - the page shows one line, never a traceback
+            self._set(run, state="FAILED", message=one_line(str(error)) or type(error).__name__)
+
+    @staticmethod
+    def _check_server(api: str) -> None:
+        try:
+            httpx.get(f"{api}/health", timeout=5).raise_for_status()
+        except httpx.HTTPError as error:
+            raise RuntimeError(f"no Prefect server answers at PREFECT_API_URL={api} ({type(error).__name__})") from None
+
+    def _prefect_settings(self):
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        return temporary_settings(updates={PREFECT_API_URL: self.env["PREFECT_API_URL"]})
+
+    def _deployment_ready(self, name: str) -> bool:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.objects import DeploymentStatus
+        from prefect.exceptions import ObjectNotFound
+
+        with self._prefect_settings(), get_client(sync_client=True) as client:
+            try:
+                deployment = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                return False
+        return deployment.status == DeploymentStatus.READY
+
+    def _drive_deployment(self, run: ButtonRun) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.deployments import run_deployment
+
+        ui = prefect_ui_url(self.env)
+        with self._prefect_settings():
+            flow_run = run_deployment(BUTTONS[run.button][1], timeout=0, as_subflow=False)
+            self._set(run, mode="deployment", run_id=str(flow_run.id),
+                      run_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None)
+            waiting_since = time.monotonic()
+            with get_client(sync_client=True) as client:
+                while True:
+                    state = client.read_flow_run(flow_run.id).state
+                    name = (state.type.value if state is not None else "SCHEDULED")
+                    note = None
+                    if name in {"SCHEDULED", "PENDING"} and time.monotonic() - waiting_since > 15:
+                        note = "waiting for `orderly serve` (or a worker) to pick the run up"
+                    if name in FINAL:
+                        return self._finish(run, name, state.message)
+                    self._set(run, state=name, message=note)
+                    time.sleep(POLL_S)
+
+    def _drive_local(self, run: ButtonRun) -> None:
+        flow, _, args = BUTTONS[run.button]
+        args = _reset_args() if run.button == "reset" else args
+        ui = prefect_ui_url(self.env) if self.env.get("PREFECT_API_URL") else None
+        since = datetime.now(timezone.utc)
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen([*self.command, *args], env=self.env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+            self._set(run, mode="local", state="RUNNING")
+            while process.poll() is None:
+                if run.run_id is None:
+                    self._note_local_run(run, process.pid, flow, since, ui)
+                time.sleep(POLL_S)
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace")
+        recorded = self._note_local_run(run, process.pid, flow, since, ui)
+        if recorded is not None:
+            recorded = self._final_row(recorded["run_id"]) or recorded
+        if process.returncode == 0:
+            return self._finish(run, "COMPLETED", None)
+        reason = (recorded or {}).get("message") or one_line(stderr.strip().splitlines()[-1] if stderr.strip() else "")
+        self._finish(run, "FAILED", reason or f"the run exited with status {process.returncode}")
+
+    def _final_row(self, run_id: str, timeout: float = 5.0) -> dict | None:
+        """The run's row once the copy the page reads is current (the flow wrote it just before ending)."""
+        deadline = time.monotonic() + timeout
+        row = None
+        while True:
+            try:
+                found = self.reader.read(lambda con: queries.run_by_id(con, run_id))
+            except Exception:  # noqa: BLE001 - busy: try again until the deadline
+                found = None
+            if found is not None:
+                row = found.value if found.exists else None
+                if not found.stale and (row is None or row["state"] != "RUNNING"):
+                    return row
+            if time.monotonic() >= deadline:
+                return row
+            time.sleep(0.2)
+
+    def _note_local_run(self, run: ButtonRun, pid: int, flow: str, since: datetime, ui: str | None) -> dict | None:
+        """The subprocess's run row, once it has one: its id is the Prefect flow run's id."""
+        try:
+            found = self.reader.read(lambda con: queries.run_of_process(con, pid, flow, since))
+        except Exception:  # noqa: BLE001 - the store busy or not there yet: the next poll tries again
+            return None
+        row = found.value if found.exists else None
+        if row is not None and run.run_id is None:
+            self._set(run, run_id=row["run_id"], run_url=f"{ui}/runs/flow-run/{row['run_id']}" if ui else None)
+        return row
+
+    def _finish(self, run: ButtonRun, state: str, prefect_message: str | None) -> None:
+        """The end: counts and the one-line reason from the runs table (the flow wrote them), else Prefect's."""
+        row = self._final_row(run.run_id) if run.run_id is not None else None
+        shown = ("reset",) if run.button == "reset" else ("processed", "failed")
+        counts = {name: row[name] for name in shown} if row else {}
+        message = None
+        if state != "COMPLETED":
+            message = (row or {}).get("message") or run.message or one_line(prefect_message or "") or None
+        elif row is None and run.mode == "deployment":
+            message = (f"the run completed but left no record in {self.reader.db_path}: "
+                       "is `orderly serve` using another ORDERLY_DB than this page?")
+        self._set(run, state=state, counts=counts, message=message)
+
+
