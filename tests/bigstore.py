@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from domain import decide_orders
+from orderly import service
 from orderly.store import open_store, writes
 
 CHUNK = 250_000  # orders per load transaction, like the pipeline's chunks
@@ -31,9 +31,9 @@ def order_frames(first_id: int, count: int, items: int, rng: np.random.Generator
     starts = np.repeat(np.cumsum(per_order) - per_order, per_order)
     line_no = np.arange(len(line_order)) - starts
     inventory = rng.integers(1, int(items * 1.01) + 1, len(line_order), dtype="int64")  # ~1 % unknown items
-    orders = pd.DataFrame({"order_id": order_ids, "placed_at": pd.Timestamp("2026-11-20T09:15:00Z"),
+    orders = pd.DataFrame({"rec": order_ids - first_id, "order_id": order_ids, "placed_at": pd.Timestamp("2026-11-20T09:15:00Z"),
                            "customer_id": [f"C-{i % 5000}" for i in order_ids]})
-    lines = pd.DataFrame({"order_id": line_order, "line_no": line_no.astype("int64"), "inventory_id": inventory,
+    lines = pd.DataFrame({"rec": line_order - first_id, "order_id": line_order, "line_no": line_no.astype("int64"), "inventory_id": inventory,
                           "quantity": rng.integers(1, 4, len(line_order), dtype="int64")})
     return orders, lines
 
@@ -48,5 +48,5 @@ def build(path: Path, orders: int, items: int = 20_000, seed: int = 3, decide: b
             frame, lines = order_frames(first, count, items, rng)
             writes.load_orders(con, None, frame, lines, no_rejects, count, first + count - 1)
         if decide:
-            writes.decide_new_orders(con, None, None, decide_orders)
+            service.process(con, None, max_stock_age=float("inf"))
         con.execute("CHECKPOINT")
