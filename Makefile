@@ -28,7 +28,9 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # A local Prefect server: the UI on http://127.0.0.1:4200, its database under $(PREFECT_HOME).
+# A run waiting for the shared write slot (flows/write_slot.py) is retried every 5 s instead of Prefect's 30.
 PREFECT_PORT ?= 4200
+export PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS ?= 5
 server: install
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 

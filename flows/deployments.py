@@ -4,9 +4,10 @@
 - `process-all/process-all`  on demand ("Process All"), parameters `order_ids` (optional list) and `dry_run`
 - `reset-state/reset-state`  on demand ("Reset State"), parameters `order_ids`, `status` and `reason` (optional)
 
-Each deployment runs one flow run at a time (concurrency_limit=1, later runs wait their turn), and every
-data-changing run also holds the one slot of the global limit `orderly-writes` (flows.write_slot), so no two
-of them ever write at once. prefect.yaml describes the same deployments for a process work pool and worker.
+The three share one concurrency limit, `orderly-writes` (1 slot, flows.write_slot): the server starts one of their
+flow runs at a time, later ones wait their turn. `serve` also creates the alert automations (flows.alerts).
+prefect.yaml describes the same deployments for a process work pool and worker; after `prefect deploy --all`,
+`python -m flows.deployments` does for them what `serve` does at start: the shared limit and the automations.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from orderly.settings import Settings, SettingsError
 
 DEFAULT_SCHEDULE_SECONDS = Settings.schedule_seconds
 TAGS = ["orderly"]
+NAMES = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state")  # flow/deployment
 
 
 class NeedsServer(SettingsError):
@@ -50,19 +52,22 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
 
     from flows.orders import pipeline, process_all, reset_state
 
-    common = dict(concurrency_limit=1, tags=TAGS, entrypoint_type=EntrypointType.MODULE_PATH)
+    # concurrency_limit=1 must stay: registering a deployment without one deletes the shared limit (flows.write_slot).
+    common = dict(concurrency_limit=1, entrypoint_type=EntrypointType.MODULE_PATH)
+    # The UI's deployment list shows names and tags, not descriptions: the buttons' names go in a tag (the names
+    # themselves stay: scripts and the web page start the deployments by them).
     return [
         pipeline.to_deployment(
-            name="pipeline", interval=timedelta(seconds=every_seconds), **common,
+            name="pipeline", interval=timedelta(seconds=every_seconds), **common, tags=TAGS,
             description=f"Every {every_seconds:g} s: sync stock, ingest new orders, process every NEW order.",
         ),
         process_all.to_deployment(
-            name="process-all", **common,
+            name="process-all", **common, tags=[*TAGS, "Process All"],
             description='"Process All": decide NEW orders (all, or the order_ids given) in ascending id; '
                         'dry_run decides and writes nothing, publishing the preview as the orders-process-preview artifact.',
         ),
         reset_state.to_deployment(
-            name="reset-state", **common,
+            name="reset-state", **common, tags=[*TAGS, "Reset State"],
             description='"Reset State": put orders back to NEW (all, the order_ids given, and/or those with the '
                         'status and failure reason given).',
         ),
@@ -77,9 +82,64 @@ def serve_all() -> None:
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     from prefect import serve
 
-    from flows.write_slot import WRITE_LIMIT, ensure_write_limit
+    from flows.alerts import ensure_automations
+    from flows.write_slot import WRITE_LIMIT, share_write_limit
 
-    ensure_write_limit()
+    deployments = build(every)
+    # Registered here first, so the shared limit is in place before serve() starts taking runs; serve() registers
+    # them again (same names, same limit of 1), which leaves the link alone.
+    share_write_limit([deployment.apply() for deployment in deployments])
+    alerts = ensure_automations(every)
     print(f"serving pipeline (every {every:g} s), process-all and reset-state on {api}; "
-          f"one writing run at a time (global concurrency limit {WRITE_LIMIT}). Ctrl-C stops.", flush=True)
-    serve(*build(every), pause_on_shutdown=False, print_starting_message=False)
+          f"one writing run at a time (global concurrency limit {WRITE_LIMIT}); "
+          f"alerts: {', '.join(alerts)}. Ctrl-C stops.", flush=True)
+    serve(*deployments, pause_on_shutdown=False, print_starting_message=False)
+
+
+def set_up_deployed() -> list[str]:
+    """For deployments registered by `prefect deploy` (prefect.yaml): share the write limit, create the automations.
+    Returns one line per thing done."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.alerts import ensure_automations
+    from flows.write_slot import WRITE_LIMIT, share_write_limit
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployments = [client.read_deployment_by_name(name) for name in NAMES]
+        except ObjectNotFound:
+            raise SettingsError("the deployments are not registered: run `prefect --no-prompt deploy --all` "
+                                "in the checkout first") from None
+    share_write_limit([deployment.id for deployment in deployments])
+    # The pipeline's interval is whatever prefect.yaml gave it, not ORDERLY_SCHEDULE_SECONDS (the serve path's).
+    intervals = [s.schedule.interval.total_seconds() for s in deployments[0].schedules
+                 if s.active and getattr(s.schedule, "interval", None)]
+    alerts = ensure_automations(min(intervals) if intervals else Settings.from_env().schedule_seconds)
+    return [f"{', '.join(NAMES)}: one run at a time between them (global concurrency limit {WRITE_LIMIT})",
+            *(f"automation: {name}" for name in alerts)]
+
+
+def main() -> int:
+    """`python -m flows.deployments`: the work-pool path's step after `prefect --no-prompt deploy --all`."""
+    import sys
+
+    try:
+        if not os.environ.get("PREFECT_API_URL"):
+            raise NeedsServer("python -m flows.deployments sets up deployments on a Prefect server: set "
+                              "PREFECT_API_URL to the one the workers use (e.g. http://127.0.0.1:4200/api)")
+        check_server()
+        lines = set_up_deployed()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # the server refused something: one line, not a traceback
+        print(f"error: could not set up the deployments: {str(error).splitlines()[0] if str(error) else error!r}",
+              file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, runtime
 from prefect.utilities.annotations import quote
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from flows import steps
 from flows.run_record import recorded_run
@@ -17,6 +19,12 @@ from tasks.report import publish_preview
 
 StatusName = Literal["NEW", "PROCESSED", "FAILED"]
 ReasonName = Literal["UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK"]
+
+
+# The UI's run form shows a list input (empty by default) titled "Order IDs"; the parameter's meaning comes from the
+# flow's docstring (Prefect reads Google-style Args). None stays accepted from Python and the CLI but is hidden from
+# the schema: a nullable parameter shows as a type picker saying 'Property is type "None"'.
+OrderIds = Annotated[list[int] | SkipJsonSchema[None], Field(json_schema_extra={"title": "Order IDs", "default": []})]
 
 
 def _which(params: dict) -> str:
@@ -52,11 +60,13 @@ def sync() -> dict[str, int]:
 
 @flow(name="process-all",
       flow_run_name=lambda: "process " + _which(_params()) + (" (dry run)" if _params().get("dry_run") else ""))
-def process_all(order_ids: list[int] | None = None, dry_run: bool = False) -> dict[str, Any]:
+def process_all(order_ids: OrderIds = None, dry_run: bool = False) -> dict[str, Any]:
     """"Process All": decide NEW orders (all, or those named) in ascending id.
 
-    With dry_run, decide exactly as a real run would but write nothing: the counts and every change it
-    would make (with explanations) are returned and published as the `orders-process-preview` artifact.
+    Args:
+        order_ids: The orders to decide; empty: all NEW orders. Orders that are not NEW are left as they are.
+        dry_run: Decide exactly as a real run would but write nothing: the counts and every change it would
+            make (with explanations) are published as the `orders-process-preview` artifact.
     """
     if dry_run:
         settings = Settings.from_env()
@@ -70,11 +80,17 @@ def process_all(order_ids: list[int] | None = None, dry_run: bool = False) -> di
 
 
 @flow(name="reset-state", flow_run_name=lambda: "reset " + _which(_params()))
-def reset_state(order_ids: list[int] | None = None, status: StatusName | None = None,
+def reset_state(order_ids: OrderIds = None, status: StatusName | None = None,
                 reason: ReasonName | None = None) -> dict[str, int]:
     """"Reset State": put orders back to NEW (all, those named, and/or those with this status and failure
     reason); PROCESSED ones release their stock. status=FAILED, reason=INSUFFICIENT_STOCK, then Process All,
-    retries the orders that lacked stock."""
+    retries the orders that lacked stock.
+
+    Args:
+        order_ids: The orders to put back to NEW; empty: every decided order (or every one matching status/reason).
+        status: Only orders with this status.
+        reason: Only FAILED orders with this failure reason.
+    """
     with recorded_run("reset-state") as run:
         run.add(reset_orders_to_new(run.settings, run.id, order_ids or None, status=status, reason=reason))
     return run.counts

@@ -69,3 +69,20 @@ def _recorded_run(flow: str) -> Iterator[Run]:
             get_run_logger().warning("could not publish the report: %s", error)
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
             writes.finish_run(con, run.id, state, message)
+        announce(run, state, message, time.monotonic() - started)
+
+
+def announce(run: Run, state: str, message: str | None, duration_s: float) -> None:
+    """One Prefect event per run, `orderly.run.completed` or `orderly.run.failed`, with its counts: what operators
+    build their own automations on (flows.alerts). Prefect relates it to the flow run, flow and deployment."""
+    from prefect.events import emit_event
+
+    try:
+        emit_event(
+            event=f"orderly.run.{state.lower()}",
+            resource={"prefect.resource.id": f"orderly.run.{run.id}", "prefect.resource.name": run.flow},
+            payload={"flow": run.flow, "state": state, "counts": dict(run.counts), "message": message,
+                     "duration_s": round(duration_s, 3)},
+        )
+    except Exception as error:  # an event that cannot be sent must not change the run's outcome
+        get_run_logger().warning("could not emit the run's event: %s", error)

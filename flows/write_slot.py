@@ -1,7 +1,13 @@
 """One deployment run that changes data at a time, across all three deployments: a Prefect global concurrency limit.
 
-`concurrency_limit=1` on each deployment keeps runs of *one* deployment apart; the global limit
-`orderly-writes` (1 slot) keeps the pipeline, Process All and Reset State deployments apart from each other.
+`orderly-writes` (1 slot) is the concurrency limit of all three deployments at once (share_write_limit): the server
+gives a run the slot before it starts, so a run that finds it taken waits in Prefect's AwaitingConcurrencySlot state
+(retried every PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS) and no two flow runs of the pipeline,
+Process All and Reset State are ever running at once, whichever worker or `serve` process runs them. Prefect's
+client cannot say that (prefect.yaml and `to_deployment` only give each deployment a limit of its own), so
+share_write_limit points each deployment at the shared limit through the REST API once they are registered.
+A deployment that is not linked (deployed but not set up, or its limit deleted) takes the same slot from inside
+its run instead (write_slot): its writes still never overlap, only its flow run may show as running while it waits.
 Command-line runs do not take the slot: a slot held by a killed process is freed only when its lease
 expires (measured: a run after a SIGKILL waited 318 s), and the DuckDB file lock (ORDERLY_LOCK_TIMEOUT)
 already keeps every transaction whole. It needs a real Prefect server (PREFECT_API_URL) in any case.
@@ -18,28 +24,61 @@ WRITE_LIMIT = "orderly-writes"
 SLOT_WAIT_SECONDS = 1800.0  # a run waits this long for the one running before it (a big backlog takes minutes)
 
 
-def ensure_write_limit() -> None:
-    """Create the `orderly-writes` limit (1 slot) unless it exists; an operator's own setting is left alone."""
+def ensure_write_limit(client=None):
+    """The `orderly-writes` limit, created with 1 slot unless it exists (an operator's own setting is left alone)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    with get_client(sync_client=True) as client:
+    if client is None:
+        with get_client(sync_client=True) as client:
+            return ensure_write_limit(client)
+    try:
+        return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
+    except ObjectNotFound:
         try:
-            client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITE_LIMIT, limit=1))
-            except ObjectAlreadyExists:  # another process created it first
-                pass
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITE_LIMIT, limit=1))
+        except ObjectAlreadyExists:  # another process created it first
+            pass
+        return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
+
+
+def share_write_limit(deployment_ids) -> None:
+    """Make `orderly-writes` the concurrency limit of each deployment (instead of a limit of its own).
+
+    The deployments must keep `concurrency_limit: 1` wherever they are declared: re-registering one without a limit
+    makes the server delete the limit it points at, the shared one; deleting a deployment deletes it too (the
+    other deployments then fall back to write_slot, and the next setup recreates and links it)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        limit = ensure_write_limit(client)
+        for deployment_id in deployment_ids:
+            own = client.read_deployment(deployment_id).global_concurrency_limit
+            if own is not None and own.id == limit.id:
+                continue
+            client.request("PATCH", "/deployments/{id}", path_params={"id": deployment_id},
+                           json={"global_concurrency_limit_id": str(limit.id)}).raise_for_status()
+            if own is not None and own.name == f"deployment:{deployment_id}" and not own.active_slots:
+                client.delete_global_concurrency_limit_by_name(own.name)  # its own limit, now unused
+
+
+def _holds_write_limit(deployment_id) -> bool:
+    """Whether the server gave this deployment's run the `orderly-writes` slot before it started."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_deployment(deployment_id).global_concurrency_limit
+    return limit is not None and limit.name == WRITE_LIMIT
 
 
 @contextmanager
 def write_slot() -> Iterator[None]:
-    """Hold the one `orderly-writes` slot for the body of a deployment run; other runs pass straight through."""
+    """Hold the one `orderly-writes` slot for the body of a deployment run whose deployment is not linked to it
+    (share_write_limit); linked deployments' runs already hold it, and command-line runs pass straight through."""
     from prefect import get_run_logger, runtime
 
-    if not os.environ.get("PREFECT_API_URL") or not runtime.deployment.id:
+    if not os.environ.get("PREFECT_API_URL") or not runtime.deployment.id or _holds_write_limit(runtime.deployment.id):
         yield
         return
     from prefect.concurrency.sync import concurrency

@@ -49,8 +49,10 @@ def start_prefect_server(home: Path, timeout: float = 180) -> tuple[subprocess.P
     """A real `prefect server start` on a free loopback port with its own PREFECT_HOME; returns (process, API URL).
     Its output goes to home/server.log."""
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false"}
+    # A deployment run that finds the shared write slot taken (flows.write_slot) is retried after 5 s, not 30
+    # (every retry is a state change with its events: retrying every second only slows the server down).
+    env = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5", **os.environ, "PREFECT_HOME": str(home),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     with open(Path(home) / "server.log", "w") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(

@@ -35,6 +35,29 @@ def summary_markdown(flow: str, state: str, duration_s: float | None, counts: di
     return "\n".join(lines)
 
 
+def run_origin(flow_run: Any) -> str:
+    """Who started a flow run, in the operator's words: the schedule, the UI or API (a deployment run someone
+    asked for), an automation, or the command line (a run with no deployment)."""
+    if flow_run is None or getattr(flow_run, "deployment_id", None) is None:
+        return "the command line"
+    if getattr(flow_run, "auto_scheduled", False):
+        return "the schedule"
+    created_by = getattr(flow_run, "created_by", None)
+    if created_by is not None and created_by.display_value:  # e.g. an automation that ran the deployment
+        return " ".join(filter(None, [(created_by.type or "").lower(), created_by.display_value]))
+    return "the UI or API"
+
+
+def run_label(flow: str) -> str:
+    """The run as the operator saw it start: its flow run name, its flow, and who started it."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context is not None else None
+    name = getattr(flow_run, "name", None) or flow
+    return f"`{name}` ({flow}, started by {run_origin(flow_run)})"
+
+
 @task(cache_policy=NO_CACHE)
 def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str, Any], problems: list[str],
                    state: str = "COMPLETED", duration_s: float | None = None) -> None:
@@ -45,6 +68,7 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
         snapshot = queries.latest_snapshot(con)
         rejects = queries.rejects(con, limit=TABLE_LIMIT, run_id=run_id)
     total = sum(by_status.values())
+    label = run_label(flow)
     create_table_artifact(
         key="orders-status",
         table=[
@@ -52,20 +76,20 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
              "Total Qty": o["total_qty"], "Reason": o["reason"] or ""}
             for o in orders
         ],
-        description=f"Orders after `{flow}`: {', '.join(f'{k} {v}' for k, v in by_status.items()) or 'none'}"
+        description=f"Orders after {label}: {', '.join(f'{k} {v}' for k, v in by_status.items()) or 'none'}"
         + (f" (latest {TABLE_LIMIT} of {total} shown)" if total > TABLE_LIMIT else ""),
     )
     create_markdown_artifact(
         key="orders-run-summary",
         markdown=summary_markdown(flow, state, duration_s, counts, snapshot, by_status, problems),
-        description=f"Summary of {flow}",
+        description=f"Summary of {label}: {state.lower()}",
     )
     if rejects:
         rejected = int(counts.get("orders_rejected", 0)) + int(counts.get("stock_rejected", 0))
         create_table_artifact(
             key="orders-rejects",
             table=[{"Source": r["source"], "Key": r["record_key"] or "", "Reasons": r["reasons"]} for r in rejects],
-            description=f"Records quarantined by this run: {max(rejected, len(rejects))}"
+            description=f"Records quarantined by {label}: {max(rejected, len(rejects))}"
             + (f" (latest {len(rejects)} shown; `orderly rejects --json` has them all)" if rejected > len(rejects) else ""),
         )
     get_run_logger().info("published the orders-status table (%d of %d orders) and the run summary", len(orders), total)

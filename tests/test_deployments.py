@@ -86,6 +86,9 @@ def served(prefect_server, tmp_path_factory):
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise RuntimeError(f"orderly serve exited {process.returncode}: {(tmp / 'serve.log').read_text()}")
+                if "serving pipeline" not in (tmp / "serve.log").read_text():  # registered, linked, alerts made
+                    await asyncio.sleep(0.5)
+                    continue
                 try:
                     return {name: await client.read_deployment_by_name(name) for name in DEPLOYMENTS}
                 except ObjectNotFound:
@@ -123,14 +126,29 @@ def test_three_deployments_pipeline_scheduled_every_300_s_others_on_demand(serve
     reset = json.dumps(deployments["reset-state/reset-state"].parameter_openapi_schema)
     for choice in ("PROCESSED", "FAILED", "UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK"):
         assert f'"{choice}"' in reset  # the form offers the statuses and reasons to choose from
+    # One limit for all three: the server starts one of their runs at a time.
     for deployment in deployments.values():
         assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
+        assert deployment.global_concurrency_limit.name == "orderly-writes"
 
     async def write_limit():
         async with _client(served["api_url"]) as client:
             return await client.read_global_concurrency_limit_by_name("orderly-writes")
 
     assert asyncio.run(write_limit()).limit == 1
+
+
+def test_serve_creates_the_two_alert_automations_for_its_schedule(served):
+    from flows.alerts import FAILED, STALLED
+
+    async def automations():
+        async with _client(served["api_url"]) as client:
+            return {name: await client.read_automations_by_name(name) for name in (STALLED, FAILED)}
+
+    found = asyncio.run(automations())
+    assert {name: len(a) for name, a in found.items()} == {STALLED: 1, FAILED: 1}
+    assert found[STALLED][0].trigger.within == timedelta(seconds=3 * 300)  # ORDERLY_SCHEDULE_SECONDS=300
+    assert found[FAILED][0].trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
 
 
 def test_process_all_run_publishes_the_orders_status_table(served):
@@ -148,6 +166,11 @@ def test_process_all_run_publishes_the_orders_status_table(served):
 
     found = asyncio.run(artifacts())
     assert {"orders-status", "orders-run-summary"} <= set(found)
+    # They name the run and who started it: this one was asked for through the API, as the UI's button does.
+    assert found["orders-status"].description.startswith(
+        "Orders after `process all` (process-all, started by the UI or API): "), found["orders-status"].description
+    assert found["orders-run-summary"].description == \
+        "Summary of `process all` (process-all, started by the UI or API): completed"
     table = found["orders-status"].data
     table = json.loads(table) if isinstance(table, str) else table
     status = json.loads(run_cli(["status", "--json"], served["env"]).stdout)
@@ -176,6 +199,10 @@ def test_runs_triggered_together_never_overlap(served):
     ))
     assert all(r.state.is_completed() for r in runs), [(r.name, r.state_name) for r in runs]
     assert [r.name for r in runs] == ["reset all", "process orders 6,8", "pipeline: sync and process"]
+    # As Prefect saw them: one flow run at a time (the others waited for the shared slot before starting).
+    prefect_spans = sorted((r.start_time, r.end_time, r.name) for r in runs)
+    for (_, end, first), (start, _, second) in zip(prefect_spans, prefect_spans[1:]):
+        assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
     recorded = {r["run_id"]: r for r in json.loads(run_cli(["runs", "--json"], served["env"]).stdout)}
     spans = sorted((datetime.fromisoformat(recorded[str(r.id)]["started_at"]),
                     datetime.fromisoformat(recorded[str(r.id)]["ended_at"]), recorded[str(r.id)]["flow"])
