@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ class Retryable(Exception):
         super().__init__(message)
         self.retry_after = retry_after
 
+
+# What went wrong on the wire, in words (an exception's class name means nothing to an operator).
+_TRANSPORT_FAILURES = {
+    httpx.ConnectError: "the connection was refused or the host is unreachable",
+    httpx.ReadError: "the connection broke while reading the answer",
+    httpx.WriteError: "the connection broke while sending the request",
+    httpx.RemoteProtocolError: "the answer was cut short or is not valid HTTP",
+    httpx.LocalProtocolError: "the request could not be sent as valid HTTP",
+    httpx.ProxyError: "the proxy refused the connection",
+    httpx.UnsupportedProtocol: "the URL's scheme is not http or https",
+}
 
 # Which setting an operator fixes when a service refuses us for good.
 _SETTING_FOR_STATUS = {401: "ORDERLY_API_TOKEN", 403: "ORDERLY_API_TOKEN"}
@@ -147,7 +159,7 @@ class RemoteClient:
         except httpx.DecodingError:
             raise Retryable("the body could not be decoded (bad gzip or charset)") from None
         except httpx.TransportError as error:
-            raise Retryable(f"connection failed ({type(error).__name__})") from None
+            raise Retryable(_TRANSPORT_FAILURES.get(type(error), "the connection failed")) from None
         status = response.status_code
         if status in (401, 403, 404):
             setting = _SETTING_FOR_STATUS.get(status, service.url_setting)
@@ -256,13 +268,19 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+# orjson reads an integer past 64 bits as a float, silently: 2**64 would arrive as 1.8446744073709552e+19.
+# Any integer literal that could be past the bounds (20 digits, or a negative of 19) goes to the exact parser.
+_WIDE_INTEGER = re.compile(rb"[0-9]{20}|-[0-9]{19}")
+
+
 def _decode_json(content: bytes) -> Any:
     """orjson, and the standard parser for what orjson refuses but JSON allows (a lone surrogate escape,
     an integer beyond 64 bits): one odd record is the schema's to quarantine, not a reason to refuse its page."""
-    try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        pass
+    if not _WIDE_INTEGER.search(content):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return _mark_bad_text(json.loads(content))
     except (ValueError, RecursionError):

@@ -160,7 +160,10 @@ def _raw_json(record: Any) -> str:
         raw = orjson.dumps(record, default=str).decode()
     except TypeError:  # an integer beyond 64 bits or a lone surrogate, which orjson refuses
         raw = json.dumps(record, default=str)  # ASCII-escaped: always storable
-    return raw if len(raw) <= MAX_RAW else raw[:MAX_RAW] + f"... (cut; {len(raw)} characters)"
+    if len(raw) <= MAX_RAW:
+        return raw
+    note = f"... (cut; {len(raw)} characters)"
+    return raw[: MAX_RAW - len(note)] + note
 
 
 def rejects_frame(source: str, records: list[Any], reasons: dict[int, list[str]], key_field: str) -> pd.DataFrame:

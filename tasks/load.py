@@ -19,7 +19,7 @@ def read_orders_cursor(settings: Settings) -> int:
 @task(cache_policy=NO_CACHE)
 def load_stock(settings: Settings, run_id: str, valid: ValidStock) -> dict[str, int]:
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-        counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received)
+        counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received, valid.repeated)
     get_run_logger().info("stock snapshot: %(stock_loaded)d items, %(stock_rejected)d rejected", counts)
     return counts
 

@@ -174,4 +174,5 @@ def test_broken_records_are_quarantined_and_the_rest_decided_by_the_rule(cli_env
     assert (run["orders_fetched"], run["orders_loaded"]) == (len(orders), len(orders_ok))
     assert run["orders_rejected"] == run["orders_fetched"] - run["orders_loaded"] - run["orders_repeated"]
     assert (run["stock_fetched"], run["stock_loaded"]) == (len(stock), len(stock_ok))
-    assert run["stock_rejected"] == run["stock_fetched"] - run["stock_loaded"] - stock_repeats
+    assert run["stock_repeated"] == stock_repeats
+    assert run["stock_rejected"] == run["stock_fetched"] - run["stock_loaded"] - run["stock_repeated"]

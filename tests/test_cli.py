@@ -112,7 +112,7 @@ def test_runs_json(seeded):
     assert (run["flow"], run["state"], run["processed"], run["failed"], run["reset"]) == (
         "pipeline", "COMPLETED", 6, 9, 0)
     assert {name: run[name] for name in RUN_COUNTERS} == {
-        "stock_fetched": 8, "stock_loaded": 8, "stock_rejected": 0, "orders_fetched": 15, "orders_loaded": 15,
+        "stock_fetched": 8, "stock_loaded": 8, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 15, "orders_loaded": 15,
         "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "reset": 0}
     assert {"run_id", "started_at", "ended_at", "duration_s", "message"} <= set(run)
     # the same names in the run's own summary line (the flow's return value)

@@ -88,7 +88,7 @@ def test_a_stock_snapshot_replaces_the_items(con):
 def test_a_quarantined_stock_record_keeps_the_last_good_value(con):
     load_stock(con, [stock_rec(101, 5), stock_rec(102, 3)])
     counts = load_stock(con, [stock_rec(101, -4), stock_rec(102, 1)])
-    assert counts == {"stock_fetched": 2, "stock_loaded": 1, "stock_rejected": 1}
+    assert counts == {"stock_fetched": 2, "stock_loaded": 1, "stock_rejected": 1, "stock_repeated": 0}
     assert on_hand(con) == {101: 5, 102: 1}
     rejects = queries.rejects(con)
     assert len(rejects) == 1 and rejects[0]["source"] == "stock" and rejects[0]["record_key"] == "101"
@@ -348,7 +348,7 @@ def test_run_counters_have_one_name_each_from_load_to_runs(con):
     process(con, "run-1")
     (run,) = queries.recent_runs(con)
     assert {name: run[name] for name in RUN_COUNTERS} == {
-        "stock_fetched": 2, "stock_loaded": 1, "stock_rejected": 1,
+        "stock_fetched": 2, "stock_loaded": 1, "stock_rejected": 1, "stock_repeated": 0,
         "orders_fetched": 4, "orders_loaded": 2, "orders_rejected": 1, "orders_repeated": 1,
         "processed": 1, "failed": 1, "reset": 0}
 

@@ -85,7 +85,7 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
 
     # the old mixed counters split exactly: the stock's share is in its snapshot, repeats are what is left
     assert {k: runs["run-1"][k] for k in RUN_COUNTERS} == {
-        "stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "orders_fetched": 6, "orders_loaded": 4,
+        "stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 6, "orders_loaded": 4,
         "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "reset": 0}
     assert runs["run-2"]["reset"] == 4 and runs["run-2"]["orders_fetched"] == 0
     assert (runs["run-3"]["state"], runs["run-3"]["message"]) == ("FAILED", "no complete stock snapshot yet")

@@ -380,50 +380,6 @@ def orders_page(
     return {"orders": rows, "matching": matching, "offset": offset, "has_prev": has_prev, "has_next": has_next}
 
 
-def explain_order(con: duckdb.DuckDBPyConnection, order_id: int) -> dict[str, Any] | None:
-    """Why an order has its status: its lines with each item's current stock, and when it was decided.
-    `explanation` (the unknown or short items recorded at decision time) is None until the store keeps it."""
-    found = _rows(con, "SELECT order_id, status, reason, items, total_qty FROM orders WHERE order_id = ?",
-                  [order_id])
-    if not found:
-        return None
-    order = found[0]
-    lines = _rows(
-        con,
-        """
-        WITH mine AS (SELECT line_no, inventory_id, quantity FROM order_lines WHERE order_id = ?),
-        allocated AS (
-            SELECT l.inventory_id, sum(l.quantity)::BIGINT AS allocated
-            FROM order_lines l JOIN orders o USING (order_id)
-            WHERE o.status = 'PROCESSED' AND l.inventory_id IN (SELECT inventory_id FROM mine)
-            GROUP BY l.inventory_id
-        )
-        SELECT m.line_no, m.inventory_id, m.quantity, s.quantity AS on_hand,
-               CASE WHEN s.inventory_id IS NULL THEN NULL ELSE coalesce(a.allocated, 0) END AS allocated,
-               (s.quantity - coalesce(a.allocated, 0))::BIGINT AS available
-        FROM mine m LEFT JOIN stock_items s USING (inventory_id) LEFT JOIN allocated a USING (inventory_id)
-        ORDER BY m.line_no
-        """,
-        [order_id],
-    )
-    decided = _rows(
-        con,
-        """
-        SELECT changed_at AS decided_at, run_id AS decided_run FROM status_changes
-        WHERE order_id = ? AND to_status = ? AND to_status <> 'NEW'
-        ORDER BY changed_at DESC, rowid DESC LIMIT 1
-        """,
-        [order_id, order["status"]],
-    )
-    return {
-        **order,
-        "lines": lines,
-        "explanation": None,
-        "decided_at": decided[0]["decided_at"] if decided else None,
-        "decided_run": decided[0]["decided_run"] if decided else None,
-    }
-
-
 def run_of_process(con: duckdb.DuckDBPyConnection, pid: int, flow: str, since: Any) -> dict[str, Any] | None:
     """The run a given process started for `flow` at or after `since` (how the page finds the run of the
     `orderly process` / `orderly reset` it started), or None while it has not started one yet."""

@@ -7,7 +7,7 @@ in its own transaction, and nothing it holds is lost.
 # The run counters: one name each, used alike by the `runs` table, `orderly runs`, the run summary artifact
 # and a flow's return value. Each is counted once, in the transaction that does what it counts.
 RUN_COUNTERS = (
-    "stock_fetched", "stock_loaded", "stock_rejected",
+    "stock_fetched", "stock_loaded", "stock_rejected", "stock_repeated",
     "orders_fetched", "orders_loaded", "orders_rejected", "orders_repeated",
     "processed", "failed", "reset",
 )
@@ -126,5 +126,9 @@ MIGRATIONS: list[str] = [
         FROM order_lines l JOIN orders o USING (order_id)
         WHERE o.status = 'PROCESSED' GROUP BY l.inventory_id
     ) a USING (inventory_id);
+    """,
+    # 3: identical copies of a stock item in one snapshot are one item; the copies after the first are counted.
+    """
+    ALTER TABLE runs ADD COLUMN stock_repeated BIGINT DEFAULT 0;
     """,
 ]

@@ -78,7 +78,8 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, run_id: str | None, rejects:
 # ---- stock ----------------------------------------------------------------------------------
 
 def load_stock_snapshot(
-    con: duckdb.DuckDBPyConnection, run_id: str | None, items: pd.DataFrame, rejects: pd.DataFrame, received: int
+    con: duckdb.DuckDBPyConnection, run_id: str | None, items: pd.DataFrame, rejects: pd.DataFrame, received: int,
+    repeated: int = 0,
 ) -> dict[str, int]:
     """Replace the stock with a complete snapshot; a quarantined item keeps its last good value.
 
@@ -113,7 +114,8 @@ def load_stock_snapshot(
             "INSERT INTO stock_snapshots VALUES (?, ?, now(), ?, ?, ?)",
             [snapshot_id, run_id, received, len(items), len(rejects)],
         )
-        counts = {"stock_fetched": received, "stock_loaded": len(items), "stock_rejected": len(rejects)}
+        counts = {"stock_fetched": received, "stock_loaded": len(items), "stock_rejected": len(rejects),
+                  "stock_repeated": repeated}
         _add_counts(con, run_id, counts)
     return counts
 
