@@ -715,7 +715,11 @@ def test_cli_hostile_values_are_quarantined_and_the_rest_decided_exactly(cli_env
     assert again.returncode == 0, again.stderr
     after = stored(env["ORDERLY_DB"])
     assert after["orders"] == before["orders"] and after["lines"] == before["lines"]
-    assert after["history"] == before["history"] and len(order_rejects(after)) == 4
+    # The id past 2**63-1 on the last page never becomes the cursor, so the rerun receives it again and
+    # quarantines it again: rejects log each copy received (received = loaded + rejected + repeats per run).
+    again_rejected = order_rejects(after)[len(order_rejects(before)):]
+    assert after["history"] == before["history"] and len(order_rejects(before)) == 4
+    assert [r["reasons"] for r in again_rejected] == ["id 9223372036854775808 is out of range (0..2**63-1)"]
 
 
 def test_cli_next_after_id_past_int64_is_one_line(cli_env, remote):
