@@ -385,8 +385,8 @@ def run_of_process(con: duckdb.DuckDBPyConnection, pid: int, flow: str, since: A
     `orderly process` / `orderly reset` it started), or None while it has not started one yet."""
     rows = _rows(
         con,
-        """
-        SELECT run_id, flow, started_at, ended_at, state, fetched, loaded, rejected, processed, failed, reset, message
+        f"""
+        SELECT run_id, flow, started_at, ended_at, state, {", ".join(RUN_COUNTERS)}, message
         FROM runs WHERE pid = ? AND flow = ? AND started_at >= ? ORDER BY started_at DESC LIMIT 1
         """,
         [pid, flow, since],
@@ -397,8 +397,8 @@ def run_of_process(con: duckdb.DuckDBPyConnection, pid: int, flow: str, since: A
 def run_by_id(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     rows = _rows(
         con,
-        """
-        SELECT run_id, flow, started_at, ended_at, state, fetched, loaded, rejected, processed, failed, reset, message
+        f"""
+        SELECT run_id, flow, started_at, ended_at, state, {", ".join(RUN_COUNTERS)}, message
         FROM runs WHERE run_id = ?
         """,
         [run_id],

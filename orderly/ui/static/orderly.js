@@ -340,6 +340,10 @@ async function loadStock() {
 }
 $("stock-first").addEventListener("click", () => { state.stockAfter = null; loadStock(); });
 
+function both(run, measure) {
+  return Number(run[`stock_${measure}`] || 0) + Number(run[`orders_${measure}`] || 0);
+}
+
 async function loadRuns() {
   let found;
   try { found = await getJSON("/api/runs?limit=10"); } catch (error) { return; }
@@ -348,8 +352,9 @@ async function loadRuns() {
     el("td", {}, runLink(run.run_id)), el("td", { text: show(run.flow) }), el("td", { text: when(run.started_at) }),
     el("td", { class: "num", text: run.duration_s === null ? "" : `${Number(run.duration_s).toFixed(1)} s` }),
     el("td", {}, badge(run.state)),
-    ...["fetched", "loaded", "rejected", "processed", "failed", "reset"].map(
-      (name) => el("td", { class: "num", text: number(run[name]) })),
+    // Fetched, loaded and rejected add the run's stock and orders counters (each kept under its own name).
+    ...[both(run, "fetched"), both(run, "loaded"), both(run, "rejected"), run.processed, run.failed, run.reset].map(
+      (value) => el("td", { class: "num", text: number(value) })),
     el("td", { class: "message", text: show(run.message) }))));
 }
 
