@@ -226,6 +226,11 @@ def _artifacts(api_url: str, flow_run_id) -> dict:
 def test_reset_by_reason_then_a_dry_run_deployment_previews_without_writing(served):
     from pathlib import Path
 
+    # Start from the seed's decisions: the runs of the test before may have run in any order (the shared slot
+    # says one at a time, not which first), so its last run may have been the reset, or the process of 6 and 8.
+    for name in ("reset-state/reset-state", "process-all/process-all"):
+        [run] = asyncio.run(_trigger(served["api_url"], (name, {})))
+        assert run.state.is_completed(), (run.state, served["log"].read_text()[-3000:])
     [reset] = asyncio.run(_trigger(served["api_url"], ("reset-state/reset-state",
                                                       {"status": "FAILED", "reason": "INSUFFICIENT_STOCK"})))
     assert reset.state.is_completed(), (reset.state, served["log"].read_text()[-3000:])
