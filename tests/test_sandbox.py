@@ -557,9 +557,10 @@ def test_faults_are_deterministic_and_end():
     settings = SandboxSettings(orders=2000, items=100, seed=3, fault_rate=0.3)
 
     async def run(s: SandboxSettings, urls: list[str], repeats: int) -> list[str]:
-        transport = httpx.ASGITransport(app=create_app(s, slow_ms=20))
+        # Slow answers are told apart by time: 120 ms, well above a normal answer on a busy machine (20 ms was not).
+        transport = httpx.ASGITransport(app=create_app(s, slow_ms=120))
         async with httpx.AsyncClient(base_url="http://sandbox", transport=transport) as c:
-            return [await _classify(c, u, 0.02) for u in urls for _ in range(repeats)]
+            return [await _classify(c, u, 0.12) for u in urls for _ in range(repeats)]
 
     urls = _urls(40)
     first = asyncio.run(run(settings, urls, 3))
