@@ -93,7 +93,9 @@ def create_app(
         body = orjson.dumps(build())
         if fault == "truncated":
             body = body[: len(body) // 2]
-        return Response(body, media_type="application/json")
+        # Says which fault a 200 carries, for tests and people reading traces; clients must not rely on it.
+        headers = {"X-Sandbox-Fault": fault} if fault in ("slow", "truncated") else None
+        return Response(body, media_type="application/json", headers=headers)
 
     async def orders(request: Request) -> Response:
         params: dict[str, int] = {}
