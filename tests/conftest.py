@@ -153,3 +153,19 @@ def stub_server():
     yield start
     for stub in started:
         stub.close()
+
+
+def pause_schedule(api_url: str, deployment_id: str, timeout: float = 120) -> None:
+    """Pause a deployment's schedule and wait until none of its runs is scheduled or going. Pausing deletes the
+    runs already scheduled (Prefect's first interval run is due at once); a run already going is let finish.
+    Runs asked for by hand still run: only the scheduler skips a paused deployment."""
+    import httpx
+
+    httpx.post(f"{api_url}/deployments/{deployment_id}/pause_deployment", timeout=10).raise_for_status()
+    body = {"deployments": {"id": {"any_": [str(deployment_id)]}}, "limit": 200,
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}}}}
+    deadline = time.monotonic() + timeout
+    while httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10).raise_for_status().json():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"a run of deployment {deployment_id} did not end within {timeout} s")
+        time.sleep(0.5)

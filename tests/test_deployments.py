@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from conftest import ORDERLY, ROOT, run_cli, stop
+from conftest import ORDERLY, ROOT, pause_schedule, run_cli, stop
 from orderly.store.schema import RUN_COUNTERS
 
 SEED = {"orders": 15, "PROCESSED": 6, "FAILED": 9}
@@ -96,7 +96,10 @@ def served(prefect_server, tmp_path_factory):
             raise TimeoutError("the deployments were not registered within 60 s")
 
     try:
-        deployments = asyncio.run(registered())
+        deployments = asyncio.run(registered())  # as served: the schedule's test reads these
+        # The schedule itself is not under test after that: its first run is due at once, and a scheduled run
+        # between a test's runs would decide the orders first (it did, on a busy machine).
+        pause_schedule(prefect_server["api_url"], deployments["pipeline/pipeline"].id)
         time.sleep(1)  # serve registers, then starts polling for runs
         yield {"env": env, "api_url": prefect_server["api_url"], "deployments": deployments, "log": tmp / "serve.log"}
     finally:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import ORDERLY, ROOT, run_cli, stop
+from conftest import ORDERLY, ROOT, pause_schedule, run_cli, stop
 from uihelp import UiProcess, seed_rows
 
 TOKEN = "ui-token-5d1f8e2b9c7a4e60"
@@ -56,11 +56,7 @@ def served(seeded):
         # The pipeline's schedule is not under test here: a scheduled run between two presses would decide the
         # orders before Process All does. Pausing drops its scheduled runs; one already going is let finish.
         pipeline = _deployment(seeded["api"], "pipeline/pipeline")["id"]
-        httpx.post(f"{seeded['api']}/deployments/{pipeline}/pause_deployment", timeout=10).raise_for_status()
-        while _flow_runs_of(seeded["api"], pipeline, states=["SCHEDULED", "PENDING", "RUNNING"]):
-            if time.monotonic() > deadline + 120:
-                raise TimeoutError("a pipeline run did not end within 120 s")
-            time.sleep(0.5)
+        pause_schedule(seeded["api"], pipeline)
         try:
             yield seeded
         finally:
