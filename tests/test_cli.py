@@ -40,9 +40,8 @@ def table_rows(stdout: str) -> dict[int, tuple[str, int, int]]:
     """Rows of the rich orders table: order id -> (status, items, total qty)."""
     rows = {}
     for line in stdout.splitlines():
-        cells = [c.strip() for c in line.replace("┃", "│").split("│")]
-        cells = [c for c in cells if c != ""]
-        if len(cells) >= 4 and cells[0].isdigit():
+        cells = line.split()
+        if len(cells) >= 4 and cells[0].isdigit() and cells[1] in ("NEW", "PROCESSED", "FAILED"):
             rows[int(cells[0])] = (cells[1], int(cells[2]), int(cells[3]))
     return rows
 
