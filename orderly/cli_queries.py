@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Optional
 
 import typer
@@ -262,7 +263,9 @@ def doctor() -> None:
 
     shown, checks = diagnose()
     for check in checks:
-        out.print(f"{'ok' if check.ok else 'PROBLEM':<8} {check.name}: {check.text}", markup=False, soft_wrap=True)
+        line = f"{'ok' if check.ok else 'PROBLEM':<8} {check.name}: {check.text}"
+        out.print(textwrap.fill(line, width=out.width, subsequent_indent=" " * 9, break_on_hyphens=False,
+                                break_long_words=False), markup=False, soft_wrap=True)
     table([Column("Setting"), Column("Value", "wrap"), Column("Source")], shown, title="Effective settings")
     problems = [check for check in checks if not check.ok]
     if problems:
