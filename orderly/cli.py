@@ -50,11 +50,11 @@ def _check_prefect_api() -> None:
     advice = "start it with `make server`, or unset PREFECT_API_URL (each command then starts a temporary server)"
     try:
         parts = urlsplit(api)
-        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        host = port = None
-    if parts.scheme not in ("http", "https") or not host:
-        raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host: {api!r}", 2)
+        scheme, host, port = parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number, or out of range
+        scheme = host = port = None
+    if scheme not in ("http", "https") or not host:
+        raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {api!r}", 2)
     try:
         socket.create_connection((host, port), timeout=2).close()
     except OSError as error:

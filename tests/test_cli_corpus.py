@@ -96,6 +96,8 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
         add(args)
     add(["serve"], {"PREFECT_API_URL": ""})  # serve needs a real server
     add(["run"], {"PREFECT_API_URL": "not a url"})
+    add(["sync"], {"PREFECT_API_URL": "http://127.0.0.1:99999/api"})
+    add(["serve"], {"PREFECT_API_URL": "http://[::1/api"})
     add(["process", "--order", "5"], {"ORDERLY_DB": "{tmp}/none.duckdb"})  # no database at all
     add(["explain", "5"], {"ORDERLY_DB": "{tmp}/none.duckdb"})
     for env in BAD_SETTINGS:
