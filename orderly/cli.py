@@ -138,7 +138,7 @@ def _preview(preview: dict[str, Any], as_json: bool) -> None:
 
     changes = preview["changes"]
     err.print(f"dry run, nothing was written: would process {preview['processed']}, fail {preview['failed']}")
-    table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason"),
+    table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason", "code"),
            Column("Why", "wrap")],
           [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
            for c in changes[:TABLE_ROWS]])

@@ -41,8 +41,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @dataclass(frozen=True)
 class Column:
-    """A table column. kind: "id" and "num" (right-aligned, never cut), "when" and "status" (never cut),
-    "text" (one line, cut with an ellipsis), "wrap" (long text, wrapped at spaces)."""
+    """A table column. kind: "id" and "num" (right-aligned, never cut), "when", "status" and "code" (a reason
+    code: never cut), "text" (one line, cut with an ellipsis), "wrap" (long text, wrapped at spaces)."""
 
     header: str
     kind: str = "text"

@@ -63,7 +63,7 @@ def status(
     if output == "csv":
         return print_csv(ORDER_FIELDS, rows)
     table([Column("Order ID", "id"), Column("Status", "status"), Column("Items", "num"), Column("Total Qty", "num"),
-           Column("Reason")], [[r[name] for name in ORDER_FIELDS] for r in rows])
+           Column("Reason", "code")], [[r[name] for name in ORDER_FIELDS] for r in rows])
     total = sum(counts.values())
     filtered = " matching" if (status_name or reason or since) else ""
     per_status = ", ".join(f"{counts[s]} [{STATUS_STYLE[s]}]{s}[/]" for s in ("NEW", "PROCESSED", "FAILED") if counts.get(s))
@@ -95,7 +95,7 @@ def stock(as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
             f"{snapshot['age_seconds']:.0f} s ago; {snapshot['loaded']} items, {snapshot['rejected']} rejected",
             markup=False,
         )
-    table([Column("Inventory ID", "id"), Column("SKU", max_width=20), Column("Product"), Column("Warehouse", "num"),
+    table([Column("Inventory ID", "id"), Column("SKU", max_width=12), Column("Product"), Column("Warehouse", "num"),
            Column("On hand", "num"), Column("Allocated", "num"), Column("Available", "num")],
           [[i["inventory_id"], i["sku"], i["product_name"], i["warehouse_id"], i["on_hand"], i["allocated"],
             i["available"]] for i in items[-TABLE_ROWS:]])
@@ -122,7 +122,7 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
         return print_json(rows)
     if output == "csv":
         return print_csv(HISTORY_FIELDS, rows)
-    table([Column("When", "when"), Column("From", "status"), Column("To", "status"), Column("Reason"),
+    table([Column("When", "when"), Column("From", "status"), Column("To", "status"), Column("Reason", "code"),
            Column("Why", "wrap"), Column("Run", "id")],
           [[r["changed_at"], r["from_status"], r["to_status"], r["reason"],
             describe(r["reason"], r["details"]) if r["to_status"] == "FAILED" else "", short_run(r["run_id"])]
@@ -192,7 +192,7 @@ def runs(run: Optional[str] = typer.Argument(None, help="Only this run: its id, 
     if run is not None:
         return _one_run(rows[0])
     table([Column("Run", "id"), Column("Flow"), Column("Started", "when"), Column("Took", "num"),
-           Column("State", "status"), Column("Counts, or why it failed", "wrap")],
+           Column("State", "status"), Column("Counts or reason", "wrap")],
           [[short_run(r["run_id"]), r["flow"], _minute(r["started_at"]),
             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"],
             one_line(r["message"]) if r["state"] in ("FAILED", "CRASHED") and r["message"] else
