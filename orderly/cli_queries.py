@@ -95,7 +95,7 @@ def stock(as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
             f"{snapshot['age_seconds']:.0f} s ago; {snapshot['loaded']} items, {snapshot['rejected']} rejected",
             markup=False,
         )
-    table([Column("Inventory ID", "id"), Column("SKU", max_width=12), Column("Product"), Column("Warehouse", "num"),
+    table([Column("Item", "id"), Column("SKU", max_width=12), Column("Product"), Column("Warehouse", "num"),
            Column("On hand", "num"), Column("Allocated", "num"), Column("Available", "num")],
           [[i["inventory_id"], i["sku"], i["product_name"], i["warehouse_id"], i["on_hand"], i["allocated"],
             i["available"]] for i in items[-TABLE_ROWS:]])
