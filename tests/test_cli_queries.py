@@ -262,3 +262,38 @@ def test_doctor_all_good_and_remotes_that_answer_or_refuse(store, stub_server, m
     assert "answers 401: the token is refused: set ORDERLY_API_TOKEN" in out and "bad-token" not in out
     code, out, err = invoke(["doctor"], {**env, "ORDERLY_ORDERS_URL": stub.url + "/v2"}, monkeypatch, capsys, width=200)
     assert code == 1 and "/v2/orders answers 404: check ORDERLY_ORDERS_URL" in out
+
+
+def _with_a_terminal_for_stdin(args: list[str], env: dict[str, str], answer: bytes | None) -> tuple[int, str]:
+    """`orderly ARGS` with stdin on a pseudo-terminal (an operator at the keyboard); returns (status, stderr)."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen([ORDERLY, *args], env=env, cwd=ROOT, stdin=secondary, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        if answer is not None:
+            os.write(primary, answer)
+        _, err = process.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    return process.returncode, err
+
+
+def test_reset_asks_on_a_terminal_only_when_everything_would_go_back(store):
+    """Declining changes nothing and starts nothing. --yes, --order or a filter are not asked: they reach the flow,
+    here stopped at once by a Prefect server that is down (so no flow runs and the store stays as it is)."""
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))}, **store,
+           "PREFECT_API_URL": dead}
+    question = "Put every PROCESSED and FAILED order back to NEW?"
+    code, err = _with_a_terminal_for_stdin(["reset"], env, b"n\n")
+    assert code == 1 and question in err and "nothing was reset" in err and "Traceback" not in err
+    for args in (["reset", "--yes"], ["reset", "--status", "FAILED"], ["reset", "--order", "2"]):
+        code, err = _with_a_terminal_for_stdin(args, env, None)
+        assert code == 2 and question not in err, (args, err)
+        assert one_line(err).startswith("error: no Prefect server answers")
+    piped = subprocess.run([ORDERLY, "reset"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=60)  # a script: never asked
+    assert piped.returncode == 2 and question not in piped.stderr
