@@ -149,8 +149,8 @@ def _preview(preview: dict[str, Any], as_json: bool) -> None:
 @app.command()
 def reset(
     order: Optional[list[int]] = OrderOption,
-    status_name: Optional[str] = typer.Option(None, "--status", help="Only orders with this status: PROCESSED or FAILED."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Only FAILED orders with this reason: "
+    status_name: Optional[str] = typer.Option(None, "--status", metavar="S", help="Only orders with this status: PROCESSED or FAILED."),
+    reason: Optional[str] = typer.Option(None, "--reason", metavar="R", help="Only FAILED orders with this reason: "
                                          "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before resetting every order."),
 ) -> None:

@@ -36,13 +36,13 @@ ORDER_FIELDS = ["order_id", "status", "items", "total_qty", "reason"]
 
 @app.command()
 def status(
-    status_name: Optional[str] = typer.Option(None, "--status", help="Only orders with this status: NEW, PROCESSED "
+    status_name: Optional[str] = typer.Option(None, "--status", metavar="S", help="Only orders with this status: NEW, PROCESSED "
                                               "or FAILED."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Only FAILED orders with this reason: "
+    reason: Optional[str] = typer.Option(None, "--reason", metavar="R", help="Only FAILED orders with this reason: "
                                          "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
-    since: Optional[str] = typer.Option(None, "--since", help="Only orders placed at or after T: "
+    since: Optional[str] = typer.Option(None, "--since", metavar="T", help="Only orders placed at or after T: "
                                         + cli_args.SINCE_HELP + "."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, max=MAX_ID, help="Only the N latest (highest id) "
+    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1, max=MAX_ID, help="Only the N latest (highest id) "
                                         "matching orders, still ascending."),
     as_json: bool = JsonOption, as_csv: bool = CsvOption,
 ) -> None:
@@ -168,7 +168,7 @@ def _run_fields() -> list[str]:
 
 
 @app.command()
-def runs(run: Optional[str] = typer.Argument(None, help="Only this run: its id, or the first characters of it "
+def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only this run: its id, or the first characters of it "
                                              "(the short id the table shows)."),
          limit: int = typer.Option(20, min=1, max=1_000_000, help="How many recent runs."),
          as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
@@ -232,7 +232,7 @@ REJECT_FIELDS = ["run_id", "rejected_at", "source", "record_key", "reasons", "ra
 
 
 @app.command()
-def rejects(run: Optional[str] = typer.Option(None, "--run", help="Only the records this run quarantined: its id "
+def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help="Only the records this run quarantined: its id "
                                               "or the first characters of it."),
             limit: int = typer.Option(1000, min=1, max=10_000_000, help="How many recent rejects."),
             as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:

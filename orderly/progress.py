@@ -35,7 +35,7 @@ def advance(stage: str, *, records: int = 0, pages: int = 0) -> None:
 def shown_on(console: Any, delay: float = DELAY) -> Iterator[None]:
     """Show the stages' progress on `console` (rich, stderr) while the block runs, if it is a terminal."""
     global _sink
-    if not console.is_terminal or _sink is not None:
+    if not console.is_terminal or console.is_dumb_terminal or _sink is not None:
         yield
         return
     display = _Display(console, delay)
