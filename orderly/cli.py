@@ -1,58 +1,36 @@
-"""The `orderly` command: data-changing commands run Prefect flows; query commands read DuckDB directly."""
+"""The `orderly` command: data-changing commands run Prefect flows; query commands (orderly.cli_queries) read
+DuckDB directly. Output formatting lives in orderly.cli_output."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from datetime import datetime
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from orderly.cli_base import MAX_ID, Fail, JsonOption, OrderOption, TABLE_ROWS, app, no_database, read, settings
+from orderly.cli_base import status_and_reason
+from orderly.cli_output import Column, err, out, print_json, table
 from orderly.errors import OrderlyError
-from orderly.settings import SandboxSettings, Settings, SettingsError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Orderly: orders and stock, decided on Prefect + DuckDB.")
-# Piped output (CI logs, `| less`) gets room for whole run ids instead of rich's 80-column default.
-out = Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, width=200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-TABLE_ROWS = 1000  # a person reads the latest thousand; programs use --json for everything
-
-MAX_ID = 2**63 - 1  # domain.bounds.MAX_INT, spelled here so query commands import nothing of the domain
-OrderOption = typer.Option(None, "--order", min=1, max=MAX_ID, help="Only this order id (repeatable).")
-JsonOption = typer.Option(False, "--json", help="Print JSON for programs.")
-
-
-class Fail(Exception):
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as error:
-        raise Fail(str(error), 2) from None
+from orderly.settings import SandboxSettings, SettingsError
 
 
 # ---- data-changing commands: each one is a Prefect flow run ------------------------------------
 
 def _run_flow(name: str, **params: Any) -> dict[str, int]:
-    _settings()  # a bad setting is reported before Prefect spends seconds starting up
+    settings()  # a bad setting is reported before Prefect spends seconds starting up
+    _check_prefect_api()  # a dead server is one line now, not Prefect's traceback after a second of imports
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # our own lines say what happened
     if not os.environ.get("PREFECT_API_URL"):
         err.print(
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
             "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
+    from orderly import progress
     from orderly.tempserver import temporary_server
 
-    with temporary_server() as server:  # on Linux it dies with us, even of SIGKILL; it boots while Prefect imports
+    with temporary_server() as server, progress.shown_on(err):  # the server dies with us, even of SIGKILL
         from flows import orders
 
         server.use()
@@ -61,9 +39,61 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
         return flow(**params)
 
 
+def _check_prefect_api() -> None:
+    """PREFECT_API_URL must point at something that listens: checked with a bare socket, before importing Prefect."""
+    import socket
+    from urllib.parse import urlsplit
+
+    api = os.environ.get("PREFECT_API_URL", "").strip()
+    if not api:
+        return
+    advice = "start it with `make server`, or unset PREFECT_API_URL (each command then starts a temporary server)"
+    try:
+        parts = urlsplit(api)
+        scheme, host, port = parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number, or out of range
+        scheme = host = port = None
+    if scheme not in ("http", "https") or not host:
+        raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {api!r}", 2)
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as error:
+        why = error.strerror or "no answer within 2 s"
+        raise Fail(f"no Prefect server answers at PREFECT_API_URL={api} ({why.lower()}): {advice}", 2) from None
+
+
+def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:
+    """Check the ids of --order against the store before any flow starts. An unknown id stops the command;
+    an order that is not `wanted` (NEW for process, decided for reset) is named as skipped. The ids left."""
+    if not order:
+        return None
+    from orderly.store import queries
+
+    found = read(lambda con: queries.order_statuses(con, sorted(set(order))), note=False)
+    if found is None:
+        raise Fail(f"no such order: {_ids(sorted(set(order)))} ({no_database()})", 2)
+    unknown = sorted(set(order) - set(found))
+    if unknown:
+        raise Fail(f"no such order: {_ids(unknown)}; nothing was changed", 2)
+    skipped: dict[str, list[int]] = {}
+    for order_id, status_now in sorted(found.items()):
+        if (status_now == "NEW") != (wanted == "NEW"):
+            skipped.setdefault(status_now, []).append(order_id)
+    for status_now, ids in skipped.items():
+        err.print(f"order{'s' if len(ids) > 1 else ''} {_ids(ids)} {'are' if len(ids) > 1 else 'is'} {status_now}"
+                  f"{' already' if status_now == 'NEW' else ''}, skipped", markup=False)
+    return sorted(order_id for order_id, status_now in found.items()
+                  if (status_now == "NEW") == (wanted == "NEW"))
+
+
+def _ids(ids: list[int], shown: int = 10) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(map(str, ids[:shown])) + more
+
+
 def _summary(what: str, counts: dict[str, int]) -> None:
     shown = ", ".join(f"{name} {value}" for name, value in counts.items()) or "nothing to do"
-    out.print(f"{what}: {shown}")
+    out.print(f"{what}: {shown}", markup=False)
 
 
 @app.command()
@@ -86,45 +116,47 @@ def process(
     as_json: bool = JsonOption,
 ) -> None:
     """"Process All": process NEW orders (all, or those named), then show the orders table."""
-    result = _run_flow("process", order_ids=order or None, dry_run=dry_run)
+    named = _named_orders(order, "NEW")
+    if named == []:  # every order named is decided already: nothing for a flow to do
+        result: dict[str, Any] = {"processed": 0, "failed": 0, **({"changes": []} if dry_run else {})}
+    else:
+        result = _run_flow("process", order_ids=named, dry_run=dry_run)
     if dry_run:
         return _preview(result, as_json)
     if as_json:
-        return _print_json(result)
+        return print_json(result)
     _summary("process", result)
-    status(as_json=False)
+    from orderly.cli_queries import status
+
+    status(status_name=None, reason=None, since=None, limit=None, as_json=False, as_csv=False)
 
 
 def _preview(preview: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        return _print_json({"dry_run": True, **preview})
+        return print_json({"dry_run": True, **preview})
     from orderly.explanations import describe
 
     changes = preview["changes"]
     err.print(f"dry run, nothing was written: would process {preview['processed']}, fail {preview['failed']}")
-    _table(None, ["Order ID", "Now", "Would be", "Reason", "Why"],
-           [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
-            for c in changes[:TABLE_ROWS]])
+    table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason", "code"),
+           Column("Why", "wrap")],
+          [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
+           for c in changes[:TABLE_ROWS]])
     if len(changes) > TABLE_ROWS:
-        out.print(f"(the first {TABLE_ROWS} of {len(changes)} changes; `--json` has them all)")
+        out.print(f"(the first {TABLE_ROWS} of {len(changes)} changes; `--json` has them all)", markup=False)
 
 
 @app.command()
 def reset(
     order: Optional[list[int]] = OrderOption,
-    status_name: Optional[str] = typer.Option(None, "--status", help="Only orders with this status: PROCESSED or FAILED."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Only FAILED orders with this reason: "
+    status_name: Optional[str] = typer.Option(None, "--status", metavar="S", help="Only orders with this status: PROCESSED or FAILED."),
+    reason: Optional[str] = typer.Option(None, "--reason", metavar="R", help="Only FAILED orders with this reason: "
                                          "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before resetting every order."),
 ) -> None:
     """"Reset State": put orders back to NEW (all, those named, or those matching --status/--reason)."""
-    from domain.model import parse_reason, parse_status
-
-    try:
-        status_name, reason = (None if v is None else str(v) for v in (parse_status(status_name), parse_reason(reason)))
-    except ValueError as error:
-        raise Fail(str(error), 2) from None
-    _settings()
+    status_name, reason = status_and_reason(status_name, reason)
+    settings()
     if not (order or status_name or reason) and not yes and sys.stdin.isatty():
         import click
 
@@ -134,153 +166,14 @@ def reset(
             sure = False
         if not sure:
             raise Fail("nothing was reset", 1)
-    _summary("reset", _run_flow("reset", order_ids=order or None, status=status_name, reason=reason))
+    named = _named_orders(order, "decided")
+    if named == []:
+        return _summary("reset", {"reset": 0})
+    _summary("reset", _run_flow("reset", order_ids=named, status=status_name, reason=reason))
 
 
-# ---- query commands: DuckDB only, no Prefect import -------------------------------------------
-
-def _read(query, *args: Any) -> Any:
-    """Run a read query; a store that does not exist yet reads as empty."""
-    from orderly.store import open_store
-
-    settings = _settings()
-    if not settings.db_path.exists():
-        return None
-    with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=True) as con:
-        return query(con, *args)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, default=_json_default) + "\n")
-
-
-def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, justify="right" if column in {"Order ID", "Items", "Total Qty"} else "left")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else ("" if value is None else str(value))
-
-
-@app.command()
-def status(as_json: bool = JsonOption) -> None:
-    """The orders table, ascending by order id."""
-    from orderly.store import queries
-
-    rows = _read(queries.orders_status) or []
-    if as_json:
-        return _print_json(rows)
-    shown = rows[-TABLE_ROWS:]
-    _table(None, ["Order ID", "Status", "Items", "Total Qty", "Reason"],
-           [[r["order_id"], r["status"], r["items"], r["total_qty"], r["reason"]] for r in shown])
-    if len(rows) > len(shown):
-        out.print(f"(the latest {len(shown)} of {len(rows)} orders; `orderly status --json` has them all)")
-
-
-@app.command()
-def stock(as_json: bool = JsonOption) -> None:
-    """On-hand, allocated and available per inventory item, and the snapshot's age."""
-    from orderly.store import queries
-
-    found = _read(lambda con: (queries.latest_snapshot(con), queries.stock_levels(con)))
-    snapshot, items = found or (None, [])
-    if as_json:
-        return _print_json({"snapshot": snapshot, "items": items})
-    if snapshot is None:
-        out.print("no stock snapshot yet: run `orderly sync`")
-    else:
-        out.print(
-            f"stock snapshot {snapshot['snapshot_id']}: completed {_when(snapshot['completed_at'])}, "
-            f"{snapshot['age_seconds']:.0f} s ago; {snapshot['loaded']} items, {snapshot['rejected']} rejected"
-        )
-    _table(None, ["Inventory ID", "SKU", "Product", "Warehouse", "On hand", "Allocated", "Available"],
-           [[i["inventory_id"], i["sku"], i["product_name"], i["warehouse_id"], i["on_hand"], i["allocated"],
-             i["available"]] for i in items[-TABLE_ROWS:]])
-
-
-@app.command()
-def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."),
-            as_json: bool = JsonOption) -> None:
-    """That order's status changes: run, time, from, to, reason, and why (the recorded explanation)."""
-    from orderly.explanations import describe
-    from orderly.store import queries
-
-    found = _read(lambda con: (queries.order_exists(con, order_id), queries.order_history(con, order_id)))
-    if not found or not found[0]:
-        raise Fail(f"no such order: {order_id}", 2)
-    rows = found[1]
-    if as_json:
-        return _print_json(rows)
-    _table(f"Order {order_id}", ["When", "From", "To", "Reason", "Why", "Run"],
-           [[_when(r["changed_at"]), r["from_status"], r["to_status"], r["reason"],
-             describe(r["reason"], r["details"]) if r["to_status"] == "FAILED" else "", r["run_id"]] for r in rows])
-
-
-@app.command()
-def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."), as_json: bool = JsonOption) -> None:
-    """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
-    from orderly.explanations import describe
-    from orderly.store import queries
-
-    found = _read(queries.explain_order, order_id)
-    if found is None:
-        raise Fail(f"no such order: {order_id}", 2)
-    if as_json:
-        return _print_json(found)
-    decided = "" if found["decided_at"] is None else f", decided {_when(found['decided_at'])} by run {found['decided_run']}"
-    out.print(f"order {order_id}: {found['status']}{' ' + found['reason'] if found['reason'] else ''}{decided}")
-    if found["status"] == "FAILED":
-        out.print(f"why: {describe(found['reason'], found['explanation'])}"
-                  + (" (when its turn came)" if found["explanation"] and "short" in found["explanation"] else ""))
-    elif found["status"] == "PROCESSED":
-        out.print("why: every item was available; its quantities are allocated to it")
-    else:
-        out.print(f"not decided yet: `orderly process --order {order_id} --dry-run` shows what would happen")
-    _table(None, ["Line", "Item", "Quantity", "On hand", "Allocated", "Available"],
-           [[line["line_no"], line["inventory_id"], line["quantity"],
-             *(("not in the stock snapshot", "", "") if line["on_hand"] is None else
-               (line["on_hand"], line["allocated"], line["available"]))] for line in found["lines"]])
-    out.print("(on hand, allocated and available are the stock now)")
-
-
-@app.command()
-def runs(as_json: bool = JsonOption,
-         limit: int = typer.Option(20, min=1, max=1_000_000, help="How many recent runs.")) -> None:
-    """Recent runs (newest first) with their counts."""
-    from orderly.store import queries
-    from orderly.store.schema import RUN_COUNTERS
-
-    rows = _read(queries.recent_runs, limit) or []
-    if as_json:
-        return _print_json(rows)
-    _table(None, ["Run", "Flow", "Started", "Duration", "State", "Counts"],
-           [[r["run_id"], r["flow"], _when(r["started_at"]),
-             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"],
-             ", ".join(f"{name} {r[name]}" for name in RUN_COUNTERS if r[name])] for r in rows])
-
-
-@app.command()
-def rejects(as_json: bool = JsonOption,
-            limit: int = typer.Option(1000, min=1, max=10_000_000, help="How many recent rejects.")) -> None:
-    """Quarantined records with their reasons (newest first)."""
-    from orderly.store import queries
-
-    rows = _read(queries.rejects, limit) or []
-    if as_json:
-        return _print_json(rows)
-    _table(None, ["When", "Source", "Key", "Reasons"],
-           [[_when(r["rejected_at"]), r["source"], r["record_key"], r["reasons"]] for r in rows])
+# The query commands register on the same app here, so `orderly --help` lists them after the data-changing ones.
+from orderly import cli_queries  # noqa: E402,F401
 
 
 # ---- the deployments ---------------------------------------------------------------------------
@@ -288,7 +181,8 @@ def rejects(as_json: bool = JsonOption,
 @app.command()
 def serve() -> None:
     """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""
-    _settings()
+    settings()
+    _check_prefect_api()
     from flows.deployments import serve_all  # checks the server and the schedule before importing Prefect
 
     try:
@@ -318,7 +212,7 @@ def sandbox(
     from orderly.sandbox import serve
     from orderly.settings import secret
 
-    _settings()
+    settings()
     try:
         token = secret({"ORDERLY_SANDBOX_TOKEN": token or ""}, "ORDERLY_SANDBOX_TOKEN")
     except SettingsError as error:
@@ -338,7 +232,7 @@ def ui(
     """The seed's page: the orders table with Process All and Reset State, in a browser."""
     from orderly.ui import serve as serve_ui
 
-    serve_ui(_settings(), host=host, port=port)
+    serve_ui(settings(), host=host, port=port)
 
 
 def _refuse_taken_port(host: str, port: int) -> None:
@@ -376,8 +270,8 @@ def main() -> None:
         if not args:  # clig.dev: no arguments shows the help; it is still a usage error for scripts
             app(["--help"], standalone_mode=False)
             sys.exit(2)
-        if not _HELP.intersection(args):
-            _settings()  # every setting is checked once, before any command starts
+        if not _HELP.intersection(args) and args[0] != "doctor":  # the doctor names every bad setting itself
+            settings()  # every setting is checked once, before any command starts
         # Outside standalone mode typer *returns* an exit status (130 for Ctrl-C) instead of exiting with it.
         status = app(args, standalone_mode=False)
         if status == 130:

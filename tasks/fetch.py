@@ -9,6 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from orderly import progress
 from orderly.remote import RemoteClient
 from orderly.settings import Settings
 
@@ -40,7 +41,9 @@ def fetch_stock(settings: Settings) -> list[Any]:
     async def collect() -> StockRecords:
         return StockRecords(await RemoteClient(settings).stock_snapshot())
 
+    progress.advance("fetch stock")
     records = asyncio.run(collect())
+    progress.advance("fetch stock", records=len(records))
     get_run_logger().info("fetched %d stock records", len(records))
     return records
 
@@ -55,6 +58,7 @@ def fetch_orders(settings: Settings, after_id: int, max_pages: int) -> OrdersChu
         async for page, cursor, last in RemoteClient(settings).order_pages(after_id):
             records.extend(page)
             pages += 1
+            progress.advance("fetch orders", records=len(page), pages=1)
             if last or pages >= max_pages:
                 break
         return OrdersChunk(records, cursor, last)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from orderly import progress
 from orderly.settings import Settings
 from orderly.store import open_store, queries, writes
 from orderly.validation import ValidOrders, ValidStock
@@ -20,6 +21,7 @@ def read_orders_cursor(settings: Settings) -> int:
 def load_stock(settings: Settings, run_id: str, valid: ValidStock) -> dict[str, int]:
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
         counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received, valid.repeated)
+    progress.advance("load stock", records=counts["stock_loaded"] + counts["stock_rejected"])
     get_run_logger().info("stock snapshot: %(stock_loaded)d items, %(stock_rejected)d rejected", counts)
     return counts
 
@@ -30,6 +32,7 @@ def load_orders(settings: Settings, run_id: str, valid: ValidOrders, cursor_to: 
         counts = writes.load_orders(
             con, run_id, valid.orders, valid.lines, valid.rejects, valid.received, cursor_to
         )
+    progress.advance("load orders", records=valid.received)
     get_run_logger().info(
         "orders: %(orders_loaded)d new, %(orders_repeated)d unchanged repeats, %(orders_rejected)d rejected", counts
     )

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from domain import stock_refusal
-from orderly import service
+from orderly import progress, service
 from orderly.errors import StaleStock
 from orderly.settings import Settings
 from orderly.store import open_store
@@ -21,10 +21,12 @@ def process_new_orders(
 ) -> dict[str, Any]:
     """Decide NEW orders (all, or those named) if the stock snapshot is complete and fresh enough.
     A dry run reads the store without writing to it and returns the changes it would make."""
+    progress.advance("process")
     if dry_run and not settings.db_path.exists():
         raise StaleStock(stock_refusal(None, settings.max_stock_age))
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=dry_run) as con:
         outcome = service.process(con, run_id, order_ids, max_stock_age=settings.max_stock_age, dry_run=dry_run)
+    progress.advance("process", records=outcome["processed"] + outcome["failed"])
     get_run_logger().info("%s %d orders, failed %d", "would process" if dry_run else "processed",
                           outcome["processed"], outcome["failed"])
     return outcome

@@ -7,12 +7,14 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from orderly import progress
 from orderly.validation import ValidOrders, ValidStock, validate_orders, validate_stock
 
 
 @task(cache_policy=NO_CACHE)
 def validate_stock_records(records: list[Any]) -> ValidStock:
     valid = validate_stock(records)
+    progress.advance("validate stock", records=valid.received)
     _log(valid.received, len(valid.items), valid.rejects)
     return valid
 
@@ -20,6 +22,7 @@ def validate_stock_records(records: list[Any]) -> ValidStock:
 @task(cache_policy=NO_CACHE)
 def validate_order_records(records: list[Any]) -> ValidOrders:
     valid = validate_orders(records)
+    progress.advance("validate orders", records=valid.received)
     _log(valid.received, len(valid.orders), valid.rejects)
     return valid
 

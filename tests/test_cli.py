@@ -40,9 +40,8 @@ def table_rows(stdout: str) -> dict[int, tuple[str, int, int]]:
     """Rows of the rich orders table: order id -> (status, items, total qty)."""
     rows = {}
     for line in stdout.splitlines():
-        cells = [c.strip() for c in line.replace("┃", "│").split("│")]
-        cells = [c for c in cells if c != ""]
-        if len(cells) >= 4 and cells[0].isdigit():
+        cells = line.split()
+        if len(cells) >= 4 and cells[0].isdigit() and cells[1] in ("NEW", "PROCESSED", "FAILED"):
             rows[int(cells[0])] = (cells[1], int(cells[2]), int(cells[3]))
     return rows
 
@@ -151,9 +150,13 @@ def test_query_commands_do_not_import_prefect(seeded):
         "import sys\n"
         "from orderly import cli\n"
         "for args in (['status', '--json'], ['stock', '--json'], ['history', '6', '--json'], ['runs', '--json'],"
-        " ['rejects', '--json'], ['status'], ['explain', '2'], ['explain', '2', '--json']):\n"
+        " ['rejects', '--json'], ['status'], ['explain', '2'], ['explain', '2', '--json'], ['status', '--csv'],"
+        " ['runs'], ['stock'], ['doctor']):\n"
         "    sys.argv = ['orderly', *args]\n"
-        "    cli.main()\n"
+        "    try:\n"
+        "        cli.main()\n"
+        "    except SystemExit as done:\n"
+        "        assert not done.code, (args, done.code)\n"
         "loaded = sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.'))\n"
         "assert not loaded, loaded\n"
         "print('NO-PREFECT')\n"
@@ -188,13 +191,20 @@ def test_reset_then_process_prints_the_table_again(cli_env, sandbox_server):
         ("process-all", "COMPLETED"), ("reset-state", "COMPLETED"), ("pipeline", "COMPLETED")]
     assert runs[1]["reset"] == 15
 
-    # process --order 999: one line, nothing changed, the run is recorded as FAILED
+    # process --order 999: one line, nothing changed, and no run started: the id is checked before any flow
     run_cli(["reset", "--order", "10", "--order", "11"], env)
+    runs_before = json.loads(run_cli(["runs", "--json"], env).stdout)
     bad = run_cli(["process", "--order", "999"], env, check=False)
-    assert_one_line_error(bad, "999")
+    assert bad.returncode == 2
+    assert_one_line_error(bad, "no such order: 999")
     by_id = {r["order_id"]: r["status"] for r in status_json(env)}
     assert by_id[10] == by_id[11] == "NEW"
-    assert json.loads(run_cli(["runs", "--json"], env).stdout)[0]["state"] == "FAILED"
+    assert json.loads(run_cli(["runs", "--json"], env).stdout) == runs_before
+    # an order that is not NEW is named as skipped; the NEW ones named are processed
+    both = run_cli(["process", "--order", "6", "--order", "11"], env)
+    assert both.stderr.strip() == "order 6 is PROCESSED, skipped"
+    assert "processed 1, failed 0" in both.stdout
+    run_cli(["reset", "--order", "11"], env)
     # process only 11: with 10 released, 11 gets the tote
     run_cli(["process", "--order", "11"], env)
     by_id = {r["order_id"]: r["status"] for r in status_json(env)}
@@ -226,7 +236,8 @@ def store_bytes(env) -> tuple[bytes, bool]:
 def test_a_dry_run_writes_nothing_and_a_real_run_then_decides_the_same(cli_env, sandbox_server):
     url = sandbox_server()
     env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url}
-    run_cli(["sync"], env)
+    synced = run_cli(["sync"], env)
+    assert synced.stderr == ""  # no progress display, no note: stderr is not a terminal
     before = store_bytes(env)
     preview = json.loads(run_cli(["process", "--dry-run", "--json"], env).stdout)
     assert store_bytes(env) == before  # byte for byte: not a status, not a history row, not a run
@@ -343,3 +354,35 @@ def test_huge_quantities_end_to_end_over_http(cli_env, stub_server):
     assert items == {7: (2**53 + 1, 2**53 + 1, 0), 8: (big, big, 0)}
     assert json.loads(run_cli(["explain", "4", "--json"], env).stdout)["explanation"] == {
         "short": [{"inventory_id": 8, "needed": 2**62, "available": 2**62 - 1}]}
+
+
+def test_a_long_sync_shows_progress_on_a_terminal_and_nothing_on_a_pipe(cli_env, sandbox_server):
+    """Issue 11: 15 pages of orders at 200 ms each take ~3 s; on a terminal, stderr shows the stages with their
+    records, pages and rate. Piped, stderr stays empty: see the sync in the dry-run test."""
+    import pty
+
+    url = sandbox_server("--latency-ms", "200")
+    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "1",
+           "COLUMNS": "100", "TERM": "xterm"}
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen([ORDERLY, "sync"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=secondary)
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = process.communicate(timeout=120)[0].decode()
+    finally:
+        os.close(primary)
+    screen = shown.decode(errors="replace")
+    assert process.returncode == 0, screen
+    assert "orders_loaded 15" in out  # the summary is data: stdout, not the terminal's stderr
+    assert "fetch orders" in screen and "15 pages" in screen and "records" in screen and "/s" in screen
+    assert "validate orders" in screen and "load orders" in screen

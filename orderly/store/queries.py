@@ -404,3 +404,40 @@ def run_by_id(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | N
         [run_id],
     )
     return rows[0] if rows else None
+
+
+# ---- the command line's filters and look-ups (orderly status, runs, rejects, process/reset --order) ----
+
+def orders_matching(
+    con: duckdb.DuckDBPyConnection, *, status: str | None = None, reason: str | None = None,
+    since: Any = None, limit: int | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The orders matching the filters, ascending by id (the latest `limit` of them when given), and how many
+    match per status. `since` keeps orders placed at or after that instant."""
+    where, params = _order_filter(status, reason)
+    if since is not None:
+        where += " AND placed_at >= ?"
+        params.append(since)
+    columns = "order_id, status, items, total_qty, reason"
+    if limit is None:
+        rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where} ORDER BY order_id", params)
+    else:
+        rows = _rows(con, f"SELECT * FROM (SELECT {columns} FROM orders WHERE {where} ORDER BY order_id DESC "
+                          "LIMIT ?) ORDER BY order_id", [*params, limit])
+    counts = dict(con.execute(f"SELECT status, count(*) FROM orders WHERE {where} GROUP BY status", params).fetchall())
+    return rows, counts
+
+
+def order_statuses(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int]) -> dict[int, str]:
+    """The status of each named order that exists (an id that is not in the store is absent)."""
+    with _named_ids(con, order_ids):
+        rows = con.execute("SELECT order_id, status FROM orders WHERE order_id IN (SELECT order_id FROM named_ids)"
+                           ).fetchall()
+    return dict(rows)
+
+
+def run_ids_starting(con: duckdb.DuckDBPyConnection, prefix: str, limit: int = 5) -> list[str]:
+    """Run ids that start with `prefix` (a short id as `orderly runs` shows it), at most `limit` of them."""
+    return [row[0] for row in con.execute(
+        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY started_at DESC LIMIT ?", [prefix, limit]
+    ).fetchall()]

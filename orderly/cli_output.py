@@ -1,0 +1,133 @@
+"""How the `orderly` command prints: rich tables readable at 80 columns, JSON and CSV for programs.
+
+Data goes to stdout, messages to stderr. Colour only on a terminal, never with NO_COLOR (rich checks both).
+Tables never cut an id or a number: text columns give way instead, cut with an ellipsis (`--json` and
+`--csv` always carry the full values).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+GAP = 2  # columns are set apart by two spaces and no rule: more room for the data at 80 columns
+SHORT_RUN = 8  # a run id as tables show it: the first 8 hex digits of the Prefect flow run id, as in its UI
+
+STATUS_STYLES = {"PROCESSED": "green", "FAILED": "red", "NEW": "yellow",
+                 "COMPLETED": "green", "CRASHED": "red", "RUNNING": "yellow"}
+
+
+def _width() -> int | None:
+    """COLUMNS when set; otherwise the terminal's width, or 200 when piped (room for whole lines in CI logs)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and 20 <= int(columns) <= 10_000:
+        return int(columns)
+    return None if sys.stdout.isatty() else 200
+
+
+out = Console(highlight=False, width=_width())
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column. kind: "id" and "num" (right-aligned, never cut), "when", "status" and "code" (a reason
+    code: never cut), "text" (one line, cut with an ellipsis), "wrap" (long text, wrapped at spaces)."""
+
+    header: str
+    kind: str = "text"
+    max_width: int | None = None
+
+
+def table(columns: Sequence[Column], rows: Iterable[Sequence[Any]], *, title: str | None = None,
+          console: Console | None = None) -> None:
+    console = console or out
+    cells = [[_cell(value, column) for value, column in zip(row, columns)] for row in rows]
+    shown = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1), collapse_padding=True)
+    widths = _widths(columns, cells, console.width)
+    needed = sum(widths) + GAP * (len(columns) - 1)
+    for column, width in zip(columns, widths):
+        shown.add_column(column.header, justify="right" if column.kind in ("id", "num") else "left",
+                         no_wrap=column.kind != "wrap", overflow="fold" if column.kind == "wrap" else "ellipsis",
+                         width=width)
+    for row in cells:
+        shown.add_row(*row)
+    # Past the terminal's width only when the ids and numbers alone do not fit (19-digit quantities):
+    # the terminal then wraps the lines, but no number is ever cut.
+    if needed > console.width:
+        console = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color,
+                          color_system=console.color_system, force_terminal=console.is_terminal)
+    console.print(shown)
+
+
+def _widths(columns: Sequence[Column], cells: list[list[Text]], total: int) -> list[int]:
+    """Ids, numbers, times and statuses get their full width; text columns share what is left, the narrow
+    ones whole and the wide ones an equal share each (cut with an ellipsis, or wrapped)."""
+    natural = [max([len(column.header), *(row[i].cell_len for row in cells)]) for i, column in enumerate(columns)]
+    natural = [min(width, column.max_width or width) for width, column in zip(natural, columns)]
+    flexible = [i for i, column in enumerate(columns) if column.kind in ("text", "wrap")]
+    left = total - GAP * (len(columns) - 1) - sum(w for i, w in enumerate(natural) if i not in flexible)
+    widths = list(natural)
+    for n, i in enumerate(sorted(flexible, key=lambda i: natural[i])):
+        share = max(left // (len(flexible) - n), min(natural[i], 6))
+        widths[i] = min(natural[i], share)
+        left -= widths[i]
+    return widths
+
+
+def _cell(value: Any, column: Column) -> Text:
+    text = "" if value is None else when(value) if isinstance(value, datetime) else str(value)
+    return Text(text, style=STATUS_STYLES.get(text, "") if column.kind == "status" else "")
+
+
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else ("" if value is None else str(value))
+
+
+def short_run(run_id: str | None) -> str:
+    return "" if run_id is None else run_id[:SHORT_RUN]
+
+
+def one_line(text: str | None) -> str:
+    return "" if not text else text.strip().splitlines()[0] if text.strip() else ""
+
+
+# ---- for programs --------------------------------------------------------------------------------
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=_json_default) + "\n")
+
+
+def print_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """One header line, then one line per row: the same fields and values as --json (nested ones as JSON)."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([_csv_value(row.get(name)) for name in fields])
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=_json_default)
+    return value

@@ -1,0 +1,187 @@
+"""`orderly doctor`: what Orderly would use and whether it works, one line per check, with advice per problem.
+
+It reads; it never writes, never imports Prefect (the API's health is one HTTP GET) and never shows a secret:
+tokens read as "set (hidden)", a URL's password and query string are masked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from orderly.settings import Settings, SettingsError
+
+CHECK_TIMEOUT = 3.0  # seconds per HTTP check: the doctor answers quickly even when everything is down
+
+SECRETS = ("ORDERLY_API_TOKEN", "ORDERLY_UI_TOKEN", "ORDERLY_SANDBOX_TOKEN")
+# (variable, Settings field, what the default means); the sandbox's own settings are shown only when set
+SHOWN = [
+    ("ORDERLY_DB", "db_path", None), ("ORDERLY_ORDERS_URL", "orders_url", "the built-in sandbox, in-process"),
+    ("ORDERLY_WAREHOUSE_URL", "warehouse_url", "the built-in sandbox, in-process"),
+    ("ORDERLY_API_TOKEN", "api_token", "no token sent"), ("ORDERLY_MAX_STOCK_AGE", "max_stock_age", None),
+    ("ORDERLY_HTTP_TIMEOUT", "http_timeout", None), ("ORDERLY_HTTP_RETRIES", "http_retries", None),
+    ("ORDERLY_RETRY_AFTER_CAP", "retry_after_cap", None), ("ORDERLY_LOCK_TIMEOUT", "lock_timeout", None),
+    ("ORDERLY_PAGE_SIZE", "page_size", None), ("ORDERLY_FETCH_CONCURRENCY", "fetch_concurrency", None),
+    ("ORDERLY_MAX_STOCK_PAGES", "max_stock_pages", None), ("ORDERLY_SCHEDULE_SECONDS", "schedule_seconds", None),
+    ("ORDERLY_UI_TOKEN", "ui_token", "the page listens on loopback only"),
+]
+_VARIABLE = re.compile(r"\b((?:ORDERLY|PREFECT)_[A-Z_]+)")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    text: str  # what was found; for a problem, followed by the advice
+
+
+def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str, str]], list[Check]]:
+    """(settings as (variable, shown value, source), checks) for this environment."""
+    env = dict(os.environ if env is None else env)
+    checks: list[Check] = []
+    usable = dict(env)
+    for _ in range(40):  # every bad setting is named, not only the first: drop each and read the rest again
+        try:
+            settings = Settings.from_env(usable)
+            break
+        except SettingsError as error:
+            found = _VARIABLE.search(str(error))
+            if not found or found[1] not in usable:
+                raise
+            checks.append(Check(found[1], False, f"{error}: fix or unset it"))
+            del usable[found[1]]
+    shown = [(name, _shown(name, env, getattr(settings, field), meaning), _source(name, env, usable))
+             for name, field, meaning in SHOWN]
+    shown += [(name, _shown(name, env, env[name], None), "set") for name in sorted(env)
+              if name.startswith("ORDERLY_SANDBOX_") and env[name].strip()]
+    shown += [(name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
+              for name in ("PREFECT_API_URL", "PREFECT_HOME")]
+    checks.insert(0, _database(settings))
+    checks.append(_prefect(env.get("PREFECT_API_URL", "").strip()))
+    checks.append(_remote("orders", settings.orders_url, "/orders", {"after_id": 0, "limit": 1}, "orders",
+                          "ORDERLY_ORDERS_URL", settings))
+    checks.append(_remote("warehouse", settings.warehouse_url, "/stock", {"page": 1, "per_page": 1}, "items",
+                          "ORDERLY_WAREHOUSE_URL", settings))
+    return shown, checks
+
+
+def _source(name: str, env: Mapping[str, str], usable: Mapping[str, str]) -> str:
+    if name in env and name not in usable:
+        return "refused"
+    return "set" if (env.get(name) or "").strip() else "default"
+
+
+def _shown(name: str, env: Mapping[str, str], value: object, meaning: str | None) -> str:
+    if name in SECRETS or name.endswith("_TOKEN"):
+        return "set (hidden)" if env.get(name) else f"unset: {meaning}" if meaning else "unset"
+    if value is None or value == "":
+        return f"unset: {meaning}" if meaning else "unset"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    return masked_url(text) if "://" in text else text
+
+
+def masked_url(raw: str) -> str:
+    """A URL fit to print: no password, no query string (either may carry a secret)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL; not shown)"
+    user = "" if parts.username is None else parts.username + (":***" if parts.password is not None else "") + "@"
+    shown = urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
+    return f"{shown}?(hidden)" if parts.query else shown
+
+
+def _database(settings: Settings) -> Check:
+    from orderly.errors import StoreBusy
+    from orderly.store import open_store, queries
+
+    path = Path(settings.db_path).absolute()
+    if not path.exists():
+        return Check("database", False, f"no database at {path} (ORDERLY_DB): run `orderly sync` to create it, "
+                                        "or point ORDERLY_DB at the store")
+    try:
+        with open_store(path, lock_timeout=1.0, read_only=True) as con:
+            counts = queries.status_counts(con)
+            age = queries.snapshot_age(con)
+    except StoreBusy:
+        return Check("database", True, f"{path} exists; another orderly process is writing to it just now")
+    except Exception as error:  # noqa: BLE001 - whatever the file is, the doctor says so in one line
+        first = (str(error).strip().splitlines() or ["unreadable"])[0]
+        return Check("database", False, f"{path} cannot be read as an Orderly store ({first}): "
+                                        "point ORDERLY_DB at the store, or move this file away")
+    orders = sum(counts.values())
+    per_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    stock = "no stock snapshot yet" if age is None else f"stock snapshot {age:.0f} s old"
+    text = f"{path} exists: {orders} orders{' (' + per_status + ')' if per_status else ''}, {stock}"
+    if age is not None and age > settings.max_stock_age:
+        return Check("database", False, f"{text}, older than ORDERLY_MAX_STOCK_AGE={settings.max_stock_age:g}: "
+                                        "processing refuses until `orderly sync` succeeds")
+    return Check("database", True, text)
+
+
+def _prefect(api: str) -> Check:
+    import httpx
+
+    if not api:
+        return Check("Prefect", True, "PREFECT_API_URL unset: each data-changing command starts a temporary "
+                                      "Prefect server (about 7 s); `make server` and PREFECT_API_URL for speed and the UI")
+    shown = masked_url(api)
+    try:
+        answer = httpx.get(f"{api.rstrip('/')}/health", timeout=CHECK_TIMEOUT)
+    except (httpx.HTTPError, ValueError) as error:
+        return Check("Prefect", False, f"no Prefect server answers at PREFECT_API_URL={shown} ({_why(error)}): "
+                                       "start it with `make server`, or unset PREFECT_API_URL")
+    if answer.status_code != 200:
+        return Check("Prefect", False, f"PREFECT_API_URL={shown} answers {answer.status_code} to /health: "
+                                       "is it a Prefect API (it ends in /api)?")
+    return Check("Prefect", True, f"the Prefect API at {shown} answers")
+
+
+def _remote(name: str, base: str | None, path: str, params: dict, key: str, variable: str,
+            settings: Settings) -> Check:
+    import httpx
+
+    if base is None:
+        return Check(name, True, f"the built-in sandbox, in-process ({variable} unset)")
+    url, shown = f"{base.rstrip('/')}{path}", masked_url(base)
+    headers = {"Accept": "application/json"}
+    if settings.api_token:
+        headers["Authorization"] = f"Bearer {settings.api_token}"
+    try:
+        answer = httpx.get(url, params=params, headers=headers, timeout=min(settings.http_timeout, CHECK_TIMEOUT))
+    except (httpx.HTTPError, ValueError) as error:
+        return Check(name, False, f"nothing answers at {shown} ({_why(error)}): start the service, or fix {variable}")
+    if answer.status_code in (401, 403):
+        token = "the token is refused" if settings.api_token else "it wants a token"
+        return Check(name, False, f"{shown} answers {answer.status_code}: {token}: set ORDERLY_API_TOKEN")
+    if answer.status_code != 200:
+        return Check(name, False, f"{shown}{path} answers {answer.status_code}: check {variable} "
+                                  f"(the base URL, without {path})")
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or key not in body:
+        return Check(name, False, f"{shown}{path} answers, but not with the {name} JSON of the contract: check {variable}")
+    return Check(name, True, f"{shown} answers")
+
+
+def _why(error: Exception) -> str:
+    """A short cause without the library's class names: what a person can act on."""
+    import httpx
+
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {CHECK_TIMEOUT:g} s"
+    if isinstance(error, httpx.ConnectError):
+        text = str(error).lower()
+        return "connection refused" if "refused" in text else "cannot connect"
+    return "the request failed"
