@@ -11,7 +11,7 @@ import typer
 
 from orderly.cli_base import MAX_ID, Fail, JsonOption, OrderOption, TABLE_ROWS, app, no_database, read, settings
 from orderly.cli_base import status_and_reason
-from orderly.cli_output import Column, err, out, print_json, table
+from orderly.cli_output import Column, counts_in_words, err, out, print_json, table
 from orderly.errors import OrderlyError
 from orderly.settings import SandboxSettings, SettingsError
 
@@ -92,7 +92,7 @@ def _ids(ids: list[int], shown: int = 10) -> str:
 
 
 def _summary(what: str, counts: dict[str, int]) -> None:
-    shown = ", ".join(f"{name} {value}" for name, value in counts.items()) or "nothing to do"
+    shown = counts_in_words(counts, zeros=True) or "nothing to do"
     out.print(f"{what}: {shown}", markup=False)
 
 

@@ -35,6 +35,26 @@ def _width() -> int | None:
     return None if sys.stdout.isatty() else 200
 
 
+def counts_in_words(counts: dict[str, Any], *, zeros: bool = False) -> str:
+    """A run's counters as a person reads them: "stock 8 fetched, 8 loaded; orders 15 fetched, 15 loaded;
+    processed 6, failed 9". Zeros are left out (all of them, or with `zeros` only the rejected and repeated,
+    which are news only when they happen)."""
+
+    def shown(name: str) -> bool:
+        return bool(counts[name]) or (zeros and not name.endswith(("_rejected", "_repeated")))
+
+    parts = []
+    for source in ("stock", "orders"):
+        words = [f"{counts[name]} {name.split('_', 1)[1]}" for name in counts
+                 if name.startswith(f"{source}_") and shown(name)]
+        if words:
+            parts.append(f"{source} " + ", ".join(words))
+    rest = [f"{name} {counts[name]}" for name in counts if not name.startswith(("stock_", "orders_")) and shown(name)]
+    if rest:
+        parts.append(", ".join(rest))
+    return "; ".join(parts)
+
+
 out = Console(highlight=False, width=_width())
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -11,7 +11,7 @@ from orderly import cli_args
 from orderly.cli_base import (MAX_ID, TABLE_ROWS, CsvOption, Fail, JsonOption, app, no_database, output_format, read,
                               settings, status_and_reason)
 from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
-from orderly.cli_output import Column, one_line, out, print_csv, print_json, short_run, table, when
+from orderly.cli_output import Column, counts_in_words, one_line, out, print_csv, print_json, short_run, table, when
 
 
 def _run_id(con, text: str) -> str:
@@ -196,7 +196,7 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
           [[short_run(r["run_id"]), r["flow"], _minute(r["started_at"]),
             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"],
             one_line(r["message"]) if r["state"] in ("FAILED", "CRASHED") and r["message"] else
-            ", ".join(f"{name} {r[name]}" for name in RUN_COUNTERS if r[name])] for r in rows])
+            counts_in_words({name: r[name] for name in RUN_COUNTERS})] for r in rows])
 
 
 def _check_run_prefix(run: str) -> None:
@@ -225,7 +225,8 @@ def _one_run(run: dict[str, Any]) -> None:
     out.print(f"started {when(run['started_at'])}{took}", markup=False)
     if run["message"]:
         out.print(f"message: {run['message']}", markup=False)
-    out.print(", ".join(f"{name} {run[name]}" for name in RUN_COUNTERS) or "no counts", markup=False)
+    out.print(counts_in_words({name: run[name] for name in RUN_COUNTERS}, zeros=True) or "no counts", markup=False,
+              soft_wrap=True)  # one line: the terminal wraps it, a program reads it whole
 
 
 REJECT_FIELDS = ["run_id", "rejected_at", "source", "record_key", "reasons", "raw"]

@@ -90,7 +90,7 @@ def test_runs_show_short_ids_and_the_reason_of_a_failed_run(store, monkeypatch, 
     _, out, _ = invoke(["runs"], store, monkeypatch, capsys)
     assert FAILED_REASON in " ".join(out.split())  # wrapped in its column, whole
     assert RUN_A[:8] in out and RUN_A not in out
-    assert "orders_loaded 15" in " ".join(out.split())
+    assert "orders 16 fetched, 15 loaded, 1 rejected; processed 6, failed 9" in " ".join(out.split())  # in words
     (failed,) = [r for r in json.loads(invoke(["runs", "--json"], store, monkeypatch, capsys)[1]) if r["state"] == "FAILED"]
     assert failed["message"] == FAILED_REASON and len(failed["run_id"]) == 36
 
@@ -99,7 +99,7 @@ def test_a_run_id_prefix_is_accepted_and_a_bad_one_is_one_line(store, monkeypatc
     code, out, _ = invoke(["runs", RUN_A[:-1] + "1", "--json"], store, monkeypatch, capsys)
     assert code == 0 and [r["run_id"] for r in json.loads(out)] == [RUN_A]
     code, out, _ = invoke(["runs", RUN_A.upper()], store, monkeypatch, capsys)
-    assert code == 0 and f"run {RUN_A}: pipeline" in out and "processed 6" in out
+    assert code == 0 and f"run {RUN_A}: pipeline" in out and "processed 6, failed 9, reset 0" in out
     code, _, err = invoke(["runs", RUN_A[:8]], store, monkeypatch, capsys)  # both runs start abc12345
     assert code == 2 and "ambiguous" in one_line(err) and "abc12345-0000" in err
     code, _, err = invoke(["runs", "fff"], store, monkeypatch, capsys)
