@@ -7,6 +7,7 @@ from prefect.utilities.annotations import quote
 
 from flows.run_record import Run
 from orderly.errors import RemoteError
+from orderly.store import open_store
 from tasks.fetch import fetch_orders, fetch_stock
 from tasks.load import load_orders, load_stock, read_orders_cursor
 from tasks.validate import validate_order_records, validate_stock_records
@@ -29,18 +30,24 @@ def sync_stock(run: Run) -> None:
 
 
 def ingest_orders(run: Run) -> None:
-    """Append every order after the cursor, chunk by chunk, each chunk committed with its cursor."""
-    after_id = read_orders_cursor(run.settings)
-    while True:
-        try:
-            chunk = fetch_orders(run.settings, after_id, ORDER_PAGES_PER_CHUNK)
-        except RemoteError as error:
-            run.problems.append(f"orders not fully ingested: {error}")
-            get_run_logger().warning("orders not fully ingested: %s", error)
-            return
-        run.add(load_orders(
-            run.settings, run.id, quote(validate_order_records(quote(chunk.records))), chunk.cursor_to
-        ))
-        if chunk.last:
-            return
-        after_id = chunk.cursor_to
+    """Append every order after the cursor, chunk by chunk, each chunk committed with its cursor.
+
+    One connection for the whole ingest, checkpointed once when it closes: reopening the store per chunk (and so
+    checkpointing it, which rewrites the primary-key index) made the load step twice its bulk-insert floor."""
+    settings = run.settings
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout, bulk=True) as con:
+        store = quote(con)  # handed to each task as it is (Prefect would otherwise inspect it)
+        after_id = read_orders_cursor(settings, store)
+        while True:
+            try:
+                chunk = fetch_orders(settings, after_id, ORDER_PAGES_PER_CHUNK)
+            except RemoteError as error:
+                run.problems.append(f"orders not fully ingested: {error}")
+                get_run_logger().warning("orders not fully ingested: %s", error)
+                return
+            run.add(load_orders(
+                settings, run.id, quote(validate_order_records(quote(chunk.records))), chunk.cursor_to, store
+            ))
+            if chunk.last:
+                return
+            after_id = chunk.cursor_to

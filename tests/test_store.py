@@ -158,6 +158,35 @@ def test_copies_in_one_batch_follow_the_same_rule_as_copies_across_runs(con):
     assert again == {"orders_fetched": 6, "orders_loaded": 0, "orders_repeated": 5, "orders_rejected": 1}
 
 
+def test_the_fingerprint_is_the_one_earlier_versions_stored(con):
+    """Files written before issue 13 hold fingerprints computed in SQL over the lines grouped per copy; the loader
+    now builds the lines list in Arrow. The two must agree bit for bit, or every later unchanged repeat of an old
+    order would be quarantined as a conflict. Awkward values on purpose: sub-microsecond and offset timestamps,
+    repeated items, the largest integers, lines given out of order, a unicode customer."""
+    records = [
+        order_rec(1, (101, 1)),
+        {**order_rec(2, (7, 2**63 - 1)), "placed_at": "2026-11-20T09:15:00.123456789Z"},
+        {**order_rec(4, (7, 1)), "placed_at": "1900-01-01T00:00:00.000000500Z"},
+        {**order_rec(3, (5, 1), (5, 1), (2, 3)), "placed_at": "2026-11-20T11:15:00+02:00", "customer_id": "Zoë ☃"},
+        order_rec(2**63 - 1, *[(i, i) for i in range(1, 40)]),
+    ]
+    v = validate_orders(records)
+    lines = v.lines.iloc[::-1]  # the loader must not depend on the lines' order
+    writes.load_orders(con, None, v.orders, lines, v.rejects, v.received, 5)
+    con.register("o", v.orders)
+    con.register("l", v.lines)
+    expected = con.execute(
+        """
+        SELECT o.order_id, hash(o.placed_at, o.customer_id, list([l.inventory_id, l.quantity] ORDER BY l.line_no))
+        FROM o JOIN l USING (rec) GROUP BY o.rec, o.order_id, o.placed_at, o.customer_id ORDER BY 1
+        """
+    ).fetchall()
+    assert con.execute("SELECT order_id, fingerprint FROM orders ORDER BY 1").fetchall() == expected
+    assert len(expected) == 5
+    stored = con.execute("SELECT order_id, epoch_us(placed_at) FROM orders ORDER BY 1").fetchall()
+    assert stored == con.execute("SELECT order_id, epoch_us(placed_at) FROM o ORDER BY 1").fetchall()
+
+
 def test_the_largest_values_fit_every_column_and_sum(con):
     top = 2**63 - 1
     load_stock(con, [stock_rec(101, top)])
