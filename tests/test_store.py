@@ -85,6 +85,47 @@ def test_a_stock_snapshot_replaces_the_items(con):
     assert 0 <= queries.snapshot_age(con) < 60
 
 
+def test_an_unchanged_snapshot_is_a_new_snapshot_and_any_change_is_written(con):
+    """An incremental run re-reads the same snapshot: it is not rewritten, but it is a new complete snapshot
+    (its age counts from now). A change in any one field, a dropped item or a new one is written as before."""
+    def full(con):
+        return con.execute("SELECT inventory_id, product_id, sku, product_name, warehouse_id, quantity, "
+                           "epoch_us(updated_at) FROM stock_items ORDER BY 1").fetchall()
+
+    snapshot = [stock_rec(101, 5), stock_rec(102, 0), stock_rec(103, 7)]
+    load_stock(con, snapshot)
+    before = full(con)
+    con.execute("UPDATE stock_snapshots SET completed_at = completed_at - INTERVAL 2 HOUR")
+    assert queries.snapshot_age(con) > 7000
+    counts = load_stock(con, snapshot)
+    assert counts == {"stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "stock_repeated": 0}
+    assert full(con) == before
+    snap = queries.latest_snapshot(con)
+    assert snap["snapshot_id"] == 2 and 0 <= queries.snapshot_age(con) < 60  # fresh: processing may use it
+    def values(con):
+        return con.execute("SELECT inventory_id, product_id, warehouse_id, quantity, updated_at::VARCHAR "
+                           "FROM stock_items ORDER BY 1").fetchall()
+
+    later = "2026-11-21T09:00:00Z"
+    changes = [  # each differs from the one before it in one field of one item
+        [stock_rec(101, 5, product=2), stock_rec(102, 0), stock_rec(103, 7)],
+        [stock_rec(101, 5, product=2), stock_rec(102, 0), stock_rec(103, 7, warehouse=3)],
+        [stock_rec(101, 5, product=2), stock_rec(102, 1), stock_rec(103, 7, warehouse=3)],
+        [stock_rec(101, 5, product=2), stock_rec(102, 1), {**stock_rec(103, 7, warehouse=3), "updated_at": later}],
+    ]
+    for records in changes:
+        load_stock(con, records)
+        assert values(con) == [(r["inventory_id"], r["product_id"], r["warehouse_id"], r["quantity"],
+                                "2026-11-21 09:00:00+00" if r["updated_at"] == later else "2026-11-20 09:00:00+00")
+                               for r in records], records
+    load_stock(con, [stock_rec(101, 5), stock_rec(102, 1)])  # a clean snapshot without 103 drops it
+    assert sorted(on_hand(con)) == [101, 102]
+    load_stock(con, [stock_rec(101, 5), stock_rec(102, 1), stock_rec(104, 2)])  # and one with a new item adds it
+    assert on_hand(con) == {101: 5, 102: 1, 104: 2}
+    load_stock(con, [stock_rec(101, -1), stock_rec(102, 1)])  # 101 quarantined: 101 and 104 keep their values
+    assert on_hand(con) == {101: 5, 102: 1, 104: 2}
+
+
 def test_a_quarantined_stock_record_keeps_the_last_good_value(con):
     load_stock(con, [stock_rec(101, 5), stock_rec(102, 3)])
     counts = load_stock(con, [stock_rec(101, -4), stock_rec(102, 1)])
