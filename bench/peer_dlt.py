@@ -57,8 +57,8 @@ def main() -> int:
             },
         ],
     })
-    pipeline = dlt.pipeline(pipeline_name="orderly_peer", destination=dlt.destinations.duckdb(str(work / "peer.duckdb")),
-                            dataset_name="peer", pipelines_dir=str(work / "pipelines"))
+    pipeline = dlt.pipeline(pipeline_name="orderly_peer", destination=dlt.destinations.duckdb(str(work / "dlt_peer.duckdb")),
+                            dataset_name="sandbox", pipelines_dir=str(work / "pipelines"))
     info = pipeline.run(source)
     info.raise_on_failed_jobs()
     counts = pipeline.last_trace.last_normalize_info.row_counts
