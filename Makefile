@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install run test bench server serve clean
+.PHONY: install run test bench bench-peers server serve clean
 
 install: $(STAMP)
 
@@ -27,6 +27,14 @@ BENCH_ARGS ?= --orders 1000000
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# A side environment for the bench's peer (dlt's rest_api -> duckdb at 100k orders): never a dependency of
+# Orderly and never part of `make test`; `make bench` measures it when .venv-peers exists.
+PEERS := .venv-peers
+DLT_VERSION := 1.31.0
+bench-peers:
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet "dlt[duckdb]==$(DLT_VERSION)"
+
 # A local Prefect server: the UI on http://127.0.0.1:4200, its database under $(PREFECT_HOME).
 # A run waiting for the shared write slot (flows/write_slot.py) is retried every 5 s instead of Prefect's 30.
 PREFECT_PORT ?= 4200
@@ -39,4 +47,4 @@ serve: install
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/orderly serve
 
 clean:
-	rm -rf $(VENV) .prefect data/*.duckdb*
+	rm -rf $(VENV) $(PEERS) .prefect data/*.duckdb*

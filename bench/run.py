@@ -16,6 +16,12 @@ The floor is the contract's rule as a plain in-memory Python loop over the same 
 the one reference model the tests use too. The bench also checks every status, reason and recorded
 explanation against it (the result must be identical).
 
+In the same run it also measures the floors and a peer:
+  - fetch_floor_s: the same order pages from the same sandbox server fetched with bare httpx + orjson, right
+    after the full run; ingest_s: the orders' sync in that run, from its first task's start to its last one's end;
+  - dlt_s: dlt's rest_api source -> duckdb over a sandbox of --peer-orders (100,000) orders, when `make bench-peers`
+    has made the side environment .venv-peers (dlt is not a dependency of Orderly); otherwise one line says so.
+
 The last line printed is one JSON object; the same object goes to bench/results/<timestamp>.json.
 """
 
@@ -132,6 +138,11 @@ def step_times(api_url: str, flow_run_id: str, settle: float = 10.0) -> dict:
         flow_s = response.json().get("total_run_time") if response.status_code == 200 else None
     steps = {step: 0.0 for step in STEPS}
     calls = {step: 0 for step in STEPS}
+    ingest = [(r["start_time"], r["end_time"]) for r in runs if _task_name(r) in INGEST_TASKS
+              and r.get("start_time") and r.get("end_time")]
+    ingest_s = None
+    if ingest:  # from the first orders task's start to the last one's end: overlapped tasks counted once
+        ingest_s = (_when(max(end for _, end in ingest)) - _when(min(start for start, _ in ingest))).total_seconds()
     for r in runs:
         step = STEP_OF_TASK.get((r.get("task_key") or "").rsplit("-", 1)[0]) or STEP_OF_TASK.get(
             (r.get("name") or "").rsplit("-", 1)[0]
@@ -140,10 +151,71 @@ def step_times(api_url: str, flow_run_id: str, settle: float = 10.0) -> dict:
             continue
         steps[step] += float(r.get("total_run_time") or 0.0)
         calls[step] += 1
-    return {"steps": steps, "task_calls": calls, "flow_s": flow_s}
+    return {"steps": steps, "task_calls": calls, "flow_s": flow_s, "ingest_s": ingest_s}
 
 
 _FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# The tasks of the orders' sync (not the stock's): ingest_s is the time from the first one's start to the last one's end.
+INGEST_TASKS = {"read_orders_cursor", "fetch_orders", "validate_order_records", "load_orders"}
+
+
+def _task_name(run: dict) -> str:
+    for field in ("task_key", "name"):
+        name = (run.get(field) or "").rsplit("-", 1)[0]
+        if name in STEP_OF_TASK:
+            return name
+    return ""
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# ---- the fetch floor and a peer ---------------------------------------------------------------
+
+def fetch_floor(url: str, page_size: int = 1000) -> dict:
+    """The same order pages from the same server with nothing but httpx and orjson: one client, pages in a row
+    (each needs the last one's next_after_id), each body decoded and dropped. What a sync cannot go below."""
+    import httpx
+    import orjson
+
+    orders = pages = 0
+    after_id = 0
+    started = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while True:
+            response = client.get("/orders", params={"after_id": after_id, "limit": page_size})
+            response.raise_for_status()
+            body = orjson.loads(response.content)
+            orders += len(body["orders"])
+            pages += 1
+            if body["next_after_id"] is None:
+                break
+            after_id = body["next_after_id"]
+    return {"fetch_floor_s": time.perf_counter() - started, "orders": orders, "pages": pages}
+
+
+PEERS = ROOT / ".venv-peers"  # `make bench-peers`: dlt in an environment of its own, never a dependency of Orderly
+
+
+def dlt_peer(orders: int, items: int, seed: int, work: Path, log=print) -> dict | None:
+    """dlt's rest_api source -> duckdb over the same sandbox (orders and stock), timed as one command; None when
+    the side environment is absent."""
+    python = PEERS / "bin" / "python"
+    if not python.exists():
+        log(f"  dlt: not measured ({PEERS.name} is absent; `make bench-peers` creates it)")
+        return None
+    sandbox, url = start_sandbox(orders, items, seed)
+    try:
+        log(f"  dlt rest_api -> duckdb: {orders:,} orders at the source ...")
+        result = run_monitored([str(python), str(ROOT / "bench" / "peer_dlt.py"), "--url", url,
+                                "--work", str(work / "dlt")], {**os.environ})
+    finally:
+        stop(sandbox)
+    loaded = json.loads(result["stdout"].strip().splitlines()[-1])
+    log(f"    {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB; {loaded}")
+    return {"dlt_s": round(result["wall_s"], 2), "dlt_peak_rss_mb": round(result["peak_rss_mb"], 1),
+            "dlt_orders": orders, "dlt_loaded": loaded}
 
 
 # ---- the floor -----------------------------------------------------------------------------
@@ -223,12 +295,16 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
     env.update(ORDERLY_DB=str(db), PREFECT_API_URL=api_url, PREFECT_HOME=str(prefect_home),
                PREFECT_LOGGING_LEVEL="WARNING")
     runs = []
+    floor = None
     for label, orders in (("full", n), ("incremental", n + extra)):
         sandbox, url = start_sandbox(orders, items, seed)
         try:
             env.update(ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
             log(f"  {label} run: {orders:,} orders at the source ...")
             result = run_monitored([ORDERLY, "run"], env)
+            if label == "full":  # the same pages from the same server, right after the run
+                floor = fetch_floor(url)
+                log(f"    fetch floor (httpx + orjson): {floor['orders']:,} orders in {floor['fetch_floor_s']:.2f} s")
         finally:
             stop(sandbox)
         timing = step_times(api_url, latest_run_id(db))
@@ -252,6 +328,8 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         "floor_s": round(model["floor_s"], 3),
         "incremental_s": round(sum(inc["steps"].values()), 3),
         "incremental_wall_s": round(inc["wall_s"], 2),
+        "ingest_s": full["ingest_s"] and round(full["ingest_s"], 2),
+        "fetch_floor_s": round(floor["fetch_floor_s"], 2),
         "steps": {r["label"]: {k: round(v, 3) for k, v in r["steps"].items()} for r in runs},
         "task_calls": {r["label"]: r["task_calls"] for r in runs},
         "flow_s": {r["label"]: r["flow_s"] and round(r["flow_s"], 2) for r in runs},
@@ -278,10 +356,14 @@ def table(results: list[dict]) -> str:
                 f"{r['peak_rss_mb'] if label == 'full' else '':>7}"
             )
     lines.append("")
-    lines.append(f"{'orders':>10} {'process_s':>10} {'floor_s':>8} {'ratio':>6} {'s per 100k (full)':>18} {'verified':>9}")
+    lines.append(f"{'orders':>10} {'process_s':>10} {'floor_s':>8} {'ratio':>6} {'ingest_s':>9} "
+                 f"{'fetch_floor_s':>14} {'ratio':>6} {'s per 100k (full)':>18} {'verified':>9}")
     for r in results:
         ratio = r["process_s"] / r["floor_s"] if r["floor_s"] else float("nan")
-        lines.append(f"{r['orders']:>10,} {r['process_s']:>10.2f} {r['floor_s']:>8.2f} {ratio:>6.2f} "
+        ingest = r.get("ingest_s") or float("nan")
+        fetch_ratio = ingest / r["fetch_floor_s"] if r.get("fetch_floor_s") else float("nan")
+        lines.append(f"{r['orders']:>10,} {r['process_s']:>10.2f} {r['floor_s']:>8.2f} {ratio:>6.2f} {ingest:>9.2f} "
+                     f"{r['fetch_floor_s']:>14.2f} {fetch_ratio:>6.2f} "
                      f"{r['full_run_s'] / r['orders'] * 1e5:>18.2f} {str(r['verified']):>9}")
     return "\n".join(lines)
 
@@ -295,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", type=int, default=1000, help="orders added for the incremental run")
     parser.add_argument("--no-verify", action="store_true", help="skip checking statuses against the floor model")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server log)")
+    parser.add_argument("--peer-orders", type=int, default=100_000,
+                        help="orders for the dlt peer (default 100,000; needs `make bench-peers`; 0 skips it)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.orders]
 
@@ -306,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     server, api = start_prefect_server(home)
     print(f"prefect server up in {time.perf_counter() - started:.1f} s at {api}", flush=True)
     results = []
+    peer = None
     try:
         for n in sizes:
             print(f"N = {n:,}", flush=True)
@@ -313,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
                                       log=lambda m: print(m, flush=True)))
             for db in work.glob("orderly-*.duckdb*"):
                 db.unlink()  # a million-order file is ~100 MB: keep the disk tidy between sizes
+        if args.peer_orders:
+            print(f"peer at {args.peer_orders:,} orders", flush=True)
+            peer = dlt_peer(args.peer_orders, args.items, args.seed, work, log=lambda m: print(m, flush=True))
     finally:
         stop(server)
         if not args.keep:
@@ -320,9 +408,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results))
     headline = {k: results[-1][k] for k in ("orders", "full_run_s", "peak_rss_mb", "process_s", "floor_s",
-                                             "incremental_s")}
+                                             "incremental_s", "incremental_wall_s", "ingest_s", "fetch_floor_s")}
+    if peer is not None:
+        headline["dlt_s"] = peer["dlt_s"]
+        print(f"dlt rest_api -> duckdb, {peer['dlt_orders']:,} orders and the stock: {peer['dlt_s']:.1f} s wall, "
+              f"peak RSS {peer['dlt_peak_rss_mb']:.0f} MB")
     record = {**headline, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "cpus": os.cpu_count(), "sizes": results}
+              "cpus": os.cpu_count(), "load_average": os.getloadavg(), "sizes": results, "peer": peer}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")

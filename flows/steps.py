@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prefect import get_run_logger
 from prefect.utilities.annotations import quote
 
 from flows.run_record import Run
 from orderly.errors import RemoteError
+from orderly.store import open_store
 from tasks.fetch import fetch_orders, fetch_stock
 from tasks.load import load_orders, load_stock, read_orders_cursor
 from tasks.validate import validate_order_records, validate_stock_records
@@ -19,28 +24,64 @@ ORDER_PAGES_PER_CHUNK = 50  # 50 pages of 1,000 orders: memory stays bounded how
 
 def sync_stock(run: Run) -> None:
     """Replace the local stock with a complete snapshot; if the warehouse is down, keep the last one."""
-    try:
-        records = fetch_stock(run.settings)
-    except RemoteError as error:
-        run.problems.append(f"stock not synced: {error}")
-        get_run_logger().warning("stock not synced, the last snapshot stays: %s", error)
-        return
-    run.add(load_stock(run.settings, run.id, quote(validate_stock_records(quote(records)))))
+    with collection_paused():
+        try:
+            records = fetch_stock(run.settings)
+        except RemoteError as error:
+            run.problems.append(f"stock not synced: {error}")
+            get_run_logger().warning("stock not synced, the last snapshot stays: %s", error)
+            return
+        run.add(load_stock(run.settings, run.id, quote(validate_stock_records(quote(records)))))
 
 
 def ingest_orders(run: Run) -> None:
-    """Append every order after the cursor, chunk by chunk, each chunk committed with its cursor."""
-    after_id = read_orders_cursor(run.settings)
-    while True:
+    """Append every order after the cursor, chunk by chunk, each chunk committed with its cursor.
+
+    The next chunk is fetched while this one is validated and loaded: one chunk ahead, no more (memory stays
+    bounded), and only from the cursor this chunk ends at, so the pages asked for are exactly those a
+    one-at-a-time loop would ask for (a chunk's cursor is known once it is fetched, before it is loaded).
+    A fetch that fails ends the ingest after the chunks before it are loaded, as before.
+
+    One connection for the whole ingest, checkpointed once when it closes: reopening the store per chunk (and so
+    checkpointing it, which rewrites the primary-key index) made the load step twice its bulk-insert floor."""
+    settings = run.settings
+    with collection_paused(), open_store(settings.db_path, lock_timeout=settings.lock_timeout, bulk=True) as con:
+        store = quote(con)  # handed to each task as it is (Prefect would otherwise inspect it)
+        pending = fetch_orders.submit(settings, read_orders_cursor(settings, store), ORDER_PAGES_PER_CHUNK)
         try:
-            chunk = fetch_orders(run.settings, after_id, ORDER_PAGES_PER_CHUNK)
-        except RemoteError as error:
-            run.problems.append(f"orders not fully ingested: {error}")
-            get_run_logger().warning("orders not fully ingested: %s", error)
-            return
-        run.add(load_orders(
-            run.settings, run.id, quote(validate_order_records(quote(chunk.records))), chunk.cursor_to
-        ))
-        if chunk.last:
-            return
-        after_id = chunk.cursor_to
+            while pending is not None:
+                try:
+                    chunk = pending.result()
+                except RemoteError as error:
+                    pending = None
+                    run.problems.append(f"orders not fully ingested: {error}")
+                    get_run_logger().warning("orders not fully ingested: %s", error)
+                    return
+                pending = None if chunk.last else fetch_orders.submit(settings, chunk.cursor_to, ORDER_PAGES_PER_CHUNK)
+                valid = validate_order_records(quote(chunk.records))
+                run.add(load_orders(settings, run.id, quote(valid), chunk.cursor_to, store))
+                del chunk, valid  # before the next chunk arrives: two chunks in memory at most, not three
+                # One full collection per chunk: the imports' heap is frozen, so it scans little more than the
+                # chunk in flight, and frees this chunk's cycles (Prefect's task-run objects holding its records).
+                # Collecting only the young generations let them reach the old one: +150 MB at 300k orders.
+                gc.collect()
+        finally:
+            if pending is not None:  # this step failed with a fetch in flight: let it end before the store closes
+                pending.wait()
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """The garbage collector's policy for a sync. Decoding and validating pages makes millions of containers, and
+    each full collection rescans the whole heap, Prefect's and pandas' included: 300k orders decoded in 1.2-1.45 s
+    with it on, 0.15 s with it off (issue 13). So: what the imports made is frozen out of every later scan, the
+    automatic collector is off for the sync, and the ingest collects once after each chunk (the raw records and
+    frames are freed by reference counting; only cycles wait for that)."""
+    gc.freeze()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -11,9 +15,19 @@ from orderly.store import open_store, queries, writes
 from orderly.validation import ValidOrders, ValidStock
 
 
-@task(cache_policy=NO_CACHE)
-def read_orders_cursor(settings: Settings) -> int:
+@contextmanager
+def _store(settings: Settings, store: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The connection the caller holds for a whole ingest (flows.steps), else one opened for this task alone."""
+    if store is not None:
+        yield store
+        return
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        yield con
+
+
+@task(cache_policy=NO_CACHE)
+def read_orders_cursor(settings: Settings, store: duckdb.DuckDBPyConnection | None = None) -> int:
+    with _store(settings, store) as con:
         return queries.orders_cursor(con)
 
 
@@ -27,8 +41,10 @@ def load_stock(settings: Settings, run_id: str, valid: ValidStock) -> dict[str, 
 
 
 @task(cache_policy=NO_CACHE)
-def load_orders(settings: Settings, run_id: str, valid: ValidOrders, cursor_to: int) -> dict[str, int]:
-    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+def load_orders(settings: Settings, run_id: str, valid: ValidOrders, cursor_to: int,
+                store: duckdb.DuckDBPyConnection | None = None) -> dict[str, int]:
+    """One chunk, one transaction with its cursor. `store`: the ingest's connection (no reopen per chunk)."""
+    with _store(settings, store) as con:
         counts = writes.load_orders(
             con, run_id, valid.orders, valid.lines, valid.rejects, valid.received, cursor_to
         )

@@ -85,6 +85,47 @@ def test_a_stock_snapshot_replaces_the_items(con):
     assert 0 <= queries.snapshot_age(con) < 60
 
 
+def test_an_unchanged_snapshot_is_a_new_snapshot_and_any_change_is_written(con):
+    """An incremental run re-reads the same snapshot: it is not rewritten, but it is a new complete snapshot
+    (its age counts from now). A change in any one field, a dropped item or a new one is written as before."""
+    def full(con):
+        return con.execute("SELECT inventory_id, product_id, sku, product_name, warehouse_id, quantity, "
+                           "epoch_us(updated_at) FROM stock_items ORDER BY 1").fetchall()
+
+    snapshot = [stock_rec(101, 5), stock_rec(102, 0), stock_rec(103, 7)]
+    load_stock(con, snapshot)
+    before = full(con)
+    con.execute("UPDATE stock_snapshots SET completed_at = completed_at - INTERVAL 2 HOUR")
+    assert queries.snapshot_age(con) > 7000
+    counts = load_stock(con, snapshot)
+    assert counts == {"stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "stock_repeated": 0}
+    assert full(con) == before
+    snap = queries.latest_snapshot(con)
+    assert snap["snapshot_id"] == 2 and 0 <= queries.snapshot_age(con) < 60  # fresh: processing may use it
+    def values(con):
+        return con.execute("SELECT inventory_id, product_id, warehouse_id, quantity, updated_at::VARCHAR "
+                           "FROM stock_items ORDER BY 1").fetchall()
+
+    later = "2026-11-21T09:00:00Z"
+    changes = [  # each differs from the one before it in one field of one item
+        [stock_rec(101, 5, product=2), stock_rec(102, 0), stock_rec(103, 7)],
+        [stock_rec(101, 5, product=2), stock_rec(102, 0), stock_rec(103, 7, warehouse=3)],
+        [stock_rec(101, 5, product=2), stock_rec(102, 1), stock_rec(103, 7, warehouse=3)],
+        [stock_rec(101, 5, product=2), stock_rec(102, 1), {**stock_rec(103, 7, warehouse=3), "updated_at": later}],
+    ]
+    for records in changes:
+        load_stock(con, records)
+        assert values(con) == [(r["inventory_id"], r["product_id"], r["warehouse_id"], r["quantity"],
+                                "2026-11-21 09:00:00+00" if r["updated_at"] == later else "2026-11-20 09:00:00+00")
+                               for r in records], records
+    load_stock(con, [stock_rec(101, 5), stock_rec(102, 1)])  # a clean snapshot without 103 drops it
+    assert sorted(on_hand(con)) == [101, 102]
+    load_stock(con, [stock_rec(101, 5), stock_rec(102, 1), stock_rec(104, 2)])  # and one with a new item adds it
+    assert on_hand(con) == {101: 5, 102: 1, 104: 2}
+    load_stock(con, [stock_rec(101, -1), stock_rec(102, 1)])  # 101 quarantined: 101 and 104 keep their values
+    assert on_hand(con) == {101: 5, 102: 1, 104: 2}
+
+
 def test_a_quarantined_stock_record_keeps_the_last_good_value(con):
     load_stock(con, [stock_rec(101, 5), stock_rec(102, 3)])
     counts = load_stock(con, [stock_rec(101, -4), stock_rec(102, 1)])
@@ -156,6 +197,35 @@ def test_copies_in_one_batch_follow_the_same_rule_as_copies_across_runs(con):
     assert reject["record_key"] == "3" and '"quantity":9' in reject["raw"].replace(" ", "")
     again = load_orders(con, batch)  # a later run: every copy now meets the stored one
     assert again == {"orders_fetched": 6, "orders_loaded": 0, "orders_repeated": 5, "orders_rejected": 1}
+
+
+def test_the_fingerprint_is_the_one_earlier_versions_stored(con):
+    """Files written before issue 13 hold fingerprints computed in SQL over the lines grouped per copy; the loader
+    now builds the lines list in Arrow. The two must agree bit for bit, or every later unchanged repeat of an old
+    order would be quarantined as a conflict. Awkward values on purpose: sub-microsecond and offset timestamps,
+    repeated items, the largest integers, lines given out of order, a unicode customer."""
+    records = [
+        order_rec(1, (101, 1)),
+        {**order_rec(2, (7, 2**63 - 1)), "placed_at": "2026-11-20T09:15:00.123456789Z"},
+        {**order_rec(4, (7, 1)), "placed_at": "1900-01-01T00:00:00.000000500Z"},
+        {**order_rec(3, (5, 1), (5, 1), (2, 3)), "placed_at": "2026-11-20T11:15:00+02:00", "customer_id": "Zoë ☃"},
+        order_rec(2**63 - 1, *[(i, i) for i in range(1, 40)]),
+    ]
+    v = validate_orders(records)
+    lines = v.lines.iloc[::-1]  # the loader must not depend on the lines' order
+    writes.load_orders(con, None, v.orders, lines, v.rejects, v.received, 5)
+    con.register("o", v.orders)
+    con.register("l", v.lines)
+    expected = con.execute(
+        """
+        SELECT o.order_id, hash(o.placed_at, o.customer_id, list([l.inventory_id, l.quantity] ORDER BY l.line_no))
+        FROM o JOIN l USING (rec) GROUP BY o.rec, o.order_id, o.placed_at, o.customer_id ORDER BY 1
+        """
+    ).fetchall()
+    assert con.execute("SELECT order_id, fingerprint FROM orders ORDER BY 1").fetchall() == expected
+    assert len(expected) == 5
+    stored = con.execute("SELECT order_id, epoch_us(placed_at) FROM orders ORDER BY 1").fetchall()
+    assert stored == con.execute("SELECT order_id, epoch_us(placed_at) FROM o ORDER BY 1").fetchall()
 
 
 def test_the_largest_values_fit_every_column_and_sum(con):
