@@ -11,6 +11,7 @@ from prefect.utilities.annotations import quote
 
 from flows.run_record import Run
 from orderly.errors import RemoteError
+from orderly.gcpolicy import collection_paused
 from orderly.store import open_store
 from tasks.fetch import fetch_orders, fetch_stock
 from tasks.load import load_orders, load_stock, read_orders_cursor
@@ -24,7 +25,7 @@ ORDER_PAGES_PER_CHUNK = 50  # 50 pages of 1,000 orders: memory stays bounded how
 
 def sync_stock(run: Run) -> None:
     """Replace the local stock with a complete snapshot; if the warehouse is down, keep the last one."""
-    with collection_paused():
+    with sync_collection_policy():
         try:
             records = fetch_stock(run.settings)
         except RemoteError as error:
@@ -45,7 +46,7 @@ def ingest_orders(run: Run) -> None:
     One connection for the whole ingest, checkpointed once when it closes: reopening the store per chunk (and so
     checkpointing it, which rewrites the primary-key index) made the load step twice its bulk-insert floor."""
     settings = run.settings
-    with collection_paused(), open_store(settings.db_path, lock_timeout=settings.lock_timeout, bulk=True) as con:
+    with sync_collection_policy(), open_store(settings.db_path, lock_timeout=settings.lock_timeout, bulk=True) as con:
         store = quote(con)  # handed to each task as it is (Prefect would otherwise inspect it)
         pending = fetch_orders.submit(settings, read_orders_cursor(settings, store), ORDER_PAGES_PER_CHUNK)
         try:
@@ -71,17 +72,10 @@ def ingest_orders(run: Run) -> None:
 
 
 @contextmanager
-def collection_paused() -> Iterator[None]:
-    """The garbage collector's policy for a sync. Decoding and validating pages makes millions of containers, and
-    each full collection rescans the whole heap, Prefect's and pandas' included: 300k orders decoded in 1.2-1.45 s
-    with it on, 0.15 s with it off (issue 13). So: what the imports made is frozen out of every later scan, the
-    automatic collector is off for the sync, and the ingest collects once after each chunk (the raw records and
-    frames are freed by reference counting; only cycles wait for that)."""
+def sync_collection_policy() -> Iterator[None]:
+    """The garbage collector's policy for a sync: what the imports made is frozen out of every later scan, the
+    automatic collector is off for the sync (orderly.gcpolicy says why), and the ingest collects once after each
+    chunk (the raw records and frames are freed by reference counting; only cycles wait for that)."""
     gc.freeze()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collection_paused():
         yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -114,9 +114,10 @@ def test_runs_json(seeded):
         "stock_fetched": 8, "stock_loaded": 8, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 15, "orders_loaded": 15,
         "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "reset": 0}
     assert {"run_id", "started_at", "ended_at", "duration_s", "message"} <= set(run)
-    # the same names in the run's own summary line (the flow's return value)
-    assert "orders_loaded 15" in seeded["run"].stdout and "stock_loaded 8" in seeded["run"].stdout
-    assert "orders_loaded 15" in run_cli(["runs"], seeded["env"]).stdout
+    # the same counts, in words, in the run's own summary line (the flow's return value) and the runs table
+    words = "stock 8 fetched, 8 loaded; orders 15 fetched, 15 loaded; processed 6, failed 9"
+    assert seeded["run"].stdout.strip() == f"run: {words}"
+    assert words in " ".join(run_cli(["runs"], seeded["env"]).stdout.split())
 
 
 def test_rejects_json_is_an_empty_list_on_the_clean_seed(seeded):
@@ -383,6 +384,6 @@ def test_a_long_sync_shows_progress_on_a_terminal_and_nothing_on_a_pipe(cli_env,
         os.close(primary)
     screen = shown.decode(errors="replace")
     assert process.returncode == 0, screen
-    assert "orders_loaded 15" in out  # the summary is data: stdout, not the terminal's stderr
+    assert "orders 15 fetched, 15 loaded" in out  # the summary is data: stdout, not the terminal's stderr
     assert "fetch orders" in screen and "15 pages" in screen and "records" in screen and "/s" in screen
     assert "validate orders" in screen and "load orders" in screen
