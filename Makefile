@@ -28,12 +28,12 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # A side environment for the bench's peer (dlt's rest_api -> duckdb at 100k orders): never a dependency of
-# Orderly and never part of `make test`; `make bench` measures it when .venv-peers exists.
+# Orderly and never part of `make test`; `make bench` measures it when .venv-peers exists. Pinned like ours.
 PEERS := .venv-peers
 DLT_VERSION := 1.31.0
 bench-peers:
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
-	$(PEERS)/bin/python -m pip install --quiet "dlt[duckdb]==$(DLT_VERSION)"
+	$(PEERS)/bin/python -m pip install --quiet -c bench/peers-constraints.txt "dlt[duckdb]==$(DLT_VERSION)"
 
 # A local Prefect server: the UI on http://127.0.0.1:4200, its database under $(PREFECT_HOME).
 # A run waiting for the shared write slot (flows/write_slot.py) is retried every 5 s instead of Prefect's 30.
