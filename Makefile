@@ -19,8 +19,11 @@ run: install
 	$(BIN)/orderly run
 	$(BIN)/orderly status
 
+# Test files run on up to 4 processes (one per core; each file whole on one, so its fixtures start once): the
+# suite waits on servers and subprocesses as much as it computes. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 # The million-order benchmark (bench/README.md): `make bench BENCH_ARGS="--sizes 100000,300000,1000000"`.
 BENCH_ARGS ?= --orders 1000000

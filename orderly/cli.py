@@ -93,7 +93,7 @@ def _ids(ids: list[int], shown: int = 10) -> str:
 
 def _summary(what: str, counts: dict[str, int]) -> None:
     shown = counts_in_words(counts, zeros=True) or "nothing to do"
-    out.print(f"{what}: {shown}", markup=False)
+    out.print(f"{what}: {shown}", markup=False, soft_wrap=True)  # one line of data, whatever the width
 
 
 @app.command()

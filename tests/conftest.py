@@ -13,6 +13,11 @@ import pytest
 from orderly.localproc import free_port, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported to the tests
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The `orderly` subprocesses print for a pipe (200 columns) unless a test sets COLUMNS itself: a COLUMNS exported
+# by the developer's shell (or a test runner) would wrap their lines and break what the tests read.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 ORDERLY = str(Path(sys.executable).parent / "orderly")
 
 

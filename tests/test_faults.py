@@ -265,7 +265,9 @@ def test_stock_pages_are_fetched_concurrently(stub_server):
 
     stub = stub_server(serve_dataset(SEED, fault))
     started = time.monotonic()
-    assert asyncio.run(RemoteClient(settings_for(stub.url, page_size=1, fetch_concurrency=4)).stock_snapshot()) \
+    # A generous timeout: this is about the concurrency bound, and a 0.5 s one was retried on a busy machine.
+    assert asyncio.run(RemoteClient(settings_for(stub.url, page_size=1, fetch_concurrency=4,
+                                                 http_timeout=10)).stock_snapshot()) \
         == SEED_STOCK
     elapsed = time.monotonic() - started
     assert len(stub.requests) == 8 and stub.max_in_flight == 4
