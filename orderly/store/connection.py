@@ -116,3 +116,18 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.rollback()
         raise
     con.commit()
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **tables) -> Iterator[None]:
+    """Arrow tables (or frames) visible to SQL under these names while the block runs."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
+    finally:
+        for name in tables:
+            try:
+                con.unregister(name)
+            except duckdb.TransactionException:  # the statement that failed says why; this must not hide it
+                pass

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orderly.store.connection import first_row, scalar
+from orderly.store.connection import first_row, registered, scalar
 from orderly.store.schema import RUN_COUNTERS
 
 ORDERS_CURSOR = "orders"
@@ -26,26 +26,12 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 @contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[None]:
-    for name, table in tables.items():
-        con.register(name, table)
-    try:
-        yield
-    finally:
-        for name in tables:
-            try:
-                con.unregister(name)
-            except duckdb.TransactionException:  # the statement that failed says why; this must not hide it
-                pass
-
-
-@contextmanager
 def _named_ids(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None) -> Iterator[str]:
     """The SQL condition on `order_id` that keeps only the named ids (all when None)."""
     if order_ids is None:
         yield "TRUE"
         return
-    with _registered(con, named_ids=pa.table({"order_id": pa.array(list(order_ids), pa.int64())})):
+    with registered(con, named_ids=pa.table({"order_id": pa.array(list(order_ids), pa.int64())})):
         yield "order_id IN (SELECT order_id FROM named_ids)"
 
 
@@ -157,7 +143,7 @@ def decision_rows(
                             ['{"inventory_id":', ',"needed":', ',"available":', "}"]),
         ]),
     })
-    with _registered(con, decided=decided):
+    with registered(con, decided=decided):
         yield "decided"
 
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orderly.store.connection import first_row, scalar, transaction
-from orderly.store.queries import ORDERS_CURSOR, _registered, decision_rows
+from orderly.store.connection import first_row, registered, scalar, transaction
+from orderly.store.queries import ORDERS_CURSOR, decision_rows
 from orderly.store.schema import RUN_COUNTERS
 
 
@@ -245,7 +245,7 @@ def load_orders(
     batch is judged copy by copy in SQL.
     """
     incoming, incoming_lines = _incoming_orders(orders, lines)
-    with transaction(con), _registered(con, incoming_orders=incoming, incoming_lines=incoming_lines):
+    with transaction(con), registered(con, incoming_orders=incoming, incoming_lines=incoming_lines):
         if _only_new(con, incoming):
             con.execute(
                 f"""
