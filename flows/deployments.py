@@ -29,7 +29,7 @@ class NeedsServer(SettingsError):
 
 def check_server(env: Mapping[str, str] | None = None) -> str:
     """The API URL of a real, answering Prefect server, or NeedsServer with one line saying what to do."""
-    import httpx
+    from orderly.prefect_health import why_not_answering
 
     env = os.environ if env is None else env
     api = (env.get("PREFECT_API_URL") or "").rstrip("/")
@@ -38,11 +38,9 @@ def check_server(env: Mapping[str, str] | None = None) -> str:
             "orderly serve needs a Prefect server (schedules do not run on the temporary one): "
             "run `make server`, then PREFECT_API_URL=http://127.0.0.1:4200/api orderly serve (or `make serve`)"
         )
-    try:
-        httpx.get(f"{api}/health", timeout=5).raise_for_status()
-    except httpx.HTTPError as error:
-        raise NeedsServer(f"no Prefect server answers at PREFECT_API_URL={api} ({type(error).__name__}): "
-                          "start one with `make server`") from None
+    why = why_not_answering(api, timeout=5)
+    if why:
+        raise NeedsServer(f"no Prefect server answers at PREFECT_API_URL={api} ({why}): start one with `make server`")
     return api
 
 

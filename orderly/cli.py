@@ -40,9 +40,10 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
 
 
 def _check_prefect_api() -> None:
-    """PREFECT_API_URL must point at something that listens: checked with a bare socket, before importing Prefect."""
-    import socket
+    """PREFECT_API_URL must point at a Prefect API that answers: checked before importing Prefect."""
     from urllib.parse import urlsplit
+
+    from orderly.prefect_health import why_not_answering
 
     api = os.environ.get("PREFECT_API_URL", "").strip()
     if not api:
@@ -50,16 +51,14 @@ def _check_prefect_api() -> None:
     advice = "start it with `make server`, or unset PREFECT_API_URL (each command then starts a temporary server)"
     try:
         parts = urlsplit(api)
-        scheme, host, port = parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        scheme, host, _ = parts.scheme, parts.hostname, parts.port
     except ValueError:  # a port that is not a number, or out of range
-        scheme = host = port = None
+        scheme = host = None
     if scheme not in ("http", "https") or not host:
         raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {api!r}", 2)
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError as error:
-        why = error.strerror or "no answer within 2 s"
-        raise Fail(f"no Prefect server answers at PREFECT_API_URL={api} ({why.lower()}): {advice}", 2) from None
+    why = why_not_answering(api, timeout=2)
+    if why:
+        raise Fail(f"no Prefect server answers at PREFECT_API_URL={api} ({why}): {advice}", 2)
 
 
 def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:

@@ -129,26 +129,24 @@ def _database(settings: Settings) -> Check:
 
 
 def _prefect(api: str) -> Check:
-    import httpx
+    from orderly.prefect_health import why_not_answering
 
     if not api:
         return Check("Prefect", True, "PREFECT_API_URL unset: each data-changing command starts a temporary "
                                       "Prefect server (about 7 s); `make server` and PREFECT_API_URL for speed and the UI")
     shown = masked_url(api)
-    try:
-        answer = httpx.get(f"{api.rstrip('/')}/health", timeout=CHECK_TIMEOUT)
-    except (httpx.HTTPError, ValueError) as error:
-        return Check("Prefect", False, f"no Prefect server answers at PREFECT_API_URL={shown} ({_why(error)}): "
+    why = why_not_answering(api, CHECK_TIMEOUT)
+    if why:
+        return Check("Prefect", False, f"no Prefect server answers at PREFECT_API_URL={shown} ({why}): "
                                        "start it with `make server`, or unset PREFECT_API_URL")
-    if answer.status_code != 200:
-        return Check("Prefect", False, f"PREFECT_API_URL={shown} answers {answer.status_code} to /health: "
-                                       "is it a Prefect API (it ends in /api)?")
     return Check("Prefect", True, f"the Prefect API at {shown} answers")
 
 
 def _remote(name: str, base: str | None, path: str, params: dict, key: str, variable: str,
             settings: Settings) -> Check:
     import httpx
+
+    from orderly.prefect_health import failure_in_words
 
     if base is None:
         return Check(name, True, f"the built-in sandbox, in-process ({variable} unset)")
@@ -159,7 +157,7 @@ def _remote(name: str, base: str | None, path: str, params: dict, key: str, vari
     try:
         answer = httpx.get(url, params=params, headers=headers, timeout=min(settings.http_timeout, CHECK_TIMEOUT))
     except (httpx.HTTPError, ValueError) as error:
-        return Check(name, False, f"nothing answers at {shown} ({_why(error)}): start the service, or fix {variable}")
+        return Check(name, False, f"nothing answers at {shown} ({failure_in_words(error, CHECK_TIMEOUT)}): start the service, or fix {variable}")
     if answer.status_code in (401, 403):
         token = "the token is refused" if settings.api_token else "it wants a token"
         return Check(name, False, f"{shown} answers {answer.status_code}: {token}: set ORDERLY_API_TOKEN")
@@ -173,15 +171,3 @@ def _remote(name: str, base: str | None, path: str, params: dict, key: str, vari
     if not isinstance(body, dict) or key not in body:
         return Check(name, False, f"{shown}{path} answers, but not with the {name} JSON of the contract: check {variable}")
     return Check(name, True, f"{shown} answers")
-
-
-def _why(error: Exception) -> str:
-    """A short cause without the library's class names: what a person can act on."""
-    import httpx
-
-    if isinstance(error, httpx.TimeoutException):
-        return f"no answer within {CHECK_TIMEOUT:g} s"
-    if isinstance(error, httpx.ConnectError):
-        text = str(error).lower()
-        return "connection refused" if "refused" in text else "cannot connect"
-    return "the request failed"

@@ -297,3 +297,18 @@ def test_reset_asks_on_a_terminal_only_when_everything_would_go_back(store):
     piped = subprocess.run([ORDERLY, "reset"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=60)  # a script: never asked
     assert piped.returncode == 2 and question not in piped.stderr
+
+
+def test_a_prefect_url_that_answers_but_is_no_prefect_api_is_one_line(store, stub_server):
+    """Something listens at PREFECT_API_URL, but its /health is not Prefect's (here a 404): the data-changing
+    commands stop before importing Prefect, and the doctor says the same, each in one line."""
+    stub = stub_server(lambda path, params, headers: (404, {}, b"not here"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))}, **store,
+           "PREFECT_API_URL": f"{stub.url}/not-prefect"}
+    for args in (["sync"], ["doctor"]):
+        result = subprocess.run([ORDERLY, *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, timeout=60)
+        said = result.stdout + result.stderr
+        assert result.returncode == (2 if args == ["sync"] else 1), said
+        assert "answers 404 to /health: is it a Prefect API" in said and "Traceback" not in said, said
+    assert stub.count("/not-prefect/health") == 2

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 
 from orderly.store import queries
 from orderly.ui.snapshot import StoreReader
@@ -132,10 +131,11 @@ class Buttons:
 
     @staticmethod
     def _check_server(api: str) -> None:
-        try:
-            httpx.get(f"{api}/health", timeout=5).raise_for_status()
-        except httpx.HTTPError as error:
-            raise RuntimeError(f"no Prefect server answers at PREFECT_API_URL={api} ({type(error).__name__})") from None
+        from orderly.prefect_health import why_not_answering
+
+        why = why_not_answering(api, timeout=5)
+        if why:
+            raise RuntimeError(f"no Prefect server answers at PREFECT_API_URL={api} ({why})")
 
     def _prefect_settings(self):
         from prefect.settings import PREFECT_API_URL, temporary_settings
