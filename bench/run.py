@@ -55,7 +55,7 @@ RESULTS = ROOT / "bench" / "results"
 STEP_OF_TASK = {
     "fetch_stock": "fetch", "fetch_orders": "fetch",
     "validate_stock_records": "validate", "validate_order_records": "validate",
-    "read_orders_cursor": "load", "load_stock": "load", "load_orders": "load",
+    "read_orders_cursor": "load", "load_stock": "load", "repeat_stock": "load", "load_orders": "load",
     "process_new_orders": "process",
     "publish_report": "report",
 }
@@ -195,6 +195,13 @@ def fetch_floor(url: str, page_size: int = 1000) -> dict:
     return {"fetch_floor_s": time.perf_counter() - started, "orders": orders, "pages": pages}
 
 
+def prefect_floor(env: dict, tries: int = 2) -> float:
+    """The wall time of bench/prefect_floor.py (import Prefect, one flow calling one task, exit), the fastest of
+    `tries`: what any flow command costs on this machine and server before it does any work."""
+    return min(run_monitored([sys.executable, str(ROOT / "bench" / "prefect_floor.py")], env)["wall_s"]
+               for _ in range(tries))
+
+
 PEERS = ROOT / ".venv-peers"  # `make bench-peers`: dlt in an environment of its own, never a dependency of Orderly
 
 
@@ -312,6 +319,8 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
                      "wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"],
                      "summary": result["stdout"].strip().splitlines()[-1] if result["stdout"].strip() else ""})
         log(f"    {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB; {runs[-1]['summary']}")
+    floor_prefect = prefect_floor(env)
+    log(f"  Prefect's floor (import, one flow with one task, exit): {floor_prefect:.2f} s")
     log("  floor model ...")
     model = floor_model(n, extra, items, seed)
     mismatch = check_statuses(db, model["all"]) if verify else None
@@ -330,6 +339,7 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         "incremental_wall_s": round(inc["wall_s"], 2),
         "ingest_s": full["ingest_s"] and round(full["ingest_s"], 2),
         "fetch_floor_s": round(floor["fetch_floor_s"], 2),
+        "prefect_floor_s": round(floor_prefect, 2),
         "steps": {r["label"]: {k: round(v, 3) for k, v in r["steps"].items()} for r in runs},
         "task_calls": {r["label"]: r["task_calls"] for r in runs},
         "flow_s": {r["label"]: r["flow_s"] and round(r["flow_s"], 2) for r in runs},
@@ -357,13 +367,15 @@ def table(results: list[dict]) -> str:
             )
     lines.append("")
     lines.append(f"{'orders':>10} {'process_s':>10} {'floor_s':>8} {'ratio':>6} {'ingest_s':>9} "
-                 f"{'fetch_floor_s':>14} {'ratio':>6} {'s per 100k (full)':>18} {'verified':>9}")
+                 f"{'fetch_floor_s':>14} {'ratio':>6} {'inc. wall':>9} {'prefect_floor_s':>15} "
+                 f"{'s per 100k (full)':>18} {'verified':>9}")
     for r in results:
         ratio = r["process_s"] / r["floor_s"] if r["floor_s"] else float("nan")
         ingest = r.get("ingest_s") or float("nan")
         fetch_ratio = ingest / r["fetch_floor_s"] if r.get("fetch_floor_s") else float("nan")
         lines.append(f"{r['orders']:>10,} {r['process_s']:>10.2f} {r['floor_s']:>8.2f} {ratio:>6.2f} {ingest:>9.2f} "
-                     f"{r['fetch_floor_s']:>14.2f} {fetch_ratio:>6.2f} "
+                     f"{r['fetch_floor_s']:>14.2f} {fetch_ratio:>6.2f} {r['incremental_wall_s']:>9.2f} "
+                     f"{r['prefect_floor_s']:>15.2f} "
                      f"{r['full_run_s'] / r['orders'] * 1e5:>18.2f} {str(r['verified']):>9}")
     return "\n".join(lines)
 
@@ -408,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results))
     headline = {k: results[-1][k] for k in ("orders", "full_run_s", "peak_rss_mb", "process_s", "floor_s",
-                                             "incremental_s", "incremental_wall_s", "ingest_s", "fetch_floor_s")}
+                                             "incremental_s", "incremental_wall_s", "ingest_s", "fetch_floor_s",
+                                             "prefect_floor_s")}
     if peer is not None:
         headline["dlt_s"] = peer["dlt_s"]
         print(f"dlt rest_api -> duckdb, {peer['dlt_orders']:,} orders and the stock: {peer['dlt_s']:.1f} s wall, "

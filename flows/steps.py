@@ -12,9 +12,10 @@ from prefect.utilities.annotations import quote
 from flows.run_record import Run
 from orderly.errors import RemoteError
 from orderly.gcpolicy import collection_paused
+from orderly.records import records_digest
 from orderly.store import open_store
 from tasks.fetch import fetch_orders, fetch_stock
-from tasks.load import load_orders, load_stock, read_orders_cursor
+from tasks.load import load_orders, load_stock, read_orders_cursor, repeat_stock
 from tasks.validate import validate_order_records, validate_stock_records
 
 ORDER_PAGES_PER_CHUNK = 50  # 50 pages of 1,000 orders: memory stays bounded however large the backlog
@@ -24,7 +25,8 @@ ORDER_PAGES_PER_CHUNK = 50  # 50 pages of 1,000 orders: memory stays bounded how
 
 
 def sync_stock(run: Run) -> None:
-    """Replace the local stock with a complete snapshot; if the warehouse is down, keep the last one."""
+    """Replace the local stock with a complete snapshot; if the warehouse is down, keep the last one. The same
+    records as the last clean snapshot are recorded as a new snapshot without validating them again."""
     with sync_collection_policy():
         try:
             records = fetch_stock(run.settings)
@@ -32,7 +34,11 @@ def sync_stock(run: Run) -> None:
             run.problems.append(f"stock not synced: {error}")
             get_run_logger().warning("stock not synced, the last snapshot stays: %s", error)
             return
-        run.add(load_stock(run.settings, run.id, quote(validate_stock_records(quote(records)))))
+        digest = records_digest(records)
+        counts = repeat_stock(run.settings, run.id, digest) if digest else None
+        if counts is None:
+            counts = load_stock(run.settings, run.id, quote(validate_stock_records(quote(records))), digest)
+        run.add(counts)
 
 
 def ingest_orders(run: Run) -> None:

@@ -32,11 +32,23 @@ def read_orders_cursor(settings: Settings, store: duckdb.DuckDBPyConnection | No
 
 
 @task(cache_policy=NO_CACHE)
-def load_stock(settings: Settings, run_id: str, valid: ValidStock) -> dict[str, int]:
+def load_stock(settings: Settings, run_id: str, valid: ValidStock, digest: str | None = None) -> dict[str, int]:
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-        counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received, valid.repeated)
+        counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received, valid.repeated,
+                                            digest)
     progress.advance("load stock", records=counts["stock_loaded"] + counts["stock_rejected"])
     get_run_logger().info("stock snapshot: %(stock_loaded)d items, %(stock_rejected)d rejected", counts)
+    return counts
+
+
+@task(cache_policy=NO_CACHE)
+def repeat_stock(settings: Settings, run_id: str, digest: str) -> dict[str, int] | None:
+    """The latest snapshot's records again: a new snapshot of the same items, or None to validate and load them."""
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        counts = writes.repeat_stock_snapshot(con, run_id, digest)
+    if counts is not None:
+        progress.advance("load stock", records=counts["stock_loaded"])
+        get_run_logger().info("stock snapshot: the same %(stock_loaded)d items as the last one", counts)
     return counts
 
 

@@ -9,6 +9,7 @@ from orderly import service
 from orderly.store import open_store, queries, writes
 from orderly.store.connection import migrate, schema_version
 from orderly.store.schema import MIGRATIONS, RUN_COUNTERS
+from orderly.records import records_digest
 from orderly.validation import validate_orders, validate_stock
 
 STAMP = "2026-11-20T09:00:00Z"
@@ -124,6 +125,44 @@ def test_an_unchanged_snapshot_is_a_new_snapshot_and_any_change_is_written(con):
     assert on_hand(con) == {101: 5, 102: 1, 104: 2}
     load_stock(con, [stock_rec(101, -1), stock_rec(102, 1)])  # 101 quarantined: 101 and 104 keep their values
     assert on_hand(con) == {101: 5, 102: 1, 104: 2}
+
+
+def test_the_same_clean_records_again_are_a_new_snapshot_without_a_load(con):
+    """An incremental run re-reads the whole snapshot: the same records as the latest clean snapshot are recorded
+    as a new snapshot (fresh, same counts) without validating or loading them; anything else is not."""
+    records = [stock_rec(101, 5), stock_rec(102, 0), stock_rec(101, 5)]  # one identical repeat
+    digest = records_digest(records)
+    v = validate_stock(records)
+    first = writes.load_stock_snapshot(con, "r1", v.items, v.rejects, v.received, v.repeated, digest)
+    assert first == {"stock_fetched": 3, "stock_loaded": 2, "stock_rejected": 0, "stock_repeated": 1}
+    writes.start_run(con, "r2", "pipeline")
+    con.execute("UPDATE stock_snapshots SET completed_at = completed_at - INTERVAL 2 HOUR")
+    assert writes.repeat_stock_snapshot(con, "r2", records_digest([stock_rec(101, 5), stock_rec(102, 1)])) is None
+    assert queries.snapshot_age(con) > 7000  # a refused repeat writes nothing
+
+    assert writes.repeat_stock_snapshot(con, "r2", digest) == first
+    assert queries.latest_snapshot(con)["snapshot_id"] == 2 and 0 <= queries.snapshot_age(con) < 60
+    assert on_hand(con) == {101: 5, 102: 0}
+    assert con.execute("SELECT stock_fetched, stock_loaded, stock_rejected, stock_repeated FROM runs "
+                       "WHERE run_id = 'r2'").fetchall() == [(3, 2, 0, 1)]
+
+    load_stock(con, [stock_rec(101, 5), stock_rec(102, -1)])  # a snapshot with a quarantined record: no digest
+    assert writes.repeat_stock_snapshot(con, None, digest) is None  # the latest snapshot is not those records
+    v = validate_stock([stock_rec(102, -1)])
+    writes.load_stock_snapshot(con, None, v.items, v.rejects, v.received, v.repeated, records_digest([stock_rec(102, -1)]))
+    assert writes.repeat_stock_snapshot(con, None, records_digest([stock_rec(102, -1)])) is None  # kept only if clean
+
+
+def test_the_digest_tells_apart_what_validation_tells_apart():
+    base = [stock_rec(101, 5)]
+    assert records_digest(base) == records_digest([stock_rec(101, 5)])
+    variants = [[{**base[0], "quantity": value}] for value in (True, 5.0, "5", None, 6)]
+    variants.append([dict(reversed(base[0].items()))])  # same fields, another order
+    variants.append(base * 2)
+    assert len({records_digest(v) for v in [base, *variants]}) == len(variants) + 1
+    from orderly.remote import NotUnicode
+    assert records_digest([{**base[0], "sku": NotUnicode("\ud800")}]) is None
+    assert records_digest([{**base[0], "quantity": 2**64}]) is None
 
 
 def test_a_quarantined_stock_record_keeps_the_last_good_value(con):

@@ -131,4 +131,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN stock_repeated BIGINT DEFAULT 0;
     """,
+    # 4: the digest of a stock snapshot whose every record was valid: the same records again (an incremental run
+    # re-reads the whole snapshot) are recorded as a new snapshot without being validated and compared again.
+    """
+    CREATE TABLE stock_snapshot_digests (
+        snapshot_id INTEGER PRIMARY KEY,
+        digest      VARCHAR NOT NULL  -- blake2b of the snapshot's records as received, in page order
+    );
+    """,
 ]
