@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import decide, reset
+from domain.rule import decide_in_turn
 
 from reference import decide as reference_decide, demand_of
 
@@ -110,3 +111,26 @@ def test_reset_moves_every_decided_order_and_only_those(statuses):
 @given(tight_world)
 def test_totals_one_off_what_is_available_decide_as_the_reference(world):
     check(*world)
+
+
+def _explained(d) -> tuple:
+    return (list(d), *(d.unknown[k].tolist() for k in ("order_id", "inventory_id")),
+            *(d.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(small_world, big_world, tight_world), st.lists(st.integers(0, BIG), max_size=4))
+def test_deciding_in_chunks_of_ascending_ids_is_deciding_at_once(world, cuts):
+    """The process step decides a big backlog in chunks, each from what the chunks before it left: any cut of
+    the ascending ids gives the same rows and explanations as one pass (which equals the reference)."""
+    stock, orders = world
+    rows = sorted((oid, item, qty) for oid, lines in orders.items() for item, qty in lines)
+    bounds = [-1, *sorted(set(cuts)), BIG]
+    chunks = [[r for r in rows if low < r[0] <= high] for low, high in zip(bounds, bounds[1:])]
+    columns = [([r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk]) for chunk in chunks]
+    in_turn = [_explained(d) for d in decide_in_turn(columns, list(stock), list(stock.values()))]
+    assert len(in_turn) == len(chunks)
+    joined = tuple(sum((part[i] for part in in_turn), []) for i in range(7))
+    at_once = decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock),
+                     list(stock.values()))
+    assert joined == _explained(at_once)

@@ -405,6 +405,28 @@ def test_a_dry_run_decides_as_the_real_run_and_writes_nothing(con, tmp_path):
             for c in preview["changes"] if c["order_id"] in (2, 3)] == real
 
 
+@pytest.mark.parametrize("per_chunk", [1, 2, 4])
+def test_a_backlog_decided_in_chunks_is_decided_as_in_one_pass(tmp_path, monkeypatch, per_chunk):
+    """The process step decides NEW orders a chunk at a time (service.ORDERS_PER_CHUNK), each chunk from what
+    the ones before it left: statuses, history with explanations, counts and dry-run preview as in one pass."""
+    def outcome(path, chunk, order_ids=None):
+        monkeypatch.setattr(service, "ORDERS_PER_CHUNK", chunk)
+        with open_store(path) as c:
+            _seedish(c)
+            load_orders(c, [order_rec(13, (101, 1)), order_rec(14, (101, 1), (420, 1)), order_rec(15, (205, 1))])
+            preview = service.process(c, "dry", order_ids, max_stock_age=900, dry_run=True)
+            counts = process(c, "real", order_ids)
+            history = [(h["order_id"], h["to_status"], h["reason"], h["details"]) for h in
+                       c.execute("SELECT * FROM status_changes ORDER BY order_id").df().to_dict("records")]
+            return counts, preview, statuses(c), history, available(c)
+
+    chunked = outcome(tmp_path / "chunked.duckdb", per_chunk)
+    assert chunked == outcome(tmp_path / "one-pass.duckdb", 10**6)
+    assert chunked[0] == {"processed": 3, "failed": 6}
+    named = [14, 2, 12, 3]
+    assert outcome(tmp_path / "named-chunked.duckdb", per_chunk, named) == outcome(tmp_path / "named.duckdb", 10**6, named)
+
+
 def test_named_orders_only(con):
     _seedish(con)
     process(con, "r", [11])

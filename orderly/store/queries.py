@@ -69,21 +69,30 @@ def orders_cursor(con: duckdb.DuckDBPyConnection) -> int:
 
 # ---- what the rule reads --------------------------------------------------------------------
 
-def new_order_lines(
-    con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The lines of NEW orders (all, or those named) as int64 columns (order_id, inventory_id, quantity),
-    sorted by order and item."""
+def new_order_lines_in_chunks(
+    con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None, orders_per_chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The lines of NEW orders (all, or those named) as int64 columns (order_id, inventory_id, quantity), sorted
+    by order and item, in chunks of up to `orders_per_chunk` orders, each chunk's ids above the last one's. The chunks' id ranges are fixed before the first is read, so writing a chunk's
+    decisions (in the same transaction) changes nothing in the chunks still to come."""
     with _named_ids(con, order_ids) as named:
-        columns = con.execute(
-            f"""
-            SELECT l.order_id, l.inventory_id, l.quantity
-            FROM order_lines l SEMI JOIN (SELECT order_id FROM orders WHERE status = 'NEW' AND {named}) n
-                 ON l.order_id = n.order_id
-            ORDER BY l.order_id, l.inventory_id
-            """
-        ).fetchnumpy()
-    return columns["order_id"], columns["inventory_id"], columns["quantity"]
+        ids = con.execute(
+            f"SELECT order_id FROM orders WHERE status = 'NEW' AND {named} ORDER BY order_id"
+        ).fetchnumpy()["order_id"]
+        for start in range(0, len(ids), orders_per_chunk):
+            low, high = int(ids[start]), int(ids[min(start + orders_per_chunk, len(ids)) - 1])
+            columns = con.execute(
+                f"""
+                SELECT l.order_id, l.inventory_id, l.quantity
+                FROM order_lines l SEMI JOIN (SELECT order_id FROM orders
+                                              WHERE status = 'NEW' AND {named} AND order_id BETWEEN ? AND ?) n
+                     ON l.order_id = n.order_id
+                WHERE l.order_id BETWEEN ? AND ?
+                ORDER BY l.order_id, l.inventory_id
+                """,
+                [low, high, low, high],
+            ).fetchnumpy()
+            yield columns["order_id"], columns["inventory_id"], columns["quantity"]
 
 
 def available_stock(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray]:
