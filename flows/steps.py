@@ -18,7 +18,9 @@ from tasks.fetch import fetch_orders, fetch_stock
 from tasks.load import load_orders, load_stock, read_orders_cursor, repeat_stock
 from tasks.validate import validate_order_records, validate_stock_records
 
-ORDER_PAGES_PER_CHUNK = 50  # 50 pages of 1,000 orders: memory stays bounded however large the backlog
+# 25 pages of 1,000 orders a chunk, one chunk in flight beside the one being loaded: memory stays bounded however
+# large the backlog. 50 pages peaked 34 MB higher at a million orders (bench/README.md).
+ORDER_PAGES_PER_CHUNK = 25
 
 # Big task arguments (raw records, validated frames) go in quote(): otherwise Prefect walks every
 # record and field looking for futures before the task starts, which cost ~4x the tasks' own work.
@@ -49,8 +51,9 @@ def ingest_orders(run: Run) -> None:
     one-at-a-time loop would ask for (a chunk's cursor is known once it is fetched, before it is loaded).
     A fetch that fails ends the ingest after the chunks before it are loaded, as before.
 
-    One connection for the whole ingest, checkpointed once when it closes: reopening the store per chunk (and so
-    checkpointing it, which rewrites the primary-key index) made the load step twice its bulk-insert floor."""
+    One connection for the whole ingest, checkpointed every ~64 MB of WAL (orderly.store.connection says why):
+    reopening the store per chunk (and so checkpointing it, which rewrites the primary-key index) made the load
+    step twice its bulk-insert floor."""
     settings = run.settings
     with sync_collection_policy(), open_store(settings.db_path, lock_timeout=settings.lock_timeout, bulk=True) as con:
         store = quote(con)  # handed to each task as it is (Prefect would otherwise inspect it)
