@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import gc
 import os
 import socket
 import subprocess
@@ -19,8 +20,11 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import reference
 from orderly.sandbox import (
@@ -31,7 +35,9 @@ from orderly.sandbox import (
     in_process_transport,
     seed_dataset,
 )
-from orderly.sandbox.generated import ORDER_FLAWS, STOCK_FLAWS
+from orderly.sandbox.app import freeze_heap_once_started
+from orderly.sandbox.generated import ORDER_FLAWS, STOCK_FLAWS, GeneratedDataSet
+from orderly.sandbox.orders_json import orders_page_json
 from orderly.settings import SandboxSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -510,6 +516,126 @@ def test_bad_records_still_page_through():
     pages = list(order_pages(ds, limit=3))
     assert pages[-1]["next_after_id"] is None
     assert len(ds.order_flaws()) > 1000
+
+
+# ------------------------------------------------------------------ the JSON fast path (byte for byte the dict form)
+
+
+@st.composite
+def page_requests(draw):
+    orders = draw(st.integers(0, 5000))
+    items = draw(st.one_of(st.none(), st.integers(0, 3), st.integers(0, 100_000)))
+    seed = draw(st.integers(0, 2**63 - 1))
+    # 0: every page clean (the fast path); small rates mix clean and flawed pages; high ones flaw nearly all.
+    bad_rate = draw(st.one_of(st.just(0.0), st.sampled_from([0.0005, 0.01, 0.2]), st.floats(0.0, 1.0)))
+    # ids lie in 1..3 * orders + 3 with gaps between them: a draw from around that range lands on ids, in the
+    # gaps, before the first and past the last.
+    after_id = draw(st.one_of(st.integers(-10, 3 * orders + 10), st.sampled_from([0, -1, -(2**63), 10**18 - 1])))
+    limit = draw(st.one_of(st.sampled_from([1, 2, 1000]), st.integers(1, 1000)))
+    return generate(orders, items, seed, bad_rate), after_id, limit
+
+
+@settings(max_examples=300, deadline=None)
+@given(page_requests())
+def test_orders_page_json_is_orjson_of_orders_page(request):
+    ds, after_id, limit = request
+    assert ds.orders_page_json(after_id, limit) == orjson.dumps(ds.orders_page(after_id, limit))
+
+
+def test_clean_pages_take_the_fast_path(monkeypatch):
+    """A clean page never builds the dicts (the property above then really compares two paths); a flawed one does."""
+    reference = {after: orjson.dumps(generate(3000, 40, seed=5).orders_page(after, 1000)) for after in (0, 4000)}
+    clean, flawed = generate(3000, 40, seed=5), generate(3000, 40, seed=5, bad_rate=0.05)
+
+    def no_dicts(*args):
+        raise AssertionError("a clean page built its dicts")
+
+    monkeypatch.setattr(GeneratedDataSet, "_records", staticmethod(no_dicts))
+    assert {after: clean.orders_page_json(after, 1000) for after in reference} == reference
+    with pytest.raises(AssertionError, match="built its dicts"):
+        flawed.orders_page_json(0, 1000)
+
+
+_INT64 = st.integers(0, 2**63 - 1)
+_SMALL = st.integers(0, 99_999)
+
+
+@st.composite
+def order_columns(draw):
+    """Columns beyond what the generator makes: 0, 2**63 - 1, 1 to 20 digits, timestamps from year 1 to 20000."""
+    n = draw(st.integers(1, 40))
+    ints = st.one_of(_INT64, _SMALL, st.sampled_from([0, 9, 10, 9999, 10_000, 2**32 - 1, 2**32, 2**63 - 1]))
+    column = lambda values: np.array(draw(st.lists(values, min_size=n, max_size=n)), dtype=np.int64)  # noqa: E731
+    lines = draw(st.integers(0, 4))
+    return (
+        column(ints),
+        column(st.integers(-62_135_596_800, 568_971_820_799)),  # 0001-01-01 .. 19999-12-31
+        column(ints),
+        column(st.integers(0, lines)),
+        np.stack([column(ints) for _ in range(lines)], axis=1) if lines else np.zeros((n, 0), dtype=np.int64),
+        np.stack([column(ints) for _ in range(lines)], axis=1) if lines else np.zeros((n, 0), dtype=np.int64),
+        draw(st.one_of(st.none(), _INT64)),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(order_columns())
+def test_orders_json_writes_any_columns_as_orjson_does(columns):
+    ids, seconds, customers, counts, inventory, quantity, next_after_id = columns
+    placed = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
+    orders = [
+        {"id": int(ids[i]), "placed_at": placed[i] + "Z", "customer_id": f"C-{customers[i]}",
+         "items": [{"inventory_id": int(inventory[i, j]), "quantity": int(quantity[i, j])} for j in range(counts[i])]}
+        for i in range(len(ids))
+    ]
+    expected = orjson.dumps({"orders": orders, "next_after_id": next_after_id})
+    assert orders_page_json(ids, seconds, customers, counts, inventory, quantity, next_after_id) == expected
+
+
+def test_orders_json_refuses_negative_integers():
+    one = np.array([1], dtype=np.int64)
+    with pytest.raises(ValueError, match="non-negative"):
+        orders_page_json(np.array([-1]), one, one, one, one[:, None], one[:, None], None)
+
+
+@pytest.mark.parametrize("bad_rate", [0.0, 0.05])
+def test_http_body_is_the_page_byte_for_byte(bad_rate):
+    settings_ = SandboxSettings(orders=4000, items=60, seed=3, bad_rate=bad_rate)
+    ds = dataset_for(settings_)
+
+    async def main():
+        async with httpx.AsyncClient(base_url="http://sandbox", transport=in_process_transport(settings_)) as c:
+            for after, limit in [(0, 1000), (5, 1), (6000, 777), (11_990, 1000), (10**9, 5)]:
+                r = await c.get("/orders", params={"after_id": after, "limit": limit})
+                assert r.status_code == 200 and r.content == orjson.dumps(ds.orders_page(after, limit))
+            r = await c.get("/stock", params={"page": 2, "per_page": 7})
+            assert r.content == orjson.dumps(ds.stock_page(2, 7))
+
+    asyncio.run(main())
+
+
+def test_served_heap_is_frozen_once_started():
+    """`serve` runs the app with this lifespan: after start-up the collector no longer walks the imports."""
+    app = create_app(SandboxSettings(orders=100, seed=1), lifespan=freeze_heap_once_started)
+
+    async def main():
+        # The ASGI lifespan exchange, as uvicorn has it with the app before it takes requests.
+        to_app, from_app = asyncio.Queue(), asyncio.Queue()
+        running = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, to_app.get, from_app.put))
+        await to_app.put({"type": "lifespan.startup"})
+        assert (await from_app.get())["type"] == "lifespan.startup.complete"
+        frozen = gc.get_freeze_count()
+        await to_app.put({"type": "lifespan.shutdown"})
+        assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
+        await running
+        return frozen
+
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        assert asyncio.run(main()) > 1000
+    finally:
+        gc.unfreeze()
 
 
 # ------------------------------------------------------------------ faults, auth, latency

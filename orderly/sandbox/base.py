@@ -9,6 +9,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Iterator
 
+import orjson
+
 MAX_PAGE = 1000  # the contract's upper bound for `limit` and `per_page`
 
 
@@ -29,6 +31,10 @@ class DataSet(ABC):
     @abstractmethod
     def orders_page(self, after_id: int, limit: int) -> dict[str, Any]:
         """`{"orders": [...], "next_after_id": int | None}`: orders with id > after_id, ascending."""
+
+    def orders_page_json(self, after_id: int, limit: int) -> bytes:
+        """`orders_page` as the HTTP body; a data set may write it faster, but always these very bytes."""
+        return orjson.dumps(self.orders_page(after_id, limit))
 
     @abstractmethod
     def _stock_slice(self, start: int, stop: int) -> list[dict[str, Any]]:
