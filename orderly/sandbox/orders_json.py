@@ -2,9 +2,9 @@
 
 Building 1,000 order dicts (and their line dicts) for orjson cost the sandbox 5 to 7 ms a page, most of the
 benchmark's fetch floor. Here every order is one row of a byte matrix laid out field by field (the constants
-copied from one template row, integers as ASCII digits four at a time); every byte the record does not have (an
-integer's leading zeros, the lines past an order's count) is left NUL, and one boolean pass drops the NULs. That is a fixed number of numpy
-calls a page, whatever its size. The bytes are exactly what `orjson.dumps` gives for the dict form
+copied from one template row, integers as ASCII digits four at a time); every byte the record does not have
+(an integer's leading zeros, the lines past an order's count) is left NUL, and one boolean pass drops the NULs.
+That is a fixed number of numpy calls a page, whatever its size. The bytes are exactly what `orjson.dumps` gives for the dict form
 (tests/test_sandbox.py checks that over many pages); JSON text never holds a NUL byte, so dropping them cannot
 eat real content.
 """
