@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,14 @@ def _merge(shape_errors: dict[int, list[str]], *sources: dict[int, list[str]]) -
 
 
 def _timestamps(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series, utc=True, format="ISO8601")
+    # cache=False: pandas' cache hashes every string to parse each distinct one once, which costs 3 times the
+    # parse itself when stamps repeat (a snapshot's updated_at): 16 ms against 5.6 ms per 50,000.
+    return pd.to_datetime(series, utc=True, format="ISO8601", cache=False)
+
+
+def _without(frame: pd.DataFrame, rejected: Collection[int]) -> pd.DataFrame:
+    """The rows whose index is not rejected; the frame itself when none is (a copy touches every value)."""
+    return frame.drop(index=list(rejected)) if rejected else frame
 
 
 def validate_orders(records: list[Any]) -> ValidOrders:
@@ -64,15 +72,15 @@ def validate_orders(records: list[Any]) -> ValidOrders:
     for rec in _sums_past_bound(lines, reasons):
         reasons.setdefault(rec, []).append("quantities sum past 2**63-1")
 
-    good = orders.drop(index=list(reasons))
-    good_lines = lines[~lines["rec"].isin(list(reasons))]
+    good = _without(orders, reasons)
+    good_lines = lines[~lines["rec"].isin(list(reasons))] if reasons else lines
     order_ids = good["id"].astype("int64")
     typed_orders = pd.DataFrame(
         {
             "rec": good.index.to_numpy(dtype="int64"),  # the copy's position in the batch: first copy wins
             "order_id": order_ids.to_numpy(),
             "placed_at": _timestamps(good["placed_at"]).array,  # tz-aware: to_numpy() would box every value
-            "customer_id": good["customer_id"].astype(str).to_numpy(),
+            "customer_id": good["customer_id"].astype(str).array,  # to_numpy() would box it back to objects
         }
     )
     typed_lines = pd.DataFrame(
@@ -90,11 +98,12 @@ def validate_orders(records: list[Any]) -> ValidOrders:
 def _sums_past_bound(lines: pd.DataFrame, rejected: dict[int, list[str]]) -> list[int]:
     """Orders (by rec) whose line quantities sum past MAX_INT, exactly. Only orders with a line above
     MAX_INT // n_lines can, so the exact Python sum runs on those few alone."""
-    fine = ~lines["rec"].isin(list(rejected))
-    if not fine.any():
+    if rejected:
+        lines = lines[~lines["rec"].isin(list(rejected))]
+    if lines.empty:
         return []
-    recs = lines["rec"][fine].to_numpy()
-    quantities = lines["quantity"][fine]
+    recs = lines["rec"].to_numpy()
+    quantities = lines["quantity"]
     values = quantities.to_numpy(dtype="int64")  # every quantity here passed the schema: an int in 1..MAX_INT
     n_lines = np.bincount(recs)[recs]
     suspects = np.unique(recs[values > MAX_INT // n_lines])
@@ -107,7 +116,7 @@ def _sums_past_bound(lines: pd.DataFrame, rejected: dict[int, list[str]]) -> lis
 def _conflicting_items(frame: pd.DataFrame, rejected: dict[int, list[str]]) -> tuple[dict[int, list[str]], list[int]]:
     """An item twice in one snapshot: identical copies are one (the later ones are repeats); copies that
     differ are all quarantined, since no copy can be told right: the item keeps its last good value."""
-    good = frame.drop(index=list(rejected))
+    good = _without(frame, rejected)
     ids = good["inventory_id"]
     twice = ids.duplicated(keep=False)
     if not twice.any():
@@ -128,7 +137,7 @@ def validate_stock(records: list[Any]) -> ValidStock:
     reasons = _merge(shape_errors, failures_by_row(StockRecord, frame))
     conflicts, repeats = _conflicting_items(frame, reasons)
     reasons.update(conflicts)
-    good = frame.drop(index=[*reasons, *repeats])
+    good = _without(frame, [*reasons, *repeats])
     items = pd.DataFrame(
         {
             "inventory_id": good["inventory_id"].astype("int64"),
