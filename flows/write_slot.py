@@ -72,13 +72,23 @@ def _holds_write_limit(deployment_id) -> bool:
     return limit is not None and limit.name == WRITE_LIMIT
 
 
+def _deployment_id():
+    """The running flow run's deployment, from the run the context holds. (prefect.runtime.deployment.id looks for
+    it on the context itself, never finds it there, and reads the flow run from the API: 0.15 s of every run.)"""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return context.flow_run.deployment_id if context is not None and context.flow_run is not None else None
+
+
 @contextmanager
 def write_slot() -> Iterator[None]:
     """Hold the one `orderly-writes` slot for the body of a deployment run whose deployment is not linked to it
     (share_write_limit); linked deployments' runs already hold it, and command-line runs pass straight through."""
-    from prefect import get_run_logger, runtime
+    from prefect import get_run_logger
 
-    if not os.environ.get("PREFECT_API_URL") or not runtime.deployment.id or _holds_write_limit(runtime.deployment.id):
+    deployment_id = _deployment_id()
+    if not os.environ.get("PREFECT_API_URL") or not deployment_id or _holds_write_limit(deployment_id):
         yield
         return
     from prefect.concurrency.sync import concurrency
