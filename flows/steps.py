@@ -19,7 +19,8 @@ from tasks.load import load_orders, load_stock, read_orders_cursor, repeat_stock
 from tasks.validate import validate_order_records, validate_stock_records
 
 # 25 pages of 1,000 orders a chunk, one chunk in flight beside the one being loaded: memory stays bounded however
-# large the backlog. 50 pages peaked 34 MB higher at a million orders (bench/README.md).
+# large the backlog. At a million orders 40 pages ran 8 % faster but peaked 23 MB higher (519 MB), past the
+# bench's 512 MB target; 50 pages 34 MB higher (bench/README.md).
 ORDER_PAGES_PER_CHUNK = 25
 
 # Big task arguments (raw records, validated frames) go in quote(): otherwise Prefect walks every
