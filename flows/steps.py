@@ -71,9 +71,13 @@ def ingest_orders(run: Run) -> None:
                 pending = None if chunk.last else fetch_orders.submit(settings, chunk.cursor_to, ORDER_PAGES_PER_CHUNK)
                 valid = validate_order_records(quote(chunk.records))
                 run.add(load_orders(settings, run.id, quote(valid), chunk.cursor_to, store))
+                # The records go now, by reference counting: Prefect's task-run objects (cycles) hold the fetch
+                # task's result until the collector breaks them, and the collection below then had to trace
+                # every record (52,000 objects, 140-190 ms a chunk; with the list emptied first: ~2,000, 50-60 ms).
+                chunk.records.clear()
                 del chunk, valid  # before the next chunk arrives: two chunks in memory at most, not three
                 # One full collection per chunk: the imports' heap is frozen, so it scans little more than the
-                # chunk in flight, and frees this chunk's cycles (Prefect's task-run objects holding its records).
+                # chunk in flight, and frees this chunk's cycles (Prefect's task-run objects and what they hold).
                 # Collecting only the young generations let them reach the old one: +150 MB at 300k orders.
                 gc.collect()
         finally:
