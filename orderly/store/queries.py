@@ -73,8 +73,9 @@ def new_order_lines_in_chunks(
     con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None, orders_per_chunk: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The lines of NEW orders (all, or those named) as int64 columns (order_id, inventory_id, quantity), sorted
-    by order and item, in chunks of up to `orders_per_chunk` orders, each chunk's ids above the last one's. The chunks' id ranges are fixed before the first is read, so writing a chunk's
-    decisions (in the same transaction) changes nothing in the chunks still to come."""
+    by order and item, in chunks of up to `orders_per_chunk` orders, each chunk's ids above the last one's. The
+    chunks' id ranges are fixed before the first is read, so writing a chunk's decisions before the next chunk is
+    read changes nothing in the chunks still to come."""
     with _named_ids(con, order_ids) as named:
         ids = con.execute(
             f"SELECT order_id FROM orders WHERE status = 'NEW' AND {named} ORDER BY order_id"
