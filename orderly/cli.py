@@ -51,8 +51,9 @@ def _check_prefect_api() -> None:
     advice = "start it with `make server`, or unset PREFECT_API_URL (each command then starts a temporary server)"
     try:
         parts = urlsplit(api)
-        scheme, host, _ = parts.scheme, parts.hostname, parts.port
-    except ValueError:  # a port that is not a number, or out of range
+        scheme, host = parts.scheme, parts.hostname
+        parts.port  # noqa: B018 - read for its check: a port that is not a number, or out of range, raises
+    except ValueError:
         scheme = host = None
     if scheme not in ("http", "https") or not host:
         raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {api!r}", 2)

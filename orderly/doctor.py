@@ -157,7 +157,8 @@ def _remote(name: str, base: str | None, path: str, params: dict, key: str, vari
     try:
         answer = httpx.get(url, params=params, headers=headers, timeout=min(settings.http_timeout, CHECK_TIMEOUT))
     except (httpx.HTTPError, ValueError) as error:
-        return Check(name, False, f"nothing answers at {shown} ({failure_in_words(error, CHECK_TIMEOUT)}): start the service, or fix {variable}")
+        why = failure_in_words(error, CHECK_TIMEOUT)
+        return Check(name, False, f"nothing answers at {shown} ({why}): start the service, or fix {variable}")
     if answer.status_code in (401, 403):
         token = "the token is refused" if settings.api_token else "it wants a token"
         return Check(name, False, f"{shown} answers {answer.status_code}: {token}: set ORDERLY_API_TOKEN")

@@ -59,6 +59,11 @@ def _without(frame: pd.DataFrame, rejected: Collection[int]) -> pd.DataFrame:
     return frame.drop(index=list(rejected)) if rejected else frame
 
 
+def _lines_without(lines: pd.DataFrame, rejected: Collection[int]) -> pd.DataFrame:
+    """The lines of the records not rejected (`rec` is their record); the frame itself when none is."""
+    return lines[~lines["rec"].isin(list(rejected))] if rejected else lines
+
+
 def validate_orders(records: list[Any]) -> ValidOrders:
     orders, lines, shape_errors = flatten_orders(records)
     order_failures = failures_by_row(OrderRecord, orders)
@@ -73,7 +78,7 @@ def validate_orders(records: list[Any]) -> ValidOrders:
         reasons.setdefault(rec, []).append("quantities sum past 2**63-1")
 
     good = _without(orders, reasons)
-    good_lines = lines[~lines["rec"].isin(list(reasons))] if reasons else lines
+    good_lines = _lines_without(lines, reasons)
     order_ids = good["id"].astype("int64")
     typed_orders = pd.DataFrame(
         {
@@ -98,8 +103,7 @@ def validate_orders(records: list[Any]) -> ValidOrders:
 def _sums_past_bound(lines: pd.DataFrame, rejected: dict[int, list[str]]) -> list[int]:
     """Orders (by rec) whose line quantities sum past MAX_INT, exactly. Only orders with a line above
     MAX_INT // n_lines can, so the exact Python sum runs on those few alone."""
-    if rejected:
-        lines = lines[~lines["rec"].isin(list(rejected))]
+    lines = _lines_without(lines, rejected)
     if lines.empty:
         return []
     recs = lines["rec"].to_numpy()

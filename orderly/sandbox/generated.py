@@ -309,22 +309,24 @@ class GeneratedDataSet(DataSet):
         return kind, int(self._h.below(_BAD_VARIANT, ks, 3)[0])
 
     def orders_page(self, after_id: int, limit: int) -> dict[str, Any]:
-        check_page_size("limit", limit)
-        k0 = self._first_index_after(after_id)
-        k1 = min(self.order_count, k0 + limit)
+        k0, k1 = self._span(after_id, limit)
         return self._page(k0, k1, limit, self._order_columns(k0, k1))
 
     def orders_page_json(self, after_id: int, limit: int) -> bytes:
         """`orjson.dumps(self.orders_page(after_id, limit))`, without building a dict per order when none is broken."""
-        check_page_size("limit", limit)
-        k0 = self._first_index_after(after_id)
-        k1 = min(self.order_count, k0 + limit)
+        k0, k1 = self._span(after_id, limit)
         c = self._order_columns(k0, k1)
         if c.bad.any():  # flawed records are rare and many-shaped: the dict path serves them
             return orjson.dumps(self._page(k0, k1, limit, c))
         next_after_id = None if k1 >= self.order_count else int(c.ids[-1])
         placed_unix = c.placed_seconds + _EPOCH_UNIX
         return orders_page_json(c.ids, placed_unix, c.customers, c.n_lines, c.inv, c.qty, next_after_id)
+
+    def _span(self, after_id: int, limit: int) -> tuple[int, int]:
+        """The order indexes k0..k1-1 a page after `after_id` holds at most (before duplicates take room)."""
+        check_page_size("limit", limit)
+        k0 = self._first_index_after(after_id)
+        return k0, min(self.order_count, k0 + limit)
 
     def _page(self, k0: int, k1: int, limit: int, c: _OrderColumns) -> dict[str, Any]:
         """The envelope of orders k0..k1-1 (columns `c`), those bad_rate picked broken as their flaw says."""

@@ -67,14 +67,11 @@ REJECT_COLUMNS = ["source", "record_key", "raw", "reasons"]
 def _insert_rejects(con: duckdb.DuckDBPyConnection, run_id: str | None, rejects: pd.DataFrame) -> None:
     if rejects.empty:
         return
-    con.register("incoming_rejects", rejects[REJECT_COLUMNS])
-    try:
+    with registered(con, incoming_rejects=rejects[REJECT_COLUMNS]):
         con.execute(
             "INSERT INTO rejects SELECT ?, source, record_key, raw, reasons, now() FROM incoming_rejects",
             [run_id],
         )
-    finally:
-        con.unregister("incoming_rejects")
 
 
 # ---- stock ----------------------------------------------------------------------------------
@@ -92,12 +89,9 @@ def load_stock_snapshot(
     """
     with transaction(con):
         snapshot_id = scalar(con, "SELECT coalesce(max(snapshot_id), 0) + 1 FROM stock_snapshots")
-        con.register("incoming_stock", items)
-        try:
+        with registered(con, incoming_stock=items):
             if not _stock_unchanged(con, every_record_valid=len(rejects) == 0):
                 _replace_stock(con, snapshot_id, every_record_valid=len(rejects) == 0)
-        finally:
-            con.unregister("incoming_stock")
         _insert_rejects(con, run_id, rejects)
         counts = {"stock_fetched": received, "stock_loaded": len(items), "stock_rejected": len(rejects),
                   "stock_repeated": repeated}

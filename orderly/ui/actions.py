@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-
 from orderly.store import queries
 from orderly.ui.snapshot import StoreReader
 
