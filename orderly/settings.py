@@ -135,6 +135,9 @@ class Settings:
     page_size: int = 1000
     fetch_concurrency: int = 4
     max_stock_pages: int = 10_000  # a warehouse claiming more pages than this is refused, not believed
+    max_order_pages: int = 100_000  # the most orders pages one run reads (100M orders at 1,000 a page)
+    lookback_orders: int = 1_000    # each run re-reads from the id of the lookback_orders-th newest stored order
+    max_body_bytes: int = 16 * 2**20  # the largest response body, after decompression
     schedule_seconds: float = 300.0
     ui_token: str | None = field(default=None, repr=False)
     sandbox: SandboxSettings = SandboxSettings()
@@ -155,6 +158,9 @@ class Settings:
             page_size=_integer(env, "ORDERLY_PAGE_SIZE", 1000, minimum=1, maximum=MAX_PAGE_SIZE),
             fetch_concurrency=_integer(env, "ORDERLY_FETCH_CONCURRENCY", 4, minimum=1, maximum=64),
             max_stock_pages=_integer(env, "ORDERLY_MAX_STOCK_PAGES", 10_000, minimum=1, maximum=1_000_000),
+            max_order_pages=_integer(env, "ORDERLY_MAX_ORDER_PAGES", 100_000, minimum=1, maximum=100_000_000),
+            lookback_orders=_integer(env, "ORDERLY_LOOKBACK_ORDERS", 1_000, minimum=0, maximum=100_000_000),
+            max_body_bytes=_integer(env, "ORDERLY_MAX_BODY_BYTES", 16 * 2**20, minimum=1024, maximum=2**34),
             schedule_seconds=_number(env, "ORDERLY_SCHEDULE_SECONDS", 300.0, minimum=10.0, maximum=86_400.0 * 7),
             ui_token=secret(env, "ORDERLY_UI_TOKEN"),
             sandbox=SandboxSettings.from_env(env),
