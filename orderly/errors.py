@@ -37,3 +37,7 @@ class UnknownOrders(BadArgument):
 
 class IncompleteSnapshot(RemoteError):
     """The warehouse's pages do not make one snapshot (they disagree, or claim too many): nothing changes."""
+
+
+class ProtocolViolation(RemoteError):
+    """An orders page broke the paging protocol (CONTRACT section 1): the sync stops before it, nothing is lost."""

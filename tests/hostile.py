@@ -431,6 +431,7 @@ class PipelineResult:
     order_counts: list[dict] = field(default_factory=list)  # what load_orders returned, one per chunk
     process_counts: dict | None = None
     problems: list[str] = field(default_factory=list)
+    reconcile: dict | None = None  # run_reconcile: remote, stored, missing, added, changed
 
 
 _COUNT_NAMES = {  # what the loaders call each measure: "<source>_<name>" since issue 10, bare names before it
@@ -463,59 +464,68 @@ def total_counts(batches: list[dict], source: str) -> dict[str, int]:
 
 def run_pipeline(settings: Any, *, pages_per_chunk: int | None = None, process: bool = True,
                  run_id: str | None = None, record_run: bool = True) -> PipelineResult:
-    """One `orderly run` in this process, without a Prefect flow run: the same code the flow's tasks run, through
-    each task's `.fn`. It MIRRORS flows/steps.py (sync_stock, ingest_orders and their chunk loop) and
-    flows/orders.pipeline: keep the two in step. A remote failure ends that step as in steps.py (the run goes on
-    and the problem is kept); processing's refusal is kept as a problem too."""
+    """One `orderly run` in this process, without a Prefect flow run: the ingest use cases (orderly.ingest) and
+    the process use case, as the flow's tasks call them. A remote failure ends that step as in the flow (the run
+    goes on and the problem is kept); processing's refusal is kept as a problem too."""
+    from orderly import ingest
+
+    def steps(result: PipelineResult) -> None:
+        stock = ingest.sync_stock(settings, result.run_id)
+        if stock.problem is None:
+            result.stock_counts.append(stock.counts)
+        orders = ingest.ingest_orders(settings, result.run_id,
+                                      pages_per_chunk=pages_per_chunk or ingest.ORDER_PAGES_PER_CHUNK)
+        result.order_counts.append(orders.counts)
+        result.problems += [p for p in (stock.problem, orders.problem) if p]
+        if process:
+            _process(settings, result)
+
+    return _recorded(settings, "pipeline", run_id, record_run, steps)
+
+
+def run_reconcile(settings: Any, *, pages_per_chunk: int | None = None, run_id: str | None = None,
+                  record_run: bool = True) -> PipelineResult:
+    """One `orderly reconcile` in this process (orderly.ingest.reconcile_orders); `.reconcile` holds what it found."""
+    from orderly import ingest
+
+    def steps(result: PipelineResult) -> None:
+        outcome = ingest.reconcile_orders(settings, result.run_id,
+                                          pages_per_chunk=pages_per_chunk or ingest.ORDER_PAGES_PER_CHUNK)
+        result.order_counts.append(outcome.counts)
+        result.reconcile = outcome.reconcile
+        result.problems += [outcome.problem] if outcome.problem else []
+
+    return _recorded(settings, "reconcile", run_id, record_run, steps)
+
+
+def _process(settings: Any, result: PipelineResult) -> None:
+    from orderly import service
+    from orderly.errors import OrderlyError
+    from orderly.store import open_store
+
+    try:
+        with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+            result.process_counts = service.process(con, result.run_id, None, max_stock_age=settings.max_stock_age)
+    except OrderlyError as failure:
+        result.problems.append(str(failure))
+
+
+def _recorded(settings: Any, flow: str, run_id: str | None, record_run: bool,
+              steps: Callable[[PipelineResult], None]) -> PipelineResult:
+    """The run's row, as flows.run_record keeps it (RUNNING, then COMPLETED or FAILED with its first problem)."""
     import uuid
 
-    from prefect.logging import disable_run_logger
-
-    from flows import steps
-    from orderly.errors import OrderlyError, RemoteError
     from orderly.store import open_store, writes
-    from tasks.fetch import fetch_orders, fetch_stock
-    from tasks.load import load_orders, load_stock, read_orders_cursor
-    from tasks.process import process_new_orders
-    from tasks.validate import validate_order_records, validate_stock_records
 
     result = PipelineResult(run_id or str(uuid.uuid4()))
     if record_run:  # the loaders add to the run's counters when its row exists; they need none
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-            writes.start_run(con, result.run_id, "pipeline")
-    state = "COMPLETED"
-    with disable_run_logger():
-        # steps.sync_stock
-        try:
-            records = fetch_stock.fn(settings)
-        except (RemoteError, OrderlyError) as failure:
-            result.problems.append(f"stock not synced: {failure}")
-        else:
-            valid = validate_stock_records.fn(records)
-            result.stock_counts.append(load_stock.fn(settings, result.run_id, valid))
-        # steps.ingest_orders
-        after_id = read_orders_cursor.fn(settings)
-        while True:
-            try:
-                chunk = fetch_orders.fn(settings, after_id, pages_per_chunk or steps.ORDER_PAGES_PER_CHUNK)
-            except (RemoteError, OrderlyError) as failure:
-                result.problems.append(f"orders not fully ingested: {failure}")
-                break
-            valid = validate_order_records.fn(chunk.records)
-            result.order_counts.append(load_orders.fn(settings, result.run_id, valid, chunk.cursor_to))
-            if chunk.last:
-                break
-            after_id = chunk.cursor_to
-        if process:
-            try:
-                result.process_counts = process_new_orders.fn(settings, result.run_id)
-            except OrderlyError as failure:
-                result.problems.append(str(failure))
-    if result.problems:
-        state = "FAILED"
+            writes.start_run(con, result.run_id, flow)
+    steps(result)
     if record_run:
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-            writes.finish_run(con, result.run_id, state, result.problems[0] if result.problems else None)
+            writes.finish_run(con, result.run_id, "FAILED" if result.problems else "COMPLETED",
+                              result.problems[0] if result.problems else None)
     return result
 
 

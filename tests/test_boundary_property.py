@@ -206,9 +206,9 @@ def example_st(draw):
     page_size = draw(st.integers(1, 5))
     return {
         "orders": orders, "keys": keys, "stock": draw(stock_st()), "page_size": page_size,
-        "overlap": draw(st.sampled_from([0, 0, 0, 1, 1, 2])),
+        "overlap": draw(st.sampled_from([0, 0, 0, 0, 0, 0, 0, 1])),
         "serve_limit": draw(st.sampled_from([None] * 6 + [1, 2, 7])),
-        "skip_ahead": draw(st.sampled_from([0] * 5 + [1, 3])),
+        "skip_ahead": draw(st.sampled_from([0] * 9 + [1])),
         # small chunks put repeats in later batches; each batch costs a validation (~45 ms), so not too often
         "pages_per_chunk": draw(st.sampled_from([None] * 6 + [1, 2, 3])),
         # per distinct query, in the order first asked: (fault, how many times before it answers)
@@ -275,29 +275,40 @@ def canon(value) -> str:
 
 
 def never_stalls(example: dict) -> bool:
-    """Whether the decided cursor rule takes both runs to the end under either reading of "valid id" (the id
-    alone, or the whole order): the largest such id in a page, capped by next_after_id; when the page holds none,
-    next_after_id; a cursor that does not move past after_id stops the run. Examples that would stop are not
-    drawn: the property is about runs that end (stopping is tested in test_hostile.py)."""
+    """Whether both runs reach the end under the paging protocol (CONTRACT section 1), stated here on its own:
+    a page's storable ids (ints in 1..2**63-1) are all above after_id and never go down; next_after_id is null
+    (the end: the cursor is the largest id), or the page's last storable id, or past it when the page ends with
+    records whose ids are not storable (the cursor is then that last id). Any other page stops the run.
+    Examples that would stop are not drawn: the property is about runs that end (stopping is tested in
+    test_hostile.py and test_paging_protocol.py)."""
     compiled = _Compiled(Script(orders=example["orders"], keys=example["keys"], overlap=example["overlap"],
                                 serve_limit=example["serve_limit"], skip_ahead=example["skip_ahead"]))
     parsed = [as_received(r) for r in example["orders"]]
     position = {id(r): i for i, r in enumerate(example["orders"])}
-    for usable in (lambda p: type(p) is dict and _int_in(p.get("id"), 1), order_valid):
-        after = 0
-        for _run in range(2):
-            for _page in range(80):
-                page, nxt = compiled.orders_page(after, example["page_size"])
-                ids = [parsed[position[id(r)]]["id"] for r in page if usable(parsed[position[id(r)]])]
-                if nxt is None:
-                    after = max([after, *ids])
-                    break
-                cursor = min(max(ids), nxt) if ids else nxt
-                if cursor <= after:
-                    return False
-                after = cursor
+
+    def usable(record) -> bool:
+        return type(record) is dict and _int_in(record.get("id"), 1)
+
+    after = 0
+    for _run in range(2):
+        after = 0 if _run else after  # a rerun reads everything again (the look-back covers these few orders)
+        for _page in range(80):
+            page, nxt = compiled.orders_page(after, example["page_size"])
+            records = [parsed[position[id(r)]] for r in page]
+            ids = [r["id"] for r in records if usable(r)]
+            if any(b < a for a, b in zip([after, *ids], ids)) or any(i <= after for i in ids):
+                return False
+            if nxt is None:
+                after = max([after, *ids])
+                break
+            if not ids:
+                return False
+            if nxt == ids[-1] or (nxt > ids[-1] and not usable(records[-1])):
+                after = ids[-1]
             else:
                 return False
+        else:
+            return False
     return True
 
 

@@ -67,6 +67,21 @@ def orders_cursor(con: duckdb.DuckDBPyConnection) -> int:
     return row[0] if row else 0
 
 
+def lookback_after_id(con: duckdb.DuckDBPyConnection, newest: int) -> int:
+    """The after_id that reads the `newest` stored orders again, and every id between them: the id of the
+    (newest+1)-th newest order, 0 when there are no more than `newest` (read everything again)."""
+    row = first_row(con, "SELECT order_id FROM orders ORDER BY order_id DESC LIMIT 1 OFFSET ?", [newest])
+    return row[0] if row else 0
+
+
+def count_stored(con: duckdb.DuckDBPyConnection, order_ids: np.ndarray) -> int:
+    """How many of these distinct ids are stored orders."""
+    if len(order_ids) == 0:
+        return 0
+    with registered(con, counted_ids=pa.table({"order_id": pa.array(order_ids, pa.int64())})):
+        return int(scalar(con, "SELECT count(*) FROM orders SEMI JOIN counted_ids USING (order_id)"))
+
+
 # ---- what the rule reads --------------------------------------------------------------------
 
 def new_order_lines_in_chunks(

@@ -175,7 +175,8 @@ def _replace_stock(con: duckdb.DuckDBPyConnection, snapshot_id: int, *, every_re
 
 # ---- orders ---------------------------------------------------------------------------------
 
-def _incoming_orders(orders: pd.DataFrame, lines: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
+def _incoming_orders(orders: pd.DataFrame, lines: pd.DataFrame,
+                     page_starts: Sequence[int] | None = None) -> tuple[pa.Table, pa.Table]:
     """The batch as two Arrow tables: one row per valid copy with its line count, total quantity and lines as a
     list of [inventory_id, quantity] in line order (what its fingerprint hashes), and its lines.
 
@@ -210,8 +211,12 @@ def _incoming_orders(orders: pd.DataFrame, lines: pd.DataFrame) -> tuple[pa.Tabl
         pa.array(np.column_stack([inventory, quantity]).ravel(), pa.int64()),
     )
     kept = orders[has_lines] if not has_lines.all() else orders
+    kept_rec = o_rec[has_lines]
+    page = (kept_rec if page_starts is None
+            else np.searchsorted(np.asarray(page_starts, dtype=np.int64), kept_rec, side="right") - 1)
     incoming = pa.table({
-        "rec": pa.array(o_rec[has_lines], pa.int64()),
+        "rec": pa.array(kept_rec, pa.int64()),
+        "page": pa.array(page, pa.int64()),
         "order_id": pa.array(kept["order_id"].to_numpy(dtype=np.int64), pa.int64()),
         "placed_at": _microseconds(kept["placed_at"]),
         "customer_id": pa.array(kept["customer_id"].to_numpy(dtype=object), pa.string()),
@@ -259,6 +264,7 @@ def load_orders(
     rejects: pd.DataFrame,
     received: int,
     cursor_to: int,
+    page_starts: Sequence[int] | None = None,
 ) -> dict[str, int]:
     """Append new orders, skip unchanged repeats, quarantine changed repeats; advance the cursor with them.
 
@@ -266,10 +272,13 @@ def load_orders(
     first valid copy received is kept; a later copy with the same content is a no-op ("unchanged"); one
     with different content is quarantined as a conflict. `rec` is a copy's position in the batch.
 
+    `page_starts`: where each page of the batch begins (positions in the batch); two different copies of an
+    unstored id on one page have no first, and neither is kept. None: every record came on a page of its own.
+
     A batch of only new ids (ascending, none stored: every chunk of a first sync) is inserted as it is; any other
     batch is judged copy by copy in SQL.
     """
-    incoming, incoming_lines = _incoming_orders(orders, lines)
+    incoming, incoming_lines = _incoming_orders(orders, lines, page_starts)
     with transaction(con), registered(con, incoming_orders=incoming, incoming_lines=incoming_lines):
         if _only_new(con, incoming):
             con.execute(
@@ -299,21 +308,30 @@ def load_orders(
 
 def _load_judged(con: duckdb.DuckDBPyConnection, run_id: str | None) -> tuple[int, int, pd.DataFrame]:
     """The general path: each copy against the copy that stands (the stored one, else the batch's first).
-    Returns (new, unchanged repeats, the conflicts as rejects)."""
+    Copies of an unstored id that differ on one page ("torn") have no first: all of that page's copies are
+    quarantined, and a copy on a later page may stand. Returns (new, unchanged repeats, the conflicts as rejects)."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE judged AS
         WITH staged AS (
-            SELECT rec, order_id, placed_at, customer_id, items, total_qty, {_FINGERPRINT} AS fingerprint
+            SELECT rec, page, order_id, placed_at, customer_id, items, total_qty, {_FINGERPRINT} AS fingerprint
             FROM incoming_orders
+        ),
+        torn AS (SELECT order_id, page FROM staged GROUP BY order_id, page HAVING count(DISTINCT fingerprint) > 1),
+        first_copy AS (
+            SELECT order_id, min(rec) AS first_rec, arg_min(fingerprint, rec) AS fingerprint
+            FROM staged ANTI JOIN torn USING (order_id, page) GROUP BY order_id
         )
         SELECT s.*,
-               CASE WHEN k.order_id IS NULL AND s.rec = f.first_rec THEN 'new'
-                    WHEN s.fingerprint = coalesce(k.fingerprint, f.fingerprint) THEN 'unchanged'
+               CASE WHEN k.order_id IS NOT NULL THEN
+                        CASE WHEN s.fingerprint = k.fingerprint THEN 'unchanged' ELSE 'conflict' END
+                    WHEN t.order_id IS NOT NULL THEN 'torn'
+                    WHEN s.rec = f.first_rec THEN 'new'
+                    WHEN s.fingerprint = f.fingerprint THEN 'unchanged'
                     ELSE 'conflict' END AS verdict
         FROM staged s
-        JOIN (SELECT order_id, min(rec) AS first_rec, arg_min(fingerprint, rec) AS fingerprint
-              FROM staged GROUP BY order_id) f USING (order_id)
+        LEFT JOIN first_copy f USING (order_id)
+        LEFT JOIN torn t USING (order_id, page)
         LEFT JOIN orders k USING (order_id)
         """
     )
@@ -324,11 +342,14 @@ def _load_judged(con: duckdb.DuckDBPyConnection, run_id: str | None) -> tuple[in
                to_json({'id': j.order_id, 'placed_at': j.placed_at, 'customer_id': j.customer_id,
                         'items': list({'inventory_id': l.inventory_id, 'quantity': l.quantity}
                                       ORDER BY l.line_no)})::VARCHAR AS raw,
-               'conflict: order ' || j.order_id || ' arrived again with different content; '
-               || 'the first copy is kept' AS reasons
+               CASE WHEN j.verdict = 'torn'
+                    THEN 'conflict: order ' || j.order_id || ' came twice on one page with different content; '
+                         || 'neither copy is kept'
+                    ELSE 'conflict: order ' || j.order_id || ' arrived again with different content; '
+                         || 'the first copy is kept' END AS reasons
         FROM judged j JOIN incoming_lines l USING (rec)
-        WHERE j.verdict = 'conflict'
-        GROUP BY j.rec, j.order_id, j.placed_at, j.customer_id
+        WHERE j.verdict IN ('conflict', 'torn')
+        GROUP BY j.rec, j.order_id, j.placed_at, j.customer_id, j.verdict
         ORDER BY j.rec
         """
     ).df()

@@ -1,0 +1,258 @@
+"""The ingest use cases, free of Prefect: sync stock, ingest the orders after the cursor (with a look-back), and
+reconcile the whole orders remote. Each reads a remote, lets validation split good from bad, and hands the good to
+the store, a transaction per snapshot or chunk. A remote that fails ends the step with what was done kept."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from orderly import progress
+from orderly.errors import RemoteError
+from orderly.gcpolicy import collection_paused
+from orderly.paging import valid_order_ids
+from orderly.records import records_digest
+from orderly.remote import RemoteClient
+from orderly.settings import Settings
+from orderly.store import open_store, queries, writes
+from orderly.store.connection import BULK_CHECKPOINT_THRESHOLD, connect
+from orderly.validation import validate_orders, validate_stock
+
+log = logging.getLogger("orderly.ingest")
+
+# 25 pages of 1,000 orders a chunk, one chunk in flight beside the one being loaded: memory stays bounded however
+# large the backlog. At a million orders 40 pages ran 8 % faster but peaked 23 MB higher (519 MB), past the
+# bench's 512 MB target; 50 pages 34 MB higher (bench/README.md).
+ORDER_PAGES_PER_CHUNK = 25
+
+# How long the ingest keeps the DuckDB file while the next chunk is still on the wire: past this it lets go, so a
+# reader (`orderly status`, the page) is never blocked by a remote that is slow or asks us to wait. Reopening costs
+# a checkpoint, so a fetch only a little behind the load keeps the file.
+HOLD_WHILE_WAITING_S = 0.25
+
+
+@dataclass
+class Outcome:
+    """What a step did: its run counters, and the one line of the remote that stopped it (None: it finished)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    problem: str | None = None
+    reconcile: dict[str, int] | None = None  # reconcile_orders only: remote, stored, missing, added, changed
+
+    def add(self, counts: dict[str, Any]) -> None:
+        for name, value in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + int(value)
+
+
+# ---- stock ----------------------------------------------------------------------------------------------------
+
+def sync_stock(settings: Settings, run_id: str | None) -> Outcome:
+    """Replace the local stock with a complete snapshot; if the warehouse cannot give one, keep the last one. The
+    same records as the last clean snapshot are recorded as a new snapshot without validating them again."""
+    with sync_collection_policy():
+        progress.advance("fetch stock")
+        try:
+            records = asyncio.run(_stock_records(settings))
+        except RemoteError as error:
+            log.warning("stock not synced, the last snapshot stays: %s", error)
+            return Outcome(problem=f"stock not synced: {error}")
+        progress.advance("fetch stock", records=len(records))
+        digest = records_digest(records)
+        counts = None
+        if digest:
+            with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+                counts = writes.repeat_stock_snapshot(con, run_id, digest)
+        if counts is None:
+            valid = validate_stock(records)
+            del records
+            progress.advance("validate stock", records=valid.received)
+            with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+                counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received,
+                                                    valid.repeated, digest)
+        progress.advance("load stock", records=counts["stock_fetched"])
+    return Outcome(dict(counts))
+
+
+class _StockRecords(list):
+    """The snapshot's raw records: a list whose repr does not print 50,000 dicts (asyncio.run formats it)."""
+
+    def __repr__(self) -> str:
+        return f"StockRecords({len(self)} records)"
+
+
+async def _stock_records(settings: Settings) -> list[Any]:
+    return _StockRecords(await RemoteClient(settings).stock_snapshot())
+
+
+# ---- orders ---------------------------------------------------------------------------------------------------
+
+@dataclass(repr=False)  # asyncio.run and loggers format results: a repr of 25,000 records costs more than loading
+class OrdersChunk:
+    records: list[Any]
+    page_starts: list[int]          # the position in `records` where each page begins: copies on one page meet there
+    cursor_to: int                  # the cursor once every record here is loaded or quarantined
+    last: bool                      # the service has nothing after this chunk
+    pages: int                      # pages read for it
+    failure: RemoteError | None = None  # what stopped the read after these pages (they are good and load)
+
+    def __repr__(self) -> str:
+        return f"OrdersChunk({len(self.records)} records, cursor_to={self.cursor_to}, last={self.last})"
+
+
+def fetch_orders_chunk(settings: Settings, after_id: int, max_pages: int) -> OrdersChunk:
+    """Up to `max_pages` checked pages of orders after `after_id`. A page that fails or breaks the protocol ends
+    the chunk: the pages before it are returned with the failure, to be loaded before the step stops."""
+
+    async def collect() -> OrdersChunk:
+        chunk = OrdersChunk([], [], after_id, False, 0)
+        try:
+            async for page, cursor, last in RemoteClient(settings).order_pages(after_id):
+                chunk.page_starts.append(len(chunk.records))
+                chunk.records.extend(page)
+                chunk.cursor_to, chunk.last, chunk.pages = cursor, last, chunk.pages + 1
+                progress.advance("fetch orders", records=len(page), pages=1)
+                if last or chunk.pages >= max_pages:
+                    break
+        except RemoteError as error:
+            chunk.failure = error
+        return chunk
+
+    with collection_paused():
+        return asyncio.run(collect())
+
+
+def lookback_start(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
+    """Where an incremental run starts reading: the cursor, or further back, so that the `lookback_orders` newest
+    stored orders and every gap between them are read again (an id committed late, below one already served)."""
+    return min(queries.orders_cursor(con), queries.lookback_after_id(con, settings.lookback_orders))
+
+
+def ingest_orders(settings: Settings, run_id: str | None, *, pages_per_chunk: int = ORDER_PAGES_PER_CHUNK) -> Outcome:
+    """Append every order the remote holds after the look-back start, chunk by chunk, each chunk committed with
+    its cursor. At most ORDERLY_MAX_ORDER_PAGES pages: a remote whose pages never end stops the step."""
+    with _StoreWhileLoading(settings) as store:
+        start = lookback_start(store.connection(), settings)
+    return _read_orders(settings, run_id, start, pages_per_chunk)
+
+
+def reconcile_orders(settings: Settings, run_id: str | None, *,
+                     pages_per_chunk: int = ORDER_PAGES_PER_CHUNK) -> Outcome:
+    """Read the whole orders remote again under the same rules, store what is missing, and say what was found:
+    ids at the remote, already stored, missing, added now, and changed copies (conflicts). Missing orders mean
+    the incremental path lost one: the caller raises the alarm."""
+    return _read_orders(settings, run_id, 0, pages_per_chunk, reconciling=True)
+
+
+def _read_orders(settings: Settings, run_id: str | None, start: int, pages_per_chunk: int, *,
+                 reconciling: bool = False) -> Outcome:
+    """The chunk loop shared by the ingest and the reconcile. The next chunk is fetched (in a thread) while this
+    one is validated and loaded: one chunk ahead, no more, and only from the cursor this chunk ends at, so the
+    pages asked for are exactly those a one-at-a-time loop would ask for."""
+    outcome = Outcome(reconcile=dict.fromkeys(("remote", "stored", "missing", "added", "changed"), 0)
+                      if reconciling else None)
+    pages_left = settings.max_order_pages
+    with sync_collection_policy(), ThreadPoolExecutor(1, thread_name_prefix="orderly-fetch") as pool, \
+            _StoreWhileLoading(settings) as store:
+
+        def fetch(after_id: int) -> Future[OrdersChunk]:
+            return pool.submit(fetch_orders_chunk, settings, after_id, min(pages_per_chunk, pages_left))
+
+        pending: Future[OrdersChunk] | None = fetch(start)
+        while pending is not None:
+            chunk = store.wait_for(pending)
+            pages_left -= chunk.pages
+            pending = None
+            if not (chunk.last or chunk.failure):
+                if pages_left > 0:
+                    pending = fetch(chunk.cursor_to)
+                else:
+                    chunk.failure = RemoteError(
+                        f"orders service at {RemoteClient(settings).orders.shown_url}/orders sent more than "
+                        f"ORDERLY_MAX_ORDER_PAGES={settings.max_order_pages} pages in one run; the orders read are "
+                        "kept and the next run goes on from there (raise the setting if the backlog is real)")
+            _load_chunk(settings, run_id, store.connection(), chunk, outcome)
+            if chunk.failure is not None:
+                log.warning("orders not fully ingested: %s", chunk.failure)
+                outcome.problem = f"orders not fully ingested: {chunk.failure}"
+            chunk.records.clear()  # freed now by reference counting, not at the next collection (issue 13)
+            del chunk
+            # One full collection per chunk: the imports' heap is frozen, so it scans little more than the chunk
+            # in flight. Collecting only the young generations let them reach the old one: +150 MB at 300k orders.
+            gc.collect()
+    return outcome
+
+
+def _load_chunk(settings: Settings, run_id: str | None, con: duckdb.DuckDBPyConnection, chunk: OrdersChunk,
+                outcome: Outcome) -> None:
+    seen = None
+    if outcome.reconcile is not None:
+        seen = np.unique(np.asarray(valid_order_ids(chunk.records), dtype=np.int64))
+        stored_before = queries.count_stored(con, seen)
+    valid = validate_orders(chunk.records)
+    progress.advance("validate orders", records=valid.received)
+    counts = writes.load_orders(con, run_id, valid.orders, valid.lines, valid.rejects, valid.received,
+                                chunk.cursor_to, page_starts=chunk.page_starts)
+    progress.advance("load orders", records=valid.received)
+    outcome.add(counts)
+    if seen is not None:
+        found = outcome.reconcile
+        found["remote"] += len(seen)
+        found["stored"] += stored_before
+        found["missing"] += len(seen) - stored_before
+        found["added"] += counts["orders_loaded"]
+        found["changed"] += counts["orders_rejected"] - len(valid.rejects)  # the loader's conflicts
+
+
+class _StoreWhileLoading:
+    """The DuckDB file for an ingest: one connection across chunks (reopening checkpoints, which rewrites the
+    primary-key index: the load step took twice its floor), let go while the next chunk is slow to arrive."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = connect(self.settings.db_path, lock_timeout=self.settings.lock_timeout)
+            self._con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
+        return self._con
+
+    def release(self) -> None:
+        if self._con is not None:
+            self._con, con = None, self._con
+            con.close()
+
+    def wait_for(self, pending: Future[OrdersChunk]) -> OrdersChunk:
+        """The fetched chunk; the file is let go first if it does not arrive within HOLD_WHILE_WAITING_S."""
+        try:
+            return pending.result(timeout=HOLD_WHILE_WAITING_S if self._con is not None else None)
+        except FutureTimeout:
+            self.release()
+            return pending.result()
+
+    def __enter__(self) -> "_StoreWhileLoading":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@contextmanager
+def sync_collection_policy() -> Iterator[None]:
+    """The garbage collector's policy for a sync: what the imports made is frozen out of every later scan, the
+    automatic collector is off for the sync (orderly.gcpolicy says why), and the ingest collects once after each
+    chunk (the raw records and frames are freed by reference counting; only cycles wait for that)."""
+    gc.freeze()
+    with collection_paused():
+        yield
+
