@@ -80,13 +80,16 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
     for table in TABLES:
         if table == "status_changes":  # one more column, NULL: the explanations were not recorded then
             assert after[table] == [(*row, None) for row in before[table]]
+        elif table == "stock_items":  # one more column: each value was confirmed when its snapshot completed
+            completed_at = before["stock_snapshots"][0][2]
+            assert after[table] == [(*row, completed_at) for row in before[table]]
         else:
             assert after[table] == before[table], table
 
     # the old mixed counters split exactly: the stock's share is in its snapshot, repeats are what is left
     assert {k: runs["run-1"][k] for k in RUN_COUNTERS} == {
         "stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 6, "orders_loaded": 4,
-        "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "reset": 0}
+        "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "waiting": 0, "reset": 0}
     assert runs["run-2"]["reset"] == 4 and runs["run-2"]["orders_fetched"] == 0
     assert (runs["run-3"]["state"], runs["run-3"]["message"]) == ("FAILED", "no complete stock snapshot yet")
     assert "fetched" not in runs["run-1"]
