@@ -7,6 +7,7 @@ import json
 import os
 
 import duckdb
+import pytest
 
 from conftest import run_cli
 from orderly import service
@@ -117,3 +118,21 @@ def test_the_command_line_says_an_old_explanation_was_not_recorded(tmp_path):
     assert f"why: {NOT_RECORDED}" in human
     assert json.loads(run_cli(["explain", "3", "--json"], env).stdout)["explanation"] is None
     assert NOT_RECORDED.split(" (")[0] in run_cli(["history", "2"], env).stdout
+
+
+@pytest.mark.parametrize("latest_rejected, confirmed_by", [(0, 2), (1, 1)])
+def test_an_upgrade_confirms_each_item_no_later_than_a_snapshot_proves(tmp_path, latest_rejected, confirmed_by):
+    """An item's value was confirmed when the snapshot that wrote it completed, or later by the latest snapshot
+    when that one had every record valid (it named every stored item): an unchanged snapshot never rewrote the
+    rows. A latest snapshot with a quarantined record proves nothing about the items it did not write."""
+    path = tmp_path / "old.duckdb"
+    build_version_1(path)
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO stock_snapshots VALUES (2, 'run-3', now() - INTERVAL 10 SECOND, ?, 3, ?)",
+                [3 + latest_rejected, latest_rejected])  # three items loaded either way
+    con.close()
+    with open_store(path) as con:
+        expected = con.execute("SELECT completed_at FROM stock_snapshots WHERE snapshot_id = ?",
+                               [confirmed_by]).fetchone()[0]
+        confirmed = {row[0] for row in con.execute("SELECT confirmed_at FROM stock_items").fetchall()}
+    assert confirmed == {expected}
