@@ -5,6 +5,9 @@ One row per order whose status changes. Each row is what the seed called a domai
 in the same transaction as the new status. A FAILED row carries its explanation, kept as columns
 too: the unknown items of an UNKNOWN_INVENTORY order, or each short item of an INSUFFICIENT_STOCK
 order with the quantity needed and the quantity available when the order's turn came.
+
+Orders that wait (they need a stale item) are no row: their status does not change. `waiting` names them
+with the stale items they need, for the run's `waiting` counter and its message.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class Decisions:
     unknown: dict[str, np.ndarray] = field(default_factory=lambda: {"order_id": _ints(), "inventory_id": _ints()})
     short: dict[str, np.ndarray] = field(default_factory=lambda: {
         "order_id": _ints(), "inventory_id": _ints(), "needed": _ints(), "available": _ints()})
+    # one row per stale item each waiting order needs, ascending by order then item
+    waiting: dict[str, np.ndarray] = field(default_factory=lambda: {"order_id": _ints(), "inventory_id": _ints()})
 
     @classmethod
     def none(cls, kind: str) -> Decisions:
@@ -55,7 +60,9 @@ class Decisions:
         per_change = np.bincount(self.changes, minlength=len(TRANSITIONS)).tolist()
         if self.kind == "reset":
             return {"reset": per_change[RESET_PROCESSED] + per_change[RESET_FAILED]}
-        return {"processed": per_change[PROCESSED], "failed": per_change[UNKNOWN] + per_change[SHORT]}
+        waiting = self.waiting["order_id"]
+        return {"processed": per_change[PROCESSED], "failed": per_change[UNKNOWN] + per_change[SHORT],
+                "waiting": int(np.count_nonzero(np.r_[True, waiting[1:] != waiting[:-1]])) if len(waiting) else 0}
 
     def __iter__(self) -> Iterator[tuple[int, str, str, str | None]]:
         """(order_id, from, to, reason) per row: for readers of a few rows (tests, previews)."""

@@ -8,7 +8,12 @@
 - Every FAILED decision carries its explanation (domain.decisions).
 - Reset puts PROCESSED and FAILED orders back to NEW; since available counts only the orders
   PROCESSED now, that alone releases their stock.
-- Processing refuses to run without a complete stock snapshot fresh enough to trust.
+- Processing refuses to run without a complete stock snapshot fresh enough to trust; and an order that
+  needs a stale item (one whose last good value is older than ORDERLY_MAX_STOCK_AGE: its newer records were
+  quarantined) is not decided at all: it waits, NEW, takes nothing, and the orders after it are decided as if
+  it were not there. It waits even when another of its items is unknown: the stale item means the stock it
+  would be judged on is in doubt, and the next good snapshot decides it (CONTRACT.md: "an order that needs it
+  stays NEW").
 
 All arithmetic on quantities is exact integer arithmetic: int64 columns (a quantity is at most
 2**63-1, and so is one order's sum) and Python ints where a sum of many orders could pass that.
@@ -24,9 +29,10 @@ from domain.decisions import PROCESSED, RESET_FAILED, RESET_PROCESSED, SHORT, UN
 from domain.model import Status
 
 
-def decide(line_orders, line_items, line_quantities, stock_items, stock_available) -> Decisions:
+def decide(line_orders, line_items, line_quantities, stock_items, stock_available, stock_stale=None) -> Decisions:
     """Decide NEW orders given their lines (three aligned columns: order id, inventory id, quantity;
-    any order) and the stock (inventory ids and what is available of each, aligned).
+    any order) and the stock (inventory ids and what is available of each, aligned; and, aligned too,
+    whether each item is stale: None, none is). An order needing a stale item waits (`Decisions.waiting`).
 
     The outcome is that of the one-at-a-time rule for every order. It gets there set-based where the
     rule allows, and walks one order at a time only where it must:
@@ -39,22 +45,24 @@ def decide(line_orders, line_items, line_quantities, stock_items, stock_availabl
       processed without a walk left. Every order before a covered order is covered on the items it
       shares with it, so taking the covered orders' quantities first changes no outcome.
     """
-    return _decided(line_orders, line_items, line_quantities, _ints(stock_items), _ints(stock_available))[0]
+    return _decided(line_orders, line_items, line_quantities, _ints(stock_items), _ints(stock_available),
+                    _stale(stock_stale, len(stock_items)))[0]
 
 
-def decide_in_turn(chunks: Iterable[tuple], stock_items, stock_available) -> Iterator[Decisions]:
+def decide_in_turn(chunks: Iterable[tuple], stock_items, stock_available, stock_stale=None) -> Iterator[Decisions]:
     """`decide` over chunks of NEW orders given in ascending order id (each chunk's ids above the last one's):
     each chunk is decided from what the chunks before it left available, which is the one-at-a-time rule over
     all of them. Memory then follows the chunk, not the backlog (a million NEW orders' working arrays were the
     process step's 2-second peak)."""
     keys, available = _ints(stock_items), _ints(stock_available)
+    stale = _stale(stock_stale, len(keys))
     for line_orders, line_items, line_quantities in chunks:
-        decisions, available = _decided(line_orders, line_items, line_quantities, keys, available)
+        decisions, available = _decided(line_orders, line_items, line_quantities, keys, available, stale)
         yield decisions
 
 
-def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, available: np.ndarray
-             ) -> tuple[Decisions, np.ndarray]:
+def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, available: np.ndarray,
+             stale: np.ndarray | None = None) -> tuple[Decisions, np.ndarray]:
     """The decisions, and what is available of each stock item after them."""
     orders, items, quantities = _summed_by_order_and_item(
         _ints(line_orders), _ints(line_items), _ints(line_quantities))
@@ -62,11 +70,16 @@ def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, availab
         return Decisions.none("process"), available
     if bool((quantities < 1).any()):
         raise ValueError("an order line has a quantity below 1 (the schema keeps those out)")
+    slot, known = _stock_rows(keys, items)
+    waiting = _no_waiting()
+    if stale is not None:
+        orders, items, quantities, slot, known, waiting = _without_waiting(orders, items, quantities, slot, known,
+                                                                           stale)
+        if len(orders) == 0:
+            return Decisions("process", _ints(()), np.zeros(0, dtype=np.int8), waiting=waiting), available
     first_line = np.r_[True, orders[1:] != orders[:-1]]
     order_ids = orders[first_line]
     order_of_line = np.cumsum(first_line) - 1
-
-    slot, known = _stock_rows(keys, items)
 
     unknown_order = np.zeros(len(order_ids), dtype=bool)
     unknown_order[order_of_line[~known]] = True
@@ -91,7 +104,37 @@ def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, availab
         "process", order_ids, changes,
         unknown={"order_id": orders[~known], "inventory_id": items[~known]},
         short={"order_id": order_ids[short_order], "inventory_id": keys[short_slot], "needed": needed, "available": had},
+        waiting=waiting,
     ), after
+
+
+def _stale(stock_stale, n: int) -> np.ndarray | None:
+    """The stale flags as a bool column aligned with the stock; None when no item is stale (nothing waits)."""
+    if stock_stale is None:
+        return None
+    stale = np.asarray(stock_stale, dtype=bool)
+    if len(stale) != n:
+        raise ValueError(f"{len(stale)} stale flags for {n} stock items")
+    return stale if bool(stale.any()) else None
+
+
+def _no_waiting() -> dict[str, np.ndarray]:
+    return {"order_id": _ints(()), "inventory_id": _ints(())}
+
+
+def _without_waiting(orders, items, quantities, slot, known, stale):
+    """The lines of the orders that need no stale item, and the waiting ones' stale lines (order_id, inventory_id).
+    A waiting order is set aside whole, before anything is decided: it takes nothing, so the orders after it are
+    decided as if it were not there."""
+    stale_line = known & stale[slot]
+    if not stale_line.any():
+        return orders, items, quantities, slot, known, _no_waiting()
+    order_of_line = np.cumsum(np.r_[True, orders[1:] != orders[:-1]]) - 1  # the lines are sorted by order
+    waits = np.zeros(int(order_of_line[-1]) + 1, dtype=bool)
+    waits[order_of_line[stale_line]] = True
+    kept = ~waits[order_of_line]
+    waiting = {"order_id": orders[stale_line], "inventory_id": items[stale_line]}
+    return orders[kept], items[kept], quantities[kept], slot[kept], known[kept], waiting
 
 
 def reset(order_ids, statuses) -> Decisions:

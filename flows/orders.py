@@ -35,7 +35,7 @@ def _which(params: dict) -> str:
 
 
 @flow(name="pipeline", flow_run_name="pipeline: sync and process", log_prints=True)
-def pipeline() -> dict[str, int]:
+def pipeline() -> dict[str, Any]:
     """One full pass: sync stock, ingest new orders, process every NEW order."""
     with recorded_run("pipeline") as run:
         steps.sync_stock(run)
@@ -46,16 +46,16 @@ def pipeline() -> dict[str, int]:
             if not run.problems:
                 raise
             run.problems.append(str(refusal))  # after its cause: the remote that could not be read
-    return run.counts
+    return run.outcome()
 
 
 @flow(name="sync", flow_run_name="sync: stock and new orders")
-def sync() -> dict[str, int]:
+def sync() -> dict[str, Any]:
     """Sync stock and ingest new orders; decide nothing."""
     with recorded_run("sync") as run:
         steps.sync_stock(run)
         steps.ingest_orders(run)
-    return run.counts
+    return run.outcome()
 
 
 @flow(name="process-all",
@@ -76,7 +76,7 @@ def process_all(order_ids: OrderIds = None, dry_run: bool = False) -> dict[str, 
         return preview
     with recorded_run("process-all") as run:
         run.add(process_new_orders(run.settings, run.id, order_ids or None))
-    return run.counts
+    return run.outcome()
 
 
 @flow(name="reset-state", flow_run_name=lambda: "reset " + _which(_params()))
@@ -93,7 +93,7 @@ def reset_state(order_ids: OrderIds = None, status: StatusName | None = None,
     """
     with recorded_run("reset-state") as run:
         run.add(reset_orders_to_new(run.settings, run.id, order_ids or None, status=status, reason=reason))
-    return run.counts
+    return run.outcome()
 
 
 def _params() -> dict:

@@ -32,11 +32,18 @@ class Run:
     settings: Settings
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the operator should know of a run that completed
 
     def add(self, counts: dict[str, Any]) -> None:
         for name, value in counts.items():
             if isinstance(value, int):
                 self.counts[name] = self.counts.get(name, 0) + value
+        if counts.get("note"):  # e.g. the orders that wait for stale stock: said, but not a failure of the run
+            self.notes.append(counts["note"])
+
+    def outcome(self) -> dict[str, Any]:
+        """What the flow returns: its counts, and its notes when there are any."""
+        return {**self.counts, "notes": list(self.notes)} if self.notes else dict(self.counts)
 
 
 @contextmanager
@@ -58,13 +65,14 @@ def _recorded_run(flow: str) -> Iterator[Run]:
         yield run
         if run.problems:
             raise RunIncomplete("; ".join(run.problems))
+        message = "; ".join(run.notes) or None
     except BaseException as error:
         state, message = "FAILED", str(error).splitlines()[0] if str(error) else type(error).__name__
         raise
     finally:
         try:
             publish_report(settings, run.id, flow, run.counts, run.problems if state == "COMPLETED" else [message],
-                           state=state, duration_s=time.monotonic() - started)
+                           state=state, duration_s=time.monotonic() - started, notes=run.notes)
         except Exception as error:  # a report that cannot be published must not hide the run's own outcome
             get_run_logger().warning("could not publish the report: %s", error)
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:

@@ -91,9 +91,14 @@ def _ids(ids: list[int], shown: int = 10) -> str:
     return ", ".join(map(str, ids[:shown])) + more
 
 
-def _summary(what: str, counts: dict[str, int]) -> None:
+def _summary(what: str, outcome: dict[str, Any]) -> None:
+    """The run's counts on one line, then its notes (e.g. the orders that wait for stale stock), one line each.
+    A note is not a failure: the exit status stays 0."""
+    counts = {name: value for name, value in outcome.items() if isinstance(value, int)}
     shown = counts_in_words(counts, zeros=True) or "nothing to do"
     out.print(f"{what}: {shown}", markup=False, soft_wrap=True)  # one line of data, whatever the width
+    for note in outcome.get("notes") or ([outcome["note"]] if outcome.get("note") else []):
+        out.print(note, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -118,7 +123,7 @@ def process(
     """"Process All": process NEW orders (all, or those named), then show the orders table."""
     named = _named_orders(order, "NEW")
     if named == []:  # every order named is decided already: nothing for a flow to do
-        result: dict[str, Any] = {"processed": 0, "failed": 0, **({"changes": []} if dry_run else {})}
+        result: dict[str, Any] = {"processed": 0, "failed": 0, "waiting": 0, **({"changes": []} if dry_run else {})}
     else:
         result = _run_flow("process", order_ids=named, dry_run=dry_run)
     if dry_run:
@@ -138,6 +143,8 @@ def _preview(preview: dict[str, Any], as_json: bool) -> None:
 
     changes = preview["changes"]
     err.print(f"dry run, nothing was written: would process {preview['processed']}, fail {preview['failed']}")
+    if preview.get("note"):
+        err.print(preview["note"], markup=False)
     table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason", "code"),
            Column("Why", "wrap")],
           [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]

@@ -37,11 +37,11 @@ def _width() -> int | None:
 
 def counts_in_words(counts: dict[str, Any], *, zeros: bool = False) -> str:
     """A run's counters as a person reads them: "stock 8 fetched, 8 loaded; orders 15 fetched, 15 loaded;
-    processed 6, failed 9". Zeros are left out (all of them, or with `zeros` only the rejected and repeated,
-    which are news only when they happen)."""
+    processed 6, failed 9". Zeros are left out (all of them, or with `zeros` only the rejected, repeated and
+    waiting, which are news only when they happen)."""
 
     def shown(name: str) -> bool:
-        return bool(counts[name]) or (zeros and not name.endswith(("_rejected", "_repeated")))
+        return bool(counts[name]) or (zeros and not name.endswith(("_rejected", "_repeated")) and name != "waiting")
 
     parts = []
     for source in ("stock", "orders"):

@@ -26,8 +26,12 @@ def process(
     con: duckdb.DuckDBPyConnection, run_id: str | None, order_ids: Sequence[int] | None = None, *,
     max_stock_age: float, dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Decide the NEW orders (all, or those named). Returns the counts (processed, failed); a dry run decides
-    exactly the same way, writes nothing and adds `changes`: each row it would write, with its explanation.
+    """Decide the NEW orders (all, or those named). Returns the counts (processed, failed, waiting); a dry run
+    decides exactly the same way, writes nothing and adds `changes`: each row it would write, with its explanation.
+
+    An order that needs a stale item (its value last confirmed more than `max_stock_age` seconds ago) waits: it
+    stays NEW, no history row, counted as `waiting`. When any waited, the outcome also holds `waiting_items` (the
+    stale items they need) and `note`, the one line that says so. Waiting is not a refusal of the run.
 
     Each order is decided all or nothing (its status, its history row and its share of the run's counters commit
     together); a run stopped half-way leaves the orders after its last chunk NEW, for the next run to decide from
@@ -37,18 +41,33 @@ def process(
         refusal = rule.stock_refusal(queries.snapshot_age(con), max_stock_age)
         if refusal:
             raise StaleStock(refusal)
-        stock = queries.available_stock(con)
-    counts = {"processed": 0, "failed": 0}
+        stock = queries.stock_to_decide(con, max_stock_age)
+    counts = {"processed": 0, "failed": 0, "waiting": 0}
     changes: list[dict[str, Any]] = []
+    waited_for: set[int] = set()
     chunks = queries.new_order_lines_in_chunks(con, order_ids, ORDERS_PER_CHUNK)
     for decisions in rule.decide_in_turn(chunks, *stock):
         counts = {name: counts[name] + value for name, value in decisions.counts.items()}
+        waited_for.update(decisions.waiting["inventory_id"].tolist())
         if dry_run:
             changes += queries.preview_decisions(con, **decisions.columns())
             continue
         with transaction(con):
             writes.record_decisions(con, run_id, decisions.counts, **decisions.columns())
-    return {**counts, "changes": changes} if dry_run else counts
+    outcome: dict[str, Any] = dict(counts)
+    if counts["waiting"]:
+        outcome["waiting_items"] = sorted(waited_for)
+        outcome["note"] = waiting_note(counts["waiting"], outcome["waiting_items"], max_stock_age, dry_run=dry_run)
+    return {**outcome, "changes": changes} if dry_run else outcome
+
+
+def waiting_note(orders: int, items: list[int], max_stock_age: float, *, dry_run: bool = False, shown: int = 10) -> str:
+    """The run's line about the orders left NEW for stale stock: how many, and for which items."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    which = ", ".join(map(str, items[:shown])) + more
+    verb = "would wait" if dry_run else "wait" if orders > 1 else "waits"
+    return (f"{orders} order{'s' if orders > 1 else ''} {verb} for stale stock: item{'s' if len(items) > 1 else ''} "
+            f"{which} (last good value older than ORDERLY_MAX_STOCK_AGE={max_stock_age:g} s)")
 
 
 def reset(

@@ -27,8 +27,10 @@ def process_new_orders(
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=dry_run) as con:
         outcome = service.process(con, run_id, order_ids, max_stock_age=settings.max_stock_age, dry_run=dry_run)
     progress.advance("process", records=outcome["processed"] + outcome["failed"])
-    get_run_logger().info("%s %d orders, failed %d", "would process" if dry_run else "processed",
-                          outcome["processed"], outcome["failed"])
+    get_run_logger().info("%s %d orders, failed %d, %d waiting", "would process" if dry_run else "processed",
+                          outcome["processed"], outcome["failed"], outcome["waiting"])
+    if outcome.get("note"):
+        get_run_logger().warning("%s", outcome["note"])
     return outcome
 
 

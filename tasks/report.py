@@ -17,7 +17,8 @@ TABLE_LIMIT = 500  # the UI gets the latest orders and the counts, never a milli
 
 
 def summary_markdown(flow: str, state: str, duration_s: float | None, counts: dict[str, Any],
-                     snapshot: dict[str, Any] | None, by_status: dict[str, int], problems: list[str]) -> str:
+                     snapshot: dict[str, Any] | None, by_status: dict[str, int], problems: list[str],
+                     notes: list[str] = ()) -> str:
     """The run's summary as markdown: every run counter under its one name, the stock's age, the orders."""
     age = "none yet" if snapshot is None else f"{snapshot['age_seconds']:.0f} s"
     lines = [
@@ -32,6 +33,8 @@ def summary_markdown(flow: str, state: str, duration_s: float | None, counts: di
     ]
     if problems:
         lines += ["", "## Problems", *(f"- {p}" for p in problems)]
+    if notes:
+        lines += ["", "## Notes", *(f"- {n}" for n in notes)]
     return "\n".join(lines)
 
 
@@ -60,7 +63,7 @@ def run_label(flow: str) -> str:
 
 @task(cache_policy=NO_CACHE)
 def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str, Any], problems: list[str],
-                   state: str = "COMPLETED", duration_s: float | None = None) -> None:
+                   state: str = "COMPLETED", duration_s: float | None = None, notes: list[str] = ()) -> None:
     """Three artifacts: `orders-status` (latest orders + counts), `orders-run-summary`, and `orders-rejects` if any."""
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=False) as con:
         orders = queries.orders_status(con, limit=TABLE_LIMIT)
@@ -81,7 +84,7 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
     )
     create_markdown_artifact(
         key="orders-run-summary",
-        markdown=summary_markdown(flow, state, duration_s, counts, snapshot, by_status, problems),
+        markdown=summary_markdown(flow, state, duration_s, counts, snapshot, by_status, problems, list(notes)),
         description=f"Summary of {label}: {state.lower()}",
     )
     if rejects:

@@ -6,10 +6,11 @@ Used by the property tests, tests/test_bench_small.py, the end-to-end checkers a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Collection, Iterable, Mapping, MutableMapping
 
 UNKNOWN_INVENTORY = "UNKNOWN_INVENTORY"
 INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+WAITING = "WAITING"  # not a decision: the order stays NEW (it needs a stale item)
 
 
 def demand_of(lines: Iterable[tuple[int, int]]) -> dict[int, int]:
@@ -21,15 +22,22 @@ def demand_of(lines: Iterable[tuple[int, int]]) -> dict[int, int]:
 
 
 def decide(
-    demands: Iterable[tuple[int, Mapping[int, int]]], available: MutableMapping[int, int]
+    demands: Iterable[tuple[int, Mapping[int, int]]], available: MutableMapping[int, int],
+    stale: Collection[int] = frozenset(),
 ) -> list[tuple[int, str | None, dict | None]]:
     """Decide (order_id, {item: summed quantity}) in the order given (ascending id), consuming `available`.
 
     Returns (order_id, reason, explanation): reason None for PROCESSED; for FAILED the explanation is
     {"unknown": [item ids]} or {"short": [{"inventory_id", "needed", "available"}, ...]}, items ascending.
+    An order needing a stocked item in `stale` is not decided: (order_id, WAITING, {"stale": [item ids]}),
+    and it takes nothing.
     """
     decided = []
     for order_id, demand in demands:
+        waits_for = sorted(item for item in demand if item in stale and item in available)
+        if waits_for:
+            decided.append((order_id, WAITING, {"stale": waits_for}))
+            continue
         reason = None
         for item, quantity in demand.items():
             have = available.get(item)

@@ -1,5 +1,6 @@
 """Property: domain.rule decides every order exactly as tests/reference.py, the plain statement of the rule:
-the same status, the same reason, the same explanation, and never more stock than there is. Two worlds:
+the same status, the same reason, the same explanation, and never more stock than there is; an order that
+needs a stale item waits (undecided) and takes nothing, in both. Two worlds:
 small numbers (many orders fight over little stock) and hostile ones (quantities at and around 2**31, 2**32,
 2**53 and 2**63-1, so that totals pass what int64 and float64 hold)."""
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from domain import decide, reset
 from domain.rule import decide_in_turn
 
-from reference import decide as reference_decide, demand_of
+from reference import WAITING, decide as reference_decide, demand_of
 
 BIG = 2**63 - 1
 ITEMS = [1, 2, 3, 4]  # known items; 9 is never stocked
@@ -57,27 +58,40 @@ def _tight(on_hand: int):
 tight_world = big_stock.flatmap(_tight)
 
 
-def domain_outcome(stock: dict[int, int], orders: dict[int, list[tuple[int, int]]]):
+def _flags(stock: dict[int, int], stale: set[int] | None):
+    return None if stale is None else [item in stale for item in stock]
+
+
+def domain_outcome(stock: dict[int, int], orders: dict[int, list[tuple[int, int]]], stale: set[int] | None = None):
     rows = [(oid, item, qty) for oid, lines in orders.items() for item, qty in lines]
-    d = decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock), list(stock.values()))
+    d = decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock), list(stock.values()),
+               _flags(stock, stale))
     explained: dict[int, dict] = {}
+    waiting: dict[int, dict] = {}
+    for oid, item in zip(*(d.waiting[k].tolist() for k in ("order_id", "inventory_id"))):
+        waiting.setdefault(oid, {"stale": []})["stale"].append(item)
     for oid, item in zip(*(d.unknown[k].tolist() for k in ("order_id", "inventory_id"))):
         explained.setdefault(oid, {"unknown": []})["unknown"].append(item)
     for oid, item, needed, available in zip(*(d.short[k].tolist() for k in ("order_id", "inventory_id", "needed",
                                                                             "available"))):
         explained.setdefault(oid, {"short": []})["short"].append(
             {"inventory_id": item, "needed": needed, "available": available})
-    return [(oid, reason, explained.get(oid)) for oid, _, _, reason in d], d
+    decided = [(oid, reason, explained.get(oid)) for oid, _, _, reason in d]
+    return sorted(decided + [(oid, WAITING, why) for oid, why in waiting.items()]), d
 
 
-def check(stock, orders):
-    got, d = domain_outcome(stock, orders)
+def check(stock, orders, stale=None):
+    got, d = domain_outcome(stock, orders, stale)
     left = dict(stock)
-    expected = reference_decide(sorted((oid, demand_of(lines)) for oid, lines in orders.items()), left)
+    expected = reference_decide(sorted((oid, demand_of(lines)) for oid, lines in orders.items()), left, stale or ())
     assert got == expected
     assert d.counts == {"processed": sum(r is None for _, r, _ in expected),
-                        "failed": sum(r is not None for _, r, _ in expected)}
-    # never more stock than there is: what the PROCESSED orders take fits in what each item had
+                        "failed": sum(r not in (None, WAITING) for _, r, _ in expected),
+                        "waiting": sum(r == WAITING for _, r, _ in expected)}
+    # a waiting order is no row: its status does not change
+    assert not {oid for oid, r, _ in expected if r == WAITING} & set(d.order_ids.tolist())
+    # never more stock than there is, and none from a stale item: what the PROCESSED orders take fits in what
+    # each item had
     taken: dict[int, int] = {}
     for oid, reason, _ in expected:
         if reason is None:
@@ -85,6 +99,12 @@ def check(stock, orders):
                 taken[item] = taken.get(item, 0) + qty
     assert all(taken.get(item, 0) <= max(on_hand, 0) for item, on_hand in stock.items())
     assert left == {item: stock[item] - taken.get(item, 0) for item in stock}
+    assert not set(taken) & set(stale or ())
+
+
+def with_stale(world: st.SearchStrategy, items: list[int]) -> st.SearchStrategy:
+    """A world and some of its stocked items stale (ids that are not stocked may be named too: they stay unknown)."""
+    return st.tuples(world, st.sets(st.sampled_from(items + [9]))).map(lambda w: (*w[0], w[1]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,6 +116,18 @@ def test_small_numbers_decide_as_the_reference(world):
 @settings(max_examples=300, deadline=None)
 @given(big_world)
 def test_hostile_numbers_decide_as_the_reference_exactly(world):
+    check(*world)
+
+
+@settings(max_examples=300, deadline=None)
+@given(with_stale(small_world, ITEMS))
+def test_orders_needing_a_stale_item_wait_and_the_rest_decide_as_the_reference(world):
+    check(*world)
+
+
+@settings(max_examples=200, deadline=None)
+@given(with_stale(big_world, FAR))
+def test_hostile_numbers_with_stale_items_decide_as_the_reference(world):
     check(*world)
 
 
@@ -115,22 +147,25 @@ def test_totals_one_off_what_is_available_decide_as_the_reference(world):
 
 def _explained(d) -> tuple:
     return (list(d), *(d.unknown[k].tolist() for k in ("order_id", "inventory_id")),
-            *(d.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available")))
+            *(d.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available")),
+            *(d.waiting[k].tolist() for k in ("order_id", "inventory_id")))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(small_world, big_world, tight_world), st.lists(st.integers(0, BIG), max_size=4))
+@given(st.one_of(with_stale(small_world, ITEMS), with_stale(big_world, FAR), tight_world.map(lambda w: (*w, set()))),
+       st.lists(st.integers(0, BIG), max_size=4))
 def test_deciding_in_chunks_of_ascending_ids_is_deciding_at_once(world, cuts):
     """The process step decides a big backlog in chunks, each from what the chunks before it left: any cut of
     the ascending ids gives the same rows and explanations as one pass (which equals the reference)."""
-    stock, orders = world
+    stock, orders, stale = world
     rows = sorted((oid, item, qty) for oid, lines in orders.items() for item, qty in lines)
     bounds = [-1, *sorted(set(cuts)), BIG]
     chunks = [[r for r in rows if low < r[0] <= high] for low, high in zip(bounds, bounds[1:])]
     columns = [([r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk]) for chunk in chunks]
-    in_turn = [_explained(d) for d in decide_in_turn(columns, list(stock), list(stock.values()))]
+    in_turn = [_explained(d) for d in decide_in_turn(columns, list(stock), list(stock.values()),
+                                                     _flags(stock, stale))]
     assert len(in_turn) == len(chunks)
-    joined = tuple(sum((part[i] for part in in_turn), []) for i in range(7))
+    joined = tuple(sum((part[i] for part in in_turn), []) for i in range(9))
     at_once = decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock),
-                     list(stock.values()))
+                     list(stock.values()), _flags(stock, stale))
     assert joined == _explained(at_once)

@@ -112,7 +112,7 @@ def test_runs_json(seeded):
         "pipeline", "COMPLETED", 6, 9, 0)
     assert {name: run[name] for name in RUN_COUNTERS} == {
         "stock_fetched": 8, "stock_loaded": 8, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 15, "orders_loaded": 15,
-        "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "reset": 0}
+        "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "waiting": 0, "reset": 0}
     assert {"run_id", "started_at", "ended_at", "duration_s", "message"} <= set(run)
     # the same counts, in words, in the run's own summary line (the flow's return value) and the runs table
     words = "stock 8 fetched, 8 loaded; orders 15 fetched, 15 loaded; processed 6, failed 9"
@@ -251,7 +251,7 @@ def test_a_dry_run_writes_nothing_and_a_real_run_then_decides_the_same(cli_env, 
     assert store_bytes(env) == before
 
     real = json.loads(run_cli(["process", "--json"], env).stdout)
-    assert real == {"processed": 6, "failed": 9}
+    assert real == {"processed": 6, "failed": 9, "waiting": 0}
     assert {r["order_id"]: (r["status"], r["reason"]) for r in status_json(env)} == {
         c["order_id"]: (c["to_status"], c["reason"]) for c in preview["changes"]}
     for order_id, change in by_id.items():

@@ -13,10 +13,12 @@ from reference import decide as reference_decide, demand_of
 BIG = 2**63 - 1
 
 
-def decided(stock: dict[int, int], orders: dict[int, list[tuple[int, int]]]) -> Decisions:
-    """Run the rule on {order_id: [(item, quantity), ...]} against {item: available}."""
+def decided(stock: dict[int, int], orders: dict[int, list[tuple[int, int]]], stale: set[int] = frozenset()
+            ) -> Decisions:
+    """Run the rule on {order_id: [(item, quantity), ...]} against {item: available}, some items stale."""
     rows = [(oid, item, qty) for oid, lines in orders.items() for item, qty in lines]
-    return decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock), list(stock.values()))
+    return decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock), list(stock.values()),
+                  [item in stale for item in stock])
 
 
 def outcome(decisions: Decisions) -> dict[int, str | None]:
@@ -42,7 +44,41 @@ def explanations(decisions: Decisions) -> dict[int, dict]:
 
 def test_an_order_covered_by_stock_is_processed():
     d = decided({101: 5}, {1: [(101, 2)]})
-    assert outcome(d) == {1: None} and d.counts == {"processed": 1, "failed": 0}
+    assert outcome(d) == {1: None} and d.counts == {"processed": 1, "failed": 0, "waiting": 0}
+
+
+def waiting(decisions: Decisions) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for order_id, item in zip(*(decisions.waiting[k].tolist() for k in ("order_id", "inventory_id"))):
+        found.setdefault(order_id, []).append(item)
+    return found
+
+
+def test_an_order_needing_a_stale_item_waits_and_takes_nothing():
+    # 101 is stale (its newer records were quarantined): order 1 would take it all, but waits, NEW, no row;
+    # order 2 needs 205 only and is decided as if order 1 were not there
+    d = decided({101: 5, 205: 3}, {1: [(101, 5), (205, 3)], 2: [(205, 3)], 3: [(101, 1)]}, stale={101})
+    assert outcome(d) == {2: None}
+    assert waiting(d) == {1: [101], 3: [101]}
+    assert d.counts == {"processed": 1, "failed": 0, "waiting": 2}
+
+
+def test_a_waiting_order_leaves_its_stock_to_the_orders_after_it():
+    d = decided({101: 5, 205: 5}, {1: [(101, 1), (205, 5)], 2: [(205, 5)]}, stale={101})
+    assert outcome(d) == {2: None} and waiting(d) == {1: [101]}
+
+
+def test_an_order_with_a_stale_and_an_unknown_item_waits():
+    # the stale item puts the stock it would be judged on in doubt: the next good snapshot decides it
+    d = decided({101: 5}, {1: [(101, 1), (999, 1)], 2: [(999, 1)]}, stale={101})
+    assert outcome(d) == {2: "UNKNOWN_INVENTORY"} and waiting(d) == {1: [101]}
+
+
+def test_no_stale_item_changes_nothing():
+    orders = {1: [(101, 5)], 2: [(101, 1)], 3: [(999, 1)]}
+    plain = decided({101: 5}, orders)
+    assert outcome(plain) == {1: None, 2: "INSUFFICIENT_STOCK", 3: "UNKNOWN_INVENTORY"}
+    assert waiting(plain) == {} and plain.counts["waiting"] == 0
 
 
 def test_summed_lines_decide_not_each_line():
@@ -91,7 +127,7 @@ def test_an_empty_stock_makes_every_order_unknown():
 
 def test_no_orders_no_decisions():
     d = decided({1: 1}, {})
-    assert len(d) == 0 and d.counts == {"processed": 0, "failed": 0}
+    assert len(d) == 0 and d.counts == {"processed": 0, "failed": 0, "waiting": 0}
 
 
 def test_negative_availability_is_short_and_reported_as_it_is():
@@ -165,7 +201,7 @@ SEED_EXPECTED = {
 def test_the_seed_gives_the_seed_table_and_the_reference_agrees():
     d = decided(SEED_STOCK, SEED_ORDERS)
     assert outcome(d) == SEED_EXPECTED
-    assert d.counts == {"processed": 6, "failed": 9}
+    assert d.counts == {"processed": 6, "failed": 9, "waiting": 0}
     expected = reference_decide(sorted((o, demand_of(lines)) for o, lines in SEED_ORDERS.items()), dict(SEED_STOCK))
     assert explanations(d) == {o: e for o, _, e in expected if e is not None}
     assert explanations(d)[2] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}

@@ -181,7 +181,7 @@ def test_a_dry_run_of_process_all_writes_nothing_and_decides_as_the_real_run(db)
     preview = process_all(dry_run=True)
     assert db.read_bytes() == before  # not a status, not a history row, not even a runs row
     assert (preview["processed"], preview["failed"]) == (6, 9)
-    assert process_all() == {"processed": 6, "failed": 9}
+    assert process_all() == {"processed": 6, "failed": 9, "waiting": 0}
     assert table(db) == SEED_TABLE
     recorded = dict(read(db, "SELECT order_id, details FROM status_changes"))
     assert {c["order_id"]: (c["to_status"], c["details"]) for c in preview["changes"]} == {
@@ -197,7 +197,7 @@ def test_reset_state_puts_back_only_what_matches(db):
     assert reset_state(status="FAILED", reason="INSUFFICIENT_STOCK") == {"reset": 6}
     assert {oid for oid, (_, _, status) in table(db).items() if status == "NEW"} == {
         oid for oid, (_, _, status) in SEED_TABLE.items() if status == "FAILED" and oid not in UNKNOWN}
-    assert process_all() == {"processed": 0, "failed": 6}  # the stock has not changed: they lack it still
+    assert process_all() == {"processed": 0, "failed": 6, "waiting": 0}  # the stock has not changed: they lack it still
     assert table(db) == SEED_TABLE
     from prefect.exceptions import ParameterTypeError
 

@@ -286,7 +286,7 @@ def test_processing_writes_statuses_history_with_explanations_and_run_counts(con
     _seedish(con)
     writes.start_run(con, "run-1", "process-all")
     counts = process(con, "run-1")
-    assert counts == {"processed": 3, "failed": 3}
+    assert counts == {"processed": 3, "failed": 3, "waiting": 0}
     assert statuses(con) == {
         2: ("FAILED", "INSUFFICIENT_STOCK"), 3: ("FAILED", "UNKNOWN_INVENTORY"), 6: ("PROCESSED", None),
         10: ("PROCESSED", None), 11: ("FAILED", "INSUFFICIENT_STOCK"), 12: ("PROCESSED", None)}
@@ -306,7 +306,7 @@ def test_processing_writes_statuses_history_with_explanations_and_run_counts(con
     stock = {s["inventory_id"]: (s["on_hand"], s["allocated"], s["available"]) for s in queries.stock_levels(con)}
     assert stock == {101: (5, 5, 0), 205: (0, 0, 0), 420: (1, 1, 0)}
     # a second pass has nothing NEW to decide
-    assert process(con, "run-2") == {"processed": 0, "failed": 0}
+    assert process(con, "run-2") == {"processed": 0, "failed": 0, "waiting": 0}
 
 
 def test_history_and_explain_read_the_recorded_explanation(con):
@@ -380,7 +380,7 @@ def test_retry_what_lacked_stock_once_stock_arrives(con):
     process(con, "run-1")
     load_stock(con, [stock_rec(101, 6), stock_rec(205, 3), stock_rec(420, 2)])  # a delivery
     service.reset(con, "r", status="FAILED", reason="INSUFFICIENT_STOCK")
-    assert process(con, "run-2") == {"processed": 2, "failed": 0}
+    assert process(con, "run-2") == {"processed": 2, "failed": 0, "waiting": 0}
     assert statuses(con)[2] == ("PROCESSED", None) and statuses(con)[11] == ("PROCESSED", None)
     assert statuses(con)[3] == ("FAILED", "UNKNOWN_INVENTORY")
 
@@ -399,7 +399,8 @@ def test_a_dry_run_decides_as_the_real_run_and_writes_nothing(con, tmp_path):
         history = queries.order_history(rw, 2) + queries.order_history(rw, 3)
         real = [{k: h[k] for k in ("from_status", "to_status", "reason", "details")} for h in history]
         decided = statuses(rw)
-    assert {k: preview[k] for k in ("processed", "failed")} == counts == {"processed": 3, "failed": 3}
+    assert {k: preview[k] for k in ("processed", "failed")} == {"processed": 3, "failed": 3}
+    assert counts == {"processed": 3, "failed": 3, "waiting": 0}
     assert {c["order_id"]: (c["to_status"], c["reason"]) for c in preview["changes"]} == decided
     assert [{k: c[k] for k in ("from_status", "to_status", "reason", "details")}
             for c in preview["changes"] if c["order_id"] in (2, 3)] == real
@@ -422,7 +423,7 @@ def test_a_backlog_decided_in_chunks_is_decided_as_in_one_pass(tmp_path, monkeyp
 
     chunked = outcome(tmp_path / "chunked.duckdb", per_chunk)
     assert chunked == outcome(tmp_path / "one-pass.duckdb", 10**6)
-    assert chunked[0] == {"processed": 3, "failed": 6}
+    assert chunked[0] == {"processed": 3, "failed": 6, "waiting": 0}
     named = [14, 2, 12, 3]
     assert outcome(tmp_path / "named-chunked.duckdb", per_chunk, named) == outcome(tmp_path / "named.duckdb", 10**6, named)
 
@@ -466,7 +467,7 @@ def test_an_empty_snapshot_makes_every_order_unknown(con):
     load_orders(con, [order_rec(2, (101, 1)), order_rec(3, (101, 1), (102, 1))])
     load_stock(con, [])  # a complete, clean, empty snapshot: the warehouse has nothing any more
     assert on_hand(con) == {}
-    assert process(con) == {"processed": 0, "failed": 2}
+    assert process(con) == {"processed": 0, "failed": 2, "waiting": 0}
     assert statuses(con) == {2: ("FAILED", "UNKNOWN_INVENTORY"), 3: ("FAILED", "UNKNOWN_INVENTORY")}
     assert queries.order_history(con, 3)[0]["details"] == {"unknown": [101, 102]}
 
@@ -481,7 +482,7 @@ def test_run_counters_have_one_name_each_from_load_to_runs(con):
     assert {name: run[name] for name in RUN_COUNTERS} == {
         "stock_fetched": 2, "stock_loaded": 1, "stock_rejected": 1, "stock_repeated": 0,
         "orders_fetched": 4, "orders_loaded": 2, "orders_rejected": 1, "orders_repeated": 1,
-        "processed": 1, "failed": 1, "reset": 0}
+        "processed": 1, "failed": 1, "waiting": 0, "reset": 0}
 
 
 # ---- exact integers end to end through the store (issue 9, case 3) ------------------------------

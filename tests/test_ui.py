@@ -345,7 +345,7 @@ def test_concurrent_presses_start_one_deployment_run(served):
         assert run["counts"] == {"reset": 15}
         assert _press_all(url, ["process"], origin=url)[0].status_code == 202
         run = _wait_run_final(url)
-        assert run["state"] == "COMPLETED" and run["counts"] == {"processed": 6, "failed": 9}
+        assert run["state"] == "COMPLETED" and run["counts"] == {"processed": 6, "failed": 9, "waiting": 0}
     assert _orders(url)["orders"] == seed_rows()
 
 

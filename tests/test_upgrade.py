@@ -7,6 +7,7 @@ import json
 import os
 
 import duckdb
+import pytest
 
 from conftest import run_cli
 from orderly import service
@@ -80,13 +81,16 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
     for table in TABLES:
         if table == "status_changes":  # one more column, NULL: the explanations were not recorded then
             assert after[table] == [(*row, None) for row in before[table]]
+        elif table == "stock_items":  # one more column: each value was confirmed when its snapshot completed
+            completed_at = before["stock_snapshots"][0][2]
+            assert after[table] == [(*row, completed_at) for row in before[table]]
         else:
             assert after[table] == before[table], table
 
     # the old mixed counters split exactly: the stock's share is in its snapshot, repeats are what is left
     assert {k: runs["run-1"][k] for k in RUN_COUNTERS} == {
         "stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 6, "orders_loaded": 4,
-        "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "reset": 0}
+        "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "waiting": 0, "reset": 0}
     assert runs["run-2"]["reset"] == 4 and runs["run-2"]["orders_fetched"] == 0
     assert (runs["run-3"]["state"], runs["run-3"]["message"]) == ("FAILED", "no complete stock snapshot yet")
     assert "fetched" not in runs["run-1"]
@@ -114,3 +118,21 @@ def test_the_command_line_says_an_old_explanation_was_not_recorded(tmp_path):
     assert f"why: {NOT_RECORDED}" in human
     assert json.loads(run_cli(["explain", "3", "--json"], env).stdout)["explanation"] is None
     assert NOT_RECORDED.split(" (")[0] in run_cli(["history", "2"], env).stdout
+
+
+@pytest.mark.parametrize("latest_rejected, confirmed_by", [(0, 2), (1, 1)])
+def test_an_upgrade_confirms_each_item_no_later_than_a_snapshot_proves(tmp_path, latest_rejected, confirmed_by):
+    """An item's value was confirmed when the snapshot that wrote it completed, or later by the latest snapshot
+    when that one had every record valid (it named every stored item): an unchanged snapshot never rewrote the
+    rows. A latest snapshot with a quarantined record proves nothing about the items it did not write."""
+    path = tmp_path / "old.duckdb"
+    build_version_1(path)
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO stock_snapshots VALUES (2, 'run-3', now() - INTERVAL 10 SECOND, ?, 3, ?)",
+                [3 + latest_rejected, latest_rejected])  # three items loaded either way
+    con.close()
+    with open_store(path) as con:
+        expected = con.execute("SELECT completed_at FROM stock_snapshots WHERE snapshot_id = ?",
+                               [confirmed_by]).fetchone()[0]
+        confirmed = {row[0] for row in con.execute("SELECT confirmed_at FROM stock_items").fetchall()}
+    assert confirmed == {expected}

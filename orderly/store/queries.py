@@ -124,6 +124,21 @@ def available_stock(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndar
     return columns["inventory_id"], columns["available"]
 
 
+def stock_to_decide(con: duckdb.DuckDBPyConnection, max_stock_age: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`available_stock`, and aligned with it whether each item is stale: its value was last confirmed by a
+    snapshot more than `max_stock_age` seconds ago (its newer records were quarantined, or snapshots that could
+    not drop it did not name it), or never. Processing does not allocate from a stale item."""
+    columns = con.execute(
+        f"""
+        SELECT a.inventory_id, greatest(a.available, {INT64_MIN})::BIGINT AS available,
+               coalesce(epoch(now()) - epoch(s.confirmed_at) > ?, true) AS stale
+        FROM stock_available a JOIN stock_items s USING (inventory_id)
+        """,
+        [float(max_stock_age)],
+    ).fetchnumpy()
+    return columns["inventory_id"], columns["available"], np.asarray(columns["stale"], dtype=bool)
+
+
 def decided_orders(
     con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None = None,
     status: str | None = None, reason: str | None = None,

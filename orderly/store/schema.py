@@ -9,7 +9,7 @@ in its own transaction, and nothing it holds is lost.
 RUN_COUNTERS = (
     "stock_fetched", "stock_loaded", "stock_rejected", "stock_repeated",
     "orders_fetched", "orders_loaded", "orders_rejected", "orders_repeated",
-    "processed", "failed", "reset",
+    "processed", "failed", "waiting", "reset",
 )
 
 MIGRATIONS: list[str] = [
@@ -138,5 +138,21 @@ MIGRATIONS: list[str] = [
         snapshot_id INTEGER PRIMARY KEY,
         digest      VARCHAR NOT NULL  -- blake2b of the snapshot's records as received, in page order
     );
+    """,
+    # 5: when each stock item's value was last confirmed by a snapshot (the per-item bound of ORDERLY_MAX_STOCK_AGE:
+    # an item whose newer records were quarantined is never allocated from once this is too old), and the run
+    # counter of orders left NEW because they need such an item.
+    # An existing item was confirmed at least when the snapshot that wrote its value completed; and, when the latest
+    # snapshot had every record valid and loaded as many items as are stored, by that snapshot (a valid snapshot
+    # drops the items it does not name, so it named every one). Where neither is known the older time stands: an
+    # item that is really fresh reads stale only until the next sync confirms it, never the other way round.
+    """
+    ALTER TABLE runs ADD COLUMN waiting BIGINT DEFAULT 0;
+    ALTER TABLE stock_items ADD COLUMN confirmed_at TIMESTAMPTZ;
+    UPDATE stock_items SET confirmed_at = greatest(
+        (SELECT s.completed_at FROM stock_snapshots s WHERE s.snapshot_id = stock_items.snapshot_id),
+        (SELECT s.completed_at FROM stock_snapshots s
+         WHERE s.snapshot_id = (SELECT max(snapshot_id) FROM stock_snapshots)
+           AND s.rejected = 0 AND s.loaded = (SELECT count(*) FROM stock_items)));
     """,
 ]

@@ -86,12 +86,19 @@ def load_stock_snapshot(
     quarantined record may be that item in disguise (no id, an id that is not a number, a neighbour's id
     copied over its own), so while any record is quarantined the items not seen keep their last good value.
     `digest` (of the records as received) is kept when every record was valid, for `repeat_stock_snapshot`.
+
+    Every item received valid is confirmed now, changed or not; an item whose record was quarantined (or that
+    is absent from a snapshot that cannot drop it) keeps its old confirmation time, and processing never
+    allocates from it once that is older than ORDERLY_MAX_STOCK_AGE.
     """
+    every_record_valid = len(rejects) == 0
     with transaction(con):
         snapshot_id = scalar(con, "SELECT coalesce(max(snapshot_id), 0) + 1 FROM stock_snapshots")
         with registered(con, incoming_stock=items):
-            if not _stock_unchanged(con, every_record_valid=len(rejects) == 0):
-                _replace_stock(con, snapshot_id, every_record_valid=len(rejects) == 0)
+            if _stock_unchanged(con, every_record_valid=every_record_valid):
+                _confirm_stock(con, every_item=every_record_valid)
+            else:
+                _replace_stock(con, snapshot_id, every_record_valid=every_record_valid)
         _insert_rejects(con, run_id, rejects)
         counts = {"stock_fetched": received, "stock_loaded": len(items), "stock_rejected": len(rejects),
                   "stock_repeated": repeated}
@@ -118,6 +125,7 @@ def repeat_stock_snapshot(con: duckdb.DuckDBPyConnection, run_id: str | None, di
         snapshot_id, received, loaded, _ = latest
         counts = {"stock_fetched": received, "stock_loaded": loaded, "stock_rejected": 0,
                   "stock_repeated": received - loaded}
+        _confirm_stock(con, every_item=True)  # the latest snapshot had every record valid: it named every stored item
         _insert_snapshot(con, snapshot_id + 1, run_id, counts, digest)
     return counts
 
@@ -154,6 +162,16 @@ def _stock_unchanged(con: duckdb.DuckDBPyConnection, *, every_record_valid: bool
     return missing == 0 and (incoming == stored or not every_record_valid)
 
 
+def _confirm_stock(con: duckdb.DuckDBPyConnection, *, every_item: bool) -> None:
+    """Mark the items of `incoming_stock` (every stored item, when the snapshot named them all) confirmed now: one
+    UPDATE of one column, not a rewrite of the rows."""
+    if every_item:
+        con.execute("UPDATE stock_items SET confirmed_at = now()")
+    else:
+        con.execute("UPDATE stock_items SET confirmed_at = now() "
+                    "WHERE inventory_id IN (SELECT inventory_id FROM incoming_stock)")
+
+
 def _replace_stock(con: duckdb.DuckDBPyConnection, snapshot_id: int, *, every_record_valid: bool) -> None:
     con.execute(
         """
@@ -165,8 +183,9 @@ def _replace_stock(con: duckdb.DuckDBPyConnection, snapshot_id: int, *, every_re
     )
     con.execute(
         """
-        INSERT INTO stock_items
-        SELECT inventory_id, product_id, sku, product_name, warehouse_id, quantity, updated_at, ?
+        INSERT INTO stock_items (inventory_id, product_id, sku, product_name, warehouse_id, quantity, updated_at,
+                                 snapshot_id, confirmed_at)
+        SELECT inventory_id, product_id, sku, product_name, warehouse_id, quantity, updated_at, ?, now()
         FROM incoming_stock
         """,
         [snapshot_id],

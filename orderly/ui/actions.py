@@ -229,9 +229,9 @@ class Buttons:
     def _finish(self, run: ButtonRun, state: str, prefect_message: str | None) -> None:
         """The end: counts and the one-line reason from the runs table (the flow wrote them), else Prefect's."""
         row = self._final_row(run.run_id) if run.run_id is not None else None
-        shown = ("reset",) if run.button == "reset" else ("processed", "failed")
+        shown = ("reset",) if run.button == "reset" else ("processed", "failed", "waiting")
         counts = {name: row[name] for name in shown} if row else {}
-        message = None
+        message = (row or {}).get("message") if state == "COMPLETED" else None  # a completed run's note, if any
         if state != "COMPLETED":
             message = (row or {}).get("message") or run.message or one_line(prefect_message or "") or None
         elif row is None and run.mode == "deployment":
