@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 
+import duckdb
 import pytest
 
 from tests.cli_store import build_store, seed_records
@@ -27,7 +28,12 @@ def hostile_store(tmp_path_factory):
     stock[2].update(sku="@SUM(1+1)", product_name="two\nlines\u202eevil")
     stock.append({**stock[3], "inventory_id": "\x1b]0;owned\x07", "sku": "\x1b[2J"})  # rejected: the id is text
     orders[0]["customer_id"] = "-C\x1b[1m"
-    build_store(path, stock, orders)
+    run_id = build_store(path, stock, orders)
+    # A reason that quotes what the remote sent (a validator may), and a key that is text: the table shows both
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO rejects VALUES (?, 'stock', ?, ?, ?, now())",
+                [run_id, "=1+1\x1b[5m", '{"sku": "\\u001b[2J"}', "sku is not valid: '\x1b[2J\x1b[H'"])
+    con.close()
     return path
 
 
@@ -70,9 +76,13 @@ def test_status_csv_and_rejects_are_safe(hostile_store):
     no_raw_controls(status.stdout.replace("\n", ""))
     rejects = orderly(["rejects"], hostile_store)
     no_raw_controls(rejects.stdout + rejects.stderr)
+    assert "'\\x1b[2J\\x1b[H'" in rejects.stdout and "=1+1\\x1b[5m" in rejects.stdout
     rejects_csv = orderly(["rejects", "--csv"], hostile_store)
     no_raw_controls(rejects_csv.stdout.replace("\n", ""))
-    assert "\\u001b" in rejects_csv.stdout or "\\x1b" in rejects_csv.stdout  # the raw record, escaped
+    rows = list(csv.DictReader(io.StringIO(rejects_csv.stdout)))
+    quoted = [r for r in rows if r["record_key"].startswith("'=1+1")]
+    assert quoted and quoted[0]["reasons"] == "sku is not valid: '\\x1b[2J\\x1b[H'"
+    assert quoted[0]["raw"] == '{"sku": "\\u001b[2J"}'  # JSON escapes by its nature; not a formula either
 
 
 def test_csv_cells_are_guarded_only_when_text():
