@@ -126,8 +126,9 @@ def test_no_snapshot_refuses_and_orders_stay_new(db, monkeypatch, sandbox_server
 
     # orders ingested, but the warehouse answered nothing usable: a bad URL on the warehouse only (the orders
     # from a served sandbox: one URL without the other is refused by the settings)
+    orders_url = sandbox_server()  # started first: it checks the settings too
     monkeypatch.setenv("ORDERLY_WAREHOUSE_URL", "http://127.0.0.1:9")  # discard port: refused
-    monkeypatch.setenv("ORDERLY_ORDERS_URL", sandbox_server())
+    monkeypatch.setenv("ORDERLY_ORDERS_URL", orders_url)
     monkeypatch.setenv("ORDERLY_HTTP_RETRIES", "0")
     with pytest.raises(RunIncomplete, match="stock not synced"):
         sync()
