@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderly.settings import Settings, SettingsError, mask_url
+from orderly.settings import DEFAULT_DB, Settings, SettingsError, mask_url
 
 CHECK_TIMEOUT = 3.0  # seconds per HTTP check: the doctor answers quickly even when everything is down
 
@@ -43,6 +44,7 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
     env = dict(os.environ if env is None else env)
     checks: list[Check] = []
     usable = dict(env)
+    db_refused: Check | None = None
     for _ in range(40):  # every bad setting is named, not only the first: drop each and read the rest again
         try:
             settings = Settings.from_env(usable)
@@ -50,6 +52,11 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
         except SettingsError as error:
             found = _VARIABLE.search(str(error))
             name = error.variable or (found[1] if found else None)
+            if name == "ORDERLY_DB":  # set and refused, or the default refused (run away from a clone's data/)
+                db_refused = Check("database", False, f"{error}: fix or set it")
+                # a path that passes, so the other settings are still read; never opened (the check is above)
+                usable["ORDERLY_DB"] = str(Path(tempfile.gettempdir()) / "orderly-doctor-no-store.duckdb")
+                continue
             if name not in usable:
                 raise
             checks.append(Check(name if name.isascii() and name.isprintable() else ascii(name), False,
@@ -57,14 +64,13 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
             del usable[name]
     shown = [(name, _shown(name, env, getattr(settings, field), meaning), _source(name, env, usable))
              for name, field, meaning in SHOWN]
+    if db_refused:  # the placeholder above is not what the operator set
+        shown[0] = ("ORDERLY_DB", env.get("ORDERLY_DB") or DEFAULT_DB, "refused")
     shown += [(name, _shown(name, env, env[name], None), "set") for name in sorted(env)
               if name.startswith("ORDERLY_SANDBOX_") and env[name].strip()]
     shown += [(name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
               for name in ("PREFECT_API_URL", "PREFECT_HOME")]
-    if "ORDERLY_DB" not in usable and "ORDERLY_DB" in env:  # refused: its line says why; the default is not it
-        checks.insert(0, checks.pop(next(i for i, c in enumerate(checks) if c.name == "ORDERLY_DB")))
-    else:
-        checks.insert(0, _database(settings))
+    checks.insert(0, db_refused or _database(settings))
     checks.append(_prefect(env.get("PREFECT_API_URL", "").strip()))
     checks.append(_remote("orders", settings.orders_url, "/orders", {"after_id": 0, "limit": 1}, "orders",
                           "ORDERLY_ORDERS_URL", settings))

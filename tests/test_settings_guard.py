@@ -175,3 +175,14 @@ def test_a_run_against_a_dead_remote_never_stores_or_prints_the_secret(cli_env):
     assert not any(PASSWORD in row or KEY in row for row in stored)
     raw = Path(env["ORDERLY_DB"]).read_bytes()
     assert PASSWORD.encode() not in raw and KEY.encode() not in raw
+
+
+def test_doctor_names_an_unusable_store_and_a_typo_and_goes_on(tmp_path):
+    notes = tmp_path / "notes.duckdb"
+    notes.write_text("not a store")
+    result = orderly(["doctor"], ORDERLY_DB=str(notes), ORDERLY_PAGESIZE="10")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert problems[0].startswith("PROBLEM  database: ORDERLY_DB=") and "not a DuckDB store" in problems[0]
+    assert any("ORDERLY_PAGESIZE" in line and "did you mean ORDERLY_PAGE_SIZE?" in line for line in problems)
+    assert "refused" in result.stdout  # the settings table says ORDERLY_DB was refused, not used
