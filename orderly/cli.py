@@ -13,13 +13,16 @@ from orderly.cli_base import MAX_ID, Fail, JsonOption, OrderOption, TABLE_ROWS, 
 from orderly.cli_base import status_and_reason
 from orderly.cli_output import Column, counts_in_words, err, out, print_json, table
 from orderly.errors import OrderlyError
-from orderly.settings import SandboxSettings, SettingsError
+from orderly.settings import SandboxSettings, SettingsError, mask_url
 
 
 # ---- data-changing commands: each one is a Prefect flow run ------------------------------------
 
 def _run_flow(name: str, **params: Any) -> dict[str, int]:
-    settings()  # a bad setting is reported before Prefect spends seconds starting up
+    current = settings()  # a bad setting is reported before Prefect spends seconds starting up
+    from orderly.store.connection import probe
+
+    probe(current.db_path)  # so is a store this version cannot open (or create): exit 2, before any flow
     _check_prefect_api()  # a dead server is one line now, not Prefect's traceback after a second of imports
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # our own lines say what happened
     if not os.environ.get("PREFECT_API_URL"):
@@ -56,10 +59,10 @@ def _check_prefect_api() -> None:
     except ValueError:
         scheme = host = None
     if scheme not in ("http", "https") or not host:
-        raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {api!r}", 2)
+        raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {mask_url(api)!r}", 2)
     why = why_not_answering(api, timeout=2)
     if why:
-        raise Fail(f"no Prefect server answers at PREFECT_API_URL={api} ({why}): {advice}", 2)
+        raise Fail(f"no Prefect server answers at PREFECT_API_URL={mask_url(api)} ({why}): {advice}", 2)
 
 
 def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:

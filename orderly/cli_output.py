@@ -3,6 +3,11 @@
 Data goes to stdout, messages to stderr. Colour only on a terminal, never with NO_COLOR (rich checks both).
 Tables never cut an id or a number: text columns give way instead, cut with an ellipsis (`--json` and
 `--csv` always carry the full values).
+
+Text may come from a remote, so it never reaches the terminal as control sequences: tables and CSV show every
+control character escaped, visibly (ESC as \\x1b, a newline as \\n), and CSV guards a cell a spreadsheet
+would run as a formula (OWASP's CSV injection advice: a leading ' before =, +, -, @, tab or carriage return).
+`--json` escapes control characters by its nature.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,8 +112,33 @@ def _widths(columns: Sequence[Column], cells: list[list[Text]], total: int) -> l
     return widths
 
 
+# C0 and C1 controls and DEL, the line and paragraph separators, and the bidirectional overrides and isolates
+# (which reorder what a terminal shows): none of them is ever written raw.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def visible(text: str) -> str:
+    """`text` with every control character shown as its escape (as Python's repr writes it): safe to print."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell for CSV: control characters escaped, and a leading ' when a spreadsheet would take the
+    cell for a formula. Only text is guarded: a number such as -5 stays a number."""
+    return ("'" if text.startswith(_FORMULA_START) else "") + visible(text)
+
+
 def _cell(value: Any, column: Column) -> Text:
-    text = "" if value is None else when(value) if isinstance(value, datetime) else str(value)
+    text = "" if value is None else when(value) if isinstance(value, datetime) else visible(str(value))
     return Text(text, style=STATUS_STYLES.get(text, "") if column.kind == "status" else "")
 
 
@@ -149,5 +180,7 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=_json_default)
+        return json.dumps(value, default=_json_default)  # JSON escapes control characters; starts with { or [
+    if isinstance(value, str):
+        return csv_text(value)
     return value

@@ -11,7 +11,7 @@ from orderly import cli_args
 from orderly.cli_base import (MAX_ID, TABLE_ROWS, CsvOption, Fail, JsonOption, app, no_database, output_format, read,
                               settings, status_and_reason)
 from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
-from orderly.cli_output import Column, counts_in_words, one_line, out, print_csv, print_json, short_run, table, when
+from orderly.cli_output import Column, counts_in_words, one_line, out, print_csv, print_json, short_run, table, visible, when
 
 
 def _run_id(con, text: str) -> str:
@@ -145,7 +145,7 @@ def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}"
               f"{decided}")
     if found["status"] == "FAILED":
-        out.print(f"why: {describe(found['reason'], found['explanation'])}"
+        out.print(f"why: {visible(describe(found['reason'], found['explanation']))}"
                   + (" (when its turn came)" if found["explanation"] and "short" in found["explanation"] else ""),
                   markup=False)
     elif found["status"] == "PROCESSED":
@@ -224,7 +224,7 @@ def _one_run(run: dict[str, Any]) -> None:
     took = "" if run["duration_s"] is None else f", took {run['duration_s']:.1f} s"
     out.print(f"started {when(run['started_at'])}{took}", markup=False)
     if run["message"]:
-        out.print(f"message: {run['message']}", markup=False)
+        out.print(f"message: {visible(run['message'])}", markup=False)  # it may quote a remote
     out.print(counts_in_words({name: run[name] for name in RUN_COUNTERS}, zeros=True) or "no counts", markup=False,
               soft_wrap=True)  # one line: the terminal wraps it, a program reads it whole
 
@@ -264,7 +264,7 @@ def doctor() -> None:
 
     shown, checks = diagnose()
     for check in checks:
-        line = f"{'ok' if check.ok else 'PROBLEM':<8} {check.name}: {check.text}"
+        line = visible(f"{'ok' if check.ok else 'PROBLEM':<8} {check.name}: {check.text}")  # a remote's words too
         out.print(textwrap.fill(line, width=out.width, subsequent_indent=" " * 9, break_on_hyphens=False,
                                 break_long_words=False), markup=False, soft_wrap=True)
     table([Column("Setting"), Column("Value", "wrap"), Column("Source")], shown, title="Effective settings")

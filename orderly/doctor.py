@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderly.settings import Settings, SettingsError
+from orderly.settings import DEFAULT_DB, Settings, SettingsError, mask_url
 
 CHECK_TIMEOUT = 3.0  # seconds per HTTP check: the doctor answers quickly even when everything is down
 
@@ -28,7 +29,7 @@ SHOWN = [
     ("ORDERLY_MAX_STOCK_PAGES", "max_stock_pages", None), ("ORDERLY_SCHEDULE_SECONDS", "schedule_seconds", None),
     ("ORDERLY_UI_TOKEN", "ui_token", "the page listens on loopback only"),
 ]
-_VARIABLE = re.compile(r"\b((?:ORDERLY|PREFECT)_[A-Z_]+)")
+_VARIABLE = re.compile(r"\b((?:ORDERLY|PREFECT)_[A-Z0-9_]+)")
 
 
 @dataclass
@@ -43,23 +44,33 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
     env = dict(os.environ if env is None else env)
     checks: list[Check] = []
     usable = dict(env)
+    db_refused: Check | None = None
     for _ in range(40):  # every bad setting is named, not only the first: drop each and read the rest again
         try:
             settings = Settings.from_env(usable)
             break
         except SettingsError as error:
             found = _VARIABLE.search(str(error))
-            if not found or found[1] not in usable:
+            name = error.variable or (found[1] if found else None)
+            if name == "ORDERLY_DB":  # set and refused, or the default refused (run away from a clone's data/)
+                db_refused = Check("database", False, f"{error}: fix or set it")
+                # a path that passes, so the other settings are still read; never opened (the check is above)
+                usable["ORDERLY_DB"] = str(Path(tempfile.gettempdir()) / "orderly-doctor-no-store.duckdb")
+                continue
+            if name not in usable:
                 raise
-            checks.append(Check(found[1], False, f"{error}: fix or unset it"))
-            del usable[found[1]]
+            checks.append(Check(name if name.isascii() and name.isprintable() else ascii(name), False,
+                                f"{error}: fix or unset it"))
+            del usable[name]
     shown = [(name, _shown(name, env, getattr(settings, field), meaning), _source(name, env, usable))
              for name, field, meaning in SHOWN]
+    if db_refused:  # the placeholder above is not what the operator set
+        shown[0] = ("ORDERLY_DB", env.get("ORDERLY_DB") or DEFAULT_DB, "refused")
     shown += [(name, _shown(name, env, env[name], None), "set") for name in sorted(env)
               if name.startswith("ORDERLY_SANDBOX_") and env[name].strip()]
     shown += [(name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
               for name in ("PREFECT_API_URL", "PREFECT_HOME")]
-    checks.insert(0, _database(settings))
+    checks.insert(0, db_refused or _database(settings))
     checks.append(_prefect(env.get("PREFECT_API_URL", "").strip()))
     checks.append(_remote("orders", settings.orders_url, "/orders", {"after_id": 0, "limit": 1}, "orders",
                           "ORDERLY_ORDERS_URL", settings))
@@ -82,22 +93,12 @@ def _shown(name: str, env: Mapping[str, str], value: object, meaning: str | None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value)
-    return masked_url(text) if "://" in text else text
+    return masked_url(text) if "://" in text or name.endswith("_URL") else text
 
 
 def masked_url(raw: str) -> str:
-    """A URL fit to print: no password, no query string (either may carry a secret)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(raw)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(not a URL; not shown)"
-    user = "" if parts.username is None else parts.username + (":***" if parts.password is not None else "") + "@"
-    shown = urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
-    return f"{shown}?(hidden)" if parts.query else shown
+    """A URL fit to print: the settings' one masking function (no userinfo, no query string)."""
+    return mask_url(raw)
 
 
 def _database(settings: Settings) -> Check:

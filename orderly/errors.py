@@ -13,6 +13,13 @@ class StoreBusy(OrderlyError):
     exit_code = 3
 
 
+class StoreUnusable(OrderlyError):
+    """ORDERLY_DB names a file this version cannot open as its store (not DuckDB, another DuckDB version,
+    a store from a newer Orderly, no permission)."""
+
+    exit_code = 2
+
+
 class StaleStock(OrderlyError):
     """Processing refused: no complete stock snapshot, or the last one is too old."""
 

@@ -27,7 +27,7 @@ from orderly.errors import IncompleteSnapshot, ProtocolViolation, RemoteError
 from orderly.gcpolicy import collection_paused
 from orderly.paging import PageRuleBroken, check_orders_page, check_stock_pages
 from domain.bounds import MAX_INT
-from orderly.settings import Settings
+from orderly.settings import Settings, mask_url
 
 SANDBOX_BASE = "http://sandbox"
 BACKOFF_BASE = 0.1  # seconds: the n-th pause is uniform in [0, BACKOFF_BASE * 2**(n-1)] ("full jitter")
@@ -65,9 +65,9 @@ class Service:
 
     @property
     def shown_url(self) -> str:
-        """The base URL for messages: credentials in it (user:password@) are a secret and never shown."""
-        url = httpx.URL(self.base_url)
-        return str(url.copy_with(username=None, password=None)).rstrip("/") if url.userinfo else self.base_url.rstrip("/")
+        """The base URL for messages, the runs table and logs: userinfo and the query string may hold a secret
+        and are never shown (settings.mask_url, the one masking function)."""
+        return mask_url(self.base_url).rstrip("/")
 
 
 def _retry_after(response: httpx.Response, cap: float) -> float | None:

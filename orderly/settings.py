@@ -6,16 +6,38 @@ the stale-stock guard), never echoed when it is a secret.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 
 class SettingsError(ValueError):
-    """A setting has a value we cannot use; the message names the variable."""
+    """A setting has a value we cannot use; the message names the variable (also kept in `variable`)."""
+
+    def __init__(self, message: str, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+# Every ORDERLY_* variable Orderly reads: the one list. Any other ORDERLY_* name is a typo, refused with a
+# did-you-mean, because a misspelt URL setting would otherwise quietly mean "use the built-in sandbox".
+SETTING_NAMES = frozenset({
+    "ORDERLY_DB", "ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL", "ORDERLY_API_TOKEN", "ORDERLY_MAX_STOCK_AGE",
+    "ORDERLY_HTTP_TIMEOUT", "ORDERLY_HTTP_RETRIES", "ORDERLY_RETRY_AFTER_CAP", "ORDERLY_LOCK_TIMEOUT",
+    "ORDERLY_PAGE_SIZE", "ORDERLY_FETCH_CONCURRENCY", "ORDERLY_MAX_STOCK_PAGES", "ORDERLY_MAX_ORDER_PAGES",
+    "ORDERLY_LOOKBACK_ORDERS", "ORDERLY_MAX_BODY_BYTES", "ORDERLY_SCHEDULE_SECONDS", "ORDERLY_UI_TOKEN",
+    "ORDERLY_SANDBOX_ORDERS", "ORDERLY_SANDBOX_ITEMS", "ORDERLY_SANDBOX_SEED", "ORDERLY_SANDBOX_FAULT_RATE",
+    "ORDERLY_SANDBOX_LATENCY_MS", "ORDERLY_SANDBOX_BAD_RATE", "ORDERLY_SANDBOX_TOKEN",
+    "ORDERLY_DEBUG",  # the command line shows a traceback instead of its one line
+    # reserved for the webhook delivery (contract section 3): accepted now so setting them early is no typo
+    "ORDERLY_WEBHOOK_URL", "ORDERLY_WEBHOOK_SECRET", "ORDERLY_WEBHOOK_BATCH", "ORDERLY_WEBHOOK_MAX_LAG",
+})
+DEFAULT_DB = "data/orderly.duckdb"
 
 
 MAX_PAGE_SIZE = 1000  # the contract's bound on `limit` and `per_page`
@@ -26,6 +48,37 @@ _TOKEN = re.compile(r"[\x21-\x7e]+")
 def _raw(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     return None if raw is None or raw.strip() == "" else raw.strip()
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def mask_url(raw: str) -> str:
+    """A URL fit to show anywhere: userinfo becomes ***@ and the query (and fragment) ?***.
+
+    Works on the raw text, so a URL that does not parse is masked too. An '@' after the first '?' or '#'
+    could end a password that holds one of them, so then nothing after the scheme is shown."""
+    text = raw.strip()
+    scheme = _SCHEME.match(text)
+    start = scheme.end() if scheme else 0
+    head, rest = text[:start], text[start:]
+    cut = min([i for i in (rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))
+    at = rest.rfind("@")
+    tail = "?***" if cut < len(rest) else ""
+    if at < 0:
+        return head + rest[:cut] + tail
+    if at < cut:
+        return head + "***@" + rest[at + 1:cut] + tail
+    return head + "***" + tail
+
+
+def _unknown_names(env: Mapping[str, str]) -> None:
+    for name in sorted(env):
+        if name.startswith("ORDERLY_") and name not in SETTING_NAMES:
+            shown = name if re.fullmatch(r"[A-Z0-9_]+", name) else ascii(name)
+            close = difflib.get_close_matches(name.upper(), SETTING_NAMES, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "unset it (README, Settings, lists them all)"
+            raise SettingsError(f"{shown} is not an Orderly setting: {hint}", name)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0,
@@ -71,10 +124,20 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     try:
         url = httpx.URL(raw)
     except (httpx.InvalidURL, ValueError):
-        raise SettingsError(f"{name} is not a valid URL: {raw!r}") from None
+        raise SettingsError(f"{name} is not a valid URL: {mask_url(raw)!r}") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise SettingsError(f"{name} must be an http:// or https:// URL with a host, got {raw!r}")
+        raise SettingsError(f"{name} must be an http:// or https:// URL with a host, got {mask_url(raw)!r}")
     return raw
+
+
+def _both_urls_or_neither(orders: str | None, warehouse: str | None) -> None:
+    """The built-in sandbox stands in for both remotes or neither: real stock with sandbox orders (or the
+    other way round) would decide orders that do not exist, and move the cursor past the real ones."""
+    if (orders is None) != (warehouse is None):
+        given, missing = (("ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL") if orders else
+                          ("ORDERLY_WAREHOUSE_URL", "ORDERLY_ORDERS_URL"))
+        raise SettingsError(f"{given} is set but {missing} is not: set both (the real services) or neither "
+                            "(the built-in sandbox)", given)
 
 
 def secret(env: Mapping[str, str], name: str) -> str | None:
@@ -90,10 +153,49 @@ def secret(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _db_path(env: Mapping[str, str]) -> Path:
-    path = Path(env.get("ORDERLY_DB") or "data/orderly.duckdb")
-    if path.is_dir():
-        raise SettingsError(f"ORDERLY_DB must name a file, but {str(path)!r} is a directory")
+    """The store's path, `~` expanded here once so every command means the same file; refused when it cannot
+    be a store: a directory, a file that is not DuckDB, a directory that does not exist (never created for
+    you), a directory we may not write in. Opening checks the rest (a DuckDB file this version cannot read)."""
+    raw = env.get("ORDERLY_DB") or DEFAULT_DB
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError:  # ~someone who does not exist
+        raise SettingsError(f"ORDERLY_DB={raw!r}: the home directory in it is unknown", "ORDERLY_DB") from None
+    problem = store_file_problem(path)
+    if problem:
+        raise SettingsError(f"ORDERLY_DB={str(path)!r} {problem}", "ORDERLY_DB")
     return path
+
+
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB file (after an 8-byte checksum)
+
+
+def store_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a store, in words; None when it can. Cheap: a stat and 12 bytes,
+    and never blocks (a FIFO is refused before it is opened)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        parent = path.parent
+        if not parent.is_dir():
+            return f"is in a directory that does not exist ({str(parent)!r}): create it, or fix ORDERLY_DB"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot be created: no permission to write in {str(parent)!r}"
+        return None
+    except OSError as error:  # a file where a directory should be, a loop of links, no permission
+        return f"cannot be reached: {error.strerror or error}"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory: ORDERLY_DB must name a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file (a pipe, socket or device): ORDERLY_DB must name a file"
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    if head[8:12] != _DUCKDB_MAGIC:
+        return "is not a DuckDB store file: point ORDERLY_DB at the store, or move this file away"
+    return None
 
 
 @dataclass(frozen=True)
@@ -145,10 +247,13 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
+        _unknown_names(env)
+        orders_url, warehouse_url = _url(env, "ORDERLY_ORDERS_URL"), _url(env, "ORDERLY_WAREHOUSE_URL")
+        _both_urls_or_neither(orders_url, warehouse_url)
         return cls(
             db_path=_db_path(env),
-            orders_url=_url(env, "ORDERLY_ORDERS_URL"),
-            warehouse_url=_url(env, "ORDERLY_WAREHOUSE_URL"),
+            orders_url=orders_url,
+            warehouse_url=warehouse_url,
             api_token=secret(env, "ORDERLY_API_TOKEN"),
             max_stock_age=_number(env, "ORDERLY_MAX_STOCK_AGE", 900.0),
             http_timeout=_number(env, "ORDERLY_HTTP_TIMEOUT", 10.0, above=True, maximum=3600.0),

@@ -167,8 +167,8 @@ def test_csv_carries_the_json_fields(store, monkeypatch, capsys):
 
 
 def test_a_missing_database_is_said_on_stderr_and_reads_as_empty(tmp_path, monkeypatch, capsys):
-    env = {"ORDERLY_DB": str(tmp_path / "nowhere" / "orderly.duckdb")}
-    absolute = str(tmp_path / "nowhere" / "orderly.duckdb")
+    env = {"ORDERLY_DB": str(tmp_path / "orderly.duckdb")}
+    absolute = str(tmp_path / "orderly.duckdb")
     for args, empty in ((["status", "--json"], []), (["runs", "--json"], []), (["rejects", "--json"], []),
                         (["stock", "--json"], {"snapshot": None, "items": []})):
         code, out, err = invoke(args, env, monkeypatch, capsys)
@@ -182,6 +182,7 @@ def test_a_missing_database_is_said_on_stderr_and_reads_as_empty(tmp_path, monke
     assert code == 2 and "no database at" in one_line(err)
     # relative to where the command runs: the line shows the absolute path it looked at
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()  # the default's directory (a clone has it); a missing one is refused, not made
     code, _, err = invoke(["status"], {}, monkeypatch, capsys)
     assert f"no database at {tmp_path / 'data' / 'orderly.duckdb'}" in one_line(err)
 
@@ -239,7 +240,7 @@ def test_doctor_names_each_problem_in_one_line_and_never_a_token(tmp_path, monke
     assert "nothing answers at" in problems[4] and "ORDERLY_WAREHOUSE_URL" in problems[4]
     for secret in (token, ui_token, password):
         assert secret not in out + err
-    assert "set (hidden)" in out and "ops:***@" in out
+    assert "set (hidden)" in out and "http://***@127.0.0.1" in out
 
 
 def test_doctor_all_good_and_remotes_that_answer_or_refuse(store, stub_server, monkeypatch, capsys):

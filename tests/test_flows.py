@@ -121,16 +121,19 @@ def test_process_all_with_unknown_order_changes_nothing(db):
     assert runs(db)[-1][2] == "FAILED" and "999" in runs(db)[-1][6]
 
 
-def test_no_snapshot_refuses_and_orders_stay_new(db, monkeypatch):
+def test_no_snapshot_refuses_and_orders_stay_new(db, monkeypatch, sandbox_server):
     from flows.orders import process_all, sync
 
-    # orders ingested, but the warehouse answered nothing usable: a bad URL on the warehouse only
+    # orders ingested, but the warehouse answered nothing usable: a bad URL on the warehouse only (the orders
+    # from a served sandbox: one URL without the other is refused by the settings)
+    orders_url = sandbox_server()  # started first: it checks the settings too
     monkeypatch.setenv("ORDERLY_WAREHOUSE_URL", "http://127.0.0.1:9")  # discard port: refused
-    monkeypatch.setenv("ORDERLY_ORDERS_URL", "")
+    monkeypatch.setenv("ORDERLY_ORDERS_URL", orders_url)
     monkeypatch.setenv("ORDERLY_HTTP_RETRIES", "0")
     with pytest.raises(RunIncomplete, match="stock not synced"):
         sync()
     monkeypatch.delenv("ORDERLY_WAREHOUSE_URL")
+    monkeypatch.delenv("ORDERLY_ORDERS_URL")
     assert read(db, "SELECT count(*) FROM orders")[0][0] == 15  # orders came in; stock did not
     assert read(db, "SELECT count(*) FROM stock_snapshots")[0][0] == 0
     with pytest.raises(StaleStock, match="no complete stock snapshot"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from orderly.errors import StoreBusy
+from orderly.errors import StoreBusy, StoreUnusable
 from orderly.store.schema import MIGRATIONS
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
@@ -30,9 +30,9 @@ def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) 
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as error:
+        except duckdb.Error as error:
             if not _is_lock_conflict(error):
-                raise
+                raise _unusable(path, error) from None
             if time.monotonic() >= deadline:
                 raise StoreBusy(
                     f"{path} is in use by another orderly process; waited {lock_timeout:g} s "
@@ -40,14 +40,57 @@ def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) 
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+    version = schema_version(con)
+    if version > len(MIGRATIONS):
+        con.close()
+        raise _newer(path, version)
     if not read_only:
         migrate(con)
-    elif schema_version(con) < len(MIGRATIONS):
+    elif version < len(MIGRATIONS):
         # A file from an older version is upgraded on first use, even by a reader; then read as asked.
         con.close()
         connect(path, lock_timeout=max(deadline - time.monotonic(), 0.0)).close()
         return connect(path, lock_timeout=max(deadline - time.monotonic(), 0.0), read_only=True)
     return con
+
+
+def _unusable(path: Path, error: duckdb.Error) -> StoreUnusable:
+    """DuckDB's reason in one line: the file is not a store this version can open."""
+    first = (str(error).strip().splitlines() or ["cannot be opened"])[0]
+    return StoreUnusable(f"ORDERLY_DB={str(path)!r} cannot be opened as a store by this version ({first}): "
+                         "point ORDERLY_DB at the store, or move this file away")
+
+
+def _newer(path: Path, version: int) -> StoreUnusable:
+    return StoreUnusable(f"ORDERLY_DB={str(path)!r} is a store of a newer Orderly (schema version {version}, "
+                            f"this one knows {len(MIGRATIONS)}): upgrade Orderly, or point ORDERLY_DB elsewhere")
+
+
+def probe(path: Path) -> None:
+    """Raise StoreUnusable unless `path` opens as a store (or could be created); cheap, and before any flow
+    starts. A file another process holds open is a store in use: fine here, the lock waits come later."""
+    import tempfile
+
+    path = Path(path)
+    if not path.exists():
+        try:  # a directory we may write in by its mode bits can still refuse a file (root on /proc, a full disk)
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as error:
+            raise StoreUnusable(f"ORDERLY_DB={str(path)!r} cannot be created: {error.strerror or error}") from None
+        return
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as error:
+        if _is_lock_conflict(error):
+            return
+        raise _unusable(path, error) from None
+    try:
+        version = schema_version(con)
+    finally:
+        con.close()
+    if version > len(MIGRATIONS):
+        raise _newer(path, version)
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
