@@ -12,6 +12,7 @@ from typing import Any
 from prefect import get_run_logger, runtime
 
 from flows.write_slot import write_slot
+from orderly import ending
 from orderly.errors import OrderlyError, RemoteError
 from orderly.settings import Settings
 from orderly.store import open_store, writes
@@ -60,6 +61,7 @@ def _recorded_run(flow: str) -> Iterator[Run]:
     run = Run(str(runtime.flow_run.id or uuid.uuid4()), flow, settings)
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
         writes.start_run(con, run.id, flow)
+    ending.run_started(run.id, settings.db_path)  # a command that must end at once finishes the row itself
     state, message = "COMPLETED", None
     try:
         yield run

@@ -30,16 +30,29 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
             "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
-    from orderly import progress
+    from orderly import ending, prefect_watch, progress, sigterm
     from orderly.tempserver import temporary_server
 
-    with temporary_server() as server, progress.shown_on(err):  # the server dies with us, even of SIGKILL
+    # The server dies with us, even of SIGKILL; SIGTERM ends the command within seconds, with one line.
+    with temporary_server() as server, sigterm.ends_the_command(), progress.shown_on(err):
         from flows import orders
 
+        sigterm.also_during_flows()
         server.use()
+        api = os.environ.get("PREFECT_API_URL")  # the temporary server's, once `use` pointed Prefect at it
+        if api:
+            prefect_watch.watch(api)  # a server that goes away ends the command in seconds, not minutes
         flow = {"pipeline": orders.pipeline, "sync": orders.sync, "process": orders.process_all,
                 "reset": orders.reset_state}[name]
-        return flow(**params)
+        try:
+            result = flow(**params)
+        except BaseException:
+            ending.wait_if_ending()  # the ending says the last word (and exits)
+            if api and prefect_watch.gone_now(api):  # Prefect's error would name a connection, not the cause
+                prefect_watch.end_as_gone(api)
+            raise
+        ending.wait_if_ending()
+        return result
 
 
 def _check_prefect_api() -> None:

@@ -32,6 +32,13 @@ class RemoteError(OrderlyError):
     exit_code = 5
 
 
+class PrefectGone(OrderlyError):
+    """The Prefect server stopped answering while a command ran: the command ends at once, keeping what was
+    committed to the store (orderly.ending), instead of waiting minutes on Prefect's retries."""
+
+    exit_code = 6
+
+
 class BadArgument(OrderlyError):
     """A value an operator gave that the rules do not know (a status, a reason, an order id)."""
 

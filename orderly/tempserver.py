@@ -28,6 +28,7 @@ from typing import Iterator
 
 import httpx
 
+from orderly import ending
 from orderly.errors import OrderlyError
 from orderly.localproc import free_port
 
@@ -36,6 +37,7 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # one, where Prefect gives up. Used unless PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS is set.
 DEFAULT_STARTUP_TIMEOUT = 120.0
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when we stop it, as Prefect does
+ENDING_GRACE = 1.0  # the same when the command must end within seconds (orderly.ending)
 PORT_ATTEMPTS = 3  # free_port() can lose its port to another process before the server binds it
 
 
@@ -142,8 +144,8 @@ class TemporaryServer:
         os.environ["PREFECT_API_URL"] = self.api_url
         refresh_global_settings_context()
 
-    def stop(self) -> None:
-        """SIGTERM, SIGKILL after STOP_GRACE, then the same to whatever is left of its process group."""
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """SIGTERM, SIGKILL after `grace` seconds, then the same to whatever is left of its process group."""
         process, self.process = self.process, None
         if process is None:
             return
@@ -152,7 +154,7 @@ class TemporaryServer:
         if process.returncode is None:
             if not self._exited(process.pid, 0):
                 os.kill(process.pid, signal.SIGTERM)
-                if not self._exited(process.pid, STOP_GRACE):
+                if not self._exited(process.pid, grace):
                     os.kill(process.pid, signal.SIGKILL)
                     self._exited(process.pid, STOP_GRACE)
             try:
@@ -207,6 +209,8 @@ def temporary_server() -> Iterator[TemporaryServer | _NoServer]:
     # the run's queued logs and events to it from its thread-exit hooks, which run before atexit's; stopped any
     # earlier, each flush retries against a closed port for a minute.
     atexit.register(server.stop)
+    # A command that ends at once (its Prefect server is gone, or SIGTERM: orderly.ending) skips atexit.
+    ending.on_ending(lambda: server.stop(grace=ENDING_GRACE))
     terminated = False
     try:
         server.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,11 @@ from orderly.errors import StoreBusy, StoreUnusable
 from orderly.store.schema import MIGRATIONS
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
+
+# Held by every write transaction of this process while it is open. A command that must end at once (its Prefect
+# server went away, or SIGTERM: orderly.ending) takes it, so the transaction in progress finishes and no new one
+# starts before the process exits. Reentrant: the ending thread itself writes the run's end.
+WRITE_GATE = threading.RLock()
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
@@ -118,15 +124,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     for version, ddl in enumerate(MIGRATIONS, start=1):
         if version <= current:
             continue
-        con.begin()
-        try:
+        with transaction(con):
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
             con.execute(ddl)
             con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
 
 
 # A bulk load checkpoints every ~64 MB of WAL rather than every ~16 MB (DuckDB's default): each checkpoint
@@ -153,13 +154,14 @@ def open_store(path: Path, *, lock_timeout: float = 30.0, read_only: bool = Fals
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """One unit of work: everything inside commits together or not at all."""
-    con.begin()
-    try:
-        yield con
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
+    with WRITE_GATE:
+        con.begin()
+        try:
+            yield con
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
 
 
 @contextmanager
