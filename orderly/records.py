@@ -9,8 +9,25 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from orderly.wire import LongInteger, NotUnicode, Undecodable
+
 ORDER_FIELDS = ("id", "placed_at", "customer_id")
 STOCK_FIELDS = ("inventory_id", "product_id", "sku", "product_name", "warehouse_id", "quantity", "updated_at")
+
+
+def _not_an_object(record: Any) -> str:
+    if isinstance(record, Undecodable):  # a record the decoder could not hold: its reason says why
+        return record.reason
+    return f"record: must be an object, got {_type_name(record)}"
+
+
+def _type_name(value: Any) -> str:
+    """The decoded type's name; the decoder's stand-ins read as what they stand for."""
+    if isinstance(value, LongInteger):
+        return "int"
+    if isinstance(value, NotUnicode):
+        return "str"
+    return type(value).__name__
 
 
 def _field(records: list[Any], key: str) -> list[Any]:
@@ -34,7 +51,7 @@ def flatten_orders(records: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict
     n_lines: list[Any] = []
     for rec, record in enumerate(records):
         if not isinstance(record, dict):
-            shape_errors[rec] = [f"record: must be an object, got {type(record).__name__}"]
+            shape_errors[rec] = [_not_an_object(record)]
             n_lines.append(None)
             continue
         items = record.get("items")
@@ -116,7 +133,7 @@ def _order_frames(order_columns, rec_col, line_no_col, inventory_col, quantity_c
 
 def flatten_stock(records: list[Any]) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     shape_errors = {
-        rec: [f"record: must be an object, got {type(record).__name__}"]
+        rec: [_not_an_object(record)]
         for rec, record in enumerate(records)
         if not isinstance(record, dict)
     }
@@ -130,6 +147,6 @@ def records_digest(records: list[Any]) -> str | None:
     and those are validated every time."""
     try:
         encoded = orjson.dumps(records)
-    except TypeError:
+    except TypeError:  # also orjson's refusal of nesting past 255 levels: such records are validated every time
         return None
     return hashlib.blake2b(encoded, digest_size=20).hexdigest()

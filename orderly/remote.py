@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
-import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -15,7 +13,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-import orjson
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -23,11 +20,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from orderly.body import ACCEPTED_ENCODINGS, BadEncoding, BodyTooLarge, read_bounded
 from orderly.errors import IncompleteSnapshot, ProtocolViolation, RemoteError
 from orderly.gcpolicy import collection_paused
 from orderly.paging import PageRuleBroken, check_orders_page, check_stock_pages
-from domain.bounds import MAX_INT
 from orderly.settings import Settings, mask_url
+from orderly.wire import NotJson, NotUnicode, decode_page  # noqa: F401 (NotUnicode: imported from here by tests)
+from orderly.wire import orders_envelope as _orders_envelope, stock_envelope as _stock_envelope
 
 SANDBOX_BASE = "http://sandbox"
 BACKOFF_BASE = 0.1  # seconds: the n-th pause is uniform in [0, BACKOFF_BASE * 2**(n-1)] ("full jitter")
@@ -37,9 +36,10 @@ BACKOFF_MAX = 5.0   # seconds: no exponential pause is longer
 class Retryable(Exception):
     """A failure worth another try: 429, 5xx, time-out, refused connection, a body that is not the envelope."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.fix = fix  # what an operator changes when the retries run out; None: the URL or the retries
 
 
 # What went wrong on the wire, in words (an exception's class name means nothing to an operator).
@@ -116,7 +116,7 @@ class RemoteClient:
         self.orders = Service("orders", settings.orders_url or SANDBOX_BASE, "ORDERLY_ORDERS_URL")
         self.warehouse = Service("warehouse", settings.warehouse_url or SANDBOX_BASE, "ORDERLY_WAREHOUSE_URL")
         self._sandbox_transport = transport
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "Accept-Encoding": ACCEPTED_ENCODINGS}
         if settings.api_token:
             headers["Authorization"] = f"Bearer {settings.api_token}"
         self._headers = headers
@@ -147,9 +147,10 @@ class RemoteClient:
                 with attempt:
                     return await self._get_once(client, service, url, path, params, envelope)
         except Retryable as error:
+            fix = error.fix or f"check {service.url_setting}, or raise ORDERLY_HTTP_RETRIES"
             raise RemoteError(
                 f"{service.name} service at {url} failed after {self.settings.http_retries + 1} attempts: {error} "
-                f"(check {service.url_setting}, or raise ORDERLY_HTTP_RETRIES)"
+                f"({fix})"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -157,25 +158,22 @@ class RemoteClient:
         try:
             # httpx's timeout bounds each read; a body trickling a byte at a time would never trip it.
             async with asyncio.timeout(self.settings.http_timeout):
-                response = await client.get(path, params=params)
+                async with client.stream("GET", path, params=params) as response:
+                    _refuse_status(response, service, url, self.settings.retry_after_cap)
+                    content = await read_bounded(response, self.settings.max_body_bytes)
         except (TimeoutError, httpx.TimeoutException):
             raise Retryable(f"timed out after {self.settings.http_timeout:g} s") from None
-        except httpx.DecodingError:
+        except (httpx.DecodingError, BadEncoding):
             raise Retryable("the body could not be decoded (bad gzip or charset)") from None
+        except BodyTooLarge as error:
+            raise Retryable(str(error), fix=f"check {service.url_setting}, or raise ORDERLY_MAX_BODY_BYTES") from None
         except httpx.TransportError as error:
             raise Retryable(_TRANSPORT_FAILURES.get(type(error), "the connection failed")) from None
-        status = response.status_code
-        if status in (401, 403, 404):
-            setting = _SETTING_FOR_STATUS.get(status, service.url_setting)
-            raise RemoteError(f"{service.name} service answered {status} for {url}: check {setting}")
-        if status == 429:
-            raise Retryable("429 Too Many Requests", _retry_after(response, self.settings.retry_after_cap))
-        if status >= 500:
-            raise Retryable(f"{status} {response.reason_phrase}")
-        if status != 200:
-            raise RemoteError(f"{service.name} service answered {status} for {url}: check {service.url_setting}")
-        with collection_paused():
-            body = _decode_json(response.content)
+        try:
+            with collection_paused():
+                body = decode_page(content, getattr(envelope, "records_key", ""))
+        except NotJson as error:
+            raise Retryable(str(error)) from None
         problem = envelope(body)
         if problem:
             raise Retryable(f"the body is not the expected envelope: {problem}")
@@ -251,69 +249,25 @@ class RemoteClient:
                 after_id = cursor
 
 
+def _refuse_status(response: httpx.Response, service: Service, url: str, retry_after_cap: float) -> None:
+    """Anything but 200 is refused before its body is read: for good (401, 403, 404, other 4xx) or retried."""
+    status = response.status_code
+    if status in (401, 403, 404):
+        setting = _SETTING_FOR_STATUS.get(status, service.url_setting)
+        raise RemoteError(f"{service.name} service answered {status} for {url}: check {setting}")
+    if status == 429:
+        raise Retryable("429 Too Many Requests", _retry_after(response, retry_after_cap))
+    if status >= 500:
+        raise Retryable(f"{status} {response.reason_phrase}")
+    if status != 200:
+        raise RemoteError(f"{service.name} service answered {status} for {url}: check {service.url_setting}")
+
+
 @functools.lru_cache(maxsize=4)
 def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     """httpx's default context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once per process and setting:
     loading the CA bundle cost ~0.1 s per client, one client per chunk of orders (0.6 s of a 300k run)."""
     return httpx.create_ssl_context()
-
-
-# orjson reads an integer past 64 bits as a float, silently: 2**64 would arrive as 1.8446744073709552e+19.
-# Any integer literal that could be past the bounds (20 digits, or a negative of 19) goes to the exact parser.
-_WIDE_INTEGER = re.compile(rb"[0-9]{20}|-[0-9]{19}")
-# The regex tries both branches at every byte: 2.4 of 12.9 s of fetching 300k orders (issue 13's profile).
-# Each branch needs 19 digits in a row, so a page without such a run is cleared with two C passes (digits
-# mapped to "0", then a substring search) and only a page with one is given to the regex.
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_NINETEEN_DIGITS = b"0" * 19
-
-
-def _may_hold_wide_integer(content: bytes) -> bool:
-    return _NINETEEN_DIGITS in content.translate(_DIGITS_AS_ZERO) and _WIDE_INTEGER.search(content) is not None
-
-
-def _decode_json(content: bytes) -> Any:
-    """orjson, and the standard parser for what orjson refuses but JSON allows (a lone surrogate escape,
-    an integer beyond 64 bits): one odd record is the schema's to quarantine, not a reason to refuse its page."""
-    if not _may_hold_wide_integer(content):
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass
-    try:
-        return _mark_bad_text(json.loads(content))
-    except (ValueError, RecursionError):
-        raise Retryable("the body is not JSON") from None
-
-
-class NotUnicode:
-    """A JSON string holding a lone surrogate: not text (nothing could store or show it), so the schema
-    rejects it as a wrong type; it reads as its escaped form in reasons and quarantined records."""
-
-    __slots__ = ("escaped",)
-
-    def __init__(self, value: str) -> None:
-        self.escaped = value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-
-    def __repr__(self) -> str:
-        return f"'{self.escaped}' (not valid Unicode)"
-
-    __str__ = __repr__
-
-
-def _mark_bad_text(value: Any) -> Any:
-    """Replace every string that cannot be encoded as UTF-8 by NotUnicode (the rare path: orjson refused it)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return NotUnicode(value)
-    if isinstance(value, list):
-        return [_mark_bad_text(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _mark_bad_text(v) for k, v in value.items()}
-    return value
 
 
 async def _all_or_nothing(jobs: list[Awaitable[dict]]) -> list[dict]:
@@ -332,27 +286,3 @@ async def _all_or_nothing(jobs: list[Awaitable[dict]]) -> list[dict]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _orders_envelope(body: Any) -> str | None:
-    if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
-        return "no 'orders' list"
-    if "next_after_id" not in body:
-        return "no 'next_after_id'"
-    cursor = body["next_after_id"]
-    if cursor is not None and not (type(cursor) is int and 0 <= cursor <= MAX_INT):
-        return f"'next_after_id' is neither null nor an integer in 0..2**63-1: {str(cursor)[:40]}"
-    return None
-
-
-def _stock_envelope(page: int):
-    def check(body: Any) -> str | None:
-        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-            return "no 'items' list"
-        if type(body.get("total_pages")) is not int or not 0 <= body["total_pages"] <= MAX_INT:
-            return "no 'total_pages' integer in 0..2**63-1"
-        if body.get("page") not in (None, page):
-            return f"asked for page {page}, got page {body.get('page')}"
-        return None
-
-    return check

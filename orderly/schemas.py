@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-import json
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from pandera.typing import Series
 from domain.bounds import MAX_INT
 
 from orderly import schema_shortcut
+from orderly.wire import LongInteger, clipped_json
 
 
 # Checks run on raw (object) columns so that a wrong JSON type is reported as such, not coerced:
@@ -122,6 +122,8 @@ def _describe(column: str, check: str, value: Any) -> str:
     if check == "not_nullable":
         return f"{column} is missing"
     if check == "integer":
+        if type(value) is LongInteger:
+            return f"{column} is out of range (0..2**63-1): an integer with {value.digits} digits"
         if type(value) is int:
             return f"{column} {shown} is out of range (0..2**63-1)"
         return f"{column} must be an integer, got {shown}"
@@ -138,7 +140,15 @@ def _describe(column: str, check: str, value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A bad value as a reason quotes it: repr (escapes surrogates), and never more than SHOWN_VALUE characters."""
+    """A bad value as a reason quotes it, in at most SHOWN_VALUE characters: repr for a scalar (escapes
+    surrogates), JSON text for an object or list (repr would recurse through a value nested a thousand deep)."""
+    if isinstance(value, _Container):
+        return value.text
+    if isinstance(value, (dict, list)):
+        text = clipped_json(value, SHOWN_VALUE + 1)
+        return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE]}... (cut)"
+    if isinstance(value, str) and len(value) > SHOWN_VALUE:  # a repr of megabytes to keep 80 characters
+        return f"{repr(value[:SHOWN_VALUE])[:SHOWN_VALUE]}... ({len(value) + 2} characters)"
     text = repr(value)
     return text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE]}... ({len(text)} characters)"
 
@@ -157,7 +167,7 @@ def failures_by_row(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> dict
 def _pandera_failures(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> dict[int, list[str]]:
     reasons: dict[int, list[str]] = defaultdict(list)
     try:
-        model.validate(frame, lazy=True)
+        model.validate(_containers_shown(frame), lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
         for column, check, value, index in zip(
@@ -169,14 +179,51 @@ def _pandera_failures(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> di
     return dict(reasons)
 
 
+class _Container:
+    """An object or list where a scalar belongs, as pandera gets it: pandera formats its failure cases with
+    str(), which recurses through a value nested a thousand deep; this one reads as its clipped JSON text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: Any) -> None:
+        text = clipped_json(value, SHOWN_VALUE + 1)
+        self.text = text if len(text) <= SHOWN_VALUE else f"{text[:SHOWN_VALUE]}... (cut)"
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def _containers_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with each object or list value wrapped (they fail every check either way). Only failing
+    frames come here, so the look at each value costs nothing on the clean path."""
+    columns = {}
+    for name, column in frame.items():
+        if column.dtype == object:
+            is_container = column.map(_is_container)
+            if is_container.any():
+                column = column.where(~is_container, column[is_container].map(_Container))
+        columns[name] = column
+    return pd.DataFrame(columns, copy=False)
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, (dict, list))
+
+
 MAX_RAW = 10_000  # characters of a quarantined record kept as evidence
 
 
 def _raw_json(record: Any) -> str:
     try:
-        raw = orjson.dumps(record, default=str).decode()
-    except TypeError:  # an integer beyond 64 bits or a lone surrogate, which orjson refuses
-        raw = json.dumps(record, default=str)  # ASCII-escaped: always storable
+        raw = orjson.dumps(record).decode()
+    except TypeError:  # what orjson refuses: a marker of the decoder, an integer beyond 64 bits, a lone
+        raw = clipped_json(record, MAX_RAW + 1)  # surrogate, nesting past 255 levels (ASCII-escaped: storable)
+        if len(raw) <= MAX_RAW:
+            return raw
+        note = "... (cut)"
+        return raw[: MAX_RAW - len(note)] + note
     if len(raw) <= MAX_RAW:
         return raw
     note = f"... (cut; {len(raw)} characters)"
