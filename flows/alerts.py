@@ -3,8 +3,9 @@
 
 - "Orderly: pipeline not completing" (proactive): no flow run of the `pipeline` flow reached Completed within 3
   schedule intervals: the schedule is paused, `serve` or the workers are down, or every run fails.
-- "Orderly: run failed or crashed" (reactive): a flow run of pipeline, sync, process-all or reset-state (deployment
-  or command line) ended Failed or Crashed; one firing per flow run.
+- "Orderly: run failed or crashed" (reactive): a flow run of pipeline, sync, process-all, reset-state or reconcile
+  (deployment or command line) ended Failed or Crashed; one firing per flow run.
+- "Orderly: reconcile found missing orders" (reactive): a reconciliation emitted `orderly.reconcile.missing`.
 
 Their first action needs no network: DoNothing, so each firing is recorded by Prefect itself
 (`prefect.automation.triggered` and `prefect.automation.action.executed` events, on the Events page and the
@@ -23,7 +24,8 @@ STALLED = "Orderly: pipeline not completing"
 FAILED = "Orderly: run failed or crashed"
 NOTIFY_BLOCK = "orderly-alerts"  # the name of the operator's notification block, of any type
 INTERVALS_BEFORE_ALARM = 3
-FLOWS = ("pipeline", "sync", "process-all", "reset-state")
+FLOWS = ("pipeline", "sync", "process-all", "reset-state", "reconcile")
+MISSING = "Orderly: reconcile found missing orders"
 
 STALLED_BODY = (
     "No Orderly pipeline run has completed in the last {window}. Check `orderly serve` or the workers, the "
@@ -76,7 +78,26 @@ def definitions(schedule_seconds: float, notify_block_ids: list[UUID] = ()) -> l
         ),
         actions=actions("Orderly: {{ flow_run.name }} {{ flow_run.state.name }}", FAILED_BODY),
     )
-    return [stalled, failed]
+    from tasks.report import RECONCILE_MISSING_EVENT
+
+    missing = AutomationCore(
+        name=MISSING,
+        description="A reconciliation found orders at the remote that were missing locally: the incremental path "
+                    f"lost them (they are stored now). {told}",
+        trigger=EventTrigger(
+            expect={RECONCILE_MISSING_EVENT},
+            match={"prefect.resource.id": "orderly.run.*"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=actions("Orderly: reconcile found missing orders",
+                        "A reconciliation found {{ event.payload.missing }} orders missing locally "
+                        "({{ event.payload.added }} added now). See `orderly runs` and the orders-reconciliation "
+                        "artifact."),
+    )
+    return [stalled, failed, missing]
 
 
 def ensure_automations(schedule_seconds: float) -> dict[str, UUID]:

@@ -3,6 +3,7 @@
 - `pipeline/pipeline`        every ORDERLY_SCHEDULE_SECONDS (default 300): sync stock, ingest orders, process NEW ones
 - `process-all/process-all`  on demand ("Process All"), parameters `order_ids` (optional list) and `dry_run`
 - `reset-state/reset-state`  on demand ("Reset State"), parameters `order_ids`, `status` and `reason` (optional)
+- `reconcile/reconcile`      daily: re-read the whole orders remote, store what is missing (an alert if anything was)
 
 The three share one concurrency limit, `orderly-writes` (1 slot, flows.write_slot): the server starts one of their
 flow runs at a time, later ones wait their turn. `serve` also creates the alert automations (flows.alerts).
@@ -20,7 +21,11 @@ from orderly.settings import Settings, SettingsError
 
 DEFAULT_SCHEDULE_SECONDS = Settings.schedule_seconds
 TAGS = ["orderly"]
-NAMES = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state")  # flow/deployment
+NAMES = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state",
+         "reconcile/reconcile")  # flow/deployment
+# Daily at 03:30 UTC, not "every 24 h from now": a fixed hour keeps it off the operator's busy hours and does not
+# start a full re-read the moment `serve` starts.
+RECONCILE_CRON = "30 3 * * *"
 
 
 class NeedsServer(SettingsError):
@@ -48,7 +53,7 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
     """The three RunnerDeployments (module entrypoints, so they load from any working directory)."""
     from prefect.deployments.runner import EntrypointType
 
-    from flows.orders import pipeline, process_all, reset_state
+    from flows.orders import pipeline, process_all, reconcile, reset_state
 
     # concurrency_limit=1 must stay: registering a deployment without one deletes the shared limit (flows.write_slot).
     common = dict(concurrency_limit=1, entrypoint_type=EntrypointType.MODULE_PATH)
@@ -69,6 +74,11 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
             description='"Reset State": put orders back to NEW (all, the order_ids given, and/or those with the '
                         'status and failure reason given).',
         ),
+        reconcile.to_deployment(
+            name="reconcile", cron=RECONCILE_CRON, **common, tags=[*TAGS, "Reconcile"],
+            description="Daily: re-read the whole orders remote under the paging rules, store any order missing "
+                        "locally, and record what was found (orders-reconciliation); an alert if any was missing.",
+        ),
     ]
 
 
@@ -88,7 +98,7 @@ def serve_all() -> None:
     # them again (same names, same limit of 1), which leaves the link alone.
     share_write_limit([deployment.apply() for deployment in deployments])
     alerts = ensure_automations(every)
-    print(f"serving pipeline (every {every:g} s), process-all and reset-state on {api}; "
+    print(f"serving pipeline (every {every:g} s), process-all, reset-state and reconcile (daily) on {api}; "
           f"one writing run at a time (global concurrency limit {WRITE_LIMIT}); "
           f"alerts: {', '.join(alerts)}. Ctrl-C stops.", flush=True)
     serve(*deployments, pause_on_shutdown=False, print_starting_message=False)

@@ -15,7 +15,7 @@ from flows.run_record import recorded_run
 from orderly.errors import StaleStock
 from orderly.settings import Settings
 from tasks.process import process_new_orders, reset_orders_to_new
-from tasks.report import publish_preview
+from tasks.report import publish_preview, publish_reconciliation
 
 StatusName = Literal["NEW", "PROCESSED", "FAILED"]
 ReasonName = Literal["UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK"]
@@ -55,6 +55,17 @@ def sync() -> dict[str, Any]:
     with recorded_run("sync") as run:
         steps.sync_stock(run)
         steps.ingest_orders(run)
+    return run.outcome()
+
+
+@flow(name="reconcile", flow_run_name="reconcile: the whole orders remote")
+def reconcile() -> dict[str, Any]:
+    """Read the whole orders remote again under the same rules, store any order missing locally, and record what
+    was found (the `orders-reconciliation` artifact; an alert when orders were missing)."""
+    with recorded_run("reconcile") as run:
+        outcome = steps.reconcile_orders(run)
+        if outcome.reconcile is not None and outcome.problem is None:
+            publish_reconciliation(run.id, outcome.reconcile)
     return run.outcome()
 
 

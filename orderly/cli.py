@@ -43,7 +43,7 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
         if api:
             prefect_watch.watch(api)  # a server that goes away ends the command in seconds, not minutes
         flow = {"pipeline": orders.pipeline, "sync": orders.sync, "process": orders.process_all,
-                "reset": orders.reset_state}[name]
+                "reset": orders.reset_state, "reconcile": orders.reconcile}[name]
         try:
             result = flow(**params)
         except BaseException:
@@ -127,6 +127,12 @@ def run() -> None:
 def sync() -> None:
     """Sync stock and ingest new orders only."""
     _summary("sync", _run_flow("sync"))
+
+
+@app.command()
+def reconcile() -> None:
+    """Read the whole orders remote again, store any order missing locally, and say what was found."""
+    _summary("reconcile", _run_flow("reconcile"))
 
 
 @app.command()

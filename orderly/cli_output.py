@@ -50,12 +50,13 @@ def counts_in_words(counts: dict[str, Any], *, zeros: bool = False) -> str:
         return bool(counts[name]) or (zeros and not name.endswith(("_rejected", "_repeated")) and name != "waiting")
 
     parts = []
-    for source in ("stock", "orders"):
+    for source in ("stock", "orders", "reconcile"):
         words = [f"{counts[name]} {name.split('_', 1)[1]}" for name in counts
                  if name.startswith(f"{source}_") and shown(name)]
         if words:
             parts.append(f"{source} " + ", ".join(words))
-    rest = [f"{name} {counts[name]}" for name in counts if not name.startswith(("stock_", "orders_")) and shown(name)]
+    rest = [f"{name} {counts[name]}" for name in counts
+            if not name.startswith(("stock_", "orders_", "reconcile_")) and shown(name)]
     if rest:
         parts.append(", ".join(rest))
     return "; ".join(parts)

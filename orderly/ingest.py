@@ -150,7 +150,14 @@ def reconcile_orders(settings: Settings, run_id: str | None, *,
     """Read the whole orders remote again under the same rules, store what is missing, and say what was found:
     ids at the remote, already stored, missing, added now, and changed copies (conflicts). Missing orders mean
     the incremental path lost one: the caller raises the alarm."""
-    return _read_orders(settings, run_id, 0, pages_per_chunk, reconciling=True)
+    outcome = _read_orders(settings, run_id, 0, pages_per_chunk, reconciling=True)
+    assert outcome.reconcile is not None
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        writes.record_reconciliation(con, run_id, outcome.reconcile)
+    outcome.add({f"reconcile_{name}": value for name, value in outcome.reconcile.items()})
+    if outcome.reconcile["missing"]:
+        log.warning("reconcile: %(missing)d orders were missing locally (%(added)d added now)", outcome.reconcile)
+    return outcome
 
 
 def _read_orders(settings: Settings, run_id: str | None, start: int, pages_per_chunk: int, *,

@@ -110,3 +110,28 @@ def publish_preview(preview: dict[str, Any]) -> None:
         f"fail {preview['failed']}" + (f" (first {TABLE_LIMIT} of {len(changes)} shown)" if len(changes) > TABLE_LIMIT else ""),
     )
     get_run_logger().info("published the preview: would process %d, fail %d", preview["processed"], preview["failed"])
+
+
+RECONCILE_MISSING_EVENT = "orderly.reconcile.missing"
+
+
+@task(cache_policy=NO_CACHE)
+def publish_reconciliation(run_id: str, found: dict[str, int]) -> None:
+    """The `orders-reconciliation` artifact; and, when orders were missing locally (the incremental path lost
+    them), the event `orderly.reconcile.missing` that the automation of the same name alerts on."""
+    from prefect.events import emit_event
+
+    label = run_label("reconcile")
+    rows = [("order ids at the remote", "remote"), ("already stored", "stored"),
+            ("missing locally", "missing"), ("added now", "added"), ("changed at the remote (conflicts)", "changed")]
+    create_markdown_artifact(
+        key="orders-reconciliation",
+        markdown="\n".join(["# Reconciliation", "", "| found | orders |", "|---|---|",
+                             *(f"| {words} | {found[name]:,} |" for words, name in rows)]),
+        description=f"Reconciliation by {label}: {found['missing']:,} missing, {found['added']:,} added",
+    )
+    if found["missing"]:
+        emit_event(event=RECONCILE_MISSING_EVENT,
+                   resource={"prefect.resource.id": f"orderly.run.{run_id}", "prefect.resource.name": "reconcile"},
+                   payload=dict(found))
+    get_run_logger().info("reconciliation: %s", ", ".join(f"{words} {found[name]}" for words, name in rows))

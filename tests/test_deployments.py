@@ -15,7 +15,7 @@ from conftest import ORDERLY, ROOT, pause_schedule, run_cli, stop
 from orderly.store.schema import RUN_COUNTERS
 
 SEED = {"orders": 15, "PROCESSED": 6, "FAILED": 9}
-DEPLOYMENTS = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state")
+DEPLOYMENTS = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state", "reconcile/reconcile")
 
 
 def _client(api_url: str):
@@ -121,6 +121,9 @@ def test_three_deployments_pipeline_scheduled_every_300_s_others_on_demand(serve
     pipeline = deployments["pipeline/pipeline"]
     assert [s.schedule.interval for s in pipeline.schedules] == [timedelta(seconds=300)]
     assert all(s.active for s in pipeline.schedules)
+    reconcile = deployments["reconcile/reconcile"]  # daily at a fixed hour, never at once when serve starts
+    assert [s.schedule.cron for s in reconcile.schedules] == ["30 3 * * *"]
+    assert reconcile.global_concurrency_limit is not None and reconcile.global_concurrency_limit.name == "orderly-writes"
     for name in ("process-all/process-all", "reset-state/reset-state"):
         assert deployments[name].schedules == []
         assert "order_ids" in deployments[name].parameter_openapi_schema["properties"]
@@ -142,14 +145,15 @@ def test_three_deployments_pipeline_scheduled_every_300_s_others_on_demand(serve
 
 
 def test_serve_creates_the_two_alert_automations_for_its_schedule(served):
-    from flows.alerts import FAILED, STALLED
+    from flows.alerts import FAILED, MISSING, STALLED
 
     async def automations():
         async with _client(served["api_url"]) as client:
-            return {name: await client.read_automations_by_name(name) for name in (STALLED, FAILED)}
+            return {name: await client.read_automations_by_name(name) for name in (STALLED, FAILED, MISSING)}
 
     found = asyncio.run(automations())
-    assert {name: len(a) for name, a in found.items()} == {STALLED: 1, FAILED: 1}
+    assert {name: len(a) for name, a in found.items()} == {STALLED: 1, FAILED: 1, MISSING: 1}
+    assert found[MISSING][0].trigger.expect == {"orderly.reconcile.missing"}
     assert found[STALLED][0].trigger.within == timedelta(seconds=3 * 300)  # ORDERLY_SCHEDULE_SECONDS=300
     assert found[FAILED][0].trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
 
@@ -267,11 +271,13 @@ def test_prefect_yaml_describes_the_same_deployments_for_a_process_work_pool():
     settings = "\n".join(line.split("#")[0] for line in text.splitlines()).lower()
     assert not any(word in settings for word in ("image", "registry", "docker", "http"))
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"pipeline", "process-all", "reset-state"}
-    flows = {"pipeline": orders.pipeline, "process-all": orders.process_all, "reset-state": orders.reset_state}
+    assert set(deployments) == {"pipeline", "process-all", "reset-state", "reconcile"}
+    flows = {"pipeline": orders.pipeline, "process-all": orders.process_all, "reset-state": orders.reset_state,
+             "reconcile": orders.reconcile}
     for name, deployment in deployments.items():
         path, function = deployment["entrypoint"].split(":")
         assert (ROOT / path).exists() and getattr(orders, function) is flows[name] and flows[name].name == name
         assert deployment["work_pool"]["name"] == "orderly" and deployment["concurrency_limit"] == 1
     assert [s["interval"] for s in deployments["pipeline"]["schedules"]] == [300]
     assert deployments["process-all"]["schedules"] == [] and deployments["reset-state"]["schedules"] == []
+    assert [s["cron"] for s in deployments["reconcile"]["schedules"]] == ["30 3 * * *"]

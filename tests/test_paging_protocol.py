@@ -627,4 +627,6 @@ def test_cli_reconcile_adds_the_late_id_the_look_back_missed(cli_env, remote):
     assert [r["order_id"] for r in query(["status"], env)] == list(range(1, 14))
     latest = query(["runs"], env)[0]
     assert latest["state"] == "COMPLETED", latest
-    assert "missing" in json.dumps(latest) or "added" in json.dumps(latest), latest
+    assert latest["flow"] == "reconcile" and latest["reconcile_missing"] == 1 and latest["reconcile_added"] == 1, latest
+    assert latest["reconcile_remote"] == 13 and latest["reconcile_stored"] == 12, latest
+    assert "reconcile 13 remote, 12 stored, 1 missing, 1 added" in result.stdout, result.stdout

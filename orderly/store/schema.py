@@ -10,6 +10,9 @@ RUN_COUNTERS = (
     "stock_fetched", "stock_loaded", "stock_rejected", "stock_repeated",
     "orders_fetched", "orders_loaded", "orders_rejected", "orders_repeated",
     "processed", "failed", "waiting", "reset",
+    # A reconciliation (orderly reconcile): order ids at the remote, those already stored, missing, added now,
+    # and changed copies (conflicts). A missing order means the incremental path lost one.
+    "reconcile_remote", "reconcile_stored", "reconcile_missing", "reconcile_added", "reconcile_changed",
 )
 
 MIGRATIONS: list[str] = [
@@ -154,5 +157,13 @@ MIGRATIONS: list[str] = [
         (SELECT s.completed_at FROM stock_snapshots s
          WHERE s.snapshot_id = (SELECT max(snapshot_id) FROM stock_snapshots)
            AND s.rejected = 0 AND s.loaded = (SELECT count(*) FROM stock_items)));
+    """,
+    # 6: what a reconciliation found (RUN_COUNTERS' reconcile_*).
+    """
+    ALTER TABLE runs ADD COLUMN reconcile_remote BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN reconcile_stored BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN reconcile_missing BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN reconcile_added BIGINT DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN reconcile_changed BIGINT DEFAULT 0;
     """,
 ]

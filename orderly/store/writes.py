@@ -59,6 +59,12 @@ def _add_counts(con: duckdb.DuckDBPyConnection, run_id: str | None, counts: dict
     con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*counts.values(), run_id])
 
 
+def record_reconciliation(con: duckdb.DuckDBPyConnection, run_id: str | None, found: Mapping[str, int]) -> None:
+    """What a reconciliation found, as the run's reconcile_* counters (remote, stored, missing, added, changed)."""
+    with transaction(con):
+        _add_counts(con, run_id, {f"reconcile_{name}": int(value) for name, value in found.items()})
+
+
 # ---- rejects --------------------------------------------------------------------------------
 
 REJECT_COLUMNS = ["source", "record_key", "raw", "reasons"]
