@@ -25,10 +25,10 @@ def _settings(api_url: str):
 
 
 def _ours(api: str) -> dict[str, list[dict]]:
-    from flows.alerts import FAILED, STALLED
+    from flows.alerts import FAILED, MISSING, STALLED
 
     found = httpx.post(f"{api}/automations/filter", json={}, timeout=10).raise_for_status().json()
-    return {name: [a for a in found if a["name"] == name] for name in (STALLED, FAILED)}
+    return {name: [a for a in found if a["name"] == name] for name in (STALLED, FAILED, MISSING)}
 
 
 def _events(api: str, since: datetime, prefix: str, resource_id: str | None = None) -> list[dict]:
@@ -82,14 +82,14 @@ def _alert_calls(webhook: StubServer, words: str) -> list[dict]:
     return [r for r in webhook.requests if r["path"] == "/alert" and words in unquote_plus(r["params"].get("body", ""))]
 
 
-def test_ensure_automations_twice_leaves_exactly_two_and_changes_nothing(alerts):
-    from flows.alerts import FAILED, STALLED, ensure_automations
+def test_ensure_automations_twice_leaves_exactly_three_and_changes_nothing(alerts):
+    from flows.alerts import FAILED, MISSING, STALLED, ensure_automations
 
     before = _ours(alerts["api"])
     with _settings(alerts["api"]):
         assert ensure_automations(SCHEDULE_SECONDS) == alerts["ids"]
     after = _ours(alerts["api"])
-    assert {name: len(found) for name, found in after.items()} == {STALLED: 1, FAILED: 1}
+    assert {name: len(found) for name, found in after.items()} == {STALLED: 1, FAILED: 1, MISSING: 1}
     # Not even updated: an update would restart the stalled-pipeline window.
     assert [(a["id"], a["updated"]) for found in after.values() for a in found] == \
         [(a["id"], a["updated"]) for found in before.values() for a in found]
@@ -100,7 +100,8 @@ def test_ensure_automations_twice_leaves_exactly_two_and_changes_nothing(alerts)
     assert stalled["match_related"]["prefect.resource.name"] == "pipeline"
     assert failed["posture"] == "Reactive"
     assert set(failed["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
-    assert set(failed["match_related"]["prefect.resource.name"]) == {"pipeline", "sync", "process-all", "reset-state"}
+    assert set(failed["match_related"]["prefect.resource.name"]) == {"pipeline", "sync", "process-all", "reset-state",
+                                                                     "reconcile"}
     for automation in (after[STALLED][0], after[FAILED][0]):
         assert automation["enabled"]
         assert [a["type"] for a in automation["actions"]] == ["do-nothing", "send-notification"]
@@ -158,3 +159,37 @@ def test_the_stalled_pipeline_alarm_fires_after_three_intervals_without_a_comple
     waited = (datetime.fromisoformat(fired[0]["occurred"]) - alerts["created"]).total_seconds()
     assert waited >= 3 * SCHEDULE_SECONDS - 1, waited  # not before the window has passed
     _poll("the webhook notified", lambda: _alert_calls(alerts["webhook"], "No Orderly pipeline run has completed"))
+
+
+def test_a_reconcile_that_finds_a_missing_order_alerts_and_reports(alerts, cli_env):
+    """An order lost by the incremental path (here: deleted from the store behind Orderly's back) is found by
+    `orderly reconcile`, stored again, recorded in the run and the orders-reconciliation artifact, and the
+    automation "Orderly: reconcile found missing orders" fires and notifies."""
+    import duckdb
+
+    from flows.alerts import MISSING
+
+    api, since = alerts["api"], datetime.now(timezone.utc)
+    run_cli(["sync"], cli_env)
+    con = duckdb.connect(cli_env["ORDERLY_DB"])
+    con.execute("DELETE FROM order_lines WHERE order_id = 7")
+    con.execute("DELETE FROM orders WHERE order_id = 7")
+    con.close()
+    result = run_cli(["reconcile"], cli_env)
+    assert "reconcile 15 remote, 14 stored, 1 missing, 1 added" in result.stdout, result.stdout
+    assert 7 in {row["order_id"] for row in json.loads(run_cli(["status", "--json"], cli_env).stdout)}
+    run = json.loads(run_cli(["runs", "--json"], cli_env).stdout)[0]
+    assert run["flow"] == "reconcile" and run["state"] == "COMPLETED"
+    assert (run["reconcile_missing"], run["reconcile_added"], run["reconcile_changed"]) == (1, 1, 0)
+
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["run_id"]]}}},
+                           timeout=10).raise_for_status().json()
+    report = {a["key"]: a for a in artifacts}["orders-reconciliation"]
+    assert "| missing locally | 1 |" in report["data"] and "| order ids at the remote | 15 |" in report["data"]
+
+    automation = f"prefect.automation.{alerts['ids'][MISSING]}"
+    fired = _poll("the missing-orders automation firing", lambda: [
+        e for e in _events(api, since, "prefect.automation.triggered", automation)
+        if e["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == f"orderly.run.{run['run_id']}"])
+    assert fired[0]["resource"]["prefect.resource.name"] == MISSING
+    _poll("the webhook notified", lambda: _alert_calls(alerts["webhook"], "missing locally"))

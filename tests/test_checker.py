@@ -117,18 +117,15 @@ def well_formed_order(o) -> bool:
 
 
 def good_orders(orders: list) -> tuple[list[dict], int]:
-    """Records that become orders, and how many were unchanged repeats: of the well-formed copies of an id the
-    first received stands; a later identical copy is a repeat, a later different one a conflict (quarantined)."""
-    first: dict[int, dict] = {}
-    repeats = 0
+    """Records that become orders, and how many were unchanged repeats. The sandbox serves an order's copies
+    together on one page, so: identical well-formed copies of an id are one order (the later ones repeats);
+    copies that differ have no first, and none of them becomes an order (all are quarantined)."""
+    copies: dict[int, list[dict]] = {}
     for o in orders:
-        if not well_formed_order(o):
-            continue
-        if o["id"] not in first:
-            first[o["id"]] = o
-        elif o == first[o["id"]]:
-            repeats += 1
-    return list(first.values()), repeats
+        if well_formed_order(o):
+            copies.setdefault(o["id"], []).append(o)
+    agreed = [c for c in copies.values() if all(o == c[0] for o in c)]
+    return [c[0] for c in agreed], sum(len(c) - 1 for c in agreed)
 
 
 def well_formed_stock(s) -> bool:

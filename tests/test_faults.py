@@ -365,7 +365,8 @@ def test_bad_records_are_quarantined_and_good_ones_load(cli_env, sandbox_server)
     assert len(first_ids) == 300
 
     bad_url = sandbox_server("--orders", "340", "--seed", "5", "--bad-rate", "0.15")
-    env.update(ORDERLY_ORDERS_URL=bad_url, ORDERLY_WAREHOUSE_URL=bad_url)
+    env.update(ORDERLY_ORDERS_URL=bad_url, ORDERLY_WAREHOUSE_URL=bad_url,
+               ORDERLY_LOOKBACK_ORDERS="0")  # read only what is new: the first 300 are the clean sync's
     run_cli(["sync"], env)
     second = {i["inventory_id"]: i["on_hand"] for i in json.loads(run_cli(["stock", "--json"], env).stdout)["items"]}
     rejects = json.loads(run_cli(["rejects", "--json"], env).stdout)
@@ -397,9 +398,9 @@ def test_bad_records_are_quarantined_and_good_ones_load(cli_env, sandbox_server)
         page = bad.orders_page(after_id, 40)
         served_new += page["orders"]
         after_id = page["next_after_id"]
-    # A "duplicate_id" flaw serves a second, different copy right after the first: the first copy stands
-    # and the second is quarantined as a conflict (the same rule as for a copy arriving in a later run).
-    expected = {i for i in new_true_ids if order_flaws.get(i) in (None, "duplicate_id")}
+    # A "duplicate_id" flaw serves a second, different copy right after the first, on the same page: neither
+    # copy has a better claim, so neither becomes an order and both are quarantined as a conflict.
+    expected = {i for i in new_true_ids if order_flaws.get(i) is None}
     loaded = {row["order_id"] for row in statuses(env)} - first_ids
     assert loaded == expected
     order_rejects = [r for r in rejects if r["source"] == "order"]
@@ -432,22 +433,24 @@ def test_resent_orders_and_the_cursor(cli_env, stub_server):
     assert [r["params"]["after_id"] for r in stub.requests if r["path"] == "/orders"] == ["0", "2"]
     before = statuses(env)
 
-    # The service sends 2 again changed, 3 again unchanged, and a new 4.
-    pages[3] = ([_order(2, quantity=5), _order(3), _order(4)], None)
+    # The next sync reads the look-back window again (fewer orders than ORDERLY_LOOKBACK_ORDERS: all of them):
+    # the service sends 2 again changed, 3 again unchanged, and a new 4.
+    pages[0] = ([_order(1), _order(2, quantity=5)], 2)
+    pages[2] = ([_order(3), _order(4)], None)
     stub.requests.clear()
     run_cli(["sync"], env)
-    assert [r["params"]["after_id"] for r in stub.requests if r["path"] == "/orders"] == ["3"]
+    assert [r["params"]["after_id"] for r in stub.requests if r["path"] == "/orders"] == ["0", "2"]
     after = statuses(env)
     assert after[:3] == before and [r["order_id"] for r in after] == [1, 2, 3, 4]
     conflicts = [r for r in json.loads(run_cli(["rejects", "--json"], env).stdout) if r["source"] == "order"]
     assert [(r["record_key"], "conflict" in r["reasons"]) for r in conflicts] == [("2", True)]
 
-    # A service whose cursor does not move: one line, no endless loop.
+    # A service whose cursor does not move (an empty page that says "more after 4"): one line, no endless loop.
     pages[4] = ([], 4)
     stub.requests.clear()
-    stuck = run_cli(["sync"], env, check=False)
-    assert stuck.returncode != 0
-    assert len(stuck.stderr.strip().splitlines()) == 1 and "did not move past after_id=4" in stuck.stderr
+    stuck = run_cli(["sync"], {**env, "ORDERLY_LOOKBACK_ORDERS": "0"}, check=False)
+    assert stuck.returncode == 5
+    assert len(stuck.stderr.strip().splitlines()) == 1 and "carries next_after_id=4 instead of null" in stuck.stderr
     assert len([r for r in stub.requests if r["path"] == "/orders"]) == 1
 
 
