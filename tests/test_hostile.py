@@ -930,3 +930,20 @@ def test_orderly_alone_prints_the_help_and_exits_2(usage_results):
     assert not any(re.fullmatch(r"\s*error:?\s*", line, re.IGNORECASE) for line in result.stderr.splitlines()), \
         result.stderr
     assert "Traceback" not in result.stderr and not CLASS_NAME.search(result.stderr)
+
+
+def test_cli_two_different_copies_on_one_page_are_neither_kept(cli_env, remote):
+    """Class 12 as the operator sees it: order 2 comes twice on one page with different lines. Neither copy
+    becomes an order, both are in `orderly rejects` as a conflict; the other orders are decided; exit 0. A second
+    run (the look-back reads the page again) stores it no more than the first did."""
+    records = [order(1, (101, 1)), order(2, (101, 2), customer="first"), order(2, (101, 5), customer="second"),
+               order(3, (101, 3))]
+    remote.script(orders=records, stock=[item(101, 100)], keys=[1, 2, 2, 3])
+    env = hostile_env(cli_env, remote.url, ORDERLY_PAGE_SIZE=10)
+    for _ in range(2):
+        result = cli(["run"], env)
+        assert result.returncode == 0, result.stderr
+        assert [r["order_id"] for r in query(["status"], env)] == [1, 3]
+    conflicts = [r for r in query(["rejects"], env) if r["source"] == "order"]
+    assert [r["record_key"] for r in conflicts] == ["2"] * 4  # both copies, each run
+    assert all("neither copy is kept" in r["reasons"] for r in conflicts)
