@@ -180,3 +180,27 @@ def pause_schedule(api_url: str, deployment_id: str, timeout: float = 120) -> No
         if time.monotonic() > deadline:
             raise TimeoutError(f"a run of deployment {deployment_id} did not end within {timeout} s")
         time.sleep(0.5)
+
+
+# ---- the hostile remote's tests (tests/hostile.py) ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ca_file(tmp_path_factory):
+    from hostile import one_ca_bundle
+
+    return one_ca_bundle(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def small_ca_bundle(monkeypatch, ca_file):
+    """SSL_CERT_FILE holding one certificate: see hostile.one_ca_bundle (loopback http never uses the bundle)."""
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+
+
+@pytest.fixture
+def warm(tmp_path):
+    """A fresh DuckDB file held open by the test (hostile.WarmStore)."""
+    from hostile import WarmStore
+
+    with WarmStore(tmp_path / "orderly.duckdb") as store:
+        yield store

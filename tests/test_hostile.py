@@ -52,26 +52,13 @@ from hostile import (
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception)\b")
 
 
-@pytest.fixture(scope="module")
-def ca_file(tmp_path_factory):
-    return one_ca_bundle(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(autouse=True)
-def _small_ca_bundle(monkeypatch, ca_file):
-    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # see hostile.one_ca_bundle: loopback http never uses it
+pytestmark = pytest.mark.usefixtures("small_ca_bundle")  # conftest: loopback http never needs the CA bundle
 
 
 @pytest.fixture
 def remote():
     with HostileRemote(max_trickle_s=10) as hostile:
         yield hostile
-
-
-@pytest.fixture
-def warm(tmp_path):
-    with WarmStore(tmp_path / "orderly.duckdb") as store:
-        yield store
 
 
 def run(remote: HostileRemote, warm: WarmStore, pages_per_chunk: int | None = None, **env):

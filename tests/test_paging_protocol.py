@@ -23,7 +23,7 @@ import pytest
 
 import hostile
 from conftest import run_cli
-from hostile import HostileRemote, Reply, WarmStore, item, one_ca_bundle, order, run_pipeline, settings_for, stored
+from hostile import HostileRemote, Reply, WarmStore, item, order, run_pipeline, settings_for, stored
 
 # An exception's class name in what the operator reads.
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Violation|Broken)\b")
@@ -39,26 +39,13 @@ RULES = {
 }
 
 
-@pytest.fixture(scope="module")
-def ca_file(tmp_path_factory):
-    return one_ca_bundle(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(autouse=True)
-def _small_ca_bundle(monkeypatch, ca_file):
-    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # see hostile.one_ca_bundle: loopback http never uses it
+pytestmark = pytest.mark.usefixtures("small_ca_bundle")  # conftest: loopback http never needs the CA bundle
 
 
 @pytest.fixture
 def remote():
     with HostileRemote(max_trickle_s=5) as server:
         yield server
-
-
-@pytest.fixture
-def warm(tmp_path):
-    with WarmStore(tmp_path / "orderly.duckdb") as store:
-        yield store
 
 
 STOCK = [item(101, 1000), item(102, 1000), item(103, 1000)]
@@ -242,16 +229,17 @@ def test_a_cursor_carried_past_a_bad_id_in_the_middle_of_a_page_is_a_violation(r
     assert stored(warm)["orders"] == {} and remote.count("/orders", after_id=4) == 0
 
 
+def endless_empty_pages(request):
+    """Orders pages that never end: each empty, each with a cursor one past the last."""
+    if request.path == "/orders":
+        return page_reply([], int(request.params["after_id"]) + 1)
+    return None
+
+
 # ==== class 2: pages that never end ====================================================================================
 
 def test_endless_empty_pages_with_a_growing_cursor_end_at_the_first(remote, warm):
-    def endless(request):
-        if request.path == "/orders":
-            after_id = int(request.params["after_id"])
-            return page_reply([], after_id + 1)
-        return None
-
-    remote.script(orders=[], stock=STOCK, fault=endless)
+    remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
     started = time.monotonic()
     result = run(remote, warm)
     assert time.monotonic() - started < 20
@@ -267,7 +255,7 @@ def test_endless_pages_of_new_orders_stop_at_orderly_max_order_pages(remote, war
             return page_reply(orders(after_id + 1), after_id + 1)
         return None
 
-    remote.script(orders=[], stock=STOCK, fault=endless)
+    remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
     started = time.monotonic()
     result = run(remote, warm, ORDERLY_MAX_ORDER_PAGES=20)
     assert time.monotonic() - started < 30
@@ -569,13 +557,7 @@ def test_cli_a_broken_orders_page_is_exit_5_one_line_and_a_failed_run(cli_env, r
 
 
 def test_cli_endless_pages_end_fast(cli_env, remote):
-    def endless(request):
-        if request.path == "/orders":
-            after_id = int(request.params["after_id"])
-            return page_reply([], after_id + 1)
-        return None
-
-    remote.script(orders=[], stock=STOCK, fault=endless)
+    remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
     env = hostile_env(cli_env, remote.url)
     started = time.monotonic()
     result = cli(["run"], env, timeout=60)
@@ -591,7 +573,7 @@ def test_cli_endless_orders_stop_at_orderly_max_order_pages(cli_env, remote):
             return page_reply(orders(after_id + 1), after_id + 1)
         return None
 
-    remote.script(orders=[], stock=STOCK, fault=endless)
+    remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
     env = hostile_env(cli_env, remote.url, ORDERLY_MAX_ORDER_PAGES=15)
     result = cli(["sync"], env, timeout=60)
     assert_exit_5_one_line(result, remote.url, "pages")
