@@ -9,8 +9,12 @@ For each size N it starts (all subprocesses, all on loopback, all in a temp dir)
      flow overhead measured is the real-server one;
   2. `orderly sandbox --orders N --items M --seed S`;
   3. `orderly run` on a fresh ORDERLY_DB, polled with psutil for its peak RSS;
-  4. the sandbox again with N + 1000 orders (prefix-stable: the first N are unchanged), and
-     a second `orderly run`: the incremental run.
+  4. `orderly reconcile` against the same sandbox, on a copy of the store as the full run left it: the reconcile
+     at N (its counts in the copy's runs table must say N at the remote, N stored, none missing);
+  5. the sandbox again with N + 1000 orders (prefix-stable: the first N are unchanged), and
+     a second `orderly run`: the incremental run (default look-back, ORDERLY_LOOKBACK_ORDERS=1000);
+  6. the same incremental run with ORDERLY_LOOKBACK_ORDERS=0 on a copy of the store taken before step 5: what
+     the look-back costs.
 Per-step times come from the Prefect task runs of each flow run (the server's own record).
 The floor is the contract's rule as a plain in-memory Python loop over the same orders: tests/reference.py,
 the one reference model the tests use too. The bench also checks every status, reason and recorded
@@ -18,7 +22,8 @@ explanation against it (the result must be identical).
 
 In the same run it also measures the floors and a peer:
   - fetch_floor_s: the same order pages from the same sandbox server fetched with bare httpx + orjson, right
-    after the full run; ingest_s: the orders' sync in that run, from its first task's start to its last one's end;
+    after the full run; ingest_s: the orders' sync in that run, the ingest_orders task's duration (fetch, validate
+    and load, overlapped: the fetch runs one chunk ahead in a thread);
   - dlt_s: dlt's rest_api source -> duckdb over a sandbox of --peer-orders (100,000) orders, when `make bench-peers`
     has made the side environment .venv-peers (dlt is not a dependency of Orderly); otherwise one line says so.
 
@@ -51,15 +56,16 @@ BIN = Path(sys.executable).parent
 ORDERLY = str(BIN / "orderly")
 RESULTS = ROOT / "bench" / "results"
 
-# Prefect task name -> pipeline step
+# Prefect task name -> pipeline step (tasks/ingest.py, tasks/process.py, tasks/report.py). Each ingest task is one
+# use case of orderly.ingest: fetch, validate and load happen inside it (overlapped), so they are not told apart.
 STEP_OF_TASK = {
-    "fetch_stock": "fetch", "fetch_orders": "fetch",
-    "validate_stock_records": "validate", "validate_order_records": "validate",
-    "read_orders_cursor": "load", "load_stock": "load", "repeat_stock": "load", "load_orders": "load",
+    "sync_stock": "stock",
+    "ingest_orders": "ingest",
     "process_new_orders": "process",
-    "publish_report": "report",
+    "publish_report": "report", "publish_reconciliation": "report",
+    "reconcile_orders": "reconcile",
 }
-STEPS = ("fetch", "validate", "load", "process", "report")
+STEPS = ("stock", "ingest", "process", "report", "reconcile")
 
 
 # ---- subprocesses --------------------------------------------------------------------------
@@ -104,13 +110,29 @@ def run_monitored(args: list[str], env: dict, poll: float = 0.05) -> dict:
 # ---- what the server recorded --------------------------------------------------------------
 
 def latest_run_id(db: Path) -> str:
+    return latest_run(db)["run_id"]
+
+
+def latest_run(db: Path) -> dict:
+    """The store's newest row of the runs table (its counters: orders_fetched, reconcile_missing, ...)."""
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()[0][0]
+        cursor = con.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchall()[0]))
     finally:
         con.close()
+
+
+def copy_store(db: Path, to: Path) -> Path:
+    """A copy of the DuckDB file (and its WAL, if one was left) as no command holds it: the store as it is now."""
+    for suffix in ("", ".wal"):
+        source = db.with_name(db.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, to.with_name(to.name + suffix))
+    return to
 
 
 def step_times(api_url: str, flow_run_id: str, settle: float = 10.0) -> dict:
@@ -138,25 +160,19 @@ def step_times(api_url: str, flow_run_id: str, settle: float = 10.0) -> dict:
         flow_s = response.json().get("total_run_time") if response.status_code == 200 else None
     steps = {step: 0.0 for step in STEPS}
     calls = {step: 0 for step in STEPS}
-    ingest = [(r["start_time"], r["end_time"]) for r in runs if _task_name(r) in INGEST_TASKS
-              and r.get("start_time") and r.get("end_time")]
-    ingest_s = None
-    if ingest:  # from the first orders task's start to the last one's end: overlapped tasks counted once
-        ingest_s = (_when(max(end for _, end in ingest)) - _when(min(start for start, _ in ingest))).total_seconds()
     for r in runs:
-        step = STEP_OF_TASK.get((r.get("task_key") or "").rsplit("-", 1)[0]) or STEP_OF_TASK.get(
-            (r.get("name") or "").rsplit("-", 1)[0]
-        )
+        step = STEP_OF_TASK.get(_task_name(r))
         if step is None:
             continue
         steps[step] += float(r.get("total_run_time") or 0.0)
         calls[step] += 1
+    # The orders' sync is one task now (ingest_orders: fetch one chunk ahead in a thread, validate, load): its
+    # duration is the ingest, overlapped time counted once. None when the flow had no such task.
+    ingest_s = steps["ingest"] if calls["ingest"] else None
     return {"steps": steps, "task_calls": calls, "flow_s": flow_s, "ingest_s": ingest_s}
 
 
 _FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-# The tasks of the orders' sync (not the stock's): ingest_s is the time from the first one's start to the last one's end.
-INGEST_TASKS = {"read_orders_cursor", "fetch_orders", "validate_order_records", "load_orders"}
 
 
 def _task_name(run: dict) -> str:
@@ -165,10 +181,6 @@ def _task_name(run: dict) -> str:
         if name in STEP_OF_TASK:
             return name
     return ""
-
-
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # ---- the fetch floor and a peer ---------------------------------------------------------------
@@ -301,36 +313,70 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
     env.update(ORDERLY_DB=str(db), PREFECT_API_URL=api_url, PREFECT_HOME=str(prefect_home),
                PREFECT_LOGGING_LEVEL="WARNING")
-    runs = []
+    runs = {}
     floor = None
-    for label, orders in (("full", n), ("incremental", n + extra)):
-        sandbox, url = start_sandbox(orders, items, seed)
-        try:
-            env.update(ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
-            log(f"  {label} run: {orders:,} orders at the source ...")
-            result = run_monitored([ORDERLY, "run"], env)
-            if label == "full":  # the same pages from the same server, right after the run
-                floor = fetch_floor(url)
-                log(f"    fetch floor (httpx + orjson): {floor['orders']:,} orders in {floor['fetch_floor_s']:.2f} s")
-        finally:
-            stop(sandbox)
-        timing = step_times(api_url, latest_run_id(db))
-        runs.append({"label": label, "orders_at_source": orders, **timing,
-                     "wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"],
-                     "summary": result["stdout"].strip().splitlines()[-1] if result["stdout"].strip() else ""})
-        log(f"    {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB; {runs[-1]['summary']}")
+
+    def measured(label: str, command: str, run_env: dict, orders: int) -> dict:
+        """One `orderly <command>` to the end; its wall, peak RSS, the server's task times and the store's runs row."""
+        log(f"  {label}: {orders:,} orders at the source ...")
+        result = run_monitored([ORDERLY, command], run_env)
+        store = Path(run_env["ORDERLY_DB"])
+        row = latest_run(store)
+        timing = step_times(api_url, row["run_id"])
+        runs[label] = {"label": label, "orders_at_source": orders, **timing, "counters": row,
+                       "wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"],
+                       "summary": result["stdout"].strip().splitlines()[-1] if result["stdout"].strip() else ""}
+        log(f"    {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB; {runs[label]['summary']}")
+        return runs[label]
+
+    # The full run at N, the fetch floor on the same pages, and the reconcile at N on a copy of that store.
+    sandbox, url = start_sandbox(n, items, seed)
+    try:
+        env.update(ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
+        measured("full", "run", env, n)
+        floor = fetch_floor(url)  # the same pages from the same server, right after the run
+        log(f"    fetch floor (httpx + orjson): {floor['orders']:,} orders in {floor['fetch_floor_s']:.2f} s")
+        reconciled = copy_store(db, work / f"orderly-{n}-reconcile.duckdb")
+        measured("reconcile", "reconcile", {**env, "ORDERLY_DB": str(reconciled)}, n)
+    finally:
+        stop(sandbox)
+    found = {k: int(runs["reconcile"]["counters"].get(f"reconcile_{k}") or 0)
+             for k in ("remote", "stored", "missing", "added", "changed")}
+    log(f"    reconcile found {found}")
+    if (found["remote"], found["stored"], found["missing"]) != (n, n, 0):
+        raise RuntimeError(f"the reconcile at N={n:,} recorded {found} in the store's runs table; expected "
+                           f"remote == stored == {n:,} and missing == 0: the full run lost orders, or the reconcile "
+                           "miscounts")
+
+    # The incremental run (default look-back), and the same one without the look-back on a copy taken before it.
+    sandbox, url = start_sandbox(n + extra, items, seed)
+    try:
+        env.update(ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
+        before = copy_store(db, work / f"orderly-{n}-nolookback.duckdb")
+        measured("incremental", "run", env, n + extra)
+        measured("incremental_nolookback", "run", {**env, "ORDERLY_DB": str(before), "ORDERLY_LOOKBACK_ORDERS": "0"},
+                 n + extra)
+    finally:
+        stop(sandbox)
     floor_prefect = prefect_floor(env)
     log(f"  Prefect's floor (import, one flow with one task, exit): {floor_prefect:.2f} s")
     log("  floor model ...")
     model = floor_model(n, extra, items, seed)
-    mismatch = check_statuses(db, model["all"]) if verify else None
-    if verify:
+    mismatch = None
+    if verify:  # both incremental stores must hold the same decisions: the look-back changes what is read, not decided
+        mismatch = check_statuses(db, model["all"])
+        if mismatch is None:
+            mismatch = check_statuses(before, model["all"])
+            mismatch = mismatch and f"without the look-back: {mismatch}"
         log("    statuses equal the floor model's" if mismatch is None else f"    MISMATCH: {mismatch}")
-    full, inc = runs
+    full, inc, nolb, rec = runs["full"], runs["incremental"], runs["incremental_nolookback"], runs["reconcile"]
+    inc_ingest = inc["ingest_s"] and round(inc["ingest_s"], 3)
+    nolb_ingest = nolb["ingest_s"] and round(nolb["ingest_s"], 3)
     return {
         "orders": n,
         "items": items,
         "seed": seed,
+        "extra": extra,
         "full_run_s": round(full["wall_s"], 2),
         "peak_rss_mb": round(max(full["peak_rss_mb"], inc["peak_rss_mb"]), 1),
         "process_s": round(full["steps"]["process"], 3),
@@ -340,30 +386,47 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         "ingest_s": full["ingest_s"] and round(full["ingest_s"], 2),
         "fetch_floor_s": round(floor["fetch_floor_s"], 2),
         "prefect_floor_s": round(floor_prefect, 2),
-        "steps": {r["label"]: {k: round(v, 3) for k, v in r["steps"].items()} for r in runs},
-        "task_calls": {r["label"]: r["task_calls"] for r in runs},
-        "flow_s": {r["label"]: r["flow_s"] and round(r["flow_s"], 2) for r in runs},
+        # issue 17: the look-back's cost (the same incremental run with ORDERLY_LOOKBACK_ORDERS=0, same start store)
+        "incremental_ingest_s": inc_ingest,
+        "incremental_orders_fetched": int(inc["counters"].get("orders_fetched") or 0),
+        "incremental_nolookback_wall_s": round(nolb["wall_s"], 2),
+        "incremental_nolookback_ingest_s": nolb_ingest,
+        "incremental_nolookback_orders_fetched": int(nolb["counters"].get("orders_fetched") or 0),
+        "lookback_cost_s": None if inc_ingest is None or nolb_ingest is None else round(inc_ingest - nolb_ingest, 3),
+        # issue 17: `orderly reconcile` at N, on a copy of the store the full run left
+        "reconcile_wall_s": round(rec["wall_s"], 2),
+        "reconcile_task_s": round(rec["steps"]["reconcile"], 2),
+        "reconcile_peak_rss_mb": round(rec["peak_rss_mb"], 1),
+        "reconcile_found": found,
+        "steps": {label: {k: round(v, 3) for k, v in r["steps"].items()} for label, r in runs.items()},
+        "task_calls": {label: r["task_calls"] for label, r in runs.items()},
+        "flow_s": {label: r["flow_s"] and round(r["flow_s"], 2) for label, r in runs.items()},
+        "wall_s": {label: round(r["wall_s"], 2) for label, r in runs.items()},
         "verified": None if not verify else mismatch is None,
         "mismatch": mismatch,
     }
 
 
+ROW_LABELS = (("full", "full"), ("incremental", "incremental"), ("incremental_nolookback", "inc. no LB"),
+              ("reconcile", "reconcile"))
+
+
 def table(results: list[dict]) -> str:
     lines = []
-    head = f"{'orders':>10} {'run':>12} {'fetch':>7} {'valid.':>7} {'load':>7} {'process':>8} {'report':>7} " \
+    head = f"{'orders':>10} {'run':>12} {'stock':>7} {'ingest':>7} {'process':>8} {'report':>7} {'recon.':>7} " \
            f"{'steps':>7} {'wall':>7} {'rows/s':>9} {'RSS MB':>7}"
     lines.append(head)
     lines.append("-" * len(head))
     for r in results:
-        for label in ("full", "incremental"):
+        for label, shown in ROW_LABELS:
             s = r["steps"][label]
             total = sum(s.values())
-            wall = r["full_run_s"] if label == "full" else r["incremental_wall_s"]
-            rows = r["orders"] if label == "full" else 1000
+            wall = r["wall_s"][label]
+            rows = r.get("extra", 1000) if label.startswith("incremental") else r["orders"]
+            rss = {"full": r["peak_rss_mb"], "reconcile": r["reconcile_peak_rss_mb"]}.get(label, "")
             lines.append(
-                f"{r['orders']:>10,} {label:>12} {s['fetch']:>7.2f} {s['validate']:>7.2f} {s['load']:>7.2f} "
-                f"{s['process']:>8.2f} {s['report']:>7.2f} {total:>7.2f} {wall:>7.1f} {rows / wall:>9,.0f} "
-                f"{r['peak_rss_mb'] if label == 'full' else '':>7}"
+                f"{r['orders']:>10,} {shown:>12} {s['stock']:>7.2f} {s['ingest']:>7.2f} {s['process']:>8.2f} "
+                f"{s['report']:>7.2f} {s['reconcile']:>7.2f} {total:>7.2f} {wall:>7.1f} {rows / wall:>9,.0f} {rss:>7}"
             )
     lines.append("")
     lines.append(f"{'orders':>10} {'process_s':>10} {'floor_s':>8} {'ratio':>6} {'ingest_s':>9} "
@@ -377,6 +440,21 @@ def table(results: list[dict]) -> str:
                      f"{r['fetch_floor_s']:>14.2f} {fetch_ratio:>6.2f} {r['incremental_wall_s']:>9.2f} "
                      f"{r['prefect_floor_s']:>15.2f} "
                      f"{r['full_run_s'] / r['orders'] * 1e5:>18.2f} {str(r['verified']):>9}")
+    lines.append("")
+    lines.append(f"{'orders':>10} {'inc. ingest':>12} {'no LB ingest':>13} {'lookback_cost_s':>16} "
+                 f"{'fetched (LB / no LB)':>21} {'inc. wall / no LB':>18} {'reconcile wall':>15} {'task':>7} "
+                 f"{'RSS MB':>7} {'remote/stored/missing':>22}")
+    for r in results:
+        nan = float("nan")
+        found = r["reconcile_found"]
+        lines.append(
+            f"{r['orders']:>10,} {r['incremental_ingest_s'] or nan:>12.2f} {r['incremental_nolookback_ingest_s'] or nan:>13.2f} "
+            f"{r['lookback_cost_s'] if r['lookback_cost_s'] is not None else nan:>16.2f} "
+            f"{str(r['incremental_orders_fetched']) + ' / ' + str(r['incremental_nolookback_orders_fetched']):>21} "
+            f"{str(r['incremental_wall_s']) + ' / ' + str(r['incremental_nolookback_wall_s']):>18} "
+            f"{r['reconcile_wall_s']:>15.2f} {r['reconcile_task_s']:>7.2f} {r['reconcile_peak_rss_mb']:>7.1f} "
+            f"{'/'.join(str(found[k]) for k in ('remote', 'stored', 'missing')):>22}"
+        )
     return "\n".join(lines)
 
 
@@ -421,7 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     headline = {k: results[-1][k] for k in ("orders", "full_run_s", "peak_rss_mb", "process_s", "floor_s",
                                              "incremental_s", "incremental_wall_s", "ingest_s", "fetch_floor_s",
-                                             "prefect_floor_s")}
+                                             "prefect_floor_s", "incremental_ingest_s",
+                                             "incremental_nolookback_wall_s", "incremental_nolookback_ingest_s",
+                                             "lookback_cost_s", "reconcile_wall_s", "reconcile_task_s",
+                                             "reconcile_peak_rss_mb")}
     if peer is not None:
         headline["dlt_s"] = peer["dlt_s"]
         print(f"dlt rest_api -> duckdb, {peer['dlt_orders']:,} orders and the stock: {peer['dlt_s']:.1f} s wall, "
