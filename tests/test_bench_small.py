@@ -49,7 +49,7 @@ def test_bench_pipeline_20k_matches_the_floor_model(prefect_server, tmp_path):
     assert by_status.get("PROCESSED", 0) > 0 and by_status.get("FAILED", 0) > 0
     assert history == 21_000  # one NEW -> PROCESSED/FAILED row per order
     # The incremental run's step timings were read from the server: it ran every step.
-    assert set(result["steps"]["incremental"]) == {"fetch", "validate", "load", "process", "report"}
+    assert set(result["steps"]["incremental"]) == {"stock", "ingest", "process", "report", "reconcile"}
     assert result["task_calls"]["incremental"]["process"] == 1
 
 
