@@ -51,6 +51,8 @@ def test_bench_pipeline_20k_matches_the_floor_model(prefect_server, tmp_path):
     # The incremental run's step timings were read from the server: it ran every step.
     assert set(result["steps"]["incremental"]) == {"stock", "ingest", "process", "report", "reconcile"}
     assert result["task_calls"]["incremental"]["process"] == 1
+    # The reconcile of the full run's store found the 20,000 orders there, none missing.
+    assert result["reconcile_found"] == {"remote": 20_000, "stored": 20_000, "missing": 0, "added": 0, "changed": 0}
 
 
 def test_the_floor_is_the_reference_model():
