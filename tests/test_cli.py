@@ -15,6 +15,8 @@ from orderly.store.schema import RUN_COUNTERS
 
 
 
+NO_RECONCILE = {f"reconcile_{name}": 0 for name in ("remote", "stored", "missing", "added", "changed")}  # not a reconcile
+
 def expected_status_json() -> list[dict]:
     return [
         {"order_id": oid, "status": status, "items": items, "total_qty": qty,
@@ -112,7 +114,7 @@ def test_runs_json(seeded):
         "pipeline", "COMPLETED", 6, 9, 0)
     assert {name: run[name] for name in RUN_COUNTERS} == {
         "stock_fetched": 8, "stock_loaded": 8, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 15, "orders_loaded": 15,
-        "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "waiting": 0, "reset": 0}
+        "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "waiting": 0, "reset": 0, **NO_RECONCILE}
     assert {"run_id", "started_at", "ended_at", "duration_s", "message"} <= set(run)
     # the same counts, in words, in the run's own summary line (the flow's return value) and the runs table
     words = "stock 8 fetched, 8 loaded; orders 15 fetched, 15 loaded; processed 6, failed 9"

@@ -26,7 +26,7 @@ BAD_LIMITS = ["", "abc", "-1", "0", str(2**63), str(10**30), "é", "1.5"]
 BAD_RUNS = ["", "xyz", "é", "ffff", "abc-", "12345678" * 6]
 BAD_SINCE = ["", "abc", "é", "10" * 15 + "d", "99999999d", "2026-13-45", "-5d", "5 parsecs"]
 
-COMMANDS = ["run", "sync", "process", "reset", "status", "stock", "history", "explain", "runs", "rejects", "doctor",
+COMMANDS = ["run", "sync", "reconcile", "process", "reset", "status", "stock", "history", "explain", "runs", "rejects", "doctor",
             "ui", "sandbox", "serve"]
 WITH_ARGS = {"history": ["2"], "explain": ["2"], "reset": ["--yes"]}  # valid arguments, for the bad-settings cases
 
@@ -80,7 +80,7 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
     for command in ("status", "stock", "runs", "rejects"):
         add([command, "--json", "--csv"])
     add(["history", "2", "--json", "--csv"])
-    for command in ("run", "sync", "stock", "status", "doctor", "serve"):
+    for command in ("run", "sync", "reconcile", "stock", "status", "doctor", "serve"):
         add([command, "extra"])
     for value in ("-1", "65536", "abc", "", str(2**63)):
         add(["ui", "--port", value])
@@ -91,7 +91,7 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
         add(["sandbox", option, value])
     add(["sandbox"], {"ORDERLY_SANDBOX_TOKEN": "has space"})
     # data-changing commands with good arguments but a Prefect server that is down
-    for args in (["run"], ["sync"], ["process"], ["process", "--dry-run"], ["reset", "--order", "2"], ["reset", "--yes"],
+    for args in (["run"], ["sync"], ["reconcile"], ["process"], ["process", "--dry-run"], ["reset", "--order", "2"], ["reset", "--yes"],
                  ["reset", "--status", "FAILED"], ["serve"]):
         add(args)
     add(["serve"], {"PREFECT_API_URL": ""})  # serve needs a real server

@@ -19,6 +19,8 @@ from orderly.store.schema import MIGRATIONS, RUN_COUNTERS
 TABLES = ("orders", "order_lines", "stock_items", "stock_snapshots", "status_changes", "rejects", "cursors")
 
 
+NO_RECONCILE = {f"reconcile_{name}": 0 for name in ("remote", "stored", "missing", "added", "changed")}  # not a reconcile
+
 def build_version_1(path) -> None:
     """What a pipeline run and a reset, then a process run, left in a version-1 file: one snapshot of three
     items, four orders decided, their history, a quarantined record, the cursor, and the runs' counters."""
@@ -90,7 +92,7 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
     # the old mixed counters split exactly: the stock's share is in its snapshot, repeats are what is left
     assert {k: runs["run-1"][k] for k in RUN_COUNTERS} == {
         "stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 6, "orders_loaded": 4,
-        "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "waiting": 0, "reset": 0}
+        "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "waiting": 0, "reset": 0, **NO_RECONCILE}
     assert runs["run-2"]["reset"] == 4 and runs["run-2"]["orders_fetched"] == 0
     assert (runs["run-3"]["state"], runs["run-3"]["message"]) == ("FAILED", "no complete stock snapshot yet")
     assert "fetched" not in runs["run-1"]
