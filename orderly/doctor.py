@@ -26,7 +26,9 @@ SHOWN = [
     ("ORDERLY_HTTP_TIMEOUT", "http_timeout", None), ("ORDERLY_HTTP_RETRIES", "http_retries", None),
     ("ORDERLY_RETRY_AFTER_CAP", "retry_after_cap", None), ("ORDERLY_LOCK_TIMEOUT", "lock_timeout", None),
     ("ORDERLY_PAGE_SIZE", "page_size", None), ("ORDERLY_FETCH_CONCURRENCY", "fetch_concurrency", None),
-    ("ORDERLY_MAX_STOCK_PAGES", "max_stock_pages", None), ("ORDERLY_SCHEDULE_SECONDS", "schedule_seconds", None),
+    ("ORDERLY_MAX_STOCK_PAGES", "max_stock_pages", None), ("ORDERLY_MAX_ORDER_PAGES", "max_order_pages", None),
+    ("ORDERLY_LOOKBACK_ORDERS", "lookback_orders", None), ("ORDERLY_MAX_BODY_BYTES", "max_body_bytes", None),
+    ("ORDERLY_SCHEDULE_SECONDS", "schedule_seconds", None),
     ("ORDERLY_UI_TOKEN", "ui_token", "the page listens on loopback only"),
 ]
 _VARIABLE = re.compile(r"\b((?:ORDERLY|PREFECT)_[A-Z0-9_]+)")

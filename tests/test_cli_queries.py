@@ -258,6 +258,9 @@ def test_doctor_all_good_and_remotes_that_answer_or_refuse(store, stub_server, m
     assert code == 0 and err == "", out
     assert [line.split()[:2] for line in out.splitlines()[:4]] == [
         ["ok", "database:"], ["ok", "Prefect:"], ["ok", "orders:"], ["ok", "warehouse:"]]
+    shown = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("ORDERLY_")}
+    assert (shown["ORDERLY_MAX_ORDER_PAGES"], shown["ORDERLY_LOOKBACK_ORDERS"], shown["ORDERLY_MAX_BODY_BYTES"]) == (
+        "100000", "1000", "16777216")  # the paging bounds issue 17 added, with their defaults
     code, out, err = invoke(["doctor"], {**env, "ORDERLY_API_TOKEN": "bad-token"}, monkeypatch, capsys, width=200)
     assert code == 1 and "2 problems" in one_line(err)
     assert "answers 401: the token is refused: set ORDERLY_API_TOKEN" in out and "bad-token" not in out
