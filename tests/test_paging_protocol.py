@@ -1,6 +1,6 @@
 """Issue 17, classes 1, 2, 3, 6a, 12 and 13: the remotes' paging protocol is checked, not trusted.
 
-The rules (shared/CONTRACT.md section 1): on an orders page the ids ascend and are all above `after_id` (equal
+The rules (docs/CONTRACT.md, section 1): on an orders page the ids ascend and are all above `after_id` (equal
 neighbours are copies of one order); `next_after_id` is the page's largest valid id, or null on the last page; an
 empty page carries null; at most ORDERLY_MAX_ORDER_PAGES pages a run. A page that breaks one stops the orders sync
 with one line naming the service, the URL and the rule (exit 5, the run FAILED); the pages before it stay loaded,
