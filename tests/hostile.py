@@ -341,6 +341,14 @@ class HostileRemote:
             self.requests.append(entry)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        pending = [True]
+
+        def answered() -> None:  # this request leaves the in-flight count once, at its last bytes or its end
+            with self._lock:
+                if pending:
+                    pending.clear()
+                    self.in_flight -= 1
+
         try:
             script = compiled.s
             reply = None
@@ -358,18 +366,19 @@ class HostileRemote:
             if reply is None:
                 reply = normal()
             entry["status"] = reply.status
-            complete = self._write(handler, reply)
+            complete = self._write(handler, reply, answered)
             if complete and reply.records is not None and reply.status == 200:
                 with self._lock:
                     if self._compiled is compiled:
                         self._served.append((parts.path, params, reply.records))
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            answered()
             handler.close_connection = True
 
-    def _write(self, handler: BaseHTTPRequestHandler, reply: Reply) -> bool:
-        """Write the answer on the socket; True when all of it (as announced) went out."""
+    def _write(self, handler: BaseHTTPRequestHandler, reply: Reply, answered: Callable[[], None]) -> bool:
+        """Write the answer on the socket; True when all of it (as announced) went out. `answered` is called just
+        before the last bytes go: the client can ask again only once it has them, so a request it sends then is
+        never counted as in flight beside this one (the thread's own bookkeeping after the send is no overlap)."""
         if reply.delay:
             if self._closing.wait(reply.delay):
                 return False
@@ -386,10 +395,13 @@ class HostileRemote:
             if reply.trickle:
                 started = time.monotonic()
                 for i in range(len(reply.body)):
+                    if i == len(reply.body) - 1:
+                        answered()
                     out.write(reply.body[i : i + 1])
                     if time.monotonic() - started > self.max_trickle_s or self._closing.wait(reply.trickle):
                         return False
             else:
+                answered()
                 out.write(reply.body)
             out.flush()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):

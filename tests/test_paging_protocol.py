@@ -255,7 +255,7 @@ def test_endless_pages_of_new_orders_stop_at_orderly_max_order_pages(remote, war
             return page_reply(orders(after_id + 1), after_id + 1)
         return None
 
-    remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
+    remote.script(orders=[], stock=STOCK, fault=endless)
     started = time.monotonic()
     result = run(remote, warm, ORDERLY_MAX_ORDER_PAGES=20)
     assert time.monotonic() - started < 30
@@ -573,7 +573,7 @@ def test_cli_endless_orders_stop_at_orderly_max_order_pages(cli_env, remote):
             return page_reply(orders(after_id + 1), after_id + 1)
         return None
 
-    remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
+    remote.script(orders=[], stock=STOCK, fault=endless)
     env = hostile_env(cli_env, remote.url, ORDERLY_MAX_ORDER_PAGES=15)
     result = cli(["sync"], env, timeout=60)
     assert_exit_5_one_line(result, remote.url, "pages")
