@@ -627,3 +627,28 @@ def stored(source: Any) -> dict:
         con.close()  # a cursor's close leaves the held connection open
     return {"orders": orders, "lines": lines, "stock": stock, "rejects": rejects, "history": history,
             "cursor": cursor[0][0] if cursor else None, "runs": runs}
+
+
+# ---- the command against the hostile remote ---------------------------------------------------------------
+
+def hostile_env(cli_env: dict, url: str, **extra: Any) -> dict:
+    """The `orderly` command's environment for both remotes at `url`: small pages, one retry, short time-outs."""
+    return {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "3",
+            "ORDERLY_HTTP_RETRIES": "1", "ORDERLY_HTTP_TIMEOUT": "2", "ORDERLY_RETRY_AFTER_CAP": "0.2",
+            **{k: str(v) for k, v in extra.items()}}
+
+
+def cli(args: list[str], env: dict, timeout: float = 120) -> Any:
+    """`orderly ARGS`, whatever its exit status (a subprocess.CompletedProcess)."""
+    from conftest import run_cli
+
+    return run_cli(args, env, timeout=timeout, check=False)
+
+
+def query(args: list[str], env: dict) -> Any:
+    """`orderly ARGS --json`, parsed."""
+    import json
+
+    from conftest import run_cli
+
+    return json.loads(run_cli([*args, "--json"], env).stdout)

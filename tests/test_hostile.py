@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ORDERLY, ROOT, run_cli
+from conftest import ORDERLY, ROOT
 from hostile import (
     INT64_MAX,
     HostileRemote,
@@ -32,15 +32,17 @@ from hostile import (
     Reply,
     WarmStore,
     bad_utf8,
+    cli,
     cut,
     error,
     gzip_garbage,
     gzipped,
+    hostile_env,
     html,
     item,
-    one_ca_bundle,
     order,
     loader_counts,
+    query,
     run_pipeline,
     settings_for,
     slow,
@@ -620,20 +622,6 @@ def test_a_bad_body_every_time_fails_in_one_line(remote, tmp_path, kind):
 
 
 # ==== the command, as the operator sees it ===========================================================================
-
-def hostile_env(cli_env: dict, url: str, **extra) -> dict:
-    return {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "3",
-            "ORDERLY_HTTP_RETRIES": "1", "ORDERLY_HTTP_TIMEOUT": "2", "ORDERLY_RETRY_AFTER_CAP": "0.2",
-            **{k: str(v) for k, v in extra.items()}}
-
-
-def cli(args: list[str], env: dict, timeout: float = 90) -> subprocess.CompletedProcess:
-    return run_cli(args, env, timeout=timeout, check=False)
-
-
-def query(args: list[str], env: dict):
-    return json.loads(run_cli([*args, "--json"], env).stdout)
-
 
 def assert_one_clean_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
     """A non-zero exit and exactly one line on stderr holding `fragments`; no traceback, no class name."""

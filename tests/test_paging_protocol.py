@@ -22,8 +22,7 @@ import time
 import pytest
 
 import hostile
-from conftest import run_cli
-from hostile import HostileRemote, Reply, WarmStore, item, order, run_pipeline, settings_for, stored
+from hostile import HostileRemote, Reply, WarmStore, cli, item, order, query, run_pipeline, settings_for, stored
 
 # An exception's class name in what the operator reads.
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Violation|Broken)\b")
@@ -236,6 +235,14 @@ def endless_empty_pages(request):
     return None
 
 
+def endless_new_orders(request):
+    """Orders pages that never end, each keeping the protocol: one new order, the cursor at its id."""
+    if request.path == "/orders":
+        after_id = int(request.params["after_id"])
+        return page_reply(orders(after_id + 1), after_id + 1)
+    return None
+
+
 # ==== class 2: pages that never end ====================================================================================
 
 def test_endless_empty_pages_with_a_growing_cursor_end_at_the_first(remote, warm):
@@ -249,13 +256,7 @@ def test_endless_empty_pages_with_a_growing_cursor_end_at_the_first(remote, warm
 
 
 def test_endless_pages_of_new_orders_stop_at_orderly_max_order_pages(remote, warm):
-    def endless(request):
-        if request.path == "/orders":
-            after_id = int(request.params["after_id"])
-            return page_reply(orders(after_id + 1), after_id + 1)
-        return None
-
-    remote.script(orders=[], stock=STOCK, fault=endless)
+    remote.script(orders=[], stock=STOCK, fault=endless_new_orders)
     started = time.monotonic()
     result = run(remote, warm, ORDERLY_MAX_ORDER_PAGES=20)
     assert time.monotonic() - started < 30
@@ -516,17 +517,7 @@ def _comparable(state: dict) -> dict:
 # ==== the command, as the operator sees it ==================================================================================
 
 def hostile_env(cli_env: dict, url: str, **extra) -> dict:
-    return {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "3",
-            "ORDERLY_HTTP_RETRIES": "0", "ORDERLY_HTTP_TIMEOUT": "2", "ORDERLY_RETRY_AFTER_CAP": "0.2",
-            **{k: str(v) for k, v in extra.items()}}
-
-
-def cli(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return run_cli(args, env, timeout=timeout, check=False)
-
-
-def query(args: list[str], env: dict):
-    return json.loads(run_cli([*args, "--json"], env).stdout)
+    return hostile.hostile_env(cli_env, url, **{"ORDERLY_HTTP_RETRIES": 0, **extra})  # a bad page: at once
 
 
 def assert_exit_5_one_line(result: subprocess.CompletedProcess, url: str, rule: str) -> str:
@@ -567,13 +558,7 @@ def test_cli_endless_pages_end_fast(cli_env, remote):
 
 
 def test_cli_endless_orders_stop_at_orderly_max_order_pages(cli_env, remote):
-    def endless(request):
-        if request.path == "/orders":
-            after_id = int(request.params["after_id"])
-            return page_reply(orders(after_id + 1), after_id + 1)
-        return None
-
-    remote.script(orders=[], stock=STOCK, fault=endless)
+    remote.script(orders=[], stock=STOCK, fault=endless_new_orders)
     env = hostile_env(cli_env, remote.url, ORDERLY_MAX_ORDER_PAGES=15)
     result = cli(["sync"], env, timeout=60)
     assert_exit_5_one_line(result, remote.url, "pages")
