@@ -140,6 +140,7 @@ def lookback_start(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
 def ingest_orders(settings: Settings, run_id: str | None, *, pages_per_chunk: int = ORDER_PAGES_PER_CHUNK) -> Outcome:
     """Append every order the remote holds after the look-back start, chunk by chunk, each chunk committed with
     its cursor. At most ORDERLY_MAX_ORDER_PAGES pages: a remote whose pages never end stops the step."""
+    # Read, then let go: the first chunk's fetch may wait on the network, and no reader should wait with it.
     with _StoreWhileLoading(settings) as store:
         start = lookback_start(store.connection(), settings)
     return _read_orders(settings, run_id, start, pages_per_chunk)

@@ -52,7 +52,8 @@ def process(con, run_id="r", order_ids=None):
 
 
 def available(con):
-    return dict(zip(*(column.tolist() for column in queries.available_stock(con))))
+    items, amounts, _stale = queries.stock_to_decide(con, max_stock_age=900)
+    return dict(zip(items.tolist(), amounts.tolist()))
 
 
 @pytest.fixture

@@ -111,23 +111,16 @@ def new_order_lines_in_chunks(
             yield columns["order_id"], columns["inventory_id"], columns["quantity"]
 
 
-def available_stock(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray]:
-    """Every stocked item and what is available of it, as int64 columns (inventory_id, available).
+def stock_to_decide(con: duckdb.DuckDBPyConnection, max_stock_age: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every stocked item, what is available of it, and whether it is stale, as columns (inventory_id and
+    available int64, stale bool).
 
     available <= on-hand <= 2**63-1; below, it is bounded by the rule (an order is PROCESSED only within
     what is available), so it fits int64. Were a file ever over-allocated past that, the item would read
     as -2**63 available rather than stop every run: either way no order can take from it.
-    """
-    columns = con.execute(
-        f"SELECT inventory_id, greatest(available, {INT64_MIN})::BIGINT AS available FROM stock_available"
-    ).fetchnumpy()
-    return columns["inventory_id"], columns["available"]
-
-
-def stock_to_decide(con: duckdb.DuckDBPyConnection, max_stock_age: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`available_stock`, and aligned with it whether each item is stale: its value was last confirmed by a
-    snapshot more than `max_stock_age` seconds ago (its newer records were quarantined, or snapshots that could
-    not drop it did not name it), or never. Processing does not allocate from a stale item."""
+    Stale: the item's value was last confirmed by a snapshot more than `max_stock_age` seconds ago (its newer
+    records were quarantined, or snapshots that could not drop it did not name it), or never. Processing does
+    not allocate from a stale item."""
     columns = con.execute(
         f"""
         SELECT a.inventory_id, greatest(a.available, {INT64_MIN})::BIGINT AS available,
