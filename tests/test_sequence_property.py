@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import hostile
-from hostile import HostileRemote, Reply, WarmStore, error, item, one_ca_bundle, order, settings_for, stored
+from hostile import HostileRemote, Reply, WarmStore, error, item, order, settings_for, stored
 
 EXAMPLES = int(os.environ.get("SEQUENCE_EXAMPLES", "200"))
 DETERMINISM_EXAMPLES = int(os.environ.get("SEQUENCE_DETERMINISM_EXAMPLES", str(max(EXAMPLES // 5, 10))))
@@ -263,9 +263,8 @@ def remote():
 
 
 @pytest.mark.timeout(1800)
-def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(remote, tmp_path_factory):
+def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(remote, tmp_path_factory, small_ca_bundle):
     stats: Counter = Counter()
-    ca = one_ca_bundle(tmp_path_factory.mktemp("ca"))
     service = ModelService()
     started = time.monotonic()
 
@@ -314,9 +313,7 @@ def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(remote, tmp_path
                 assert found == {k: expected["found"][k] for k in found}, (found, dict(expected["found"]))
                 assert found["missing"] == found["added"] == len(lost_before), (found, lost_before)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", ca)  # see hostile.one_ca_bundle: loopback http never uses it
-        check()
+    check()
     elapsed = time.monotonic() - started
     print(f"\n{stats['examples']} examples in {elapsed:.1f} s: {dict(stats)}")
     assert stats["examples"] >= EXAMPLES
@@ -350,8 +347,7 @@ def pages_st(draw):
 
 
 @pytest.mark.timeout(1800)
-def test_the_same_pages_always_give_the_same_store(remote, tmp_path_factory):
-    ca = one_ca_bundle(tmp_path_factory.mktemp("ca"))
+def test_the_same_pages_always_give_the_same_store(remote, tmp_path_factory, small_ca_bundle):
 
     @settings(max_examples=DETERMINISM_EXAMPLES, deadline=None, database=None, print_blob=True, phases=PHASES,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -369,9 +365,7 @@ def test_the_same_pages_always_give_the_same_store(remote, tmp_path_factory):
                     states.append(comparable(stored(warm)))
         assert states[0] == states[1]
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", ca)
-        check()
+    check()
 
 
 def comparable(state: dict) -> dict:
