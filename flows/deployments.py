@@ -5,7 +5,10 @@
 - `reset-state/reset-state`  on demand ("Reset State"), parameters `order_ids`, `status` and `reason` (optional)
 - `reconcile/reconcile`      daily: re-read the whole orders remote, store what is missing (an alert if anything was)
 
-The three share one concurrency limit, `orderly-writes` (1 slot, flows.write_slot): the server starts one of their
+`serve` also runs the Orderly worker (flows.worker): the page's presses and the data-changing commands are decided
+in this process, warm, while it serves.
+
+The deployments share one concurrency limit, `orderly-writes` (1 slot, flows.write_slot): the server starts one of their
 flow runs at a time, later ones wait their turn. `serve` also creates the alert automations (flows.alerts).
 prefect.yaml describes the same deployments for a process work pool and worker; after `prefect deploy --all`,
 `python -m flows.deployments` does for them what `serve` does at start: the shared limit and the automations.
@@ -82,10 +85,19 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
     ]
 
 
-def serve_all() -> None:
-    """Register the deployments and execute their runs until interrupted; schedules stay active across restarts."""
-    every = Settings.from_env().schedule_seconds
+# A server that refuses connections this long is taken as gone: long enough for an operator's restart of it.
+SERVER_GONE_AFTER_S = 15.0
+
+
+def serve_all(worker: bool = True) -> None:
+    """Register the deployments, start the worker, and execute their runs until interrupted; schedules stay active
+    across restarts. A Prefect server that goes away ends `serve` with one line (exit 6), never a hang."""
+    settings = Settings.from_env()
+    every = settings.schedule_seconds
     api = check_server()
+    from flows.worker_storage import share_storage
+
+    share_storage(settings.db_path)  # before Prefect's import: it reads its settings then
     # Prefect's runner looks for triggered runs every 10 s by default; a button in the UI should answer sooner.
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     from prefect import serve
@@ -98,9 +110,20 @@ def serve_all() -> None:
     # them again (same names, same limit of 1), which leaves the link alone.
     share_write_limit([deployment.apply() for deployment in deployments])
     alerts = ensure_automations(every)
+    from flows.worker import serve_worker
+    from orderly import prefect_watch
+    from orderly.settings import mask_url
+
+    if worker:
+        serve_worker(settings.db_path, settings.lock_timeout)
+    prefect_watch.watch(api, refused_for=SERVER_GONE_AFTER_S,
+                        line=f"error: the Prefect server at {mask_url(api)} went away; orderly serve stops "
+                             "(start it again once the server is back)")
     print(f"serving pipeline (every {every:g} s), process-all, reset-state and reconcile (daily) on {api}; "
           f"one writing run at a time (global concurrency limit {WRITE_LIMIT}); "
-          f"alerts: {', '.join(alerts)}. Ctrl-C stops.", flush=True)
+          f"alerts: {', '.join(alerts)}"
+          + ("; the Orderly worker takes the page's presses and the commands" if worker else "")
+          + ". Ctrl-C stops.", flush=True)
     serve(*deployments, pause_on_shutdown=False, print_starting_message=False)
 
 

@@ -71,13 +71,15 @@ def reconcile() -> dict[str, Any]:
 
 @flow(name="process-all",
       flow_run_name=lambda: "process " + _which(_params()) + (" (dry run)" if _params().get("dry_run") else ""))
-def process_all(order_ids: OrderIds = None, dry_run: bool = False) -> dict[str, Any]:
+def process_all(order_ids: OrderIds = None, dry_run: bool = False, sync_stale_stock: bool = False) -> dict[str, Any]:
     """"Process All": decide NEW orders (all, or those named) in ascending id.
 
     Args:
         order_ids: The orders to decide; empty: all NEW orders. Orders that are not NEW are left as they are.
         dry_run: Decide exactly as a real run would but write nothing: the counts and every change it would
             make (with explanations) are published as the `orders-process-preview` artifact.
+        sync_stale_stock: First sync stock from the warehouse when the local snapshot is missing or older than
+            ORDERLY_MAX_STOCK_AGE (the web page's Process All does); otherwise such a run refuses and says why.
     """
     if dry_run:
         settings = Settings.from_env()
@@ -85,7 +87,9 @@ def process_all(order_ids: OrderIds = None, dry_run: bool = False) -> dict[str, 
                                      dry_run=True)
         publish_preview(quote(preview))  # quote: Prefect would walk every row looking for futures
         return preview
-    with recorded_run("process-all") as run:
+    with recorded_run("process-all", hold_store=True) as run:
+        if sync_stale_stock:
+            steps.sync_stock_if_stale(run)
         run.add(process_new_orders(run.settings, run.id, order_ids or None))
     return run.outcome()
 
@@ -102,7 +106,7 @@ def reset_state(order_ids: OrderIds = None, status: StatusName | None = None,
         status: Only orders with this status.
         reason: Only FAILED orders with this failure reason.
     """
-    with recorded_run("reset-state") as run:
+    with recorded_run("reset-state", hold_store=True) as run:
         run.add(reset_orders_to_new(run.settings, run.id, order_ids or None, status=status, reason=reason))
     return run.outcome()
 

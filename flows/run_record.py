@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from orderly import ending
 from orderly.errors import OrderlyError, RemoteError
 from orderly.settings import Settings
 from orderly.store import open_store, writes
+from orderly.store.connection import held_open
 from tasks.report import publish_report
 
 
@@ -48,23 +49,33 @@ class Run:
 
 
 @contextmanager
-def recorded_run(flow: str) -> Iterator[Run]:
-    """The run's row and report, inside the one write slot shared by every data-changing run (flows.write_slot)."""
-    with write_slot(), _recorded_run(flow) as run:
+def recorded_run(flow: str, hold_store: bool = False) -> Iterator[Run]:
+    """The run's row and report, inside the one write slot shared by every data-changing run (flows.write_slot).
+    `hold_store`: a short run (a press) keeps the store open from its first transaction to its last
+    (store.connection.held_open) instead of opening it for each; an ingest lets go between its chunks."""
+    with write_slot(), _recorded_run(flow, hold_store) as run:
         yield run
 
 
 @contextmanager
-def _recorded_run(flow: str) -> Iterator[Run]:
+def _recorded_run(flow: str, hold_store: bool) -> Iterator[Run]:
     started = time.monotonic()
     settings = Settings.from_env()
     run = Run(str(runtime.flow_run.id or uuid.uuid4()), flow, settings)
+    held = held_open(settings.db_path, lock_timeout=settings.lock_timeout) if hold_store else nullcontext()
+    with held, _recorded(run, flow, settings, started):
+        yield run
+
+
+@contextmanager
+def _recorded(run: Run, flow: str, settings: Settings, started: float) -> Iterator[None]:
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-        writes.start_run(con, run.id, flow)
+        crashed = writes.start_run(con, run.id, flow)
+    crashed_in_prefect(crashed)
     ending.run_started(run.id, settings.db_path)  # a command that must end at once finishes the row itself
     state, message = "COMPLETED", None
     try:
-        yield run
+        yield
         if run.problems:
             raise RunIncomplete("; ".join(run.problems))
         message = "; ".join(run.notes) or None
@@ -80,6 +91,24 @@ def _recorded_run(flow: str) -> Iterator[Run]:
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
             writes.finish_run(con, run.id, state, message)
         announce(run, state, message, time.monotonic() - started)
+
+
+def crashed_in_prefect(run_ids: list[str]) -> None:
+    """Runs the store found left RUNNING by a process that is gone: CRASHED in Prefect too, if still running there
+    (a killed worker cannot say so itself; a run of a temporary server is not on this one, and is skipped)."""
+    if not run_ids:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            try:
+                state = client.read_flow_run(run_id).state
+                if state is not None and not state.is_final():
+                    client.set_flow_run_state(run_id, Crashed(message="the process running it ended"), force=True)
+            except Exception:  # noqa: BLE001 - not on this server, or it does not answer: the store says CRASHED
+                continue
 
 
 def announce(run: Run, state: str, message: str | None, duration_s: float) -> None:

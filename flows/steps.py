@@ -5,6 +5,7 @@ from __future__ import annotations
 from flows.run_record import Run
 from orderly.ingest import Outcome
 from tasks.ingest import ingest_orders as ingest_orders_task
+from tasks.process import stock_is_stale
 from tasks.ingest import reconcile_orders as reconcile_orders_task
 from tasks.ingest import sync_stock as sync_stock_task
 
@@ -19,6 +20,12 @@ def _count(run: Run, outcome: Outcome) -> Outcome:
 def sync_stock(run: Run) -> None:
     """Replace the local stock with a complete snapshot; if the warehouse cannot give one, keep the last one."""
     _count(run, sync_stock_task(run.settings, run.id))
+
+
+def sync_stock_if_stale(run: Run) -> None:
+    """Sync stock first when the snapshot is missing or too old to decide from (the page's Process All)."""
+    if stock_is_stale(run.settings):
+        sync_stock(run)
 
 
 def ingest_orders(run: Run) -> None:

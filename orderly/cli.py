@@ -25,6 +25,15 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
     probe(current.db_path)  # so is a store this version cannot open (or create): exit 2, before any flow
     _check_prefect_api()  # a dead server is one line now, not Prefect's traceback after a second of imports
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # our own lines say what happened
+    api = os.environ.get("PREFECT_API_URL")
+    if api:  # `orderly serve` runs a worker: the run is decided there, warm (flows.worker)
+        from flows.worker_storage import share_storage
+
+        share_storage(current.db_path)  # before Prefect's import
+        from flows import worker
+
+        if worker.serving(api, current.db_path):
+            return worker.hand_off(name, params, api, current.db_path)["outcome"]
     if not os.environ.get("PREFECT_API_URL"):
         err.print(
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
@@ -140,6 +149,8 @@ def process(
     order: Optional[list[int]] = OrderOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Decide exactly as a real run would, write nothing, "
                                  "and show the changes it would make."),
+    sync_stale_stock: bool = typer.Option(False, "--sync-stale-stock", help="First sync stock when the snapshot is "
+                                          "missing or older than ORDERLY_MAX_STOCK_AGE (as the web page's press does)."),
     as_json: bool = JsonOption,
 ) -> None:
     """"Process All": process NEW orders (all, or those named), then show the orders table."""
@@ -147,7 +158,8 @@ def process(
     if named == []:  # every order named is decided already: nothing for a flow to do
         result: dict[str, Any] = {"processed": 0, "failed": 0, "waiting": 0, **({"changes": []} if dry_run else {})}
     else:
-        result = _run_flow("process", order_ids=named, dry_run=dry_run)
+        result = _run_flow("process", order_ids=named, dry_run=dry_run,
+                           **({"sync_stale_stock": True} if sync_stale_stock else {}))
     if dry_run:
         return _preview(result, as_json)
     if as_json:
@@ -208,14 +220,17 @@ from orderly import cli_queries  # noqa: E402,F401
 # ---- the deployments ---------------------------------------------------------------------------
 
 @app.command()
-def serve() -> None:
+def serve(
+    worker: bool = typer.Option(True, "--worker/--no-worker", help="Also run the Orderly worker, which decides the "
+                                "page's presses and the data-changing commands in this process, in about a second."),
+) -> None:
     """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""
     settings()
     _check_prefect_api()
     from flows.deployments import serve_all  # checks the server and the schedule before importing Prefect
 
     try:
-        serve_all()
+        serve_all(worker=worker)
     except SettingsError as error:
         raise Fail(str(error), 2) from None
 

@@ -41,6 +41,13 @@ def run_started(run_id: str, db_path: Path) -> None:
         _run = {"id": run_id, "db_path": Path(db_path)}
 
 
+def run_over() -> None:
+    """The long-lived worker (flows.worker): its run is over, so an ending from now on has no run to speak of."""
+    global _run
+    with _lock:
+        _run = None
+
+
 def on_ending(stop: Callable[[], None]) -> Callable[[], None]:
     """Call `stop` when the command ends here; returns a function that forgets it again."""
     with _lock:
@@ -115,7 +122,7 @@ def _finish_run(reason: str) -> str:
     with _lock:
         run = dict(_run) if _run is not None else None
     if run is None:
-        return "no run had started, nothing was committed"
+        return "no run was going on, nothing was lost"
     from orderly.store import open_store
     from orderly.store.connection import first_row, transaction
     from orderly.store.schema import RUN_COUNTERS

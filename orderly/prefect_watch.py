@@ -29,15 +29,16 @@ def gone_line(api: str) -> str:
     return f"error: the Prefect server at {masked_url(api)} went away during the run"
 
 
-def end_as_gone(api: str) -> None:
+def end_as_gone(api: str, line: str | None = None) -> None:
     from orderly import ending
 
-    ending.end_now(gone_line(api), PrefectGone.exit_code)
+    ending.end_now(line or gone_line(api), PrefectGone.exit_code)
 
 
 class _Watch:
-    def __init__(self, api: str) -> None:
+    def __init__(self, api: str, refused_for: float = REFUSED_FOR, line: str | None = None) -> None:
         self.api = api.strip().rstrip("/")
+        self.refused_for, self.line = refused_for, line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="orderly-prefect-watch", daemon=True)
 
@@ -66,17 +67,19 @@ class _Watch:
                     silent_since = silent_since or now
                 if self._stop.is_set():
                     return
-                if (refused_since and now - refused_since >= REFUSED_FOR) or \
+                if (refused_since and now - refused_since >= self.refused_for) or \
                         (silent_since and now - silent_since >= SILENT_FOR):
-                    end_as_gone(self.api)
+                    end_as_gone(self.api, self.line)
 
 
-def watch(api: str) -> None:
+def watch(api: str, refused_for: float = REFUSED_FOR, line: str | None = None) -> None:
     """Watch `api` from now until the process exits: Prefect's exit hooks still talk to it after the flow.
-    Stopped first at exit (atexit runs hooks last-registered first), before the temporary server stops."""
+    Stopped first at exit (atexit runs hooks last-registered first), before the temporary server stops.
+    `refused_for` and `line`: how long a refusing server is given, and what the ending says (`orderly serve`
+    gives a restarting server longer than a command does)."""
     import atexit
 
-    watcher = _Watch(api)
+    watcher = _Watch(api, refused_for, line)
     watcher.start()
     atexit.register(watcher.stop)
 

@@ -38,7 +38,7 @@ def process(
     the stock the earlier ones took, as if the run had been asked for those orders alone."""
     with transaction(con):
         _refuse_unknown(con, order_ids)
-        refusal = rule.stock_refusal(queries.snapshot_age(con), max_stock_age)
+        refusal = stock_refusal(con, max_stock_age)
         if refusal:
             raise StaleStock(refusal)
         stock = queries.stock_to_decide(con, max_stock_age)
@@ -59,6 +59,11 @@ def process(
         outcome["waiting_items"] = sorted(waited_for)
         outcome["note"] = waiting_note(counts["waiting"], outcome["waiting_items"], max_stock_age, dry_run=dry_run)
     return {**outcome, "changes": changes} if dry_run else outcome
+
+
+def stock_refusal(con: duckdb.DuckDBPyConnection, max_stock_age: float) -> str | None:
+    """Why processing would refuse now (no complete stock snapshot, or one too old), or None."""
+    return rule.stock_refusal(queries.snapshot_age(con), max_stock_age)
 
 
 def waiting_note(orders: int, items: list[int], max_stock_age: float, *, dry_run: bool = False, shown: int = 10) -> str:

@@ -34,6 +34,14 @@ def process_new_orders(
     return outcome
 
 
+def stock_is_stale(settings: Settings) -> bool:
+    """Whether processing would refuse for want of a fresh stock snapshot (a read, not a task: no Prefect cost)."""
+    if not settings.db_path.exists():
+        return True
+    with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
+        return service.stock_refusal(con, settings.max_stock_age) is not None
+
+
 @task(cache_policy=NO_CACHE)
 def reset_orders_to_new(
     settings: Settings, run_id: str, order_ids: Sequence[int] | None = None,

@@ -40,10 +40,11 @@ def seeded(prefect_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(seeded):
-    """`orderly serve` on the same store, so the buttons start its deployments; ready once Prefect says so."""
+    """`orderly serve --no-worker` on the same store, so the buttons start its deployments (the worker's presses
+    are test_worker's); ready once Prefect says so."""
     env = {**seeded["env"], "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     log = open(seeded["tmp"] / "serve.log", "w")
-    process = subprocess.Popen([ORDERLY, "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen([ORDERLY, "serve", "--no-worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
         deadline = time.monotonic() + 90

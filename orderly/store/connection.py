@@ -20,6 +20,8 @@ _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 # starts before the process exits. Reentrant: the ending thread itself writes the run's end.
 WRITE_GATE = threading.RLock()
 
+_HELD: set[Path] = set()  # stores this process holds open (held_open): their schema is checked already
+
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     return any(marker in str(error) for marker in _LOCK_MARKERS)
@@ -46,6 +48,8 @@ def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) 
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+    if path in _HELD and not read_only:
+        return con  # the holder checked and migrated the schema when it opened the file
     version = schema_version(con)
     if version > len(MIGRATIONS):
         con.close()
@@ -148,6 +152,21 @@ def open_store(path: Path, *, lock_timeout: float = 30.0, read_only: bool = Fals
     try:
         yield con
     finally:
+        con.close()
+
+
+@contextmanager
+def held_open(path: Path, *, lock_timeout: float = 30.0) -> Iterator[None]:
+    """Keep the store open across a short run's several transactions: every open_store inside reuses this
+    process's open database (DuckDB caches it by path), 6 ms instead of 40-60 ms a time (measured on the seed
+    data), and the file is checkpointed once, at the end. Short runs only: other processes stay out until then."""
+    path = Path(path)
+    con = connect(path, lock_timeout=lock_timeout)
+    _HELD.add(path)
+    try:
+        yield
+    finally:
+        _HELD.discard(path)
         con.close()
 
 

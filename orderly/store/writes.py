@@ -18,24 +18,38 @@ from orderly.store.schema import RUN_COUNTERS
 
 # ---- runs -----------------------------------------------------------------------------------
 
-def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str) -> None:
-    """Record a run as RUNNING; runs left RUNNING by a process that no longer exists become CRASHED."""
-    import psutil  # only writers need it
-
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str) -> list[str]:
+    """Record a run as RUNNING; runs left RUNNING by a process that no longer exists become CRASHED (their ids
+    are returned, so the caller can say so in Prefect too)."""
     with transaction(con):
-        stale = con.execute("SELECT run_id, pid FROM runs WHERE state = 'RUNNING'").fetchall()
-        dead = [rid for rid, pid in stale if pid is None or not psutil.pid_exists(pid) or pid == os.getpid()]
-        if dead:
-            con.execute(
-                "UPDATE runs SET state = 'CRASHED', message = 'the process ended before the run finished' "
-                "WHERE list_contains(?, run_id)",
-                [dead],
-            )
+        crashed = _crash_dead_runs(con)
         con.execute(
             "INSERT INTO runs (run_id, flow, pid, started_at, state) VALUES (?, ?, ?, now(), 'RUNNING') "
             "ON CONFLICT (run_id) DO UPDATE SET state = 'RUNNING', pid = excluded.pid",
             [run_id, flow, os.getpid()],
         )
+    return crashed
+
+
+def crash_dead_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Runs left RUNNING by a process that no longer exists (or by this one: a process runs one at a time)
+    become CRASHED. Their ids."""
+    with transaction(con):
+        return _crash_dead_runs(con)
+
+
+def _crash_dead_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    import psutil  # only writers need it
+
+    stale = con.execute("SELECT run_id, pid FROM runs WHERE state = 'RUNNING'").fetchall()
+    dead = [rid for rid, pid in stale if pid is None or not psutil.pid_exists(pid) or pid == os.getpid()]
+    if dead:
+        con.execute(
+            "UPDATE runs SET state = 'CRASHED', ended_at = now(), "
+            "message = 'the process ended before the run finished' WHERE list_contains(?, run_id)",
+            [dead],
+        )
+    return dead
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, state: str, message: str | None = None) -> None:
