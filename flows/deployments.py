@@ -95,7 +95,7 @@ def serve_all(worker: bool = True) -> None:
     settings = Settings.from_env()
     every = settings.schedule_seconds
     api = check_server()
-    from flows.worker_storage import share_storage
+    from flows.handoff import share_storage
 
     share_storage(settings.db_path)  # before Prefect's import: it reads its settings then
     # Prefect's runner looks for triggered runs every 10 s by default; a button in the UI should answer sooner.

@@ -26,14 +26,13 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
     _check_prefect_api()  # a dead server is one line now, not Prefect's traceback after a second of imports
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # our own lines say what happened
     api = os.environ.get("PREFECT_API_URL")
-    if api:  # `orderly serve` runs a worker: the run is decided there, warm (flows.worker)
-        from flows.worker_storage import share_storage
+    if api:  # `orderly serve` runs a worker: the run is decided there, warm, and Prefect is not imported here
+        from flows import handoff
 
-        share_storage(current.db_path)  # before Prefect's import
-        from flows import worker
-
-        if worker.serving(api, current.db_path):
-            return worker.hand_off(name, params, api, current.db_path)["outcome"]
+        key = handoff.worker_key(api, current.db_path)
+        if key:
+            return handoff.hand_off(name, params, api, current.db_path, key)["outcome"]
+        handoff.share_storage(current.db_path)  # as the worker does, before Prefect's import
     if not os.environ.get("PREFECT_API_URL"):
         err.print(
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "

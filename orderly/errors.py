@@ -39,6 +39,15 @@ class PrefectGone(OrderlyError):
     exit_code = 6
 
 
+class RunFailed(OrderlyError):
+    """A run handed to the Orderly worker ended FAILED or CRASHED there: its one line and its exit status, as if
+    it had run in the caller's process."""
+
+    def __init__(self, message: str, exit_code: int, flow_run_id: str | None) -> None:
+        super().__init__(message)
+        self.exit_code, self.flow_run_id = exit_code, flow_run_id
+
+
 class BadArgument(OrderlyError):
     """A value an operator gave that the rules do not know (a status, a reason, an order id)."""
 

@@ -26,7 +26,7 @@ class Serve:
     """`orderly serve` as a real process, ready once its worker is connected (and its pipeline paused)."""
 
     def __init__(self, env: dict, log: Path, *, pause: bool = True, timeout: float = 120) -> None:
-        from flows.worker import serving
+        from flows.handoff import worker_key
 
         self.env, self.log = env, log
         with open(log, "w") as out:
@@ -34,7 +34,7 @@ class Serve:
                                             stderr=subprocess.STDOUT, start_new_session=True)
         api, db = env["PREFECT_API_URL"], Path(env["ORDERLY_DB"])
         deadline = time.monotonic() + timeout
-        while not serving(api, db):
+        while not worker_key(api, db):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"orderly serve did not start its worker: {log.read_text()[-3000:]}")

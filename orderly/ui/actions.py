@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from flows import handoff
+from orderly.errors import RunFailed
 from orderly.store import queries
 from orderly.ui.snapshot import StoreReader
 
@@ -129,8 +131,9 @@ class Buttons:
             api = (self.env.get("PREFECT_API_URL") or "").strip().rstrip("/")
             if api:
                 self._check_server(api)
-                if self._worker_serving(api):
-                    return self._drive_worker(run, api)
+                key = handoff.worker_key(api, self.reader.db_path)
+                if key:
+                    return self._drive_worker(run, api, key)
                 if self._deployment_ready(BUTTONS[run.button][1]):
                     return self._drive_deployment(run)
             self._drive_local(run)
@@ -156,22 +159,11 @@ class Buttons:
 
         return temporary_settings(updates={PREFECT_API_URL: self.env["PREFECT_API_URL"]})
 
-    def _worker_serving(self, api: str) -> bool:
-        from flows.worker_storage import share_storage
-
-        share_storage(self.reader.db_path)  # before Prefect's import (the first press imports it)
-        from flows import worker
-
-        return worker.serving(api, self.reader.db_path)
-
-    def _drive_worker(self, run: ButtonRun, api: str) -> None:
-        from flows import worker
-
+    def _drive_worker(self, run: ButtonRun, api: str, key: str) -> None:
         self._set(run, mode="worker", state="RUNNING")
         try:
-            with self._prefect_settings():
-                ended = worker.hand_off(run.button, PARAMETERS[run.button], api, self.reader.db_path)
-        except worker.RunFailed as failure:
+            ended = handoff.hand_off(run.button, PARAMETERS[run.button], api, self.reader.db_path, key)
+        except RunFailed as failure:
             return self._ended_in_worker(run, failure.flow_run_id, "FAILED", str(failure))
         self._ended_in_worker(run, ended["flow_run_id"], "COMPLETED", None)
 

@@ -1,0 +1,151 @@
+"""Handing a command to the Orderly worker (flows.worker) and waiting for its outcome, without importing Prefect.
+
+Importing Prefect costs a command 1.3-1.9 s (measured), more than a whole press in a warm worker, so the callers
+(the CLI, the page) speak the few REST calls of a Prefect background task run themselves, as `Task.delay()` and
+its future would:
+  1. find a worker of this store: POST /task_workers/filter lists the connected workers and their task keys,
+     and a worker's key names its store (flows.worker.for_store);
+  2. write the parameters where the worker reads them: a JSON result record in the exchange directory beside the
+     store (Prefect's local result storage there, `share_storage`), under a new id;
+  3. POST /task_runs/ a run of that key, Scheduled and deferred, naming that id: the server pushes it to the
+     worker's websocket;
+  4. poll GET /task_runs/{id} until it is final; its state points at the outcome, a JSON result record.
+These are Prefect 3.9's formats (constraints.txt pins it). tests/test_handoff.py round-trips them with Prefect's
+own code, so an upgrade that changes them fails there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from orderly.errors import PrefectGone, RunFailed
+
+COMMANDS = ("pipeline", "sync", "process", "reset", "reconcile")
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+KEY_PREFIX = "orderly_worker_"
+STILL_SERVING_EVERY = 2.0  # seconds between checks, while a caller waits, that the worker still serves
+TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+
+
+class WorkerGone(PrefectGone):
+    """The worker, or its Prefect server, went away before a handed-off run ended (or could not start it)."""
+
+
+# ---- where the two sides exchange parameters and outcomes --------------------------------------------
+
+def exchange_dir(db_path: Path) -> Path:
+    return Path(f"{Path(db_path).absolute()}.worker")
+
+
+def share_storage(db_path: Path) -> None:
+    """Point Prefect's local result storage beside the store (unless the operator chose one) before Prefect is
+    imported (it reads its settings then): a worker and its callers find each other's files whatever their
+    PREFECT_HOME, since they share the store's filesystem anyway."""
+    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(exchange_dir(db_path)))
+
+
+def store_digest(db_path: Path) -> str:
+    """The part of the worker's task key that names its store."""
+    return hashlib.sha256(str(Path(db_path).absolute()).encode()).hexdigest()[:16]
+
+
+def _record(result: Any, storage_key: str) -> bytes:
+    """A JSON result record as Prefect's ResultRecord writes one (prefect._internal.result_records)."""
+    from importlib.metadata import version
+
+    metadata = {"storage_key": storage_key, "expiration": None, "serializer": {"type": "json"},
+                "prefect_version": version("prefect"), "storage_block_id": None}
+    return json.dumps({"metadata": metadata, "result": json.dumps(result)}).encode()
+
+
+def _read_record(path: Path) -> Any:
+    return json.loads(json.loads(path.read_bytes())["result"])
+
+
+# ---- the caller's side -----------------------------------------------------------------------------------
+
+def worker_key(api: str, db_path: Path) -> str | None:
+    """The task key of a worker of this store connected to the Prefect API at `api`, or None."""
+    prefix = KEY_PREFIX + store_digest(db_path) + "-"
+    try:
+        answer = httpx.post(f"{api.rstrip('/')}/task_workers/filter", json={}, timeout=TIMEOUT)
+        workers = answer.json() if answer.status_code == 200 else []
+    except (httpx.HTTPError, ValueError):
+        return None
+    keys = [key for worker in workers for key in worker.get("task_keys", []) if key.startswith(prefix)]
+    return keys[0] if keys else None
+
+
+def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key: str,
+             started: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run `command` in the worker whose task key is `key` and wait for it. Returns {"flow_run_id", "state":
+    "COMPLETED", "outcome": the flow's}; raises RunFailed (the run's one line and exit status) or WorkerGone."""
+    if command not in COMMANDS:
+        raise ValueError(f"not an Orderly command: {command}")
+    api = api.rstrip("/")
+    exchange = exchange_dir(db_path)
+    parameters_id = str(uuid.uuid4())
+    (exchange / "parameters").mkdir(parents=True, exist_ok=True)
+    (exchange / "parameters" / parameters_id).write_bytes(
+        _record({"parameters": {"command": command, "params": params}}, parameters_id))
+    state = {"type": "SCHEDULED", "name": "Scheduled",
+             "state_details": {"deferred": True, "task_parameters_id": parameters_id,
+                               "scheduled_time": datetime.now(timezone.utc).isoformat()}}
+    with httpx.Client(base_url=api, timeout=TIMEOUT) as client:
+        try:
+            created = client.post("/task_runs/", json={
+                "name": f"worker: {command}", "task_key": key, "dynamic_key": f"{key}-{uuid.uuid4().hex}",
+                "flow_run_id": None, "task_inputs": {"command": [], "params": []}, "state": state})
+            created.raise_for_status()
+            run_id = created.json()["id"]
+            if started is not None:
+                started(run_id)
+            final = _wait(client, run_id, api, db_path)
+        except httpx.HTTPError:
+            raise WorkerGone(f"the Prefect server at {api} stopped answering while the worker had the run; "
+                             "`orderly runs` shows what it committed") from None
+    if final["type"] != "COMPLETED":
+        raise RunFailed(final.get("message") or f"the worker's run ended {final['type']}", 1, None)
+    ended = _read_record(_inside(exchange, (final.get("data") or {}).get("storage_key")))
+    if ended["state"] != "COMPLETED":
+        raise RunFailed(ended.get("message") or f"the run ended {ended['state']}", int(ended.get("exit_code", 1)),
+                        ended.get("flow_run_id"))
+    return ended
+
+
+def _wait(client: httpx.Client, run_id: str, api: str, db_path: Path) -> dict[str, Any]:
+    """The run's final state; polled often at first (a press takes about a second), less as it goes on."""
+    begun = checked = time.monotonic()
+    while True:
+        answer = client.get(f"/task_runs/{run_id}")
+        if answer.status_code == 404:  # a worker deletes a run it could not start
+            raise WorkerGone("the Orderly worker could not start the run (its log says why); nothing was changed")
+        answer.raise_for_status()
+        state = answer.json().get("state") or {}
+        if state.get("type") in FINAL:
+            return state
+        now = time.monotonic()
+        if now - checked >= STILL_SERVING_EVERY:
+            checked = now
+            if worker_key(api, db_path) is None:
+                raise WorkerGone("the Orderly worker went away before the run ended; `orderly runs` shows what it "
+                                 "committed, and the next run decides whatever is left")
+        time.sleep(0.02 if now - begun < 3 else 0.25)
+
+
+def _inside(exchange: Path, storage_key: str | None) -> Path:
+    """The outcome's file, which must be in the exchange directory (the path comes from the server)."""
+    path = Path(storage_key or "")
+    path = path if path.is_absolute() else exchange / path
+    if exchange.resolve() not in path.resolve().parents:
+        raise RunFailed(f"the worker's outcome is not where this store's worker writes ({exchange})", 1, None)
+    return path
