@@ -139,13 +139,14 @@ def test_one_order_has_its_explanation_and_history(seeded):
     assert {k: order[k] for k in ("order_id", "status", "reason", "items", "total_qty")} == {
         "order_id": 15, "status": "FAILED", "reason": "INSUFFICIENT_STOCK", "items": 2, "total_qty": 4}
     assert set(order) == {"order_id", "status", "reason", "items", "total_qty", "lines", "explanation",
-                          "decided_at", "decided_run"}
+                          "decided_at", "decided_run", "decided_run_short"}
     # order 15 asks 1 + 3 of item 640, which has 1 on hand, allocated to order 16
     assert [(l["line_no"], l["inventory_id"], l["quantity"], l["on_hand"], l["allocated"], l["available"])
             for l in order["lines"]] == [(0, 640, 1, 1, 1, 0), (1, 640, 3, 1, 1, 0)]
     assert [(h["from_status"], h["to_status"], h["reason"]) for h in got["history"]] == [
         ("NEW", "FAILED", "INSUFFICIENT_STOCK")]
     assert order["decided_run"] == got["history"][-1]["run_id"]
+    assert order["decided_run"].startswith(order["decided_run_short"]) and len(order["decided_run_short"]) >= 8
     unknown = httpx.get(f"{url}/api/orders/3", timeout=10).json()["order"]
     assert [(l["on_hand"], l["allocated"], l["available"]) for l in unknown["lines"]] == [(None, None, None)]
     missing = httpx.get(f"{url}/api/orders/999", timeout=10)
@@ -164,6 +165,8 @@ def test_stock_with_its_snapshot_age_and_the_last_runs(seeded):
     runs = httpx.get(f"{url}/api/runs", timeout=10).json()
     pipeline = [r for r in runs["runs"] if r["flow"] == "pipeline"][-1]
     assert (pipeline["state"], pipeline["processed"], pipeline["failed"]) == ("COMPLETED", 6, 9)
+    shorts = [r["run_short"] for r in runs["runs"]]  # as `orderly runs` shows them: long enough to differ
+    assert len(set(shorts)) == len(shorts) and all(r["run_id"].startswith(r["run_short"]) for r in runs["runs"])
     assert runs["prefect_ui"] == seeded["api"].removesuffix("/api")
 
 
@@ -409,6 +412,14 @@ return Array.from(document.querySelectorAll('#orders tbody tr[data-order-id]')).
 """
 
 
+RUNS_JS = """
+return Array.from(document.querySelectorAll('#runs tbody tr')).map(tr => {
+  const cells = tr.querySelectorAll('td');
+  return {id: cells[0].innerText, title: cells[0].firstChild.title, flow: cells[1].innerText};
+});
+"""
+
+
 def _seed_as_shown() -> list[list[str]]:
     return [[str(r["order_id"]), r["status"], str(r["items"]), str(r["total_qty"]), r["reason"] or ""]
             for r in seed_rows()]
@@ -458,6 +469,14 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     pressed("process-all", "process")
     wait.until(lambda d: d.execute_script(TABLE_JS) == _seed_as_shown())
     assert "processed 6, failed 9" in browser.find_element(By.ID, "run-status").text
+
+    # the last runs: each id long enough to tell it apart (Reset State and Process All a few seconds apart share
+    # their first 8 digits)
+    wait.until(lambda d: len(d.execute_script(RUNS_JS)) >= 3)
+    runs = browser.execute_script(RUNS_JS)
+    shown = [run["id"] for run in runs]
+    assert len(set(shown)) == len(shown) and all(run["title"].startswith(run["id"]) for run in runs), runs
+    assert len({len(run_id) for run_id in shown}) == 1 and len(shown[0]) >= 8, shown
 
     # one order's explanation and history
     browser.find_element(By.CSS_SELECTOR, '#orders tr[data-order-id="15"] button.order-link').click()

@@ -148,11 +148,27 @@ def order(request: Request) -> Response | dict[str, Any]:
         raise BadRequest(f"an order id is a whole number from 0 to {MAX_ID}, got {_shown(raw)}")
     order_id = int(raw)
     reader = request.app.state.reader
-    read = reader.read(lambda con: (queries.explain_order(con, order_id), queries.order_history(con, order_id)))
+    read = reader.read(lambda con: _explained(con, order_id))
     explained, history = read.value or (None, [])
     if explained is None:
         return error(404, f"no such order: {order_id}")
     return {"order": explained, "history": history, **_meta(read, reader)}
+
+
+def _explained(con, order_id: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """What `orderly explain` and `orderly history` read, with the run ids as their tables show them."""
+    explained, history = queries.explain_order(con, order_id), queries.order_history(con, order_id)
+    if explained is None:
+        return None, []
+    length = queries.short_run_length(con, [explained["decided_run"], *(change["run_id"] for change in history)])
+    explained["decided_run_short"] = _short(explained["decided_run"], length)
+    for change in history:
+        change["run_short"] = _short(change["run_id"], length)
+    return explained, history
+
+
+def _short(run_id: str | None, length: int) -> str | None:
+    return None if run_id is None else run_id[:length]
 
 
 @_api
@@ -173,8 +189,15 @@ def runs(request: Request) -> dict[str, Any]:
     params = Params(request, {"limit"})
     limit = params.integer("limit", 1, 200, default=10)
     reader = request.app.state.reader
-    read = reader.read(lambda con: queries.recent_runs(con, limit))
+    read = reader.read(lambda con: _recent_runs(con, limit))
     return {"runs": read.value or [], "prefect_ui": request.app.state.prefect_ui, **_meta(read, reader)}
+
+
+def _recent_runs(con, limit: int) -> list[dict[str, Any]]:
+    """The last runs, each with its id as `orderly runs` shows it (`run_short`: long enough to tell it apart)."""
+    found = queries.recent_runs(con, limit)
+    length = queries.short_run_length(con, [run["run_id"] for run in found])
+    return [{**run, "run_short": _short(run["run_id"], length)} for run in found]
 
 
 @_api

@@ -64,11 +64,13 @@ function age(seconds) {
   return `${Math.round(seconds / 86400)} days`;
 }
 
+// `label` is the id as the API shortens it (`run_short`: long enough to tell the listed runs apart, as
+// `orderly runs` shows it); the first 8 characters otherwise, as the Prefect UI shows a run id.
 function runLink(runId, label) {
   if (!runId) return "";
   const text = label || String(runId).slice(0, 8);
-  if (!state.prefectUi || runId === "local") return el("span", { title: runId, text });
-  return el("a", { href: `${state.prefectUi}/runs/flow-run/${encodeURIComponent(runId)}`, target: "_blank",
+  if (!state.prefectUi || runId === "local") return el("span", { class: "run-id", title: runId, text });
+  return el("a", { class: "run-id", href: `${state.prefectUi}/runs/flow-run/${encodeURIComponent(runId)}`, target: "_blank",
                    rel: "noopener noreferrer", title: `${runId} in the Prefect UI`, text });
 }
 
@@ -287,14 +289,14 @@ async function openOrder(orderId) {
         el("td", { class: "num", text: number(line.available) })]),
     ))));
   const decided = order.decided_at
-    ? el("p", {}, `Decided ${when(order.decided_at)} by run `, runLink(order.decided_run), ".")
+    ? el("p", {}, `Decided ${when(order.decided_at)} by run `, runLink(order.decided_run, order.decided_run_short), ".")
     : el("p", { class: "muted", text: order.status === "NEW" ? "Not decided yet (NEW)." : "" });
   const historyTable = history.length ? el("table", { class: "compact", id: "order-history" },
     el("thead", {}, el("tr", {}, ...["When", "From", "To", "Reason", "Run", "Details"].map((h) => el("th", { text: h })))),
     el("tbody", {}, ...history.map((change) => el("tr", {},
       el("td", { text: when(change.changed_at) }), el("td", {}, badge(change.from_status)),
       el("td", {}, badge(change.to_status)), el("td", { text: show(change.reason) }),
-      el("td", {}, runLink(change.run_id)), el("td", { text: describeDetails(change.details) })))))
+      el("td", {}, runLink(change.run_id, change.run_short)), el("td", { text: describeDetails(change.details) })))))
     : el("p", { class: "muted", text: "No status changes yet." });
   $("order-body").replaceChildren(...[
     el("p", { class: "order-summary" }, badge(order.status), " ", show(order.reason),
@@ -349,7 +351,8 @@ async function loadRuns() {
   try { found = await getJSON("/api/runs?limit=10"); } catch (error) { return; }
   state.prefectUi = found.prefect_ui;
   $("runs").tBodies[0].replaceChildren(...found.runs.map((run) => el("tr", {},
-    el("td", {}, runLink(run.run_id)), el("td", { text: show(run.flow) }), el("td", { text: when(run.started_at) }),
+    el("td", {}, runLink(run.run_id, run.run_short)), el("td", { text: show(run.flow) }),
+    el("td", { text: when(run.started_at) }),
     el("td", { class: "num", text: run.duration_s === null ? "" : `${Number(run.duration_s).toFixed(1)} s` }),
     el("td", {}, badge(run.state)),
     // Fetched, loaded and rejected add the run's stock and orders counters (each kept under its own name).
