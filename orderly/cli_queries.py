@@ -137,7 +137,7 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
 @app.command()
 def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."), as_json: bool = JsonOption) -> None:
     """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
-    from orderly.explanations import describe
+    from orderly.explanations import why_failed
     from orderly.store import queries
 
     found = read(queries.explain_order, order_id, note=False)
@@ -150,9 +150,7 @@ def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}"
               f"{decided}")
     if found["status"] == "FAILED":
-        out.print(f"why: {visible(describe(found['reason'], found['explanation']))}"
-                  + (" (when its turn came)" if found["explanation"] and "short" in found["explanation"] else ""),
-                  markup=False)
+        out.print(f"why: {visible(why_failed(found['reason'], found['explanation']))}", markup=False)
     elif found["status"] == "PROCESSED":
         out.print("why: every item was available; its quantities are allocated to it")
     else:

@@ -242,6 +242,16 @@ def stock_levels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     )
 
 
+def item_names(con: duckdb.DuckDBPyConnection, inventory_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """The SKU and product name of each named item in the stock snapshot (an item not in it is absent)."""
+    ids = sorted({int(i) for i in inventory_ids})
+    if not ids:
+        return {}
+    rows = con.execute("SELECT inventory_id, sku, product_name FROM stock_items WHERE list_contains(?, inventory_id)",
+                       [ids]).fetchall()
+    return {inventory_id: (sku, name) for inventory_id, sku, name in rows}
+
+
 def latest_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     """The last complete stock snapshot, with its age in seconds (None: there is none yet)."""
     rows = _rows(

@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from orderly.errors import StoreBusy
+from orderly.explanations import describe, short_items, why_failed
 from orderly.store import queries
 from orderly.ui.actions import Buttons, prefect_ui_url
 from orderly.ui.jsonresp import JSONResponse, error
@@ -156,13 +157,20 @@ def order(request: Request) -> Response | dict[str, Any]:
 
 
 def _explained(con, order_id: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """What `orderly explain` and `orderly history` read, with the run ids as their tables show them."""
+    """What `orderly explain` and `orderly history` read, with the words they print (`why`, by the same
+    functions, each short item named by its SKU and product name too) and the run ids as tables show them: the
+    page shows these as they are and never words an explanation itself."""
     explained, history = queries.explain_order(con, order_id), queries.order_history(con, order_id)
     if explained is None:
         return None, []
+    names = queries.item_names(con, [*short_items(explained["explanation"]),
+                                     *(item for change in history for item in short_items(change["details"]))])
     length = queries.short_run_length(con, [explained["decided_run"], *(change["run_id"] for change in history)])
+    failed_now = explained["status"] == "FAILED"
+    explained["why"] = why_failed(explained["reason"], explained["explanation"], names) if failed_now else None
     explained["decided_run_short"] = _short(explained["decided_run"], length)
     for change in history:
+        change["why"] = describe(change["reason"], change["details"], names) if change["to_status"] == "FAILED" else ""
         change["run_short"] = _short(change["run_id"], length)
     return explained, history
 

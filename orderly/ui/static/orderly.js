@@ -235,31 +235,8 @@ $("jump-form").addEventListener("submit", (event) => {
 });
 
 // ---- one order: explanation and history -----------------------------------------------------------
-
-function describeExplanation(explanation) {
-  if (!explanation) return null;
-  if (explanation.unknown) {
-    return el("p", {}, "Unknown items (not in the stock snapshot when decided): ",
-      el("strong", { text: explanation.unknown.map(show).join(", ") }));
-  }
-  if (explanation.short) {
-    const head = el("tr", {}, ...["Item", "Needed", "Available"].map((h) => el("th", { class: "num", text: h })));
-    const rows = explanation.short.map((s) => el("tr", {},
-      el("td", { class: "num", text: show(s.inventory_id) }),
-      el("td", { class: "num", text: number(s.needed) }),
-      el("td", { class: "num", text: number(s.available) })));
-    return el("div", {}, el("p", { text: "Short items when its turn came:" }),
-      el("table", { class: "compact" }, el("thead", {}, head), el("tbody", {}, ...rows)));
-  }
-  return el("pre", { text: JSON.stringify(explanation) });
-}
-
-function describeDetails(details) {
-  if (details === null || details === undefined) return "";
-  if (typeof details !== "object") return show(details);
-  return Object.entries(details).map(([key, value]) =>
-    `${key}: ${typeof value === "object" ? JSON.stringify(value) : show(value)}`).join("; ");
-}
+// An explanation is shown in the words the API sends (`why`): those `orderly explain` and `orderly history`
+// print, worded once, in Python (orderly/explanations.py), never again here.
 
 async function openOrder(orderId) {
   const dialog = $("order-dialog");
@@ -292,17 +269,17 @@ async function openOrder(orderId) {
     ? el("p", {}, `Decided ${when(order.decided_at)} by run `, runLink(order.decided_run, order.decided_run_short), ".")
     : el("p", { class: "muted", text: order.status === "NEW" ? "Not decided yet (NEW)." : "" });
   const historyTable = history.length ? el("table", { class: "compact", id: "order-history" },
-    el("thead", {}, el("tr", {}, ...["When", "From", "To", "Reason", "Run", "Details"].map((h) => el("th", { text: h })))),
+    el("thead", {}, el("tr", {}, ...["When", "From", "To", "Reason", "Why", "Run"].map((h) => el("th", { text: h })))),
     el("tbody", {}, ...history.map((change) => el("tr", {},
-      el("td", { text: when(change.changed_at) }), el("td", {}, badge(change.from_status)),
+      el("td", { class: "when", text: when(change.changed_at) }), el("td", {}, badge(change.from_status)),
       el("td", {}, badge(change.to_status)), el("td", { text: show(change.reason) }),
-      el("td", {}, runLink(change.run_id, change.run_short)), el("td", { text: describeDetails(change.details) })))))
+      el("td", { class: "why", text: show(change.why) }), el("td", {}, runLink(change.run_id, change.run_short))))))
     : el("p", { class: "muted", text: "No status changes yet." });
   $("order-body").replaceChildren(...[
     el("p", { class: "order-summary" }, badge(order.status), " ", show(order.reason),
       ` · ${number(order.items)} line(s), total quantity ${number(order.total_qty)}`),
     decided,
-    describeExplanation(order.explanation),
+    order.why ? el("p", { id: "order-why", class: "why" }, el("strong", { text: "Why: " }), order.why) : null,
     el("h3", { text: "Lines and current stock" }), lines,
     el("h3", { text: "History" }), historyTable,
   ].filter(Boolean));
