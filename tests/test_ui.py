@@ -420,7 +420,8 @@ return Array.from(document.querySelectorAll('#orders tbody tr[data-order-id]')).
 RUNS_JS = """
 return Array.from(document.querySelectorAll('#runs tbody tr')).map(tr => {
   const cells = tr.querySelectorAll('td');
-  return {id: cells[0].innerText, title: cells[0].firstChild.title, flow: cells[1].innerText};
+  return {id: cells[0].innerText, title: cells[0].firstChild.title, flow: cells[1].innerText,
+          stock: cells[5].innerText, orders: cells[6].innerText};
 });
 """
 
@@ -483,12 +484,16 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     assert "processed 6, failed 9" in browser.find_element(By.ID, "run-status").text
 
     # the last runs: each id long enough to tell it apart (Reset State and Process All a few seconds apart share
-    # their first 8 digits)
+    # their first 8 digits), stock and orders counted apart, and the table within a 1280 px window
     wait.until(lambda d: len(d.execute_script(RUNS_JS)) >= 3)
     runs = browser.execute_script(RUNS_JS)
     shown = [run["id"] for run in runs]
     assert len(set(shown)) == len(shown) and all(run["title"].startswith(run["id"]) for run in runs), runs
     assert len({len(run_id) for run_id in shown}) == 1 and len(shown[0]) >= 8, shown
+    pipeline = [run for run in runs if run["flow"] == "pipeline"][-1]  # the seeded `orderly run`
+    assert (pipeline["stock"], pipeline["orders"]) == ("8 fetched, 8 loaded", "15 fetched, 15 loaded"), pipeline
+    assert [run for run in runs if run["flow"] == "process-all"][0]["stock"] == ""  # nothing fetched there
+    assert browser.execute_script(FITS_JS.replace("ELEMENT", "document.getElementById('runs')"))
 
     # one order's explanation and history
     browser.find_element(By.CSS_SELECTOR, '#orders tr[data-order-id="15"] button.order-link').click()

@@ -319,8 +319,13 @@ async function loadStock() {
 }
 $("stock-first").addEventListener("click", () => { state.stockAfter = null; loadStock(); });
 
-function both(run, measure) {
-  return Number(run[`stock_${measure}`] || 0) + Number(run[`orders_${measure}`] || 0);
+// One source's counters in words, as `orderly runs` says them ("15 fetched, 15 loaded"); zeros are left out.
+// Each count is kept whole ("15 fetched"): a narrow cell breaks the line between counts, never inside one.
+function sourceCounts(run, source) {
+  const counts = ["fetched", "loaded", "rejected", "repeated"]
+    .filter((measure) => Number(run[`${source}_${measure}`] || 0))
+    .map((measure) => el("span", { class: "count", text: `${number(run[`${source}_${measure}`])} ${measure}` }));
+  return counts.flatMap((count, i) => (i ? [", ", count] : [count]));
 }
 
 async function loadRuns() {
@@ -332,9 +337,10 @@ async function loadRuns() {
     el("td", { text: when(run.started_at) }),
     el("td", { class: "num", text: run.duration_s === null ? "" : `${Number(run.duration_s).toFixed(1)} s` }),
     el("td", {}, badge(run.state)),
-    // Fetched, loaded and rejected add the run's stock and orders counters (each kept under its own name).
-    ...[both(run, "fetched"), both(run, "loaded"), both(run, "rejected"), run.processed, run.failed, run.reset].map(
-      (value) => el("td", { class: "num", text: number(value) })),
+    // Stock and orders apart: a stock item and an order are not the same thing to count together.
+    el("td", { class: "source stock" }, ...sourceCounts(run, "stock")),
+    el("td", { class: "source orders" }, ...sourceCounts(run, "orders")),
+    ...[run.processed, run.failed, run.reset].map((value) => el("td", { class: "num", text: number(value) })),
     el("td", { class: "message", text: show(run.message) }))));
 }
 
