@@ -511,6 +511,14 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     assert all("{" not in row and "inventory_id" not in row for row in history), history
     assert browser.execute_script(FITS_JS.replace("ELEMENT", "document.getElementById('order-dialog')"))
     browser.find_element(By.ID, "order-close").click()
+    # a run that goes is spoken of in the present tense, one that ended in the past
+    said = browser.execute_script(
+        "const saved = state.prefectUi; state.prefectUi = null;"
+        "const say = (run) => { renderRun(run); return document.getElementById('run-status').innerText; };"
+        "const said = [say({button: 'process', state: 'RUNNING', mode: 'local', final: false}),"
+        "              say({button: 'process', state: 'COMPLETED', mode: 'local', final: true})];"
+        "state.prefectUi = saved; renderRun(state.run); return said;")
+    assert "the run uses a temporary one" in said[0] and "the run used a temporary one" in said[1], said
     errors = [entry for entry in browser.get_log("browser") if entry.get("level") == "SEVERE"]
     assert not errors, errors
 

@@ -364,7 +364,8 @@ function renderRun(run) {
     parts.push(" ", el("a", { id: "run-link", href: run.run_url, target: "_blank", rel: "noopener noreferrer",
                               text: "view the run in the Prefect UI" }));
   } else if (run.mode === "local" && !state.prefectUi) {
-    parts.push(el("span", { class: "muted", text: " (no Prefect server configured: the run used a temporary one)" }));
+    const tense = run.final ? "used" : "uses";  // said while the run goes, and after it ended
+    parts.push(el("span", { class: "muted", text: ` (no Prefect server configured: the run ${tense} a temporary one)` }));
   }
   const counts = Object.entries(run.counts || {}).map(([name, value]) => `${name} ${number(value)}`).join(", ");
   if (run.state === "COMPLETED" && counts) parts.push(el("span", { text: ` · ${counts}` }));
