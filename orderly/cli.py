@@ -239,7 +239,7 @@ def serve(
 @app.command()
 def sandbox(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    port: int = typer.Option(8100, min=1, max=65535, help="Port to listen on (not 8000: `orderly ui` uses it)."),
     orders: Optional[int] = typer.Option(None, min=0, max=100_000_000,
                                          help="Generate this many orders (default: the seed data set)."),
     items: Optional[int] = typer.Option(None, min=1, max=100_000_000, help="Inventory items in a generated data set."),

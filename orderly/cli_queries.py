@@ -11,7 +11,8 @@ from orderly import cli_args
 from orderly.cli_base import (MAX_ID, TABLE_ROWS, CsvOption, Fail, JsonOption, app, no_database, output_format, read,
                               settings, status_and_reason)
 from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
-from orderly.cli_output import Column, counts_in_words, one_line, out, print_csv, print_json, short_run, table, visible, when
+from orderly.cli_output import (SHORT_RUN, Column, counts_in_words, one_line, out, print_csv, print_json, short_run,
+                                table, visible, when)
 
 
 def _run_id(con, text: str) -> str:
@@ -22,13 +23,16 @@ def _run_id(con, text: str) -> str:
         prefix = cli_args.run_prefix(text)
     except ValueError as error:
         raise Fail(str(error), 2) from None
-    found = queries.run_ids_starting(con, prefix, limit=6)
+    found = queries.runs_starting(con, prefix, limit=6)
     if not found:
         raise Fail(f"no run id starts with {prefix!r}: `orderly runs` lists them", 2)
     if len(found) > 1:
-        shown = ", ".join(run_id[:13] for run_id in found[:5]) + (", ..." if len(found) > 5 else "")
-        raise Fail(f"run id {prefix!r} is ambiguous: it starts {shown}; give more of it", 2)
-    return found[0]
+        # Each candidate by the part of its id that tells it apart, with what a person remembers of a run.
+        length = queries.short_run_length(con, [run["run_id"] for run in found[:5]])
+        shown = ", ".join(f"{run['run_id'][:length]} ({run['flow']}, started {when(run['started_at'])})"
+                          for run in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise Fail(f"run id {prefix!r} is ambiguous: it starts {visible(shown)}; give more of it", 2)
+    return found[0]["run_id"]
 
 
 ORDER_FIELDS = ["order_id", "status", "items", "total_qty", "reason"]
@@ -114,10 +118,11 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     from orderly.store import queries
 
     output = output_format(as_json, as_csv)
-    found = read(lambda con: (queries.order_exists(con, order_id), queries.order_history(con, order_id)), note=False)
+    found = read(lambda con: (queries.order_exists(con, order_id),
+                              *_with_run_length(con, queries.order_history(con, order_id))), note=False)
     if not found or not found[0]:
         raise Fail(f"no such order: {order_id}" + ("" if found else f" ({no_database()})"), 2)
-    rows = found[1]
+    _, rows, length = found
     if output == "json":
         return print_json(rows)
     if output == "csv":
@@ -125,14 +130,14 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     table([Column("When", "when"), Column("From", "status"), Column("To", "status"), Column("Reason", "code"),
            Column("Why", "wrap"), Column("Run", "id")],
           [[r["changed_at"], r["from_status"], r["to_status"], r["reason"],
-            describe(r["reason"], r["details"]) if r["to_status"] == "FAILED" else "", short_run(r["run_id"])]
+            describe(r["reason"], r["details"]) if r["to_status"] == "FAILED" else "", short_run(r["run_id"], length)]
            for r in rows], title=f"Order {order_id}")
 
 
 @app.command()
 def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."), as_json: bool = JsonOption) -> None:
     """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
-    from orderly.explanations import describe
+    from orderly.explanations import why_failed
     from orderly.store import queries
 
     found = read(queries.explain_order, order_id, note=False)
@@ -145,9 +150,7 @@ def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}"
               f"{decided}")
     if found["status"] == "FAILED":
-        out.print(f"why: {visible(describe(found['reason'], found['explanation']))}"
-                  + (" (when its turn came)" if found["explanation"] and "short" in found["explanation"] else ""),
-                  markup=False)
+        out.print(f"why: {visible(why_failed(found['reason'], found['explanation']))}", markup=False)
     elif found["status"] == "PROCESSED":
         out.print("why: every item was available; its quantities are allocated to it")
     else:
@@ -183,20 +186,27 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
         if found is None:
             raise Fail(f"no run id starts with {run.strip().lower()!r} ({no_database()})", 2)
         rows = [{name: _duration(r) if name == "duration_s" else r[name] for name in _run_fields()} for r in found]
+        if output == "table":
+            return _one_run(rows[0])
     else:
-        rows = read(queries.recent_runs, limit) or []
+        rows, length = read(lambda con: _with_run_length(con, queries.recent_runs(con, limit))) or ([], SHORT_RUN)
     if output == "json":
         return print_json(rows)
     if output == "csv":
         return print_csv(_run_fields(), rows)
-    if run is not None:
-        return _one_run(rows[0])
     table([Column("Run", "id"), Column("Flow"), Column("Started", "when"), Column("Took", "num"),
            Column("State", "status"), Column("Counts or reason", "wrap")],
-          [[short_run(r["run_id"]), r["flow"], _minute(r["started_at"]),
+          [[short_run(r["run_id"], length), r["flow"], _minute(r["started_at"]),
             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"],
             one_line(r["message"]) if r["state"] in ("FAILED", "CRASHED") and r["message"] else
             counts_in_words({name: r[name] for name in RUN_COUNTERS})] for r in rows])
+
+
+def _with_run_length(con, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The rows, and how much of their run ids to show so each tells its run apart (queries.short_run_length)."""
+    from orderly.store import queries
+
+    return rows, queries.short_run_length(con, [row["run_id"] for row in rows])
 
 
 def _check_run_prefix(run: str) -> None:
@@ -243,18 +253,18 @@ def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help
     output = output_format(as_json, as_csv)
     if run is not None:
         _check_run_prefix(run)
-    found = read(lambda con: queries.rejects(con, limit, None if run is None else _run_id(con, run)),
-                  note=run is None)
+    found = read(lambda con: _with_run_length(con, queries.rejects(con, limit, None if run is None
+                                                                  else _run_id(con, run))), note=run is None)
     if found is None and run is not None:
         raise Fail(f"no run id starts with {run.strip().lower()!r} ({no_database()})", 2)
-    rows = found or []
+    rows, length = found or ([], SHORT_RUN)
     if output == "json":
         return print_json(rows)
     if output == "csv":
         return print_csv(REJECT_FIELDS, rows)
     table([Column("When", "when"), Column("Run", "id"), Column("Source"), Column("Key", max_width=20),
            Column("Reasons", "wrap")],
-          [[r["rejected_at"], short_run(r["run_id"]), r["source"], r["record_key"], r["reasons"]] for r in rows])
+          [[r["rejected_at"], short_run(r["run_id"], length), r["source"], r["record_key"], r["reasons"]] for r in rows])
 
 
 @app.command()

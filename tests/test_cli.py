@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,6 +194,13 @@ def test_reset_then_process_prints_the_table_again(cli_env, sandbox_server):
     assert [(r["flow"], r["state"]) for r in runs] == [
         ("process-all", "COMPLETED"), ("reset-state", "COMPLETED"), ("pipeline", "COMPLETED")]
     assert runs[1]["reset"] == 15
+    # three runs seconds apart: Prefect's ids (UUIDv7, time first) may share 8 characters; the tables' never do
+    changes = [line.split()[-1] for line in run_cli(["history", "6"], env).stdout.splitlines()
+               if line[:4].isdigit()]
+    listed = [line.split()[0] for line in run_cli(["runs"], env).stdout.splitlines() if re.match(r"[0-9a-f]{8}", line)]
+    assert len(set(changes)) == len(set(listed)) == 3, (changes, listed)
+    assert all(h["run_id"].startswith(shown) for h, shown in zip(history, changes))
+    assert all(r["run_id"].startswith(shown) and len(shown) >= 8 for r, shown in zip(runs, listed))
 
     # process --order 999: one line, nothing changed, and no run started: the id is checked before any flow
     run_cli(["reset", "--order", "10", "--order", "11"], env)

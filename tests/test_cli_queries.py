@@ -21,9 +21,10 @@ from conftest import ORDERLY, ROOT, SEED_TABLE, free_port
 LONG_NAME = "Extra large insulated stainless steel travel mug with a lid that never leaks, matte black edition"
 LONG_SKU = "MUG-XL-INSULATED-STAINLESS-BLACK-2026"
 FAILED_REASON = "no such order: 999; nothing was changed"
-RUN_A = "abc12345-0000-4000-8000-000000000001"
+# Prefect's flow run ids are UUIDv7: two runs started within the same minute share their first 8 hex digits.
+RUN_A = "01a23ac7-1f2e-7c3d-8a4b-5c6d7e8f9a01"
 COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-8]|9[0-7])[;m]")  # an SGR sequence that sets a foreground colour
-RUN_B = "abc12345-0000-4000-8000-000000000002"
+RUN_B = "01a23ac7-9b80-7e21-b3c4-d5e6f7a8b902"
 
 
 def invoke(args: list[str], env: dict[str, str], monkeypatch, capsys, width: int = 80) -> tuple[int, str, str]:
@@ -86,10 +87,13 @@ def test_numbers_are_right_aligned(store, monkeypatch, capsys):
     assert rows[0].startswith(" 101  ")  # the item id too, under its header "Item"
 
 
-def test_runs_show_short_ids_and_the_reason_of_a_failed_run(store, monkeypatch, capsys):
+def test_runs_show_short_ids_that_tell_runs_apart_and_the_reason_of_a_failed_run(store, monkeypatch, capsys):
     _, out, _ = invoke(["runs"], store, monkeypatch, capsys)
     assert FAILED_REASON in " ".join(out.split())  # wrapped in its column, whole
-    assert RUN_A[:8] in out and RUN_A not in out
+    shown = [line.split()[0] for line in out.splitlines() if re.match(r"\s*[0-9a-f]{8}", line)]
+    # RUN_A and RUN_B share 8 digits: every id shows up to the one after the dash, where they differ
+    assert len(shown) == 3 and len(set(shown)) == 3 and {RUN_A[:10], RUN_B[:10]} < set(shown), shown
+    assert {len(run_id) for run_id in shown} == {10} and RUN_A not in out
     assert "orders 16 fetched, 15 loaded, 1 rejected; processed 6, failed 9" in " ".join(out.split())  # in words
     (failed,) = [r for r in json.loads(invoke(["runs", "--json"], store, monkeypatch, capsys)[1]) if r["state"] == "FAILED"]
     assert failed["message"] == FAILED_REASON and len(failed["run_id"]) == 36
@@ -100,8 +104,14 @@ def test_a_run_id_prefix_is_accepted_and_a_bad_one_is_one_line(store, monkeypatc
     assert code == 0 and [r["run_id"] for r in json.loads(out)] == [RUN_A]
     code, out, _ = invoke(["runs", RUN_A.upper()], store, monkeypatch, capsys)
     assert code == 0 and f"run {RUN_A}: pipeline" in out and "processed 6, failed 9, reset 0" in out
-    code, _, err = invoke(["runs", RUN_A[:8]], store, monkeypatch, capsys)  # both runs start abc12345
-    assert code == 2 and "ambiguous" in one_line(err) and "abc12345-0000" in err
+    code, _, err = invoke(["runs", RUN_A[:8]], store, monkeypatch, capsys)  # both runs start 01a23ac7
+    line = one_line(err)
+    assert code == 2 and "ambiguous" in line, line
+    # each candidate by the part of its id that differs, with its flow and start, newest first
+    candidates = re.findall(r"(01a23ac7-[0-9a-f]+) \((pipeline), started (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\)", line)
+    assert [c[0] for c in candidates] == [RUN_B[:10], RUN_A[:10]], line
+    code, out, _ = invoke(["runs", RUN_B[:10]], store, monkeypatch, capsys)  # what the table shows is enough
+    assert code == 0 and f"run {RUN_B}: pipeline" in out
     code, _, err = invoke(["runs", "fff"], store, monkeypatch, capsys)
     assert code == 2 and "no run id starts with 'fff'" in one_line(err)
     code, _, err = invoke(["rejects", "--run", "xyz"], store, monkeypatch, capsys)

@@ -292,7 +292,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def running_sandbox(env: dict[str, str]):
-    """`serve()` in a subprocess on a free port; yields (base_url, first stdout line)."""
+    """`serve()` in a subprocess on a free port; yields (base_url, the lines it printed when it started)."""
     port = _free_port()
     code = (
         "import os, sys; from orderly.settings import SandboxSettings; from orderly.sandbox import serve; "
@@ -316,7 +316,8 @@ def running_sandbox(env: dict[str, str]):
                 pass
             assert time.monotonic() < deadline, "sandbox did not become healthy in 20 s"
             time.sleep(0.05)
-        yield base, proc.stdout.readline().strip()
+        said = 3 + bool(env.get("ORDERLY_SANDBOX_TOKEN"))  # what it serves, two exports, and the token's hint
+        yield base, [proc.stdout.readline().rstrip("\n") for _ in range(said)]
     finally:
         proc.terminate()
         try:
@@ -328,7 +329,9 @@ def running_sandbox(env: dict[str, str]):
 
 def test_seed_over_loopback():
     with running_sandbox({}) as (base, banner):
-        assert banner == f"sandbox serving 15 orders and 8 stock items on {base}"
+        # what it serves, then the lines that point Orderly at it, ready to paste
+        assert banner == [f"sandbox serving 15 orders and 8 stock items on {base}",
+                          f"export ORDERLY_ORDERS_URL={base}", f"export ORDERLY_WAREHOUSE_URL={base}"]
 
         async def main():
             async with httpx.AsyncClient(base_url=base, timeout=5) as c:
@@ -347,8 +350,11 @@ def test_generated_over_loopback_with_token_and_timing():
     n = 100_000
     env = {"ORDERLY_SANDBOX_ORDERS": str(n), "ORDERLY_SANDBOX_SEED": "5", "ORDERLY_SANDBOX_TOKEN": "s3cret"}
     with running_sandbox(env) as (base, banner):
-        assert banner.startswith(f"sandbox serving {n} orders and ")
-        assert "s3cret" not in banner
+        assert banner[0].startswith(f"sandbox serving {n} orders and ")
+        assert banner[1:3] == [f"export ORDERLY_ORDERS_URL={base}", f"export ORDERLY_WAREHOUSE_URL={base}"]
+        # the token is needed, and named, but never printed; the hint is a comment, harmless if pasted
+        assert banner[3].startswith("# ") and banner[3].endswith("export ORDERLY_API_TOKEN=...")
+        assert "s3cret" not in "\n".join(banner)
 
         async def main():
             async with httpx.AsyncClient(base_url=base, timeout=10) as c:
@@ -367,6 +373,26 @@ def test_generated_over_loopback_with_token_and_timing():
 
 
 # ------------------------------------------------------------------ generated data sets
+
+
+@pytest.mark.parametrize("host, connect", [("0.0.0.0", "http://127.0.0.1:8100"), ("::", "http://[::1]:8100"),
+                                           ("::1", "http://[::1]:8100"), ("localhost", "http://localhost:8100")])
+def test_the_start_lines_point_at_an_address_a_client_can_reach(host, connect):
+    from orderly.sandbox.app import start_lines
+    from orderly.settings import SandboxSettings
+
+    lines = start_lines(SandboxSettings(), seed_dataset(), host, 8100)
+    assert lines[1:] == [f"export ORDERLY_ORDERS_URL={connect}", f"export ORDERLY_WAREHOUSE_URL={connect}"]
+
+
+def test_the_sandbox_and_the_page_default_to_different_ports():
+    """Both run side by side on one machine: `orderly ui` on 8000, `orderly sandbox` on 8100."""
+    env = {**os.environ, "COLUMNS": "200"}
+    for command, port in (("sandbox", 8100), ("ui", 8000)):
+        shown = subprocess.run([str(Path(sys.executable).parent / "orderly"), command, "--help"], env=env, cwd=ROOT,
+                               capture_output=True, text=True, timeout=60).stdout
+        (line,) = [line for line in shown.splitlines() if "--port" in line]
+        assert f"[default: {port}]" in line, line
 
 
 def test_generated_deterministic():

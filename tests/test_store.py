@@ -457,6 +457,24 @@ def test_a_stale_running_run_becomes_crashed(con):
     assert states == {"old": "CRASHED", "new": "RUNNING"}
 
 
+def test_a_short_run_id_is_as_long_as_it_takes_to_tell_the_runs_apart(con):
+    """Prefect's UUIDv7 run ids share 8 hex digits when started within a minute; the length holds for every
+    recorded run (not only those named), so a short id typed back names one run."""
+    far, near, twin = ("0a1b2c3d-0000-7000-8000-000000000000", "01a23ac7-1f2e-7c3d-8a4b-5c6d7e8f9a01",
+                       "01a23ac7-1f2e-7d00-9000-000000000000")  # twin: the same millisecond as near
+    assert queries.short_run_length(con, []) == queries.short_run_length(con, [None]) == 8
+    for run_id in (far, near):
+        writes.start_run(con, run_id, "pipeline")
+    assert queries.short_run_length(con, [far, near]) == 8
+    writes.start_run(con, "01a23ac7-9b80-7e21-b3c4-d5e6f7a8b902", "process-all")
+    assert queries.short_run_length(con, [far]) == 8
+    assert queries.short_run_length(con, [far, near]) == 10  # past the dash: 01a23ac7-1, not 01a23ac7-
+    writes.start_run(con, twin, "reset-state")
+    assert queries.short_run_length(con, [near]) == 16  # 01a23ac7-1f2e-7c: never ends on a dash either
+    assert queries.short_run_length(con, ["01a23ac7-1f2e-7c3d-8a4b-5c6d7e8f9a01"[:-1] + "2"]) == 36  # not recorded
+    assert [r["run_id"] for r in queries.runs_starting(con, "01a23ac7-1f2e-7")] == [twin, near]  # newest first
+
+
 def test_queries_on_an_order_without_history(con):
     _seedish(con)
     assert queries.order_exists(con, 2) and not queries.order_exists(con, 999)

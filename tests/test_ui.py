@@ -140,15 +140,21 @@ def test_one_order_has_its_explanation_and_history(seeded):
     assert {k: order[k] for k in ("order_id", "status", "reason", "items", "total_qty")} == {
         "order_id": 15, "status": "FAILED", "reason": "INSUFFICIENT_STOCK", "items": 2, "total_qty": 4}
     assert set(order) == {"order_id", "status", "reason", "items", "total_qty", "lines", "explanation",
-                          "decided_at", "decided_run"}
+                          "decided_at", "decided_run", "decided_run_short", "why"}
     # order 15 asks 1 + 3 of item 640, which has 1 on hand, allocated to order 16
     assert [(l["line_no"], l["inventory_id"], l["quantity"], l["on_hand"], l["allocated"], l["available"])
             for l in order["lines"]] == [(0, 640, 1, 1, 1, 0), (1, 640, 3, 1, 1, 0)]
     assert [(h["from_status"], h["to_status"], h["reason"]) for h in got["history"]] == [
         ("NEW", "FAILED", "INSUFFICIENT_STOCK")]
     assert order["decided_run"] == got["history"][-1]["run_id"]
+    # worded as `orderly explain` and `orderly history` word it (one source), each short item by SKU and name
+    assert order["why"] == "item 640 (PEN-SET, Pen set) short: needed 4, available 1 (when its turn came)"
+    assert got["history"][-1]["why"] == "item 640 (PEN-SET, Pen set) short: needed 4, available 1"
+    assert order["decided_run"].startswith(order["decided_run_short"]) and len(order["decided_run_short"]) >= 8
     unknown = httpx.get(f"{url}/api/orders/3", timeout=10).json()["order"]
     assert [(l["on_hand"], l["allocated"], l["available"]) for l in unknown["lines"]] == [(None, None, None)]
+    assert unknown["why"] == "item 999 is not in the stock snapshot"
+    assert httpx.get(f"{url}/api/orders/6", timeout=10).json()["order"]["why"] is None  # PROCESSED
     missing = httpx.get(f"{url}/api/orders/999", timeout=10)
     assert missing.status_code == 404 and missing.json() == {"error": "no such order: 999"}
 
@@ -165,6 +171,8 @@ def test_stock_with_its_snapshot_age_and_the_last_runs(seeded):
     runs = httpx.get(f"{url}/api/runs", timeout=10).json()
     pipeline = [r for r in runs["runs"] if r["flow"] == "pipeline"][-1]
     assert (pipeline["state"], pipeline["processed"], pipeline["failed"]) == ("COMPLETED", 6, 9)
+    shorts = [r["run_short"] for r in runs["runs"]]  # as `orderly runs` shows them: long enough to differ
+    assert len(set(shorts)) == len(shorts) and all(r["run_id"].startswith(r["run_short"]) for r in runs["runs"])
     assert runs["prefect_ui"] == seeded["api"].removesuffix("/api")
 
 
@@ -391,7 +399,7 @@ def browser(tmp_path):
     options.binary_location = CHROMIUM
     options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1200,900",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1280,900",
                  f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))  # never downloads one
@@ -407,6 +415,22 @@ return Array.from(document.querySelectorAll('#orders tbody tr[data-order-id]')).
   const cells = tr.querySelectorAll('td');
   return [cells[0].innerText, cells[1].innerText, cells[2].innerText, cells[3].innerText, cells[4].innerText];
 });
+"""
+
+
+RUNS_JS = """
+return Array.from(document.querySelectorAll('#runs tbody tr')).map(tr => {
+  const cells = tr.querySelectorAll('td');
+  return {id: cells[0].innerText, title: cells[0].firstChild.title, flow: cells[1].innerText,
+          stock: cells[5].innerText, orders: cells[6].innerText};
+});
+"""
+
+# ELEMENT and the page itself are no wider than what shows of them: nothing to scroll sideways.
+FITS_JS = """
+const element = ELEMENT, page = document.documentElement;
+return element.scrollWidth <= element.clientWidth && page.scrollWidth <= page.clientWidth
+  && element.getBoundingClientRect().right <= window.innerWidth;
 """
 
 
@@ -460,6 +484,18 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     wait.until(lambda d: d.execute_script(TABLE_JS) == _seed_as_shown())
     assert "processed 6, failed 9" in browser.find_element(By.ID, "run-status").text
 
+    # the last runs: each id long enough to tell it apart (Reset State and Process All a few seconds apart share
+    # their first 8 digits), stock and orders counted apart, and the table within a 1280 px window
+    wait.until(lambda d: len(d.execute_script(RUNS_JS)) >= 3)
+    runs = browser.execute_script(RUNS_JS)
+    shown = [run["id"] for run in runs]
+    assert len(set(shown)) == len(shown) and all(run["title"].startswith(run["id"]) for run in runs), runs
+    assert len({len(run_id) for run_id in shown}) == 1 and len(shown[0]) >= 8, shown
+    pipeline = [run for run in runs if run["flow"] == "pipeline"][-1]  # the seeded `orderly run`
+    assert (pipeline["stock"], pipeline["orders"]) == ("8 fetched, 8 loaded", "15 fetched, 15 loaded"), pipeline
+    assert [run for run in runs if run["flow"] == "process-all"][0]["stock"] == ""  # nothing fetched there
+    assert browser.execute_script(FITS_JS.replace("ELEMENT", "document.getElementById('runs')"))
+
     # one order's explanation and history
     browser.find_element(By.CSS_SELECTOR, '#orders tr[data-order-id="15"] button.order-link').click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#order-history tbody tr"))
@@ -469,14 +505,21 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     assert "INSUFFICIENT_STOCK" in history[-1] and history[-2].split()[2:4] == ["FAILED", "NEW"], history
     lines = [tr.text for tr in browser.find_elements(By.CSS_SELECTOR, "#order-lines tbody tr")]
     assert len(lines) == 2 and all("640" in line for line in lines), lines
+    # the CLI's words, with the item's SKU and name, never the recorded JSON; no sideways scrolling at 1280 px
+    why = browser.find_element(By.ID, "order-why").text
+    assert why == "Why: item 640 (PEN-SET, Pen set) short: needed 4, available 1 (when its turn came)", why
+    assert "item 640 (PEN-SET, Pen set) short: needed 4, available 1" in history[-1]
+    assert all("{" not in row and "inventory_id" not in row for row in history), history
+    assert browser.execute_script(FITS_JS.replace("ELEMENT", "document.getElementById('order-dialog')"))
     browser.find_element(By.ID, "order-close").click()
-    # what the store records per decision (the short items, a change's details) is rendered when present
-    shown = browser.execute_script(
-        "return [describeExplanation({short: [{inventory_id: 640, needed: 4, available: 0}]}).innerText,"
-        " describeExplanation({unknown: [301, '9223372036854775807']}).innerText,"
-        " describeDetails({needed: {'640': 4}, run: 'x'})];")
-    assert "640" in shown[0] and "4" in shown[0] and "Needed" in shown[0]
-    assert "301, 9223372036854775807" in shown[1] and shown[2] == 'needed: {"640":4}; run: x'
+    # a run that goes is spoken of in the present tense, one that ended in the past
+    said = browser.execute_script(
+        "const saved = state.prefectUi; state.prefectUi = null;"
+        "const say = (run) => { renderRun(run); return document.getElementById('run-status').innerText; };"
+        "const said = [say({button: 'process', state: 'RUNNING', mode: 'local', final: false}),"
+        "              say({button: 'process', state: 'COMPLETED', mode: 'local', final: true})];"
+        "state.prefectUi = saved; renderRun(state.run); return said;")
+    assert "the run uses a temporary one" in said[0] and "the run used a temporary one" in said[1], said
     errors = [entry for entry in browser.get_log("browser") if entry.get("level") == "SEVERE"]
     assert not errors, errors
 

@@ -32,6 +32,7 @@ from .faults import FaultInjector
 DEFAULT_LIMIT = MAX_PAGE
 DEFAULT_PER_PAGE = 500
 DEFAULT_SLOW_MS = 2000.0  # a "slow" fault answers this late (or after latency_ms if longer)
+DEFAULT_PORT = 8100  # not 8000: `orderly ui` listens there, and both run side by side
 
 _INT = re.compile(r"-?[0-9]{1,18}")  # strict: int() would also take "1_000", " 7" or "+7"
 
@@ -160,10 +161,26 @@ def in_process_transport(settings: SandboxSettings, *, slow_ms: float = DEFAULT_
     return httpx.ASGITransport(app=create_app(settings, slow_ms=slow_ms))
 
 
+def start_lines(settings: SandboxSettings, data: DataSet, host: str, port: int) -> list[str]:
+    """What `orderly sandbox` prints when it starts: what it serves where, then the settings that point Orderly
+    at it, ready to paste. Never the token: the line that would set it only says it is needed."""
+    lines = [f"sandbox serving {data.order_count} orders and {data.stock_count} stock items on {_url(host, port)}"]
+    # A wildcard address is where the sandbox listens, not one to connect to: a client reaches it on loopback.
+    url = _url({"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), port)
+    lines += [f"export ORDERLY_ORDERS_URL={url}", f"export ORDERLY_WAREHOUSE_URL={url}"]
+    if settings.token:
+        lines.append("# and the token it requires (ORDERLY_SANDBOX_TOKEN, not shown): export ORDERLY_API_TOKEN=...")
+    return lines
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"  # an IPv6 address in brackets
+
+
 def serve(
     settings: SandboxSettings,
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: int = DEFAULT_PORT,
     *,
     slow_ms: float = DEFAULT_SLOW_MS,
 ) -> None:
@@ -172,8 +189,5 @@ def serve(
 
     data = dataset_for(settings)
     app = create_app(settings, dataset=data, slow_ms=slow_ms, lifespan=freeze_heap_once_started)
-    print(
-        f"sandbox serving {data.order_count} orders and {data.stock_count} stock items on http://{host}:{port}",
-        flush=True,
-    )
+    print("\n".join(start_lines(settings, data, host, port)), flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -242,6 +242,16 @@ def stock_levels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     )
 
 
+def item_names(con: duckdb.DuckDBPyConnection, inventory_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """The SKU and product name of each named item in the stock snapshot (an item not in it is absent)."""
+    ids = sorted({int(i) for i in inventory_ids})
+    if not ids:
+        return {}
+    rows = con.execute("SELECT inventory_id, sku, product_name FROM stock_items WHERE list_contains(?, inventory_id)",
+                       [ids]).fetchall()
+    return {inventory_id: (sku, name) for inventory_id, sku, name in rows}
+
+
 def latest_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     """The last complete stock snapshot, with its age in seconds (None: there is none yet)."""
     rows = _rows(
@@ -455,8 +465,42 @@ def order_statuses(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int]) -> 
     return dict(rows)
 
 
-def run_ids_starting(con: duckdb.DuckDBPyConnection, prefix: str, limit: int = 5) -> list[str]:
-    """Run ids that start with `prefix` (a short id as `orderly runs` shows it), at most `limit` of them."""
-    return [row[0] for row in con.execute(
-        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY started_at DESC LIMIT ?", [prefix, limit]
-    ).fetchall()]
+def runs_starting(con: duckdb.DuckDBPyConnection, prefix: str, limit: int = 5) -> list[dict[str, Any]]:
+    """The runs (id, flow, start) whose id starts with `prefix` (a short id as `orderly runs` shows it), newest
+    first, at most `limit` of them."""
+    return _rows(con, "SELECT run_id, flow, started_at FROM runs WHERE starts_with(run_id, ?) "
+                      "ORDER BY started_at DESC LIMIT ?", [prefix, limit])
+
+
+SHORT_RUN = 8  # a run id is shown by its first 8 characters, as the Prefect UI shortens it, unless they collide
+
+
+def short_run_length(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str | None]) -> int:
+    """How many leading characters to show of each of `run_ids` (one length for them all, so a column of ids
+    lines up) for every one of them to tell its run apart from every recorded run, so what a table shows can be
+    typed back (`orderly runs ID`). At least SHORT_RUN. More are needed because Prefect's flow run ids are
+    UUIDv7: their first 8 hex digits are the start time in 65-second steps, so runs started within a minute
+    share them, and the next 4 digits (the start's millisecond) tell such runs apart. The length never ends
+    on a dash: `01a23ac7-` would read as cut."""
+    named = sorted({run_id for run_id in run_ids if run_id})
+    if not named:
+        return SHORT_RUN
+    # Each id's neighbours among all the ids, in sort order: the longest prefix it shares is with one of them.
+    neighbours = con.execute(
+        """
+        WITH named AS (SELECT unnest(?::VARCHAR[]) AS run_id),
+             every AS (SELECT run_id FROM runs UNION SELECT run_id FROM named),
+             ordered AS (SELECT run_id, lag(run_id) OVER w AS before, lead(run_id) OVER w AS after
+                         FROM every WINDOW w AS (ORDER BY run_id))
+        SELECT run_id, before, after FROM ordered WHERE run_id IN (SELECT run_id FROM named)
+        """,
+        [named],
+    ).fetchall()
+    length = SHORT_RUN
+    for run_id, *others in neighbours:
+        for other in filter(None, others):
+            shared = next((i for i, (a, b) in enumerate(zip(run_id, other)) if a != b), min(len(run_id), len(other)))
+            length = max(length, shared + 1)
+    while any(len(run_id) > length and run_id[length - 1] == "-" for run_id in named):
+        length += 1
+    return length

@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from orderly.errors import StoreBusy
+from orderly.explanations import describe, short_items, why_failed
 from orderly.store import queries
 from orderly.ui.actions import Buttons, prefect_ui_url
 from orderly.ui.jsonresp import JSONResponse, error
@@ -148,11 +149,34 @@ def order(request: Request) -> Response | dict[str, Any]:
         raise BadRequest(f"an order id is a whole number from 0 to {MAX_ID}, got {_shown(raw)}")
     order_id = int(raw)
     reader = request.app.state.reader
-    read = reader.read(lambda con: (queries.explain_order(con, order_id), queries.order_history(con, order_id)))
+    read = reader.read(lambda con: _explained(con, order_id))
     explained, history = read.value or (None, [])
     if explained is None:
         return error(404, f"no such order: {order_id}")
     return {"order": explained, "history": history, **_meta(read, reader)}
+
+
+def _explained(con, order_id: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """What `orderly explain` and `orderly history` read, with the words they print (`why`, by the same
+    functions, each short item named by its SKU and product name too) and the run ids as tables show them: the
+    page shows these as they are and never words an explanation itself."""
+    explained, history = queries.explain_order(con, order_id), queries.order_history(con, order_id)
+    if explained is None:
+        return None, []
+    names = queries.item_names(con, [*short_items(explained["explanation"]),
+                                     *(item for change in history for item in short_items(change["details"]))])
+    length = queries.short_run_length(con, [explained["decided_run"], *(change["run_id"] for change in history)])
+    failed_now = explained["status"] == "FAILED"
+    explained["why"] = why_failed(explained["reason"], explained["explanation"], names) if failed_now else None
+    explained["decided_run_short"] = _short(explained["decided_run"], length)
+    for change in history:
+        change["why"] = describe(change["reason"], change["details"], names) if change["to_status"] == "FAILED" else ""
+        change["run_short"] = _short(change["run_id"], length)
+    return explained, history
+
+
+def _short(run_id: str | None, length: int) -> str | None:
+    return None if run_id is None else run_id[:length]
 
 
 @_api
@@ -173,8 +197,15 @@ def runs(request: Request) -> dict[str, Any]:
     params = Params(request, {"limit"})
     limit = params.integer("limit", 1, 200, default=10)
     reader = request.app.state.reader
-    read = reader.read(lambda con: queries.recent_runs(con, limit))
+    read = reader.read(lambda con: _recent_runs(con, limit))
     return {"runs": read.value or [], "prefect_ui": request.app.state.prefect_ui, **_meta(read, reader)}
+
+
+def _recent_runs(con, limit: int) -> list[dict[str, Any]]:
+    """The last runs, each with its id as `orderly runs` shows it (`run_short`: long enough to tell it apart)."""
+    found = queries.recent_runs(con, limit)
+    length = queries.short_run_length(con, [run["run_id"] for run in found])
+    return [{**run, "run_short": _short(run["run_id"], length)} for run in found]
 
 
 @_api

@@ -64,11 +64,13 @@ function age(seconds) {
   return `${Math.round(seconds / 86400)} days`;
 }
 
+// `label` is the id as the API shortens it (`run_short`: long enough to tell the listed runs apart, as
+// `orderly runs` shows it); the first 8 characters otherwise, as the Prefect UI shows a run id.
 function runLink(runId, label) {
   if (!runId) return "";
   const text = label || String(runId).slice(0, 8);
-  if (!state.prefectUi || runId === "local") return el("span", { title: runId, text });
-  return el("a", { href: `${state.prefectUi}/runs/flow-run/${encodeURIComponent(runId)}`, target: "_blank",
+  if (!state.prefectUi || runId === "local") return el("span", { class: "run-id", title: runId, text });
+  return el("a", { class: "run-id", href: `${state.prefectUi}/runs/flow-run/${encodeURIComponent(runId)}`, target: "_blank",
                    rel: "noopener noreferrer", title: `${runId} in the Prefect UI`, text });
 }
 
@@ -233,31 +235,8 @@ $("jump-form").addEventListener("submit", (event) => {
 });
 
 // ---- one order: explanation and history -----------------------------------------------------------
-
-function describeExplanation(explanation) {
-  if (!explanation) return null;
-  if (explanation.unknown) {
-    return el("p", {}, "Unknown items (not in the stock snapshot when decided): ",
-      el("strong", { text: explanation.unknown.map(show).join(", ") }));
-  }
-  if (explanation.short) {
-    const head = el("tr", {}, ...["Item", "Needed", "Available"].map((h) => el("th", { class: "num", text: h })));
-    const rows = explanation.short.map((s) => el("tr", {},
-      el("td", { class: "num", text: show(s.inventory_id) }),
-      el("td", { class: "num", text: number(s.needed) }),
-      el("td", { class: "num", text: number(s.available) })));
-    return el("div", {}, el("p", { text: "Short items when its turn came:" }),
-      el("table", { class: "compact" }, el("thead", {}, head), el("tbody", {}, ...rows)));
-  }
-  return el("pre", { text: JSON.stringify(explanation) });
-}
-
-function describeDetails(details) {
-  if (details === null || details === undefined) return "";
-  if (typeof details !== "object") return show(details);
-  return Object.entries(details).map(([key, value]) =>
-    `${key}: ${typeof value === "object" ? JSON.stringify(value) : show(value)}`).join("; ");
-}
+// An explanation is shown in the words the API sends (`why`): those `orderly explain` and `orderly history`
+// print, worded once, in Python (orderly/explanations.py), never again here.
 
 async function openOrder(orderId) {
   const dialog = $("order-dialog");
@@ -287,20 +266,20 @@ async function openOrder(orderId) {
         el("td", { class: "num", text: number(line.available) })]),
     ))));
   const decided = order.decided_at
-    ? el("p", {}, `Decided ${when(order.decided_at)} by run `, runLink(order.decided_run), ".")
+    ? el("p", {}, `Decided ${when(order.decided_at)} by run `, runLink(order.decided_run, order.decided_run_short), ".")
     : el("p", { class: "muted", text: order.status === "NEW" ? "Not decided yet (NEW)." : "" });
   const historyTable = history.length ? el("table", { class: "compact", id: "order-history" },
-    el("thead", {}, el("tr", {}, ...["When", "From", "To", "Reason", "Run", "Details"].map((h) => el("th", { text: h })))),
+    el("thead", {}, el("tr", {}, ...["When", "From", "To", "Reason", "Why", "Run"].map((h) => el("th", { text: h })))),
     el("tbody", {}, ...history.map((change) => el("tr", {},
-      el("td", { text: when(change.changed_at) }), el("td", {}, badge(change.from_status)),
+      el("td", { class: "when", text: when(change.changed_at) }), el("td", {}, badge(change.from_status)),
       el("td", {}, badge(change.to_status)), el("td", { text: show(change.reason) }),
-      el("td", {}, runLink(change.run_id)), el("td", { text: describeDetails(change.details) })))))
+      el("td", { class: "why", text: show(change.why) }), el("td", {}, runLink(change.run_id, change.run_short))))))
     : el("p", { class: "muted", text: "No status changes yet." });
   $("order-body").replaceChildren(...[
     el("p", { class: "order-summary" }, badge(order.status), " ", show(order.reason),
       ` · ${number(order.items)} line(s), total quantity ${number(order.total_qty)}`),
     decided,
-    describeExplanation(order.explanation),
+    order.why ? el("p", { id: "order-why", class: "why" }, el("strong", { text: "Why: " }), order.why) : null,
     el("h3", { text: "Lines and current stock" }), lines,
     el("h3", { text: "History" }), historyTable,
   ].filter(Boolean));
@@ -340,8 +319,13 @@ async function loadStock() {
 }
 $("stock-first").addEventListener("click", () => { state.stockAfter = null; loadStock(); });
 
-function both(run, measure) {
-  return Number(run[`stock_${measure}`] || 0) + Number(run[`orders_${measure}`] || 0);
+// One source's counters in words, as `orderly runs` says them ("15 fetched, 15 loaded"); zeros are left out.
+// Each count is kept whole ("15 fetched"): a narrow cell breaks the line between counts, never inside one.
+function sourceCounts(run, source) {
+  const counts = ["fetched", "loaded", "rejected", "repeated"]
+    .filter((measure) => Number(run[`${source}_${measure}`] || 0))
+    .map((measure) => el("span", { class: "count", text: `${number(run[`${source}_${measure}`])} ${measure}` }));
+  return counts.flatMap((count, i) => (i ? [", ", count] : [count]));
 }
 
 async function loadRuns() {
@@ -349,12 +333,14 @@ async function loadRuns() {
   try { found = await getJSON("/api/runs?limit=10"); } catch (error) { return; }
   state.prefectUi = found.prefect_ui;
   $("runs").tBodies[0].replaceChildren(...found.runs.map((run) => el("tr", {},
-    el("td", {}, runLink(run.run_id)), el("td", { text: show(run.flow) }), el("td", { text: when(run.started_at) }),
+    el("td", {}, runLink(run.run_id, run.run_short)), el("td", { text: show(run.flow) }),
+    el("td", { text: when(run.started_at) }),
     el("td", { class: "num", text: run.duration_s === null ? "" : `${Number(run.duration_s).toFixed(1)} s` }),
     el("td", {}, badge(run.state)),
-    // Fetched, loaded and rejected add the run's stock and orders counters (each kept under its own name).
-    ...[both(run, "fetched"), both(run, "loaded"), both(run, "rejected"), run.processed, run.failed, run.reset].map(
-      (value) => el("td", { class: "num", text: number(value) })),
+    // Stock and orders apart: a stock item and an order are not the same thing to count together.
+    el("td", { class: "source stock" }, ...sourceCounts(run, "stock")),
+    el("td", { class: "source orders" }, ...sourceCounts(run, "orders")),
+    ...[run.processed, run.failed, run.reset].map((value) => el("td", { class: "num", text: number(value) })),
     el("td", { class: "message", text: show(run.message) }))));
 }
 
@@ -378,7 +364,8 @@ function renderRun(run) {
     parts.push(" ", el("a", { id: "run-link", href: run.run_url, target: "_blank", rel: "noopener noreferrer",
                               text: "view the run in the Prefect UI" }));
   } else if (run.mode === "local" && !state.prefectUi) {
-    parts.push(el("span", { class: "muted", text: " (no Prefect server configured: the run used a temporary one)" }));
+    const tense = run.final ? "used" : "uses";  // said while the run goes, and after it ended
+    parts.push(el("span", { class: "muted", text: ` (no Prefect server configured: the run ${tense} a temporary one)` }));
   }
   const counts = Object.entries(run.counts || {}).map(([name, value]) => `${name} ${number(value)}`).join(", ");
   if (run.state === "COMPLETED" && counts) parts.push(el("span", { text: ` · ${counts}` }));
