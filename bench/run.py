@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import reference  # noqa: E402 - the one plain statement of the rule, shared with the tests
 
+sys.path.insert(0, str(ROOT / "bench"))
+from presses import incremental_through_worker, press_bench  # noqa: E402 - bench/presses.py, beside this file
+
 BIN = Path(sys.executable).parent
 ORDERLY = str(BIN / "orderly")
 RESULTS = ROOT / "bench" / "results"
@@ -353,9 +356,11 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
     try:
         env.update(ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
         before = copy_store(db, work / f"orderly-{n}-nolookback.duckdb")
+        through_worker = copy_store(db, work / f"orderly-{n}-worker.duckdb")
         measured("incremental", "run", env, n + extra)
         measured("incremental_nolookback", "run", {**env, "ORDERLY_DB": str(before), "ORDERLY_LOOKBACK_ORDERS": "0"},
                  n + extra)
+        inc_worker_wall = incremental_through_worker({**env, "ORDERLY_DB": str(through_worker)}, work, log)
     finally:
         stop(sandbox)
     floor_prefect = prefect_floor(env)
@@ -368,6 +373,9 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         if mismatch is None:
             mismatch = check_statuses(before, model["all"])
             mismatch = mismatch and f"without the look-back: {mismatch}"
+        if mismatch is None:
+            mismatch = check_statuses(through_worker, model["all"])
+            mismatch = mismatch and f"through the worker: {mismatch}"
         log("    statuses equal the floor model's" if mismatch is None else f"    MISMATCH: {mismatch}")
     full, inc, nolb, rec = runs["full"], runs["incremental"], runs["incremental_nolookback"], runs["reconcile"]
     inc_ingest = inc["ingest_s"] and round(inc["ingest_s"], 3)
@@ -383,6 +391,7 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         "floor_s": round(model["floor_s"], 3),
         "incremental_s": round(sum(inc["steps"].values()), 3),
         "incremental_wall_s": round(inc["wall_s"], 2),
+        "incremental_worker_wall_s": round(inc_worker_wall, 2),  # issue 18: `orderly run` handed to the worker
         "ingest_s": full["ingest_s"] and round(full["ingest_s"], 2),
         "fetch_floor_s": round(floor["fetch_floor_s"], 2),
         "prefect_floor_s": round(floor_prefect, 2),
@@ -467,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", type=int, default=1000, help="orders added for the incremental run")
     parser.add_argument("--no-verify", action="store_true", help="skip checking statuses against the floor model")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server log)")
+    parser.add_argument("--presses", type=int, default=500,
+                        help="presses of the page's buttons through the worker, on the seed (default 500; 0 skips)")
     parser.add_argument("--peer-orders", type=int, default=100_000,
                         help="orders for the dlt peer (default 100,000; needs `make bench-peers`; 0 skips it)")
     args = parser.parse_args(argv)
@@ -480,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     server, api = start_prefect_server(home)
     print(f"prefect server up in {time.perf_counter() - started:.1f} s at {api}", flush=True)
     results = []
-    peer = None
+    peer = presses = None
     try:
         for n in sizes:
             print(f"N = {n:,}", flush=True)
@@ -488,6 +499,11 @@ def main(argv: list[str] | None = None) -> int:
                                       log=lambda m: print(m, flush=True)))
             for db in work.glob("orderly-*.duckdb*"):
                 db.unlink()  # a million-order file is ~100 MB: keep the disk tidy between sizes
+        if args.presses:
+            print(f"presses through the worker, on the seed: {args.presses}", flush=True)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
+            env.update(PREFECT_API_URL=api, PREFECT_HOME=str(home), PREFECT_LOGGING_LEVEL="WARNING")
+            presses = press_bench(env, work, args.presses, log=lambda m: print(m, flush=True))
         if args.peer_orders:
             print(f"peer at {args.peer_orders:,} orders", flush=True)
             peer = dlt_peer(args.peer_orders, args.items, args.seed, work, log=lambda m: print(m, flush=True))
@@ -498,17 +514,22 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results))
     headline = {k: results[-1][k] for k in ("orders", "full_run_s", "peak_rss_mb", "process_s", "floor_s",
-                                             "incremental_s", "incremental_wall_s", "ingest_s", "fetch_floor_s",
+                                             "incremental_s", "incremental_wall_s", "incremental_worker_wall_s",
+                                             "ingest_s", "fetch_floor_s",
                                              "prefect_floor_s", "incremental_ingest_s",
                                              "incremental_nolookback_wall_s", "incremental_nolookback_ingest_s",
                                              "lookback_cost_s", "reconcile_wall_s", "reconcile_task_s",
                                              "reconcile_peak_rss_mb")}
+    if presses is not None:
+        headline.update({k: presses[k] for k in ("press_p50_s", "press_p95_s", "cli_process_s",
+                                                 "worker_rss_growth_mb")})
     if peer is not None:
         headline["dlt_s"] = peer["dlt_s"]
         print(f"dlt rest_api -> duckdb, {peer['dlt_orders']:,} orders and the stock: {peer['dlt_s']:.1f} s wall, "
               f"peak RSS {peer['dlt_peak_rss_mb']:.0f} MB")
     record = {**headline, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "cpus": os.cpu_count(), "load_average": os.getloadavg(), "sizes": results, "peer": peer}
+              "cpus": os.cpu_count(), "load_average": os.getloadavg(), "sizes": results, "peer": peer,
+              "worker": presses}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -28,12 +28,16 @@ from typing import Any, Callable
 import httpx
 
 from orderly.errors import PrefectGone, RunFailed
+from orderly.settings import mask_url
 
 COMMANDS = ("pipeline", "sync", "process", "reset", "reconcile")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 KEY_PREFIX = "orderly_worker_"
 STILL_SERVING_EVERY = 2.0  # seconds between checks, while a caller waits, that the worker still serves
 TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+# A busy server (SQLite under several writers) can answer 5xx or slowly for a while: it is gone only once it has
+# failed every request for this long (`orderly serve` gives a restarting server the same).
+GONE_AFTER_S = 15.0
 
 
 class WorkerGone(PrefectGone):
@@ -100,19 +104,14 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
     state = {"type": "SCHEDULED", "name": "Scheduled",
              "state_details": {"deferred": True, "task_parameters_id": parameters_id,
                                "scheduled_time": datetime.now(timezone.utc).isoformat()}}
+    body = {"name": f"worker: {command}", "task_key": key, "dynamic_key": f"{key}-{uuid.uuid4().hex}",
+            "flow_run_id": None, "task_inputs": {"command": [], "params": []}, "state": state}
     with httpx.Client(base_url=api, timeout=TIMEOUT) as client:
-        try:
-            created = client.post("/task_runs/", json={
-                "name": f"worker: {command}", "task_key": key, "dynamic_key": f"{key}-{uuid.uuid4().hex}",
-                "flow_run_id": None, "task_inputs": {"command": [], "params": []}, "state": state})
-            created.raise_for_status()
-            run_id = created.json()["id"]
-            if started is not None:
-                started(run_id)
-            final = _wait(client, run_id, api, db_path)
-        except httpx.HTTPError:
-            raise WorkerGone(f"the Prefect server at {api} stopped answering while the worker had the run; "
-                             "`orderly runs` shows what it committed") from None
+        # The same dynamic key again returns the run already made: asking twice never makes two runs.
+        run_id = _ask(client, "POST", "/task_runs/", api, json=body).json()["id"]
+        if started is not None:
+            started(run_id)
+        final = _wait(client, run_id, api, db_path)
     if final["type"] != "COMPLETED":
         raise RunFailed(final.get("message") or f"the worker's run ended {final['type']}", 1, None)
     ended = _read_record(_inside(exchange, (final.get("data") or {}).get("storage_key")))
@@ -126,10 +125,9 @@ def _wait(client: httpx.Client, run_id: str, api: str, db_path: Path) -> dict[st
     """The run's final state; polled often at first (a press takes about a second), less as it goes on."""
     begun = checked = time.monotonic()
     while True:
-        answer = client.get(f"/task_runs/{run_id}")
+        answer = _ask(client, "GET", f"/task_runs/{run_id}", api)
         if answer.status_code == 404:  # a worker deletes a run it could not start
             raise WorkerGone("the Orderly worker could not start the run (its log says why); nothing was changed")
-        answer.raise_for_status()
         state = answer.json().get("state") or {}
         if state.get("type") in FINAL:
             return state
@@ -139,7 +137,30 @@ def _wait(client: httpx.Client, run_id: str, api: str, db_path: Path) -> dict[st
             if worker_key(api, db_path) is None:
                 raise WorkerGone("the Orderly worker went away before the run ended; `orderly runs` shows what it "
                                  "committed, and the next run decides whatever is left")
-        time.sleep(0.02 if now - begun < 3 else 0.25)
+        time.sleep(0.05 if now - begun < 3 else 0.25)
+
+
+def _ask(client: httpx.Client, method: str, path: str, api: str, **kwargs: Any) -> httpx.Response:
+    """One request, asked again while the server is busy (5xx, no answer) until GONE_AFTER_S have passed."""
+    failing_since = None
+    while True:
+        try:
+            answer = client.request(method, path, **kwargs)
+            if answer.status_code < 500:
+                if answer.status_code >= 400 and answer.status_code != 404:
+                    raise RunFailed(f"the Prefect server at {mask_url(api)} refused to hand the run over "
+                                    f"({answer.status_code} to {method} {path})", 1, None)
+                return answer
+            why = f"it answered {answer.status_code}"
+        except httpx.TransportError as error:
+            from orderly.prefect_health import failure_in_words
+
+            why = failure_in_words(error, TIMEOUT.read or 0)
+        failing_since = failing_since or time.monotonic()
+        if time.monotonic() - failing_since >= GONE_AFTER_S:
+            raise WorkerGone(f"the Prefect server at {mask_url(api)} stopped answering ({why}) while the worker had "
+                             "the run; `orderly runs` shows what it committed")
+        time.sleep(0.5)
 
 
 def _inside(exchange: Path, storage_key: str | None) -> Path:
