@@ -497,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"N = {n:,}", flush=True)
             results.append(bench_size(n, args.items, args.seed, args.extra, api, home, work, not args.no_verify,
                                       log=lambda m: print(m, flush=True)))
-            for db in work.glob("orderly-*.duckdb*"):
-                db.unlink()  # a million-order file is ~100 MB: keep the disk tidy between sizes
+            for db in work.glob("orderly-*.duckdb*"):  # a million-order file is ~100 MB: keep the disk tidy
+                shutil.rmtree(db) if db.is_dir() else db.unlink()  # a directory: a worker's exchange files
         if args.presses:
             print(f"presses through the worker, on the seed: {args.presses}", flush=True)
             env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}

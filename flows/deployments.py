@@ -108,14 +108,18 @@ def serve_all(worker: bool = True) -> None:
     deployments = build(every)
     # Registered here first, so the shared limit is in place before serve() starts taking runs; serve() registers
     # them again (same names, same limit of 1), which leaves the link alone.
-    share_write_limit([deployment.apply() for deployment in deployments])
+    deployment_ids = [deployment.apply() for deployment in deployments]
+    share_write_limit(deployment_ids)
     alerts = ensure_automations(every)
-    from flows.worker import serve_worker
+    from flows.worker import serve_pipeline, serve_worker
     from orderly import prefect_watch
     from orderly.settings import mask_url
 
-    if worker:
+    served = deployments
+    if worker:  # the pipeline's runs go to the worker, in-process; Prefect's runner keeps the on-demand ones
         serve_worker(settings.db_path, settings.lock_timeout)
+        serve_pipeline(deployment_ids[0], log=lambda line: print(line, flush=True))
+        served = deployments[1:]
     prefect_watch.watch(api, refused_for=SERVER_GONE_AFTER_S,
                         line=f"error: the Prefect server at {mask_url(api)} went away; orderly serve stops "
                              "(start it again once the server is back)")
@@ -124,7 +128,7 @@ def serve_all(worker: bool = True) -> None:
           f"alerts: {', '.join(alerts)}"
           + ("; the Orderly worker takes the page's presses and the commands" if worker else "")
           + ". Ctrl-C stops.", flush=True)
-    serve(*deployments, pause_on_shutdown=False, print_starting_message=False)
+    serve(*served, pause_on_shutdown=False, print_starting_message=False)
 
 
 def set_up_deployed() -> list[str]:

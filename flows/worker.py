@@ -7,9 +7,12 @@ the server's websocket and calls the command's flow in-process. So the flow run,
 in `orderly runs`, its events and the automations are exactly those of a run started any other way; the task run
 around it is only the envelope that carries the command there and its outcome back.
 
-- One run at a time per worker (the task worker's limit of 1). Across workers and every other writer, each
-  transaction takes the store's file lock, as command-line runs do (flows.write_slot says why those do not take
-  the Prefect slot: a killed holder keeps it for minutes).
+- The pipeline deployment's runs (its schedule, or Run in the Prefect UI) are run here too (`serve_pipeline`):
+  polled as Prefect's runner polls, claimed as it claims them (Pending, which takes the `orderly-writes` slot),
+  then run in-process instead of in a new process each. The on-demand deployments stay on Prefect's runner.
+- One run at a time in this process (`ONE_RUN`). Across processes, each transaction takes the store's file
+  lock, as command-line runs do (flows.write_slot says why presses do not take the Prefect slot: a killed holder
+  keeps it for minutes).
 - Parameters and outcomes travel as JSON files beside the store (flows.handoff.share_storage).
 - The flow runs of the worker send no Prefect heartbeats: Prefect joins the heartbeat thread at the end of every
   flow run, which cost 0.5 s a press (measured, prefect 3.9.1). A run left RUNNING by a killed worker is found by
@@ -29,6 +32,9 @@ from prefect import Task, task
 
 from flows.handoff import KEY_PREFIX, store_digest
 
+ONE_RUN = threading.Lock()  # DuckDB's transactions in one process conflict rather than wait: one run at a time
+POLL_S = 2.0  # how often the pipeline's scheduled runs are looked for (Prefect's runner: 10 s; `serve` sets 2)
+
 
 def _flows() -> dict[str, Callable[..., Any]]:
     from flows import orders
@@ -46,7 +52,7 @@ def _run_command(command: str, params: dict[str, Any]) -> dict[str, Any]:
 
     flow = _flows()[command]
     try:
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with ONE_RUN, temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             state = flow(**params, return_state=True)
     finally:
         ending.run_over()
@@ -94,3 +100,48 @@ def serve_worker(db_path: Path, lock_timeout: float) -> threading.Thread:
                               daemon=True)
     thread.start()
     return thread
+
+
+def serve_pipeline(deployment_id, log: Callable[[str], None]) -> threading.Thread:
+    """Run the pipeline deployment's runs in this process, as Prefect's runner would run them in a new one."""
+    thread = threading.Thread(target=_pipeline_runs, args=(deployment_id, log), name="orderly-pipeline", daemon=True)
+    thread.start()
+    return thread
+
+
+def _pipeline_runs(deployment_id, log: Callable[[str], None]) -> None:
+    import time
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import Abort
+    from prefect.flow_engine import run_flow
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.states import Pending
+    from prefect.utilities.engine import propose_state_sync
+
+    from orderly import ending
+
+    pipeline = _flows()["pipeline"]
+    with get_client(sync_client=True) as client:
+        while True:
+            try:  # polling also tells the server the deployment is served (READY)
+                due = client.get_scheduled_flow_runs_for_deployments([deployment_id],
+                                                                     scheduled_before=datetime.now(timezone.utc))
+            except Exception as error:  # noqa: BLE001 - a server that went away ends `serve` (prefect_watch)
+                log(f"could not look for the pipeline's runs: {str(error).splitlines()[0] if str(error) else error!r}")
+                due = []
+            for flow_run in due:
+                try:  # the server gives the run to one claimant, and only with the write slot free
+                    if not propose_state_sync(client, Pending(), flow_run_id=flow_run.id).is_pending():
+                        continue
+                except Abort:
+                    continue
+                try:
+                    with ONE_RUN, temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                        run_flow(pipeline, flow_run=client.read_flow_run(flow_run.id), return_type="state")
+                except Exception as error:  # noqa: BLE001 - the run's own state says it failed; keep serving
+                    log(f"the pipeline run {flow_run.id} ended with {str(error).splitlines()[0] if str(error) else error!r}")
+                finally:
+                    ending.run_over()
+            time.sleep(POLL_S)

@@ -127,6 +127,29 @@ def test_a_press_and_commands_are_decided_in_the_worker_and_recorded_as_any_run(
     assert "Traceback" not in log
 
 
+def test_the_pipeline_deployments_runs_are_run_in_the_worker(seeded_env, tmp_path):
+    """Its schedule or Run in the Prefect UI: a deployment run, claimed and run in `serve`'s own process."""
+    env, api = seeded_env, seeded_env["PREFECT_API_URL"]
+    serve = Serve(env, tmp_path / "serve.log")
+    try:
+        pipeline = httpx.get(f"{api}/deployments/name/pipeline/pipeline", timeout=10).json()
+        assert pipeline["status"] == "READY"
+        answer = httpx.post(f"{api}/deployments/{pipeline['id']}/create_flow_run", json={}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        run = answer.json()
+        deadline = time.monotonic() + 60
+        while (state := flow_run(api, run["id"])["state"]["type"]) not in ("COMPLETED", "FAILED", "CRASHED"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.3)
+        assert state == "COMPLETED"
+        assert query(env["ORDERLY_DB"], f"SELECT flow, pid, state, processed, failed FROM runs "
+                                        f"WHERE run_id = '{run['id']}'") == [
+            ("pipeline", serve.process.pid, "COMPLETED", 6, 9)]
+    finally:
+        log = serve.stop()
+    assert "Traceback" not in log
+
+
 def test_a_press_syncs_stale_stock_first(seeded_env, tmp_path):
     """The page offers no Sync: Process All from the page refreshes a snapshot too old to decide from."""
     env = {**seeded_env, "ORDERLY_MAX_STOCK_AGE": "1"}
