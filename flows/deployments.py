@@ -98,6 +98,9 @@ def serve_all(worker: bool = True) -> None:
     from flows.handoff import share_storage
 
     share_storage(settings.db_path)  # before Prefect's import: it reads its settings then
+    # The worker's task run has no flow run of its own (its flow run has), so Prefect would warn on each of its
+    # log lines that they cannot go to the API: they still reach this terminal.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     # Prefect's runner looks for triggered runs every 10 s by default; a button in the UI should answer sooner.
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     from prefect import serve

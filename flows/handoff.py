@@ -23,7 +23,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -89,8 +89,7 @@ def worker_key(api: str, db_path: Path) -> str | None:
     return keys[0] if keys else None
 
 
-def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key: str,
-             started: Callable[[str], None] | None = None) -> dict[str, Any]:
+def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key: str) -> dict[str, Any]:
     """Run `command` in the worker whose task key is `key` and wait for it. Returns {"flow_run_id", "state":
     "COMPLETED", "outcome": the flow's}; raises RunFailed (the run's one line and exit status) or WorkerGone."""
     if command not in COMMANDS:
@@ -98,23 +97,26 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
     api = api.rstrip("/")
     exchange = exchange_dir(db_path)
     parameters_id = str(uuid.uuid4())
-    (exchange / "parameters").mkdir(parents=True, exist_ok=True)
-    (exchange / "parameters" / parameters_id).write_bytes(
-        _record({"parameters": {"command": command, "params": params}}, parameters_id))
+    parameters = exchange / "parameters" / parameters_id
+    parameters.parent.mkdir(parents=True, exist_ok=True)
+    parameters.write_bytes(_record({"parameters": {"command": command, "params": params}}, parameters_id))
     state = {"type": "SCHEDULED", "name": "Scheduled",
              "state_details": {"deferred": True, "task_parameters_id": parameters_id,
                                "scheduled_time": datetime.now(timezone.utc).isoformat()}}
     body = {"name": f"worker: {command}", "task_key": key, "dynamic_key": f"{key}-{uuid.uuid4().hex}",
             "flow_run_id": None, "task_inputs": {"command": [], "params": []}, "state": state}
-    with httpx.Client(base_url=api, timeout=TIMEOUT) as client:
-        # The same dynamic key again returns the run already made: asking twice never makes two runs.
-        run_id = _ask(client, "POST", "/task_runs/", api, json=body).json()["id"]
-        if started is not None:
-            started(run_id)
-        final = _wait(client, run_id, api, db_path)
+    try:
+        with httpx.Client(base_url=api, timeout=TIMEOUT) as client:
+            # The same dynamic key again returns the run already made: asking twice never makes two runs.
+            run_id = _ask(client, "POST", "/task_runs/", api, json=body).json()["id"]
+            final = _wait(client, run_id, api, db_path)
+    finally:  # read by the worker once it started the run; a run it never started cannot start without it
+        parameters.unlink(missing_ok=True)
     if final["type"] != "COMPLETED":
         raise RunFailed(final.get("message") or f"the worker's run ended {final['type']}", 1, None)
-    ended = _read_record(_inside(exchange, (final.get("data") or {}).get("storage_key")))
+    outcome = _inside(exchange, (final.get("data") or {}).get("storage_key"))
+    ended = _read_record(outcome)
+    outcome.unlink(missing_ok=True)  # read once, by its one caller
     if ended["state"] != "COMPLETED":
         raise RunFailed(ended.get("message") or f"the run ended {ended['state']}", int(ended.get("exit_code", 1)),
                         ended.get("flow_run_id"))

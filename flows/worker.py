@@ -10,7 +10,7 @@ around it is only the envelope that carries the command there and its outcome ba
 - The pipeline deployment's runs (its schedule, or Run in the Prefect UI) are run here too (`serve_pipeline`):
   polled as Prefect's runner polls, claimed as it claims them (Pending, which takes the `orderly-writes` slot),
   then run in-process instead of in a new process each. The on-demand deployments stay on Prefect's runner.
-- One run at a time in this process (`ONE_RUN`). Across processes, each transaction takes the store's file
+- One run at a time in this process, each in its own thread context (`_fresh`). Across processes, each transaction takes the store's file
   lock, as command-line runs do (flows.write_slot says why presses do not take the Prefect slot: a killed holder
   keeps it for minutes).
 - Parameters and outcomes travel as JSON files beside the store (flows.handoff.share_storage).
@@ -23,8 +23,10 @@ around it is only the envelope that carries the command there and its outcome ba
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,7 +34,9 @@ from prefect import Task, task
 
 from flows.handoff import KEY_PREFIX, store_digest
 
-ONE_RUN = threading.Lock()  # DuckDB's transactions in one process conflict rather than wait: one run at a time
+# Every run of this process goes through one thread: one run at a time (DuckDB's transactions in one process
+# conflict rather than wait), and each in a fresh context (`_fresh`).
+_RUNS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderly-run")
 POLL_S = 2.0  # how often the pipeline's scheduled runs are looked for (Prefect's runner: 10 s; `serve` sets 2)
 
 
@@ -43,19 +47,28 @@ def _flows() -> dict[str, Callable[..., Any]]:
             "reset": orders.reset_state, "reconcile": orders.reconcile}
 
 
+def _fresh(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`call` on the runs thread, in an empty context: the flow run is a run of its own, as from the command line,
+    not a child of the worker's task run (whose context would also make Prefect write the flow's result to
+    storage), and without Prefect's per-run heartbeat."""
+    def run() -> Any:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        from orderly import ending
+
+        try:
+            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                return call(*args, **kwargs)
+        finally:
+            ending.run_over()
+
+    return _RUNS.submit(contextvars.Context().run, run).result()
+
+
 def _run_command(command: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run one Orderly command's flow here, in the worker; its outcome goes back as JSON, failures included (the
     flow run itself is FAILED or CRASHED in Prefect, where the automations see it)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    from orderly import ending
-
-    flow = _flows()[command]
-    try:
-        with ONE_RUN, temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            state = flow(**params, return_state=True)
-    finally:
-        ending.run_over()
+    state = _fresh(_flows()[command], **params, return_state=True)
     run_id = state.state_details.flow_run_id
     ended = {"flow_run_id": str(run_id) if run_id else None, "state": state.type.value}
     if state.is_completed():
@@ -116,11 +129,8 @@ def _pipeline_runs(deployment_id, log: Callable[[str], None]) -> None:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import Abort
     from prefect.flow_engine import run_flow
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.states import Pending
     from prefect.utilities.engine import propose_state_sync
-
-    from orderly import ending
 
     pipeline = _flows()["pipeline"]
     with get_client(sync_client=True) as client:
@@ -138,10 +148,7 @@ def _pipeline_runs(deployment_id, log: Callable[[str], None]) -> None:
                 except Abort:
                     continue
                 try:
-                    with ONE_RUN, temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                        run_flow(pipeline, flow_run=client.read_flow_run(flow_run.id), return_type="state")
+                    _fresh(run_flow, pipeline, flow_run=client.read_flow_run(flow_run.id), return_type="state")
                 except Exception as error:  # noqa: BLE001 - the run's own state says it failed; keep serving
                     log(f"the pipeline run {flow_run.id} ended with {str(error).splitlines()[0] if str(error) else error!r}")
-                finally:
-                    ending.run_over()
             time.sleep(POLL_S)

@@ -73,7 +73,7 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
     shown += [(name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
               for name in ("PREFECT_API_URL", "PREFECT_HOME")]
     checks.insert(0, db_refused or _database(settings))
-    checks.append(_prefect(env.get("PREFECT_API_URL", "").strip()))
+    checks.append(_prefect(env.get("PREFECT_API_URL", "").strip(), settings.db_path))
     checks.append(_remote("orders", settings.orders_url, "/orders", {"after_id": 0, "limit": 1}, "orders",
                           "ORDERLY_ORDERS_URL", settings))
     checks.append(_remote("warehouse", settings.warehouse_url, "/stock", {"page": 1, "per_page": 1}, "items",
@@ -131,7 +131,7 @@ def _database(settings: Settings) -> Check:
     return Check("database", True, text)
 
 
-def _prefect(api: str) -> Check:
+def _prefect(api: str, db_path: Path) -> Check:
     from orderly.prefect_health import why_not_answering
 
     if not api:
@@ -142,7 +142,11 @@ def _prefect(api: str) -> Check:
     if why:
         return Check("Prefect", False, f"no Prefect server answers at PREFECT_API_URL={shown} ({why}): "
                                        "start it with `make server`, or unset PREFECT_API_URL")
-    return Check("Prefect", True, f"the Prefect API at {shown} answers")
+    from flows.handoff import worker_key
+
+    worker = ("an `orderly serve` worker serves this store: commands and presses run in it" if worker_key(api, db_path)
+              else "no `orderly serve` worker serves this store: each command runs in its own process")
+    return Check("Prefect", True, f"the Prefect API at {shown} answers; {worker}")
 
 
 def _remote(name: str, base: str | None, path: str, params: dict, key: str, variable: str,

@@ -5,14 +5,14 @@ retrying a whole task on top would re-read every page and double the bound the o
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from orderly import ingest
 from orderly.settings import Settings
+from tasks import step
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def sync_stock(settings: Settings, run_id: str) -> ingest.Outcome:
     outcome = ingest.sync_stock(settings, run_id)
     if outcome.problem is None:
@@ -23,12 +23,12 @@ def sync_stock(settings: Settings, run_id: str) -> ingest.Outcome:
     return outcome
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def ingest_orders(settings: Settings, run_id: str) -> ingest.Outcome:
     return _logged(ingest.ingest_orders(settings, run_id))
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def reconcile_orders(settings: Settings, run_id: str) -> ingest.Outcome:
     outcome = _logged(ingest.reconcile_orders(settings, run_id))
     get_run_logger().info("reconcile: %(remote)d orders at the remote, %(stored)d already stored, %(missing)d "

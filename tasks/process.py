@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from domain import stock_refusal
 from orderly import progress, service
 from orderly.errors import StaleStock
 from orderly.settings import Settings
 from orderly.store import open_store
+from tasks import step
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def process_new_orders(
     settings: Settings, run_id: str, order_ids: Sequence[int] | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def stock_is_stale(settings: Settings) -> bool:
         return service.stock_refusal(con, settings.max_stock_age) is not None
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def reset_orders_to_new(
     settings: Settings, run_id: str, order_ids: Sequence[int] | None = None,
     status: str | None = None, reason: str | None = None,

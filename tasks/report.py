@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from orderly.explanations import describe
 from orderly.settings import Settings
 from orderly.store import open_store, queries
 from orderly.store.schema import RUN_COUNTERS
+from tasks import step
 
 TABLE_LIMIT = 500  # the UI gets the latest orders and the counts, never a million rows
 
@@ -61,7 +61,7 @@ def run_label(flow: str) -> str:
     return f"`{name}` ({flow}, started by {run_origin(flow_run)})"
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str, Any], problems: list[str],
                    state: str = "COMPLETED", duration_s: float | None = None, notes: list[str] = ()) -> None:
     """Three artifacts: `orders-status` (latest orders + counts), `orders-run-summary`, and `orders-rejects` if any."""
@@ -98,7 +98,7 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
     get_run_logger().info("published the orders-status table (%d of %d orders) and the run summary", len(orders), total)
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def publish_preview(preview: dict[str, Any]) -> None:
     """A dry run's artifact `orders-process-preview`: what Process All would do, written nowhere else."""
     changes = preview["changes"]
@@ -115,7 +115,7 @@ def publish_preview(preview: dict[str, Any]) -> None:
 RECONCILE_MISSING_EVENT = "orderly.reconcile.missing"
 
 
-@task(cache_policy=NO_CACHE)
+@step
 def publish_reconciliation(run_id: str, found: dict[str, int]) -> None:
     """The `orders-reconciliation` artifact; and, when orders were missing locally (the incremental path lost
     them), the event `orderly.reconcile.missing` that the automation of the same name alerts on."""
