@@ -67,3 +67,54 @@ def start_prefect_server(home: Path, timeout: float = 180) -> tuple[subprocess.P
         stop(process)
         raise
     return process, api
+
+
+def pause_schedule(api_url: str, deployment_id: str, timeout: float = 120) -> None:
+    """Pause a deployment's schedule and wait until none of its runs is scheduled or going. Pausing deletes the
+    runs already scheduled (Prefect's first interval run is due at once); a run already going is let finish.
+    Runs asked for by hand still run: only the scheduler skips a paused deployment.
+
+    The scheduler can insert a batch of runs just after the pause (it read the deployment before; seen on a
+    loaded machine: 13 runs left SCHEDULED on a paused deployment): those are deleted as the pause would have."""
+    httpx.post(f"{api_url}/deployments/{deployment_id}/pause_deployment", timeout=10).raise_for_status()
+    body = {"deployments": {"id": {"any_": [str(deployment_id)]}}, "limit": 200,
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}}}}
+    deadline = time.monotonic() + timeout
+    while runs := httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10).raise_for_status().json():
+        for run in runs:
+            if run.get("auto_scheduled") and (run.get("state") or {}).get("type") == "SCHEDULED":
+                httpx.delete(f"{api_url}/flow_runs/{run['id']}", timeout=10)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"a run of deployment {deployment_id} did not end within {timeout} s")
+        time.sleep(0.5)
+
+
+class ServeProcess:
+    """`orderly serve` as a real process, returned once its worker is connected; with `pause`, the pipeline's
+    schedule paused (pause_schedule) so no scheduled run lands between what a test or bench does."""
+
+    def __init__(self, env: dict, log: Path, *, pause: bool = True, timeout: float = 120) -> None:
+        from flows.handoff import worker_key
+
+        self.log = Path(log)
+        with open(self.log, "w") as out:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([str(Path(sys.executable).parent / "orderly"), "serve"], env=env,
+                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        api, db = env["PREFECT_API_URL"], Path(env["ORDERLY_DB"])
+        deadline = time.monotonic() + timeout
+        while not worker_key(api, db):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"orderly serve did not start its worker: {self.stop()[-3000:]}")
+            time.sleep(0.3)
+        if pause:
+            pipeline = httpx.get(f"{api}/deployments/name/pipeline/pipeline", timeout=10).json()["id"]
+            pause_schedule(api, pipeline)
+
+    def kill9(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> str:
+        """Stop it; what it printed."""
+        stop(self.process)
+        return self.log.read_text()

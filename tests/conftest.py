@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orderly.localproc import free_port, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported to the tests
+from orderly.localproc import free_port, pause_schedule, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,28 +158,6 @@ def stub_server():
     yield start
     for stub in started:
         stub.close()
-
-
-def pause_schedule(api_url: str, deployment_id: str, timeout: float = 120) -> None:
-    """Pause a deployment's schedule and wait until none of its runs is scheduled or going. Pausing deletes the
-    runs already scheduled (Prefect's first interval run is due at once); a run already going is let finish.
-    Runs asked for by hand still run: only the scheduler skips a paused deployment.
-
-    The scheduler can insert a batch of runs just after the pause (it read the deployment before; seen on a
-    loaded machine: 13 runs left SCHEDULED on a paused deployment): those are deleted as the pause would have."""
-    import httpx
-
-    httpx.post(f"{api_url}/deployments/{deployment_id}/pause_deployment", timeout=10).raise_for_status()
-    body = {"deployments": {"id": {"any_": [str(deployment_id)]}}, "limit": 200,
-            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}}}}
-    deadline = time.monotonic() + timeout
-    while runs := httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10).raise_for_status().json():
-        for run in runs:
-            if run.get("auto_scheduled") and (run.get("state") or {}).get("type") == "SCHEDULED":
-                httpx.delete(f"{api_url}/flow_runs/{run['id']}", timeout=10)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"a run of deployment {deployment_id} did not end within {timeout} s")
-        time.sleep(0.5)
 
 
 # ---- the hostile remote's tests (tests/hostile.py) ---------------------------------------------------------

@@ -4,9 +4,7 @@ a kill -9 in the middle of a run, two `serve` processes at once, and its Prefect
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,41 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ORDERLY, ROOT, pause_schedule, run_cli, start_prefect_server, stop
+from conftest import ORDERLY, ROOT, run_cli, start_prefect_server, stop
+from orderly.localproc import ServeProcess
 from test_crash import db_state, remote_env
 from uihelp import UiProcess, seed_rows
 
 SEED_COUNTS = {"processed": 6, "failed": 9, "waiting": 0}
-
-
-class Serve:
-    """`orderly serve` as a real process, ready once its worker is connected (and its pipeline paused)."""
-
-    def __init__(self, env: dict, log: Path, *, pause: bool = True, timeout: float = 120) -> None:
-        from flows.handoff import worker_key
-
-        self.env, self.log = env, log
-        with open(log, "w") as out:
-            self.process = subprocess.Popen([ORDERLY, "serve"], env=env, cwd=ROOT, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        api, db = env["PREFECT_API_URL"], Path(env["ORDERLY_DB"])
-        deadline = time.monotonic() + timeout
-        while not worker_key(api, db):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"orderly serve did not start its worker: {log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        if pause:  # a scheduled pipeline run between two presses would decide the orders first
-            pipeline = httpx.get(f"{api}/deployments/name/pipeline/pipeline", timeout=10).json()["id"]
-            pause_schedule(api, pipeline)
-
-    def kill9(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> str:
-        stop(self.process)
-        return self.log.read_text()
 
 
 def query(db: str, sql: str) -> list[tuple]:
@@ -96,7 +65,7 @@ def seeded_env(cli_env, sandbox_server, tmp_path):
 
 def test_a_press_and_commands_are_decided_in_the_worker_and_recorded_as_any_run(seeded_env, tmp_path):
     env, api = seeded_env, seeded_env["PREFECT_API_URL"]
-    serve = Serve(env, tmp_path / "serve.log")
+    serve = ServeProcess(env, tmp_path / "serve.log")
     ui = UiProcess(env, tmp_path)
     try:
         run = press(ui.url, "process")
@@ -135,7 +104,7 @@ def test_a_press_and_commands_are_decided_in_the_worker_and_recorded_as_any_run(
 def test_the_pipeline_deployments_runs_are_run_in_the_worker(seeded_env, tmp_path):
     """Its schedule or Run in the Prefect UI: a deployment run, claimed and run in `serve`'s own process."""
     env, api = seeded_env, seeded_env["PREFECT_API_URL"]
-    serve = Serve(env, tmp_path / "serve.log")
+    serve = ServeProcess(env, tmp_path / "serve.log")
     try:
         pipeline = httpx.get(f"{api}/deployments/name/pipeline/pipeline", timeout=10).json()
         assert pipeline["status"] == "READY"
@@ -165,7 +134,7 @@ def test_a_press_syncs_stale_stock_first(seeded_env, tmp_path):
     time.sleep(1.5)
     refused = run_cli(["process"], env, check=False)
     assert refused.returncode == 4 and "stock" in refused.stderr
-    serve = Serve(env, tmp_path / "serve.log")
+    serve = ServeProcess(env, tmp_path / "serve.log")
     ui = UiProcess(env, tmp_path)
     try:
         run = press(ui.url, "process")
@@ -186,7 +155,7 @@ def test_kill_9_of_the_worker_mid_run_loses_nothing_and_the_next_run_decides_the
     reference_env = {**env, "ORDERLY_DB": str(tmp_path / "reference.duckdb")}
     reference = subprocess.Popen([ORDERLY, "run"], env=reference_env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
-    serve = Serve(env, tmp_path / "serve-1.log")
+    serve = ServeProcess(env, tmp_path / "serve-1.log")
     command = subprocess.Popen([ORDERLY, "run"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.monotonic() + 60
@@ -202,7 +171,7 @@ def test_kill_9_of_the_worker_mid_run_loses_nothing_and_the_next_run_decides_the
     (killed,) = query(env["ORDERLY_DB"], "SELECT run_id FROM runs WHERE state = 'RUNNING'")
     assert flow_run(api, killed[0])["state"]["type"] == "RUNNING"  # nobody has said otherwise yet
 
-    serve = Serve(env, tmp_path / "serve-2.log")  # a new worker finds the run its predecessor left
+    serve = ServeProcess(env, tmp_path / "serve-2.log")  # a new worker finds the run its predecessor left
     try:
         assert query(env["ORDERLY_DB"], f"SELECT state FROM runs WHERE run_id = '{killed[0]}'") == [("CRASHED",)]
         assert flow_run(api, killed[0])["state"]["type"] == "CRASHED"
@@ -220,8 +189,8 @@ def test_kill_9_of_the_worker_mid_run_loses_nothing_and_the_next_run_decides_the
 
 def test_two_serve_processes_never_decide_at_once(seeded_env, tmp_path):
     env = seeded_env
-    first = Serve(env, tmp_path / "serve-1.log")
-    second = Serve(env, tmp_path / "serve-2.log", pause=False)
+    first = ServeProcess(env, tmp_path / "serve-1.log")
+    second = ServeProcess(env, tmp_path / "serve-2.log", pause=False)
     try:
         commands = [["reset", "--yes"], ["process"]] * 4
         with ThreadPoolExecutor(4) as pool:
@@ -249,7 +218,7 @@ def test_a_worker_whose_server_goes_away_exits_with_one_line(seeded_env, tmp_pat
     server, api = start_prefect_server(home, timeout=120)
     env = {**seeded_env, "PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
     try:
-        serve = Serve(env, tmp_path / "serve.log", pause=False)
+        serve = ServeProcess(env, tmp_path / "serve.log", pause=False)
     except BaseException:
         stop(server)
         raise
