@@ -129,7 +129,8 @@ def serve_all(worker: bool = True) -> None:
     print(f"serving pipeline (every {every:g} s), process-all, reset-state and reconcile (daily) on {api}; "
           f"one writing run at a time (global concurrency limit {WRITE_LIMIT}); "
           f"alerts: {', '.join(alerts)}"
-          + ("; the Orderly worker takes the page's presses and the commands" if worker else "")
+          + ("; the Orderly worker decides the page's presses, the commands and the pipeline's runs here"
+             if worker else "")
           + ". Ctrl-C stops.", flush=True)
     serve(*served, pause_on_shutdown=False, print_starting_message=False)
 

@@ -10,9 +10,9 @@ around it is only the envelope that carries the command there and its outcome ba
 - The pipeline deployment's runs (its schedule, or Run in the Prefect UI) are run here too (`serve_pipeline`):
   polled as Prefect's runner polls, claimed as it claims them (Pending, which takes the `orderly-writes` slot),
   then run in-process instead of in a new process each. The on-demand deployments stay on Prefect's runner.
-- One run at a time in this process, each in its own thread context (`_fresh`). Across processes, each transaction takes the store's file
-  lock, as command-line runs do (flows.write_slot says why presses do not take the Prefect slot: a killed holder
-  keeps it for minutes).
+- One run at a time in this process, each in a context of its own (`_fresh`). Across processes, each
+  transaction takes the store's file lock, as command-line runs do (flows.write_slot says why presses do not
+  take the Prefect slot: a killed holder keeps it for minutes).
 - Parameters and outcomes travel as JSON files beside the store (flows.handoff.share_storage).
 - The flow runs of the worker send no Prefect heartbeats: Prefect joins the heartbeat thread at the end of every
   flow run, which cost 0.5 s a press (measured, prefect 3.9.1). A run left RUNNING by a killed worker is found by
@@ -150,5 +150,6 @@ def _pipeline_runs(deployment_id, log: Callable[[str], None]) -> None:
                 try:
                     _fresh(run_flow, pipeline, flow_run=client.read_flow_run(flow_run.id), return_type="state")
                 except Exception as error:  # noqa: BLE001 - the run's own state says it failed; keep serving
-                    log(f"the pipeline run {flow_run.id} ended with {str(error).splitlines()[0] if str(error) else error!r}")
+                    said = str(error).splitlines()[0] if str(error) else repr(error)
+                    log(f"the pipeline run {flow_run.id} ended with {said}")
             time.sleep(POLL_S)

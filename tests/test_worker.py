@@ -81,8 +81,9 @@ def test_a_press_and_commands_are_decided_in_the_worker_and_recorded_as_any_run(
         assert json.loads(processed.stdout) == SEED_COUNTS
         # every run above ran in the worker's process, each with its row and its artifacts
         rows = query(env["ORDERLY_DB"], "SELECT flow, pid, state FROM runs WHERE flow <> 'sync' ORDER BY started_at")
-        assert rows == [("process-all", serve.process.pid, "COMPLETED"), ("reset-state", serve.process.pid, "COMPLETED"),
-                        ("process-all", serve.process.pid, "COMPLETED")], rows
+        pid = serve.process.pid
+        assert rows == [("process-all", pid, "COMPLETED"), ("reset-state", pid, "COMPLETED"),
+                        ("process-all", pid, "COMPLETED")], rows
         artifact = httpx.post(f"{api}/artifacts/latest/filter", timeout=10,
                               json={"artifacts": {"key": {"any_": ["orders-run-summary"]}}}).json()
         assert artifact and artifact[0]["flow_run_id"] in {r[0] for r in query(
