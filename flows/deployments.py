@@ -95,9 +95,6 @@ def serve_all(worker: bool = True) -> None:
     settings = Settings.from_env()
     every = settings.schedule_seconds
     api = check_server()
-    from flows.handoff import share_storage
-
-    share_storage(settings.db_path)  # before Prefect's import: it reads its settings then
     # The worker's task run has no flow run of its own (its flow run has), so Prefect would warn on each of its
     # log lines that they cannot go to the API: they still reach this terminal.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
@@ -114,14 +111,19 @@ def serve_all(worker: bool = True) -> None:
     deployment_ids = [deployment.apply() for deployment in deployments]
     share_write_limit(deployment_ids)
     alerts = ensure_automations(every)
-    from flows.worker import serve_pipeline, serve_worker
+    from flows.worker import finish_runs, recover_crashed, serve_pipeline, serve_worker
     from orderly import prefect_watch
     from orderly.settings import mask_url
 
     served = deployments
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    recover_crashed(settings.db_path, settings.lock_timeout)  # what a killed `serve` left RUNNING
     if worker:  # the pipeline's runs go to the worker, in-process; Prefect's runner keeps the on-demand ones
-        serve_worker(settings.db_path, settings.lock_timeout)
-        serve_pipeline(deployment_ids[0], log=lambda line: print(line, flush=True))
+        serve_worker(settings, os.environ, log)
+        serve_pipeline(deployment_ids[0], log)
         served = deployments[1:]
     prefect_watch.watch(api, refused_for=SERVER_GONE_AFTER_S,
                         line=f"error: the Prefect server at {mask_url(api)} went away; orderly serve stops "
@@ -132,7 +134,10 @@ def serve_all(worker: bool = True) -> None:
           + ("; the Orderly worker decides the page's presses, the commands and the pipeline's runs here"
              if worker else "")
           + ". Ctrl-C stops.", flush=True)
-    serve(*served, pause_on_shutdown=False, print_starting_message=False)
+    try:
+        serve(*served, pause_on_shutdown=False, print_starting_message=False)
+    finally:
+        finish_runs()  # a run going on ends, and reports its end, before the interpreter shuts down
 
 
 def set_up_deployed() -> list[str]:

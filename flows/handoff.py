@@ -3,10 +3,10 @@
 Importing Prefect costs a command 1.3-1.9 s (measured), more than a whole press in a warm worker, so the callers
 (the CLI, the page) speak the few REST calls of a Prefect background task run themselves, as `Task.delay()` and
 its future would:
-  1. find a worker of this store: POST /task_workers/filter lists the connected workers and their task keys,
-     and a worker's key names its store (flows.worker.for_store);
+  1. find a worker of this store and these settings: POST /task_workers/filter lists the connected workers and
+     their task keys, and a worker's key names its store and run settings (`identity`);
   2. write the parameters where the worker reads them: a JSON result record in the exchange directory beside the
-     store (Prefect's local result storage there, `share_storage`), under a new id;
+     store (the worker task's result storage, flows.worker), under a new id;
   3. POST /task_runs/ a run of that key, Scheduled and deferred, naming that id: the server pushes it to the
      worker's websocket;
   4. poll GET /task_runs/{id} until it is final; its state points at the outcome, a JSON result record.
@@ -22,13 +22,14 @@ import os
 import time
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from orderly.errors import PrefectGone, RunFailed
-from orderly.settings import mask_url
+from orderly.settings import Settings, mask_url
 
 COMMANDS = ("pipeline", "sync", "process", "reset", "reconcile")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -38,10 +39,15 @@ TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 # A busy server (SQLite under several writers) can answer 5xx or slowly for a while: it is gone only once it has
 # failed every request for this long (`orderly serve` gives a restarting server the same).
 GONE_AFTER_S = 15.0
+NOT_STARTED_S = 120.0
 
 
 class WorkerGone(PrefectGone):
     """The worker, or its Prefect server, went away before a handed-off run ended (or could not start it)."""
+
+
+class NotStarted(WorkerGone):
+    """The worker did not start the run in time; it is withdrawn, nothing was changed."""
 
 
 # ---- where the two sides exchange parameters and outcomes --------------------------------------------
@@ -50,16 +56,22 @@ def exchange_dir(db_path: Path) -> Path:
     return Path(f"{Path(db_path).absolute()}.worker")
 
 
-def share_storage(db_path: Path) -> None:
-    """Point Prefect's local result storage beside the store (unless the operator chose one) before Prefect is
-    imported (it reads its settings then): a worker and its callers find each other's files whatever their
-    PREFECT_HOME, since they share the store's filesystem anyway."""
-    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(exchange_dir(db_path)))
+# The settings that change what a run does. A caller whose values differ from the worker's runs the command itself,
+# so a handed-off run is the run the caller asked for. Left out: secrets (never hashed either), and what only
+# shapes waiting or serving (ORDERLY_LOCK_TIMEOUT, ORDERLY_SCHEDULE_SECONDS, ORDERLY_UI_TOKEN).
+RUN_SETTINGS = ("max_stock_age", "http_timeout", "http_retries", "retry_after_cap", "page_size", "fetch_concurrency",
+                "max_stock_pages", "max_order_pages", "lookback_orders", "max_body_bytes")
 
 
-def store_digest(db_path: Path) -> str:
-    """The part of the worker's task key that names its store."""
-    return hashlib.sha256(str(Path(db_path).absolute()).encode()).hexdigest()[:16]
+def identity(settings: Settings, env: Mapping[str, str]) -> str:
+    """The part of the worker's task key that names its store and its run settings (flows.worker.for_settings)."""
+    shown = [str(Path(settings.db_path).absolute()), *(mask_url(url or "") for url in (settings.orders_url,
+                                                                                         settings.warehouse_url))]
+    shown += [repr(getattr(settings, name)) for name in RUN_SETTINGS]
+    if settings.orders_url is None:  # the built-in sandbox: its data set is a setting too
+        shown += [f"{name}={env[name]}" for name in sorted(env) if name.startswith("ORDERLY_SANDBOX_")
+                  and name != "ORDERLY_SANDBOX_TOKEN"]
+    return hashlib.sha256("\n".join(shown).encode()).hexdigest()[:16]
 
 
 def _record(result: Any, storage_key: str) -> bytes:
@@ -77,9 +89,9 @@ def _read_record(path: Path) -> Any:
 
 # ---- the caller's side -----------------------------------------------------------------------------------
 
-def worker_key(api: str, db_path: Path) -> str | None:
-    """The task key of a worker of this store connected to the Prefect API at `api`, or None."""
-    prefix = KEY_PREFIX + store_digest(db_path) + "-"
+def worker_key(api: str, settings: Settings, env: Mapping[str, str]) -> str | None:
+    """The task key of a worker of this store and these settings connected to the Prefect API at `api`, or None."""
+    prefix = KEY_PREFIX + identity(settings, env) + "-"
     try:
         answer = httpx.post(f"{api.rstrip('/')}/task_workers/filter", json={}, timeout=TIMEOUT)
         workers = answer.json() if answer.status_code == 200 else []
@@ -109,7 +121,15 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
         with httpx.Client(base_url=api, timeout=TIMEOUT) as client:
             # The same dynamic key again returns the run already made: asking twice never makes two runs.
             run_id = _ask(client, "POST", "/task_runs/", api, json=body).json()["id"]
-            final = _wait(client, run_id, api, db_path)
+            try:
+                final = _wait(client, run_id, api, key)
+            except NotStarted:  # withdrawn: first what it needs to start, then the run itself
+                parameters.unlink(missing_ok=True)
+                try:
+                    client.delete(f"/task_runs/{run_id}")
+                except httpx.HTTPError:  # a run with no parameters cannot start anyway
+                    pass
+                raise
     finally:  # read by the worker once it started the run; a run it never started cannot start without it
         parameters.unlink(missing_ok=True)
     if final["type"] != "COMPLETED":
@@ -123,9 +143,12 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
     return ended
 
 
-def _wait(client: httpx.Client, run_id: str, api: str, db_path: Path) -> dict[str, Any]:
-    """The run's final state; polled often at first (a press takes about a second), less as it goes on."""
+def _wait(client: httpx.Client, run_id: str, api: str, key: str) -> dict[str, Any]:
+    """The run's final state; polled often at first (a press takes about a second), less as it goes on. A run the
+    worker has not started within NOT_STARTED_S (it is busy with a long run, or its server restarted and forgot
+    the queue) is withdrawn (NotStarted)."""
     begun = checked = time.monotonic()
+    missed = 0
     while True:
         answer = _ask(client, "GET", f"/task_runs/{run_id}", api)
         if answer.status_code == 404:  # a worker deletes a run it could not start
@@ -134,9 +157,15 @@ def _wait(client: httpx.Client, run_id: str, api: str, db_path: Path) -> dict[st
         if state.get("type") in FINAL:
             return state
         now = time.monotonic()
+        if state.get("type") == "SCHEDULED" and now - begun > NOT_STARTED_S:
+            raise NotStarted(f"the Orderly worker did not start the run within {NOT_STARTED_S:g} s (it is busy with "
+                             "a long run, or its Prefect server restarted); nothing was changed: run it again")
         if now - checked >= STILL_SERVING_EVERY:
             checked = now
-            if worker_key(api, db_path) is None:
+            listed = _ask(client, "POST", "/task_workers/filter", api,
+                          json={"task_worker_filter": {"task_keys": [key]}})
+            missed = 0 if listed.status_code == 200 and listed.json() else missed + 1
+            if missed >= 2:  # twice in a row: not one slow answer
                 raise WorkerGone("the Orderly worker went away before the run ended; `orderly runs` shows what it "
                                  "committed, and the next run decides whatever is left")
         time.sleep(0.05 if now - begun < 3 else 0.25)

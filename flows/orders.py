@@ -12,9 +12,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from flows import steps
 from flows.run_record import recorded_run
-from orderly.errors import StaleStock
 from orderly.settings import Settings
-from tasks.process import process_new_orders, reset_orders_to_new
+from tasks.process import process_new_orders, reset_orders_to_new, stock_is_stale
 from tasks.report import publish_preview, publish_reconciliation
 
 StatusName = Literal["NEW", "PROCESSED", "FAILED"]
@@ -40,12 +39,7 @@ def pipeline() -> dict[str, Any]:
     with recorded_run("pipeline") as run:
         steps.sync_stock(run)
         steps.ingest_orders(run)
-        try:
-            run.add(process_new_orders(run.settings, run.id))
-        except StaleStock as refusal:
-            if not run.problems:
-                raise
-            run.problems.append(str(refusal))  # after its cause: the remote that could not be read
+        steps.process(run)
     return run.outcome()
 
 
@@ -87,10 +81,12 @@ def process_all(order_ids: OrderIds = None, dry_run: bool = False, sync_stale_st
                                      dry_run=True)
         publish_preview(quote(preview))  # quote: Prefect would walk every row looking for futures
         return preview
-    with recorded_run("process-all", hold_store=True) as run:
-        if sync_stale_stock:
-            steps.sync_stock_if_stale(run)
-        run.add(process_new_orders(run.settings, run.id, order_ids or None))
+    # A sync lets go of the store between its chunks, so a run that syncs first does not hold it (recorded_run).
+    stale = sync_stale_stock and stock_is_stale(Settings.from_env())
+    with recorded_run("process-all", hold_store=not stale) as run:
+        if stale:
+            steps.sync_stock(run)
+        steps.process(run, order_ids or None)
     return run.outcome()
 
 
@@ -113,3 +109,7 @@ def reset_state(order_ids: OrderIds = None, status: StatusName | None = None,
 
 def _params() -> dict:
     return runtime.flow_run.parameters or {}
+
+
+# Each data-changing command and the flow it runs: the command line's, and the worker's for the commands handed to it.
+BY_COMMAND = {"pipeline": pipeline, "sync": sync, "process": process_all, "reset": reset_state, "reconcile": reconcile}

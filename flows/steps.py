@@ -5,7 +5,8 @@ from __future__ import annotations
 from flows.run_record import Run
 from orderly.ingest import Outcome
 from tasks.ingest import ingest_orders as ingest_orders_task
-from tasks.process import stock_is_stale
+from orderly.errors import StaleStock
+from tasks.process import process_new_orders
 from tasks.ingest import reconcile_orders as reconcile_orders_task
 from tasks.ingest import sync_stock as sync_stock_task
 
@@ -22,15 +23,20 @@ def sync_stock(run: Run) -> None:
     _count(run, sync_stock_task(run.settings, run.id))
 
 
-def sync_stock_if_stale(run: Run) -> None:
-    """Sync stock first when the snapshot is missing or too old to decide from (the page's Process All)."""
-    if stock_is_stale(run.settings):
-        sync_stock(run)
-
-
 def ingest_orders(run: Run) -> None:
     """Append every order after the look-back start; a remote that fails stops it with what was read kept."""
     _count(run, ingest_orders_task(run.settings, run.id))
+
+
+def process(run: Run, order_ids: list[int] | None = None) -> None:
+    """Decide the NEW orders (all, or those named). A refusal for want of fresh stock after a sync that failed is
+    said after its cause, the remote that could not be read (whose exit status the run then takes)."""
+    try:
+        run.add(process_new_orders(run.settings, run.id, order_ids))
+    except StaleStock as refusal:
+        if not run.problems:
+            raise
+        run.problems.append(str(refusal))
 
 
 def reconcile_orders(run: Run) -> Outcome:

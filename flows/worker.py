@@ -13,10 +13,10 @@ around it is only the envelope that carries the command there and its outcome ba
 - One run at a time in this process, each in a context of its own (`_fresh`). Across processes, each
   transaction takes the store's file lock, as command-line runs do (flows.write_slot says why presses do not
   take the Prefect slot: a killed holder keeps it for minutes).
-- Parameters and outcomes travel as JSON files beside the store (flows.handoff.share_storage).
+- Parameters and outcomes travel as JSON files in a directory beside the store (flows.handoff.exchange_dir).
 - The flow runs of the worker send no Prefect heartbeats: Prefect joins the heartbeat thread at the end of every
   flow run, which cost 0.5 s a press (measured, prefect 3.9.1). A run left RUNNING by a killed worker is found by
-  the next run (store.writes.start_run) and by the next worker to start (`recover_crashed`), which records it
+  the next run (store.writes.start_run) and by the next `orderly serve` to start (`recover_crashed`), which records it
   CRASHED in the store and in Prefect.
 - Without a worker (no PREFECT_API_URL, or nothing serving this store), callers run the flow themselves.
 """
@@ -26,13 +26,16 @@ from __future__ import annotations
 import contextvars
 import functools
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
 from prefect import Task, task
 
-from flows.handoff import KEY_PREFIX, store_digest
+from flows.handoff import KEY_PREFIX, exchange_dir, identity
+from orderly.settings import Settings
 
 # Every run of this process goes through one thread: one run at a time (DuckDB's transactions in one process
 # conflict rather than wait), and each in a fresh context (`_fresh`).
@@ -43,8 +46,7 @@ POLL_S = 2.0  # how often the pipeline's scheduled runs are looked for (Prefect'
 def _flows() -> dict[str, Callable[..., Any]]:
     from flows import orders
 
-    return {"pipeline": orders.pipeline, "sync": orders.sync, "process": orders.process_all,
-            "reset": orders.reset_state, "reconcile": orders.reconcile}
+    return orders.BY_COMMAND
 
 
 def _fresh(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -65,6 +67,11 @@ def _fresh(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return _RUNS.submit(contextvars.Context().run, run).result()
 
 
+def finish_runs() -> None:
+    """Let the run going on finish, and start no other: `serve` is stopping (Ctrl-C, SIGTERM)."""
+    _RUNS.shutdown(wait=True, cancel_futures=True)
+
+
 def _run_command(command: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run one Orderly command's flow here, in the worker; its outcome goes back as JSON, failures included (the
     flow run itself is FAILED or CRASHED in Prefect, where the automations see it)."""
@@ -78,16 +85,22 @@ def _run_command(command: str, params: dict[str, Any]) -> dict[str, Any]:
     return {**ended, "message": message, "exit_code": getattr(error, "exit_code", 1)}
 
 
+def for_settings(settings: Settings, env: Mapping[str, str]) -> Task:
+    """The worker's task for one store and its run settings (flows.handoff.identity). Prefect routes a background
+    task run to the workers of its task key, made of the function's name and code: a name per identity means a
+    worker only receives runs asked for with its own store and settings, however many Orderly stores share one
+    Prefect server. Parameters and outcomes are kept in the exchange directory beside the store."""
+    return _task(identity(settings, env), str(exchange_dir(settings.db_path)))
+
+
 @functools.lru_cache(maxsize=None)
-def for_store(db_path: Path) -> Task:
-    """The worker's task for one store. Prefect routes a background task run to the workers of its task key, made
-    of the function's name and code: a name per store means a worker only receives its own store's runs, and a
-    caller only finds a worker of its store, however many Orderly stores share one Prefect server."""
+def _task(name: str, exchange: str) -> Task:
     def run(command: str, params: dict[str, Any]) -> dict[str, Any]:
         return _run_command(command, params)
 
-    run.__name__ = run.__qualname__ = KEY_PREFIX + store_digest(db_path)
-    return task(run, name="orderly-worker", task_run_name="worker: {command}", result_serializer="json")
+    run.__name__ = run.__qualname__ = KEY_PREFIX + name
+    return task(run, name="orderly-worker", task_run_name="worker: {command}", result_serializer="json",
+                result_storage=Path(exchange))  # a Path: local storage there, with no block to register
 
 
 def recover_crashed(db_path: Path, lock_timeout: float) -> list[str]:
@@ -103,16 +116,32 @@ def recover_crashed(db_path: Path, lock_timeout: float) -> list[str]:
     return crashed
 
 
-def serve_worker(db_path: Path, lock_timeout: float) -> threading.Thread:
-    """Start the worker in a daemon thread of this process (its event loop is Prefect's own loop thread)."""
+def serve_worker(settings: Settings, env: Mapping[str, str], log: Callable[[str], None]) -> threading.Thread:
+    """Start the worker in a daemon thread of this process (its event loop is Prefect's own loop thread), and
+    start it again should it stop: Prefect's subscription gives up on some answers of a restarting server."""
     from prefect.task_worker import serve
 
-    recover_crashed(db_path, lock_timeout)
     _flows()  # imported now, not on the first press
-    thread = threading.Thread(target=serve, args=(for_store(db_path),), kwargs={"limit": 1}, name="orderly-worker",
-                              daemon=True)
+    worker = for_settings(settings, env)
+
+    def keep_serving() -> None:
+        while True:
+            try:
+                serve(worker, limit=1)
+            except Exception as error:  # noqa: BLE001 - said in one line; a server gone for good ends `serve`
+                log(f"the worker lost its Prefect server ({_one_line(error)}); connecting again in 5 s")
+            time.sleep(5)
+
+    thread = threading.Thread(target=keep_serving, name="orderly-worker", daemon=True)
     thread.start()
     return thread
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's first line, URLs masked (Prefect's and httpx's messages name the API URL)."""
+    from orderly.settings import mask_urls_in
+
+    return mask_urls_in(str(error).strip().splitlines()[0]) if str(error).strip() else type(error).__name__
 
 
 def serve_pipeline(deployment_id, log: Callable[[str], None]) -> threading.Thread:
@@ -123,33 +152,33 @@ def serve_pipeline(deployment_id, log: Callable[[str], None]) -> threading.Threa
 
 
 def _pipeline_runs(deployment_id, log: Callable[[str], None]) -> None:
-    import time
-    from datetime import datetime, timezone
-
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import Abort
-    from prefect.flow_engine import run_flow
-    from prefect.states import Pending
-    from prefect.utilities.engine import propose_state_sync
 
     pipeline = _flows()["pipeline"]
     with get_client(sync_client=True) as client:
         while True:
-            try:  # polling also tells the server the deployment is served (READY)
-                due = client.get_scheduled_flow_runs_for_deployments([deployment_id],
-                                                                     scheduled_before=datetime.now(timezone.utc))
-            except Exception as error:  # noqa: BLE001 - a server that went away ends `serve` (prefect_watch)
-                log(f"could not look for the pipeline's runs: {str(error).splitlines()[0] if str(error) else error!r}")
-                due = []
-            for flow_run in due:
-                try:  # the server gives the run to one claimant, and only with the write slot free
-                    if not propose_state_sync(client, Pending(), flow_run_id=flow_run.id).is_pending():
-                        continue
-                except Abort:
-                    continue
-                try:
-                    _fresh(run_flow, pipeline, flow_run=client.read_flow_run(flow_run.id), return_type="state")
-                except Exception as error:  # noqa: BLE001 - the run's own state says it failed; keep serving
-                    said = str(error).splitlines()[0] if str(error) else repr(error)
-                    log(f"the pipeline run {flow_run.id} ended with {said}")
+            try:  # anything the server says or fails to say is one line, and the loop goes on
+                _run_due(client, deployment_id, pipeline)
+            except Exception as error:  # noqa: BLE001 - a server gone for good ends `serve` (prefect_watch)
+                log(f"could not run the pipeline's runs: {_one_line(error)}")
             time.sleep(POLL_S)
+
+
+def _run_due(client, deployment_id, pipeline) -> None:
+    """The pipeline's runs that are due: each claimed (Pending: one claimant, and only with the write slot free)
+    and run in-process. Polling also tells the server the deployment is served (READY)."""
+    from datetime import datetime, timezone
+
+    from prefect.exceptions import Abort, ObjectNotFound
+    from prefect.flow_engine import run_flow
+    from prefect.states import Pending
+    from prefect.utilities.engine import propose_state_sync
+
+    for flow_run in client.get_scheduled_flow_runs_for_deployments([deployment_id],
+                                                                  scheduled_before=datetime.now(timezone.utc)):
+        try:
+            if not propose_state_sync(client, Pending(), flow_run_id=flow_run.id).is_pending():
+                continue
+        except (Abort, ObjectNotFound):  # claimed elsewhere, or deleted (a pause) since it was listed
+            continue
+        _fresh(run_flow, pipeline, flow_run=client.read_flow_run(flow_run.id), return_type="state")

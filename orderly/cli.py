@@ -29,10 +29,9 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
     if api:  # `orderly serve` runs a worker: the run is decided there, warm, and Prefect is not imported here
         from flows import handoff
 
-        key = handoff.worker_key(api, current.db_path)
+        key = handoff.worker_key(api, current, os.environ)
         if key:
             return handoff.hand_off(name, params, api, current.db_path, key)["outcome"]
-        handoff.share_storage(current.db_path)  # as the worker does, before Prefect's import
     if not os.environ.get("PREFECT_API_URL"):
         err.print(
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
@@ -50,8 +49,7 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
         api = os.environ.get("PREFECT_API_URL")  # the temporary server's, once `use` pointed Prefect at it
         if api:
             prefect_watch.watch(api)  # a server that goes away ends the command in seconds, not minutes
-        flow = {"pipeline": orders.pipeline, "sync": orders.sync, "process": orders.process_all,
-                "reset": orders.reset_state, "reconcile": orders.reconcile}[name]
+        flow = orders.BY_COMMAND[name]
         try:
             result = flow(**params)
         except BaseException:

@@ -73,7 +73,7 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
     shown += [(name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
               for name in ("PREFECT_API_URL", "PREFECT_HOME")]
     checks.insert(0, db_refused or _database(settings))
-    checks.append(_prefect(env.get("PREFECT_API_URL", "").strip(), settings.db_path))
+    checks.append(_prefect(env.get("PREFECT_API_URL", "").strip(), settings, env))
     checks.append(_remote("orders", settings.orders_url, "/orders", {"after_id": 0, "limit": 1}, "orders",
                           "ORDERLY_ORDERS_URL", settings))
     checks.append(_remote("warehouse", settings.warehouse_url, "/stock", {"page": 1, "per_page": 1}, "items",
@@ -131,7 +131,7 @@ def _database(settings: Settings) -> Check:
     return Check("database", True, text)
 
 
-def _prefect(api: str, db_path: Path) -> Check:
+def _prefect(api: str, settings: Settings, env: Mapping[str, str]) -> Check:
     from orderly.prefect_health import why_not_answering
 
     if not api:
@@ -144,8 +144,9 @@ def _prefect(api: str, db_path: Path) -> Check:
                                        "start it with `make server`, or unset PREFECT_API_URL")
     from flows.handoff import worker_key
 
-    worker = ("an `orderly serve` worker serves this store: commands and presses run in it" if worker_key(api, db_path)
-              else "no `orderly serve` worker serves this store: each command runs in its own process")
+    worker = ("an `orderly serve` worker serves this store: commands and presses run in it"
+              if worker_key(api, settings, env) else
+              "no `orderly serve` worker serves this store with these settings: each command runs in its own process")
     return Check("Prefect", True, f"the Prefect API at {shown} answers; {worker}")
 
 

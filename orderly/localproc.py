@@ -95,14 +95,15 @@ class ServeProcess:
 
     def __init__(self, env: dict, log: Path, *, pause: bool = True, timeout: float = 120) -> None:
         from flows.handoff import worker_key
+        from orderly.settings import Settings
 
         self.log = Path(log)
         with open(self.log, "w") as out:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen([str(Path(sys.executable).parent / "orderly"), "serve"], env=env,
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        api, db = env["PREFECT_API_URL"], Path(env["ORDERLY_DB"])
+        api, settings = env["PREFECT_API_URL"], Settings.from_env(env)
         deadline = time.monotonic() + timeout
-        while not worker_key(api, db):
+        while not worker_key(api, settings, env):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"orderly serve did not start its worker: {self.stop()[-3000:]}")
             time.sleep(0.3)

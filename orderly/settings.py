@@ -72,6 +72,14 @@ def mask_url(raw: str) -> str:
     return head + "***" + tail
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def mask_urls_in(text: str) -> str:
+    """Text (a library's error message) with every URL in it masked as mask_url masks one."""
+    return _URL_IN_TEXT.sub(lambda found: mask_url(found.group()), text)
+
+
 def _unknown_names(env: Mapping[str, str]) -> None:
     for name in sorted(env):
         if name.startswith("ORDERLY_") and name not in SETTING_NAMES:

@@ -129,15 +129,19 @@ def test_the_pipeline_deployments_runs_are_run_in_the_worker(seeded_env, tmp_pat
     assert "Traceback" not in log
 
 
-def test_a_press_syncs_stale_stock_first(seeded_env, tmp_path):
-    """The page offers no Sync: Process All from the page refreshes a snapshot too old to decide from."""
+def test_a_refusal_in_the_worker_is_the_commands_and_a_press_syncs_stale_stock_first(seeded_env, tmp_path):
+    """A run refused in the worker ends the command as it would have ended without one: its one line, its exit
+    status. The page offers no Sync: Process All from the page refreshes a snapshot too old to decide from."""
     env = {**seeded_env, "ORDERLY_MAX_STOCK_AGE": "1"}
-    time.sleep(1.5)
-    refused = run_cli(["process"], env, check=False)
-    assert refused.returncode == 4 and "stock" in refused.stderr
     serve = ServeProcess(env, tmp_path / "serve.log")
     ui = UiProcess(env, tmp_path)
     try:
+        time.sleep(1.5)
+        refused = run_cli(["process"], env, check=False)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 4 and len(lines) == 1 and "stock" in lines[0], refused.stderr
+        assert query(env["ORDERLY_DB"], "SELECT pid, state FROM runs WHERE flow = 'process-all'") == [
+            (serve.process.pid, "FAILED")]
         run = press(ui.url, "process")
         assert (run["state"], run["counts"]) == ("COMPLETED", SEED_COUNTS), run
         snapshots = query(env["ORDERLY_DB"], "SELECT count(*) FROM stock_snapshots")[0][0]
@@ -205,7 +209,7 @@ def test_two_serve_processes_never_decide_at_once(seeded_env, tmp_path):
     assert len(runs) == len(commands)
     for (_, ended, _), (started, _, _) in zip(runs, runs[1:]):
         assert ended <= started, runs  # one decides, then the other: never two at once
-    assert {pid for *_, pid in runs} <= {first.process.pid, second.process.pid}
+    assert {pid for *_, pid in runs} == {first.process.pid, second.process.pid}  # both took runs
     # whatever order they ran in, the stock adds up: nothing allocated twice, nothing lost
     on_hand = dict(query(env["ORDERLY_DB"], "SELECT inventory_id, quantity FROM stock_items"))
     allocated = dict(query(env["ORDERLY_DB"], "SELECT l.inventory_id, sum(l.quantity) FROM order_lines l "
@@ -233,6 +237,7 @@ def test_a_worker_whose_server_goes_away_exits_with_one_line(seeded_env, tmp_pat
         stop(server)
         log = serve.stop()
     last = log.strip().splitlines()[-1]
+    assert "Traceback" not in log
     assert serve.process.returncode == 6 and "went away" in last and "orderly serve stops" in last, log[-2000:]
     assert took < 40, took
     # without a server nothing serves, and the command says so itself

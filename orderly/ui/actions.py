@@ -30,6 +30,7 @@ from typing import Any
 
 from flows import handoff
 from orderly.errors import RunFailed
+from orderly.settings import Settings
 from orderly.store import queries
 from orderly.ui.snapshot import StoreReader
 
@@ -41,7 +42,7 @@ BUTTONS: dict[str, tuple[str, str, list[str]]] = {
 # button -> the flow's parameters, for the worker and the deployment
 PARAMETERS: dict[str, dict[str, Any]] = {"process": {"sync_stale_stock": True}, "reset": {}}
 POLL_S = 0.5
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+FINAL = handoff.FINAL  # the states a run ends in
 
 
 def _reset_args() -> list[str]:
@@ -131,7 +132,7 @@ class Buttons:
             api = (self.env.get("PREFECT_API_URL") or "").strip().rstrip("/")
             if api:
                 self._check_server(api)
-                key = handoff.worker_key(api, self.reader.db_path)
+                key = handoff.worker_key(api, Settings.from_env(self.env), self.env)
                 if key:
                     return self._drive_worker(run, api, key)
                 if self._deployment_ready(BUTTONS[run.button][1]):
