@@ -27,7 +27,6 @@ from rich.table import Table
 from rich.text import Text
 
 GAP = 2  # columns are set apart by two spaces and no rule: more room for the data at 80 columns
-SHORT_RUN = 8  # a run id as tables show it: at least its first 8 hex digits, as the Prefect UI shows it
 
 STATUS_STYLES = {"PROCESSED": "green", "FAILED": "red", "NEW": "yellow",
                  "COMPLETED": "green", "CRASHED": "red", "RUNNING": "yellow"}
@@ -147,7 +146,7 @@ def when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else ("" if value is None else str(value))
 
 
-def short_run(run_id: str | None, length: int = SHORT_RUN) -> str:
+def short_run(run_id: str | None, length: int) -> str:
     """The first `length` characters of a run id: store.queries.short_run_length says how many tell runs apart."""
     return "" if run_id is None else run_id[:length]
 

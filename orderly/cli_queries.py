@@ -11,7 +11,7 @@ from orderly import cli_args
 from orderly.cli_base import (MAX_ID, TABLE_ROWS, CsvOption, Fail, JsonOption, app, no_database, output_format, read,
                               settings, status_and_reason)
 from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
-from orderly.cli_output import (SHORT_RUN, Column, counts_in_words, one_line, out, print_csv, print_json, short_run,
+from orderly.cli_output import (Column, counts_in_words, one_line, out, print_csv, print_json, short_run,
                                 table, visible, when)
 
 
@@ -189,7 +189,7 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
         if output == "table":
             return _one_run(rows[0])
     else:
-        rows, length = read(lambda con: _with_run_length(con, queries.recent_runs(con, limit))) or ([], SHORT_RUN)
+        rows, length = read(lambda con: _with_run_length(con, queries.recent_runs(con, limit))) or ([], 0)  # no store
     if output == "json":
         return print_json(rows)
     if output == "csv":
@@ -257,7 +257,7 @@ def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help
                                                                   else _run_id(con, run))), note=run is None)
     if found is None and run is not None:
         raise Fail(f"no run id starts with {run.strip().lower()!r} ({no_database()})", 2)
-    rows, length = found or ([], SHORT_RUN)
+    rows, length = found or ([], 0)
     if output == "json":
         return print_json(rows)
     if output == "csv":
