@@ -5,8 +5,8 @@
 - `reset-state/reset-state`  on demand ("Reset State"), parameters `order_ids`, `status` and `reason` (optional)
 - `reconcile/reconcile`      daily: re-read the whole orders remote, store what is missing (an alert if anything was)
 
-`serve` also runs the Orderly worker (flows.worker): the page's presses and the data-changing commands are decided
-in this process, warm, while it serves.
+`serve` also runs the Orderly worker (flows.worker): the page's presses, the data-changing commands and the
+pipeline's runs are decided in this process, warm, while it serves (`--no-worker`: as before).
 
 The deployments share one concurrency limit, `orderly-writes` (1 slot, flows.write_slot): the server starts one of their
 flow runs at a time, later ones wait their turn. `serve` also creates the alert automations (flows.alerts).

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flows.run_record import Run
+from orderly.errors import StaleStock
 from orderly.ingest import Outcome
 from tasks.ingest import ingest_orders as ingest_orders_task
-from orderly.errors import StaleStock
-from tasks.process import process_new_orders
 from tasks.ingest import reconcile_orders as reconcile_orders_task
 from tasks.ingest import sync_stock as sync_stock_task
+from tasks.process import process_new_orders
 
 
 def _count(run: Run, outcome: Outcome) -> Outcome:

@@ -16,8 +16,8 @@ around it is only the envelope that carries the command there and its outcome ba
 - Parameters and outcomes travel as JSON files in a directory beside the store (flows.handoff.exchange_dir).
 - The flow runs of the worker send no Prefect heartbeats: Prefect joins the heartbeat thread at the end of every
   flow run, which cost 0.5 s a press (measured, prefect 3.9.1). A run left RUNNING by a killed worker is found by
-  the next run (store.writes.start_run) and by the next `orderly serve` to start (`recover_crashed`), which records it
-  CRASHED in the store and in Prefect.
+  the next run (store.writes.start_run) and by the next `orderly serve` to start (`recover_crashed`), which
+  record it CRASHED in the store and in Prefect.
 - Without a worker (no PREFECT_API_URL, or nothing serving this store), callers run the flow themselves.
 """
 
@@ -27,8 +27,8 @@ import contextvars
 import functools
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
