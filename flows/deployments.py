@@ -102,6 +102,7 @@ def serve_all(worker: bool = True) -> None:
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     from prefect import serve
 
+    _errors_in_one_line()
     from flows.alerts import ensure_automations
     from flows.write_slot import WRITE_LIMIT, share_write_limit
 
@@ -138,6 +139,29 @@ def serve_all(worker: bool = True) -> None:
         serve(*served, pause_on_shutdown=False, print_starting_message=False)
     finally:
         finish_runs()  # a run going on ends, and reports its end, before the interpreter shuts down
+
+
+def _errors_in_one_line() -> None:
+    """Prefect's own errors on serve's terminal, one line each: a server going away otherwise prints pages of
+    tracebacks (its event and log clients) before `serve` says, in one line, that it stops. ORDERLY_DEBUG keeps them."""
+    import logging
+
+    from flows.worker import error_line
+
+    if os.environ.get("ORDERLY_DEBUG"):
+        return
+
+    class Untraced(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.exc_info and record.exc_info[1] is not None:
+                record.msg, record.args = f"{record.getMessage()} ({error_line(record.exc_info[1])})", ()
+                record.exc_info = record.exc_text = None
+            return True
+
+    handlers = {handler for name, logger in logging.root.manager.loggerDict.items()
+                if name.startswith("prefect") and isinstance(logger, logging.Logger) for handler in logger.handlers}
+    for handler in handlers | set(logging.root.handlers):
+        handler.addFilter(Untraced())
 
 
 def set_up_deployed() -> list[str]:

@@ -129,7 +129,7 @@ def serve_worker(settings: Settings, env: Mapping[str, str], log: Callable[[str]
             try:
                 serve(worker, limit=1)
             except Exception as error:  # noqa: BLE001 - said in one line; a server gone for good ends `serve`
-                log(f"the worker lost its Prefect server ({_one_line(error)}); connecting again in 5 s")
+                log(f"the worker lost its Prefect server ({error_line(error)}); connecting again in 5 s")
             time.sleep(5)
 
     thread = threading.Thread(target=keep_serving, name="orderly-worker", daemon=True)
@@ -137,11 +137,12 @@ def serve_worker(settings: Settings, env: Mapping[str, str], log: Callable[[str]
     return thread
 
 
-def _one_line(error: BaseException) -> str:
-    """An error's first line, URLs masked (Prefect's and httpx's messages name the API URL)."""
+def error_line(error: BaseException) -> str:
+    """An error in one line, URLs masked (Prefect's and httpx's messages name the API URL)."""
+    from orderly.cli_output import one_line
     from orderly.settings import mask_urls_in
 
-    return mask_urls_in(str(error).strip().splitlines()[0]) if str(error).strip() else type(error).__name__
+    return mask_urls_in(one_line(str(error))) or type(error).__name__
 
 
 def serve_pipeline(deployment_id, log: Callable[[str], None]) -> threading.Thread:
@@ -160,7 +161,7 @@ def _pipeline_runs(deployment_id, log: Callable[[str], None]) -> None:
             try:  # anything the server says or fails to say is one line, and the loop goes on
                 _run_due(client, deployment_id, pipeline)
             except Exception as error:  # noqa: BLE001 - a server gone for good ends `serve` (prefect_watch)
-                log(f"could not run the pipeline's runs: {_one_line(error)}")
+                log(f"could not run the pipeline's runs: {error_line(error)}")
             time.sleep(POLL_S)
 
 
