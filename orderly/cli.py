@@ -32,7 +32,7 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
         key = handoff.worker_key(api, current, os.environ)
         if key:
             return handoff.hand_off(name, params, api, current.db_path, key)["outcome"]
-    if not os.environ.get("PREFECT_API_URL"):
+    if not api:
         err.print(
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
             "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
@@ -155,8 +155,7 @@ def process(
     if named == []:  # every order named is decided already: nothing for a flow to do
         result: dict[str, Any] = {"processed": 0, "failed": 0, "waiting": 0, **({"changes": []} if dry_run else {})}
     else:
-        result = _run_flow("process", order_ids=named, dry_run=dry_run,
-                           **({"sync_stale_stock": True} if sync_stale_stock else {}))
+        result = _run_flow("process", order_ids=named, dry_run=dry_run, sync_stale_stock=sync_stale_stock)
     if dry_run:
         return _preview(result, as_json)
     if as_json:

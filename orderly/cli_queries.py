@@ -114,7 +114,7 @@ HISTORY_FIELDS = ["run_id", "changed_at", "from_status", "to_status", "reason", 
 def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."),
             as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """That order's status changes: run, time, from, to, reason, and why (the recorded explanation)."""
-    from orderly.explanations import describe
+    from orderly.explanations import change_why
     from orderly.store import queries
 
     output = output_format(as_json, as_csv)
@@ -130,7 +130,7 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     table([Column("When", "when"), Column("From", "status"), Column("To", "status"), Column("Reason", "code"),
            Column("Why", "wrap"), Column("Run", "id")],
           [[r["changed_at"], r["from_status"], r["to_status"], r["reason"],
-            describe(r["reason"], r["details"]) if r["to_status"] == "FAILED" else "", short_run(r["run_id"], length)]
+            change_why(r), short_run(r["run_id"], length)]
            for r in rows], title=f"Order {order_id}")
 
 

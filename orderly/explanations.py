@@ -32,6 +32,12 @@ def why_failed(reason: str | None, details: dict[str, Any] | None,
     return describe(reason, details, names) + (" (when its turn came)" if details and "short" in details else "")
 
 
+def change_why(change: Mapping[str, Any], names: Mapping[int, tuple[str, str]] | None = None) -> str:
+    """The words for one status change (a row of an order's history): its explanation when it made the order
+    FAILED, nothing otherwise."""
+    return describe(change["reason"], change["details"], names) if change["to_status"] == "FAILED" else ""
+
+
 def short_items(details: dict[str, Any] | None) -> list[int]:
     """The inventory ids of an explanation's short items: the ones `describe` names."""
     return [s["inventory_id"] for s in (details or {}).get("short", [])]

@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from orderly.errors import StoreBusy
-from orderly.explanations import describe, short_items, why_failed
+from orderly.explanations import change_why, short_items, why_failed
 from orderly.store import queries
 from orderly.ui.actions import Buttons, prefect_ui_url
 from orderly.ui.jsonresp import JSONResponse, error
@@ -170,7 +170,7 @@ def _explained(con, order_id: int) -> tuple[dict[str, Any] | None, list[dict[str
     explained["why"] = why_failed(explained["reason"], explained["explanation"], names) if failed_now else None
     explained["decided_run_short"] = _short(explained["decided_run"], length)
     for change in history:
-        change["why"] = describe(change["reason"], change["details"], names) if change["to_status"] == "FAILED" else ""
+        change["why"] = change_why(change, names)
         change["run_short"] = _short(change["run_id"], length)
     return explained, history
 
