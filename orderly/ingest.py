@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 
 from orderly import progress
+from orderly.columns import OrderColumns
 from orderly.errors import RemoteError
 from orderly.gcpolicy import collection_paused
 from orderly.paging import valid_order_ids
@@ -26,14 +27,17 @@ from orderly.remote import RemoteClient
 from orderly.settings import Settings
 from orderly.store import open_store, queries, writes
 from orderly.store.connection import BULK_CHECKPOINT_THRESHOLD, connect
-from orderly.validation import validate_orders, validate_stock
+from orderly.validation import validate_order_pages, validate_stock
 
 log = logging.getLogger("orderly.ingest")
 
-# 25 pages of 1,000 orders a chunk, one chunk in flight beside the one being loaded: memory stays bounded however
-# large the backlog. At a million orders 40 pages ran 8 % faster but peaked 23 MB higher (519 MB), past the
-# bench's 512 MB target; 50 pages 34 MB higher (bench/README.md).
-ORDER_PAGES_PER_CHUNK = 25
+# Pages of 1,000 orders a chunk, one chunk in flight beside the one being loaded: memory stays bounded however
+# large the backlog. A clean page is columns (about 60 bytes an order), so a chunk holds 125 of them: DuckDB writes
+# a commit of that many rows (past its 122,880-row group) straight to the file instead of through its log, which
+# took the commits from 1.0 to 0.3 s of a million-order load. A page on the record path is Python objects (about
+# 1 KB an order): at most 25 of those a chunk, which kept a million-order run within 512 MB (issue 13).
+ORDER_PAGES_PER_CHUNK = 125
+RECORD_PAGES_PER_CHUNK = 25
 
 # How long the ingest keeps the DuckDB file while the next chunk is still on the wire: past this it lets go, so a
 # reader (`orderly status`, the page) is never blocked by a remote that is slow or asks us to wait. Reopening costs
@@ -98,30 +102,35 @@ async def _stock_records(settings: Settings) -> list[Any]:
 
 @dataclass(repr=False)  # asyncio.run and loggers format results: a repr of 25,000 records costs more than loading
 class OrdersChunk:
-    records: list[Any]
-    page_starts: list[int]          # the position in `records` where each page begins: copies on one page meet there
+    pages: list[list[Any] | OrderColumns]  # in order; a clean page as columns, any other as its records
     cursor_to: int                  # the cursor once every record here is loaded or quarantined
     last: bool                      # the service has nothing after this chunk
-    pages: int                      # pages read for it
     failure: RemoteError | None = None  # what stopped the read after these pages (they are good and load)
 
     def __repr__(self) -> str:
-        return f"OrdersChunk({len(self.records)} records, cursor_to={self.cursor_to}, last={self.last})"
+        return f"OrdersChunk({len(self.pages)} pages, cursor_to={self.cursor_to}, last={self.last})"
+
+    def storable_ids(self) -> np.ndarray:
+        """The ids of every record that could be stored (what the remote holds, for a reconcile)."""
+        return np.concatenate([np.asarray(valid_order_ids(page), dtype=np.int64) if isinstance(page, list)
+                               else page.order_id for page in self.pages] or [np.zeros(0, dtype=np.int64)])
 
 
 def fetch_orders_chunk(settings: Settings, after_id: int, max_pages: int) -> OrdersChunk:
-    """Up to `max_pages` checked pages of orders after `after_id`. A page that fails or breaks the protocol ends
-    the chunk: the pages before it are returned with the failure, to be loaded before the step stops."""
+    """Up to `max_pages` checked pages of orders after `after_id`, of which at most RECORD_PAGES_PER_CHUNK on the
+    record path. A page that fails or breaks the protocol ends the chunk: the pages before it are returned with
+    the failure, to be loaded before the step stops."""
 
     async def collect() -> OrdersChunk:
-        chunk = OrdersChunk([], [], after_id, False, 0)
+        chunk = OrdersChunk([], after_id, False)
+        record_pages = 0
         try:
             async for page, cursor, last in RemoteClient(settings).order_pages(after_id):
-                chunk.page_starts.append(len(chunk.records))
-                chunk.records.extend(page)
-                chunk.cursor_to, chunk.last, chunk.pages = cursor, last, chunk.pages + 1
+                chunk.pages.append(page)
+                record_pages += isinstance(page, list)
+                chunk.cursor_to, chunk.last = cursor, last
                 progress.advance("fetch orders", records=len(page), pages=1)
-                if last or chunk.pages >= max_pages:
+                if last or len(chunk.pages) >= max_pages or record_pages >= RECORD_PAGES_PER_CHUNK:
                     break
         except RemoteError as error:
             chunk.failure = error
@@ -178,7 +187,7 @@ def _read_orders(settings: Settings, run_id: str | None, start: int, pages_per_c
         pending: Future[OrdersChunk] | None = fetch(start)
         while pending is not None:
             chunk = store.wait_for(pending)
-            pages_left -= chunk.pages
+            pages_left -= len(chunk.pages)
             pending = None
             if not (chunk.last or chunk.failure):
                 if pages_left > 0:
@@ -192,7 +201,7 @@ def _read_orders(settings: Settings, run_id: str | None, start: int, pages_per_c
             if chunk.failure is not None:
                 log.warning("orders not fully ingested: %s", chunk.failure)
                 outcome.problem = f"orders not fully ingested: {chunk.failure}"
-            chunk.records.clear()  # freed now by reference counting, not at the next collection (issue 13)
+            chunk.pages.clear()  # freed now by reference counting, not at the next collection (issue 13)
             del chunk
             # One full collection per chunk: the imports' heap is frozen, so it scans little more than the chunk
             # in flight. Collecting only the young generations let them reach the old one: +150 MB at 300k orders.
@@ -204,12 +213,12 @@ def _load_chunk(settings: Settings, run_id: str | None, con: duckdb.DuckDBPyConn
                 outcome: Outcome) -> None:
     seen = None
     if outcome.reconcile is not None:
-        seen = np.unique(np.asarray(valid_order_ids(chunk.records), dtype=np.int64))
+        seen = np.unique(chunk.storable_ids())
         stored_before = queries.count_stored(con, seen)
-    valid = validate_orders(chunk.records)
+    valid = validate_order_pages(chunk.pages)
     progress.advance("validate orders", records=valid.received)
     counts = writes.load_orders(con, run_id, valid.orders, valid.lines, valid.rejects, valid.received,
-                                chunk.cursor_to, page_starts=chunk.page_starts)
+                                chunk.cursor_to, page_starts=valid.page_starts)
     progress.advance("load orders", records=valid.received)
     outcome.add(counts)
     if seen is not None:

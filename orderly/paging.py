@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from domain.bounds import MAX_INT
 
 
@@ -24,8 +26,9 @@ def valid_order_ids(records: list[Any]) -> list[int]:
     return [rid for rid in map(order_id_of, records) if rid is not None]
 
 
-def check_orders_page(after_id: int, records: list[Any], next_after_id: int | None) -> tuple[int, bool]:
-    """(the cursor once this page is loaded, whether it is the last page), or PageRuleBroken.
+def check_orders_page(after_id: int, page: Any, next_after_id: int | None) -> tuple[int, bool]:
+    """(the cursor once this page is loaded, whether it is the last page), or PageRuleBroken. `page` is the page's
+    records (the record path) or its OrderColumns (every record storable).
 
     The rules: every storable id above `after_id` and ascending (equal neighbours are copies of one order: the
     loader judges them); `next_after_id` is the page's last storable id, or null on the last page; a page with no
@@ -33,22 +36,27 @@ def check_orders_page(after_id: int, records: list[Any], next_after_id: int | No
     storable id (their ids are the schema's to quarantine) may carry `next_after_id` past it, and the cursor then
     stops at that last id, so they are read again rather than anything skipped. The cursor only ever moves to an
     id a page holds."""
-    ids = valid_order_ids(records)
-    previous = after_id
-    for rid in ids:
-        if rid <= after_id:
-            raise PageRuleBroken(f"the page holds order id {rid}, not above after_id={after_id}")
-        if rid < previous:
-            raise PageRuleBroken(f"order ids go down within the page ({previous} then {rid})")
-        previous = rid
-    last_id = ids[-1] if ids else None
+    if isinstance(page, list):
+        ids = np.asarray(valid_order_ids(page), dtype=np.int64)
+        ends_unstorable = bool(page) and order_id_of(page[-1]) is None
+    else:
+        ids, ends_unstorable = page.order_id, False
+    # The first id that breaks a rule, in page order; an id that breaks both is said to be not above after_id.
+    not_above = ids <= after_id
+    broken = np.flatnonzero(not_above | np.r_[False, ids[1:] < ids[:-1]])
+    if len(broken):
+        at = int(broken[0])
+        if not_above[at]:
+            raise PageRuleBroken(f"the page holds order id {ids[at]}, not above after_id={after_id}")
+        raise PageRuleBroken(f"order ids go down within the page ({ids[at - 1]} then {ids[at]})")
+    last_id = int(ids[-1]) if len(ids) else None
     if next_after_id is None:
         return (after_id if last_id is None else last_id), True
     if last_id is None:
         raise PageRuleBroken(f"a page with no storable order carries next_after_id={next_after_id} instead of null")
     if next_after_id == last_id:
         return last_id, False
-    if next_after_id > last_id and order_id_of(records[-1]) is None:
+    if next_after_id > last_id and ends_unstorable:
         return last_id, False  # corrupt records end the page: read again from the last good id
     where = "past" if next_after_id > last_id else "before"
     raise PageRuleBroken(f"next_after_id={next_after_id} is {where} the page's last order id ({last_id})")

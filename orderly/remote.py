@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tenacity import (
 )
 
 from orderly.body import ACCEPTED_ENCODINGS, BadEncoding, BodyTooLarge, read_bounded
+from orderly.columns import OrderColumns, clean_orders
 from orderly.errors import IncompleteSnapshot, ProtocolViolation, RemoteError
 from orderly.gcpolicy import collection_paused
 from orderly.paging import PageRuleBroken, check_orders_page, check_stock_pages
@@ -133,7 +135,8 @@ class RemoteClient:
             limits=httpx.Limits(max_connections=self.settings.fetch_concurrency),
         )
 
-    async def _get(self, client: httpx.AsyncClient, service: Service, path: str, params: dict, envelope) -> dict:
+    async def _get(self, client: httpx.AsyncClient, service: Service, path: str, params: dict, decode) -> dict:
+        """The body at `path`, decoded and checked by `decode` (bytes -> body, awaitable; raises Retryable)."""
         url = f"{service.shown_url}{path}"
         # Bounded by attempts: each waits at most http_timeout, each pause at most max(Retry-After cap, 5 s).
         retrying = AsyncRetrying(
@@ -145,7 +148,7 @@ class RemoteClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._get_once(client, service, url, path, params, envelope)
+                    return await self._get_once(client, service, url, path, params, decode)
         except Retryable as error:
             fix = error.fix or f"check {service.url_setting}, or raise ORDERLY_HTTP_RETRIES"
             raise RemoteError(
@@ -154,7 +157,7 @@ class RemoteClient:
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _get_once(self, client, service: Service, url: str, path: str, params: dict, envelope) -> dict:
+    async def _get_once(self, client, service: Service, url: str, path: str, params: dict, decode) -> dict:
         try:
             # httpx's timeout bounds each read; a body trickling a byte at a time would never trip it.
             async with asyncio.timeout(self.settings.http_timeout):
@@ -169,15 +172,7 @@ class RemoteClient:
             raise Retryable(str(error), fix=f"check {service.url_setting}, or raise ORDERLY_MAX_BODY_BYTES") from None
         except httpx.TransportError as error:
             raise Retryable(_TRANSPORT_FAILURES.get(type(error), "the connection failed")) from None
-        try:
-            with collection_paused():
-                body = decode_page(content, getattr(envelope, "records_key", ""))
-        except NotJson as error:
-            raise Retryable(str(error)) from None
-        problem = envelope(body)
-        if problem:
-            raise Retryable(f"the body is not the expected envelope: {problem}")
-        return body
+        return await decode(content)
 
     # ---- stock ---------------------------------------------------------------------------
 
@@ -191,9 +186,8 @@ class RemoteClient:
         per_page, limit = self.settings.page_size, self.settings.max_stock_pages
         async with self._client(self.warehouse) as client:
             async def page(number: int) -> dict:
-                return await self._get(
-                    client, self.warehouse, "/stock", {"page": number, "per_page": per_page}, _stock_envelope(number)
-                )
+                return await self._get(client, self.warehouse, "/stock", {"page": number, "per_page": per_page},
+                                       _records_decoder(_stock_envelope(number)))
 
             first = await page(1)
             total = first["total_pages"]
@@ -226,27 +220,103 @@ class RemoteClient:
 
     # ---- orders --------------------------------------------------------------------------
 
-    async def order_pages(self, after_id: int) -> AsyncIterator[tuple[list[Any], int, bool]]:
-        """Pages of orders after `after_id`: (records, the cursor once they are dealt with, last page?).
+    async def order_pages(self, after_id: int) -> AsyncIterator[tuple[list[Any] | OrderColumns, int, bool]]:
+        """Pages of orders after `after_id`: (the page, the cursor once it is dealt with, last page?). A clean page
+        comes as OrderColumns (orderly.columns), any other as its records, for the record path.
 
         Every page is checked against the paging protocol (orderly.paging) before it is yielded: a page that
-        breaks it raises ProtocolViolation, so the cursor never moves past an order that was never sent."""
+        breaks it raises ProtocolViolation, so the cursor never moves past an order that was never sent.
+
+        Pages are read ahead: as a page's bytes arrive, the page after the cursor they claim is asked for while
+        this one is decoded (in a thread) and checked. Only a checked cursor is followed: a read-ahead for any other
+        cursor is dropped unused, so the pages yielded are exactly those of a one-at-a-time reader. A remote that
+        lies about its cursor may be asked for the page after the lie once; nothing of it is used."""
+        limit = self.settings.page_size
         async with self._client(self.orders) as client:
-            while True:
-                params = {"after_id": after_id, "limit": self.settings.page_size}
-                body = await self._get(client, self.orders, "/orders", params, _orders_envelope)
-                try:
-                    cursor, last = check_orders_page(after_id, body["orders"], body["next_after_id"])
-                except PageRuleBroken as broken:
-                    raise ProtocolViolation(
-                        f"orders service at {self.orders.shown_url}/orders broke the paging protocol after "
-                        f"after_id={after_id}: {broken}; the orders before this page are kept, none after it "
-                        f"(fix the service or {self.orders.url_setting}, then run again)"
-                    ) from None
-                yield body["orders"], cursor, last
-                if last:
-                    return
-                after_id = cursor
+            ahead: dict[int, asyncio.Task] = {}
+
+            def read(after: int) -> asyncio.Task:
+                decode = functools.partial(_decode_orders_page, on_bytes=functools.partial(read_next, after))
+                return asyncio.ensure_future(
+                    self._get(client, self.orders, "/orders", {"after_id": after, "limit": limit}, decode))
+
+            def read_next(after: int, content: bytes) -> None:
+                claimed = _claimed_cursor(content)  # a cursor not above the page's own breaks the protocol anyway
+                if claimed is not None and claimed > after and claimed not in ahead and len(ahead) < _READ_AHEAD:
+                    ahead[claimed] = read(claimed)
+
+            try:
+                while True:
+                    task = ahead.pop(after_id, None) or read(after_id)
+                    body = await task
+                    try:
+                        cursor, last = check_orders_page(after_id, body["orders"], body["next_after_id"])
+                    except PageRuleBroken as broken:
+                        raise ProtocolViolation(
+                            f"orders service at {self.orders.shown_url}/orders broke the paging protocol after "
+                            f"after_id={after_id}: {broken}; the orders before this page are kept, none after it "
+                            f"(fix the service or {self.orders.url_setting}, then run again)"
+                        ) from None
+                    for wrong in [key for key in ahead if key != cursor or last]:
+                        _drop(ahead.pop(wrong))
+                    yield body["orders"], cursor, last
+                    if last:
+                        return
+                    after_id = cursor
+            finally:
+                for task in ahead.values():
+                    _drop(task)
+
+
+# Pages asked for ahead of the one awaited: the next page's bytes often arrive while this one still decodes, and
+# its own read-ahead is asked for then. Each follows a cursor not yet checked, so more would only waste requests.
+_READ_AHEAD = 2
+# The cursor a page claims, from its last bytes: only a hint for the read-ahead (the page's check decides).
+_CLAIMED_CURSOR = re.compile(rb'"next_after_id"\s*:\s*([0-9]{1,19})\s*[,}]')
+
+
+def _claimed_cursor(content: bytes) -> int | None:
+    at = content.rfind(b'"next_after_id"')
+    found = _CLAIMED_CURSOR.match(content, at) if at >= 0 else None
+    return int(found.group(1)) if found else None
+
+
+def _drop(task: asyncio.Task) -> None:
+    """A read-ahead not needed: cancelled, and its failure (if it had one) not reported as unretrieved."""
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def _decoded(content: bytes, envelope) -> dict:
+    """The record path: the page's records as Python values, its envelope checked."""
+    try:
+        with collection_paused():
+            body = decode_page(content, envelope.records_key)
+    except NotJson as error:
+        raise Retryable(str(error)) from None
+    problem = envelope(body)
+    if problem:
+        raise Retryable(f"the body is not the expected envelope: {problem}")
+    return body
+
+
+def _records_decoder(envelope):
+    async def decode(content: bytes) -> dict:
+        return _decoded(content, envelope)
+
+    return decode
+
+
+def _orders_body(content: bytes) -> dict:
+    columns = clean_orders(content)
+    if columns is not None:
+        return {"orders": columns, "next_after_id": columns.next_after_id}
+    return _decoded(content, _orders_envelope)
+
+
+async def _decode_orders_page(content: bytes, on_bytes) -> dict:
+    on_bytes(content)
+    return await asyncio.to_thread(_orders_body, content)
 
 
 def _refuse_status(response: httpx.Response, service: Service, url: str, retry_after_cap: float) -> None:

@@ -14,12 +14,14 @@ that model rather than being skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 from pandera.engines import pandas_engine
 
 # Schema settings under which pandera's verdict is exactly nullability + dtype + column checks: each attribute
@@ -114,3 +116,39 @@ def _has_nulls(series: pd.Series) -> bool:
 def _dtype_passes(dtype: Any, series: pd.Series) -> bool:
     verdict = dtype.check(pandas_engine.Engine.dtype(series.dtype), series)  # as pandera's check_dtype asks it
     return bool(verdict) if isinstance(verdict, bool) else bool(verdict.all())
+
+
+# ---- typed columns ----------------------------------------------------------------------------------------
+
+# Each check's verdict over a typed Arrow column, registered by orderly/schemas.py beside the pandas one:
+# True only when pandera's check would pass every value of the record path's column.
+_ON_COLUMNS: dict[str, Callable[..., bool]] = {}
+
+
+def on_columns(check_name: str) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+    def register(verdict: Callable[..., bool]) -> Callable[..., bool]:
+        _ON_COLUMNS[check_name] = verdict
+        return verdict
+
+    return register
+
+
+def columns_pass(model: type[pa.DataFrameModel], columns: Mapping[str, pyarrow.Array]) -> bool:
+    """True only when pandera would report nothing for these values as the record path hands them over.
+
+    The model says which fields, whether they may be null and which checks with which parameters; each check is
+    answered by its column verdict. A field missing, a null, a check with no column verdict, any doubt: False,
+    and the page goes the record path, where pandera itself decides. The dtype is not asked: the reader typed
+    the columns from the JSON, which is what the record path's `integer` and `text` checks look at."""
+    spec = _columns(model)
+    if spec is None:
+        return False
+    for column in spec:
+        array = columns.get(column.name)
+        if array is None or array.null_count:
+            return False
+        for check in column.checks:
+            verdict = _ON_COLUMNS.get(check.name)
+            if verdict is None or not verdict(array, **check.statistics):
+                return False
+    return True

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow
+import pyarrow.compute as pc
 import pandera.extensions as extensions
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -17,6 +20,11 @@ from orderly import schema_shortcut
 from orderly.wire import LongInteger, clipped_json
 
 
+# Each check has two implementations side by side: the pandas one pandera runs on the record path's raw columns,
+# and the one `schema_shortcut.columns_pass` runs on a page's typed Arrow columns (orderly/columns.py). The Arrow
+# one may only answer True where the pandas one would pass every value; where it cannot be sure it answers False,
+# and the page takes the record path, where pandera itself decides.
+#
 # Checks run on raw (object) columns so that a wrong JSON type is reported as such, not coerced:
 # "3" or true where an integer belongs is a wrong type, as the contract says.
 # Ints are typed by the store's BIGINT (anything wider would crash a whole batch's load); the contract's own
@@ -49,6 +57,11 @@ def integer(series: pd.Series) -> pd.Series:
     return _is_int(series)
 
 
+@schema_shortcut.on_columns("integer")
+def _integer_column(array: pyarrow.Array) -> bool:
+    return pyarrow.types.is_int64(array.type)  # the reader made every value a JSON integer within 64 bits, or failed
+
+
 @extensions.register_check_method(statistics=["minimum"])
 def int_at_least(series: pd.Series, *, minimum: int) -> pd.Series:
     values = _int64_values(series)
@@ -57,6 +70,11 @@ def int_at_least(series: pd.Series, *, minimum: int) -> pd.Series:
     is_int = _is_int(series)
     numbers = pd.to_numeric(series.where(is_int), errors="coerce")
     return ~is_int | numbers.ge(minimum)  # non-integers are the `integer` check's to report
+
+
+@schema_shortcut.on_columns("int_at_least")
+def _int_at_least_column(array: pyarrow.Array, *, minimum: int) -> bool:
+    return pyarrow.types.is_integer(array.type) and (len(array) == 0 or pc.min(array).as_py() >= minimum)
 
 
 def _is_text(value: Any) -> bool:
@@ -80,6 +98,22 @@ def text(series: pd.Series) -> pd.Series:
     return series.map(_is_text)
 
 
+@schema_shortcut.on_columns("text")
+def _text_column(array: pyarrow.Array) -> bool:
+    """Sure only of the plain case: 1..MAX_TEXT characters starting with a printable ASCII character (never
+    whitespace by any definition, so the value is not blank); the reader refused text that is not valid UTF-8."""
+    if not pyarrow.types.is_string(array.type):
+        return False
+    if len(array) == 0:
+        return True
+    lengths = pc.utf8_length(array)
+    if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > MAX_TEXT:
+        return False
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array)]
+    first = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets]
+    return bool(((first >= 0x21) & (first <= 0x7E)).all())
+
+
 @extensions.register_check_method()
 def iso_timestamp(series: pd.Series) -> pd.Series:
     if set(map(type, series.to_numpy())) <= {str}:  # all str, the common case: no mask (Series.map costs 5x this)
@@ -91,6 +125,18 @@ def iso_timestamp(series: pd.Series) -> pd.Series:
 def _iso_parse(series: pd.Series) -> pd.Series:
     # cache=False: parsing is cheaper than pandas' cache of repeated stamps (see validation._timestamps)
     return pd.to_datetime(series, utc=True, errors="coerce", format="ISO8601", cache=False)
+
+
+# The one form the columns are sure of: UTC to the second with "Z", in years pandas holds at any resolution.
+# Every other ISO-8601 form (offsets, fractions, week dates) is pandas' to judge on the record path.
+_CANONICAL_STAMP = r"^(19|20|21)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
+
+
+@schema_shortcut.on_columns("iso_timestamp")
+def _iso_timestamp_column(array: pyarrow.Array) -> bool:
+    """The canonical form only; a date past its month's end (Feb 30) fails the parse that converts the column."""
+    return pyarrow.types.is_string(array.type) and bool(pc.all(pc.match_substring_regex(array, _CANONICAL_STAMP)).as_py()
+                                                  if len(array) else True)
 
 
 class OrderRecord(pa.DataFrameModel):

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from domain.bounds import MAX_INT
 
+from orderly.columns import OrderColumns
 from orderly.records import flatten_orders, flatten_stock
 from orderly.schemas import OrderLineRecord, OrderRecord, StockRecord, failures_by_row, rejects_frame
 
 
 @dataclass(repr=False)  # a repr of 50,000 records costs more than loading them (Prefect and asyncio format it)
 class ValidOrders:
-    orders: pd.DataFrame   # rec, order_id, placed_at, customer_id: every valid copy, repeats included
-    lines: pd.DataFrame    # rec, order_id, line_no, inventory_id, quantity
+    orders: pa.Table       # rec, order_id, placed_at (timestamp[us, UTC]), customer_id: every valid copy, repeats too
+    lines: pa.Table        # rec, order_id, line_no, inventory_id, quantity
     rejects: pd.DataFrame  # source, record_key, raw, reasons
     received: int          # = valid copies + rejects; the loader splits valid copies into new, repeats, conflicts
+    page_starts: list[int] | None = None  # where each page begins among the recs; None: a page per record
 
     def __repr__(self) -> str:
         return f"ValidOrders({len(self.orders)} valid of {self.received} received)"
@@ -80,24 +84,77 @@ def validate_orders(records: list[Any]) -> ValidOrders:
     good = _without(orders, reasons)
     good_lines = _lines_without(lines, reasons)
     order_ids = good["id"].astype("int64")
-    typed_orders = pd.DataFrame(
-        {
-            "rec": good.index.to_numpy(dtype="int64"),  # the copy's position in the batch: first copy wins
-            "order_id": order_ids.to_numpy(),
-            "placed_at": _timestamps(good["placed_at"]).array,  # tz-aware: to_numpy() would box every value
-            "customer_id": good["customer_id"].astype(str).array,  # to_numpy() would box it back to objects
-        }
+    typed_orders = _orders_table(
+        good.index.to_numpy(dtype="int64"),  # the copy's position in the batch: first copy wins
+        order_ids.to_numpy(),
+        _microseconds(_timestamps(good["placed_at"])),
+        pa.array(good["customer_id"].to_numpy(dtype=object), pa.string()),
     )
-    typed_lines = pd.DataFrame(
-        {
-            "rec": good_lines["rec"].to_numpy(dtype="int64"),
-            "order_id": order_ids.reindex(good_lines["rec"]).to_numpy(),
-            "line_no": good_lines["line_no"].to_numpy(),
-            "inventory_id": good_lines["inventory_id"].astype("int64").to_numpy(),
-            "quantity": good_lines["quantity"].astype("int64").to_numpy(),
-        }
+    typed_lines = _lines_table(
+        good_lines["rec"].to_numpy(dtype="int64"),
+        order_ids.reindex(good_lines["rec"]).to_numpy(),
+        good_lines["line_no"].to_numpy(),
+        good_lines["inventory_id"].astype("int64").to_numpy(),
+        good_lines["quantity"].astype("int64").to_numpy(),
     )
     return ValidOrders(typed_orders, typed_lines, rejects_frame("order", records, reasons, "id"), len(records))
+
+
+def validate_order_pages(pages: Sequence[list[Any] | OrderColumns]) -> ValidOrders:
+    """A chunk's pages as one batch, `rec` numbering the records across them page by page: a clean page's columns
+    as they are (orderly.columns checked them against the same models), every other page's records through
+    validate_orders, whole."""
+    starts = np.cumsum([0, *map(len, pages)])[:-1].tolist()
+    recs_of_records = [np.arange(start, start + len(page)) for start, page in zip(starts, pages)
+                       if isinstance(page, list)]
+    orders, lines = [], []
+    rejects = rejects_frame("order", [], {}, "id")
+    if recs_of_records:
+        valid = validate_orders([record for page in pages if isinstance(page, list) for record in page])
+        at = np.concatenate(recs_of_records)  # a record's position among the record pages -> its rec in the chunk
+        orders.append(valid.orders.set_column(0, "rec", pa.array(at[valid.orders["rec"].to_numpy()])))
+        lines.append(valid.lines.set_column(0, "rec", pa.array(at[valid.lines["rec"].to_numpy()])))
+        rejects = valid.rejects
+    for start, page in zip(starts, pages):
+        if isinstance(page, OrderColumns):
+            rec = np.arange(start, start + len(page), dtype=np.int64)
+            orders.append(_orders_table(rec, page.order_id, page.placed_at, page.customer_id))
+            first_line = np.cumsum(page.line_counts) - page.line_counts
+            line_no = np.arange(len(page.quantity), dtype=np.int64) - np.repeat(first_line, page.line_counts)
+            lines.append(_lines_table(np.repeat(rec, page.line_counts), np.repeat(page.order_id, page.line_counts),
+                                      line_no, page.inventory_id, page.quantity))
+    return ValidOrders(_concat(orders, _ORDERS), _concat(lines, _LINES), rejects,
+                       sum(map(len, pages)), starts)
+
+
+_STAMP = pa.timestamp("us", tz="UTC")  # TIMESTAMPTZ as the store keeps it
+_ORDERS = pa.schema([("rec", pa.int64()), ("order_id", pa.int64()), ("placed_at", _STAMP),
+                     ("customer_id", pa.string())])
+_LINES = pa.schema([("rec", pa.int64()), ("order_id", pa.int64()), ("line_no", pa.int64()),
+                    ("inventory_id", pa.int64()), ("quantity", pa.int64())])
+
+
+def _table(schema: pa.Schema, columns) -> pa.Table:
+    return pa.Table.from_arrays([column if isinstance(column, pa.Array) else pa.array(column, field.type)
+                                 for column, field in zip(columns, schema)], schema=schema)
+
+
+def _orders_table(*columns) -> pa.Table:
+    return _table(_ORDERS, columns)
+
+
+def _lines_table(*columns) -> pa.Table:
+    return _table(_LINES, columns)
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _microseconds(placed_at: pd.Series) -> pa.Array:
+    """TIMESTAMPTZ as DuckDB stores it: microseconds, truncated toward zero as its pandas scan does (a
+    nanosecond column through Arrow would be TIMESTAMPTZ_NS, which hashes differently, and a DuckDB cast rounds)."""
+    return pc.cast(pa.Array.from_pandas(placed_at), _STAMP, safe=False)
 
 
 def _sums_past_bound(lines: pd.DataFrame, rejected: dict[int, list[str]]) -> list[int]:

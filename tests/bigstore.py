@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from orderly import service
 from orderly.store import open_store, writes
@@ -38,6 +39,15 @@ def order_frames(first_id: int, count: int, items: int, rng: np.random.Generator
     return orders, lines
 
 
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    """A frame as the loader takes it (orderly.validation.ValidOrders): timestamps in microseconds, as stored."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if "placed_at" in frame:
+        at = table.schema.get_field_index("placed_at")
+        table = table.set_column(at, "placed_at", table.column("placed_at").cast(pa.timestamp("us", tz="UTC")))
+    return table
+
+
 def build(path: Path, orders: int, items: int = 20_000, seed: int = 3, decide: bool = True) -> None:
     rng = np.random.default_rng(seed)
     no_rejects = pd.DataFrame({"source": [], "record_key": [], "raw": [], "reasons": []}, dtype=object)
@@ -46,7 +56,7 @@ def build(path: Path, orders: int, items: int = 20_000, seed: int = 3, decide: b
         for first in range(1, orders + 1, CHUNK):
             count = min(CHUNK, orders + 1 - first)
             frame, lines = order_frames(first, count, items, rng)
-            writes.load_orders(con, None, frame, lines, no_rejects, count, first + count - 1)
+            writes.load_orders(con, None, _arrow(frame), _arrow(lines), no_rejects, count, first + count - 1)
         if decide:
             service.process(con, None, max_stock_age=float("inf"))
         con.execute("CHECKPOINT")

@@ -57,7 +57,7 @@ def serve_dataset(data, fault=None):
 async def _orders(client: RemoteClient) -> list:
     records = []
     async for page, _cursor, _last in client.order_pages(0):
-        records.extend(page)
+        records.extend(page if isinstance(page, list) else page.to_records())
     return records
 
 

@@ -431,7 +431,7 @@ def client_settings(remote: HostileRemote, tmp_path: Path, **env):
 async def _all_orders(client) -> list:
     records = []
     async for page, _cursor, _last in client.order_pages(0):
-        records.extend(page)
+        records.extend(page if isinstance(page, list) else page.to_records())
     return records
 
 

@@ -35,8 +35,8 @@ def check_orders(batch, bad_positions, reason_fragment):
     valid = validate_orders(batch)
     assert valid.received == len(batch) == len(valid.orders) + len(valid.rejects)
     good_ids = [r["id"] for i, r in enumerate(batch) if i not in bad_positions]
-    assert valid.orders["order_id"].tolist() == good_ids
-    assert set(valid.lines["order_id"].tolist()) == set(good_ids)
+    assert valid.orders.to_pandas()["order_id"].tolist() == good_ids
+    assert set(valid.lines.to_pandas()["order_id"].tolist()) == set(good_ids)
     assert len(valid.rejects) == len(bad_positions)
     for reasons in valid.rejects["reasons"]:
         assert reason_fragment in reasons, reasons
@@ -71,14 +71,14 @@ def check_orders(batch, bad_positions, reason_fragment):
 def test_a_bad_order_is_quarantined_and_its_neighbours_kept(bad, fragment):
     batch = [order_rec(2, [(101, 1), (205, 1)]), bad, order_rec(7, [(310, 2)])]
     valid = check_orders(batch, {1}, fragment)
-    assert valid.lines[["order_id", "inventory_id", "quantity"]].values.tolist() == [
+    assert valid.lines.to_pandas()[["order_id", "inventory_id", "quantity"]].values.tolist() == [
         [2, 101, 1], [2, 205, 1], [7, 310, 2]]
 
 
 def test_a_record_that_is_not_an_object_is_quarantined():
     batch = [order_rec(2), "not an order", order_rec(3)]
     valid = validate_orders(batch)
-    assert valid.orders["order_id"].tolist() == [2, 3]
+    assert valid.orders.to_pandas()["order_id"].tolist() == [2, 3]
     assert valid.rejects["reasons"].tolist() == ["record: must be an object, got str"]
 
 
@@ -86,15 +86,15 @@ def test_every_valid_copy_of_an_id_goes_to_the_loader_with_its_position():
     # Which copy stands is the loader's rule (tests/test_store.py): the schema only judges each copy alone.
     batch = [order_rec(2), order_rec(4, [(101, 1)]), order_rec(4, [(101, 2)]), order_rec(4, [(101, 0)]), order_rec(5)]
     valid = check_orders(batch, {3}, "quantity 0 is below 1")
-    assert valid.orders["rec"].tolist() == [0, 1, 2, 4]
-    assert valid.lines[["rec", "quantity"]].values.tolist() == [[0, 1], [1, 1], [2, 2], [4, 1]]
+    assert valid.orders.to_pandas()["rec"].tolist() == [0, 1, 2, 4]
+    assert valid.lines.to_pandas()[["rec", "quantity"]].values.tolist() == [[0, 1], [1, 1], [2, 2], [4, 1]]
 
 
 def test_an_order_whose_quantities_sum_past_the_bound_is_quarantined():
     edge = order_rec(3, [(101, 2**62), (102, 2**62 - 2), (103, 1)])  # exactly 2**63-1: fits
     over = order_rec(4, [(101, 2**62), (102, 2**62)])
     valid = check_orders([order_rec(2), over, edge], {1}, "quantities sum past 2**63-1")
-    assert valid.lines[valid.lines["order_id"] == 3]["quantity"].tolist() == [2**62, 2**62 - 2, 1]
+    assert valid.lines.to_pandas()[valid.lines.to_pandas()["order_id"] == 3]["quantity"].tolist() == [2**62, 2**62 - 2, 1]
 
 
 @pytest.mark.parametrize("customer, fragment", [
@@ -112,16 +112,16 @@ def test_every_reason_of_a_record_is_kept():
     assert "id must be an integer" in reasons
     assert "placed_at is not an ISO-8601 timestamp" in reasons
     assert "quantity 0 is below 1" in reasons
-    assert valid.orders["order_id"].tolist() == [3]
+    assert valid.orders.to_pandas()["order_id"].tolist() == [3]
 
 
 def test_a_clean_batch_loads_everything_typed():
     batch = [order_rec(i, [(101, i), (102, 1)]) for i in range(1, 6)]
     valid = validate_orders(batch)
     assert len(valid.rejects) == 0 and valid.received == 5
-    assert valid.orders["order_id"].tolist() == [1, 2, 3, 4, 5]
-    assert str(valid.orders["placed_at"].dt.tz) == "UTC"
-    assert valid.lines["quantity"].tolist() == [1, 1, 2, 1, 3, 1, 4, 1, 5, 1]
+    assert valid.orders.to_pandas()["order_id"].tolist() == [1, 2, 3, 4, 5]
+    assert str(valid.orders.to_pandas()["placed_at"].dt.tz) == "UTC"
+    assert valid.lines.to_pandas()["quantity"].tolist() == [1, 1, 2, 1, 3, 1, 4, 1, 5, 1]
 
 
 def check_stock(batch, bad_positions, fragment):
@@ -185,7 +185,7 @@ def test_an_integer_beyond_64_bits_is_quarantined_not_a_crash(text, fragment):
 
     batch = [order_rec(2), orjson.loads(text), order_rec(7)]
     valid = check_orders(batch, {1}, fragment)
-    assert valid.orders["order_id"].tolist() == [2, 7]
+    assert valid.orders.to_pandas()["order_id"].tolist() == [2, 7]
 
 
 def test_a_stock_quantity_beyond_64_bits_is_quarantined():

@@ -9,7 +9,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from orderly.store.connection import first_row, registered, scalar, transaction
 from orderly.store.queries import ORDERS_CURSOR, decision_rows
@@ -214,7 +213,7 @@ def _replace_stock(con: duckdb.DuckDBPyConnection, snapshot_id: int, *, every_re
 
 # ---- orders ---------------------------------------------------------------------------------
 
-def _incoming_orders(orders: pd.DataFrame, lines: pd.DataFrame,
+def _incoming_orders(orders: pa.Table, lines: pa.Table,
                      page_starts: Sequence[int] | None = None) -> tuple[pa.Table, pa.Table]:
     """The batch as two Arrow tables: one row per valid copy with its line count, total quantity and lines as a
     list of [inventory_id, quantity] in line order (what its fingerprint hashes), and its lines.
@@ -223,24 +222,23 @@ def _incoming_orders(orders: pd.DataFrame, lines: pd.DataFrame,
     the largest statement of a load (0.73 of 1.34 s of SQL at 300k orders). The hash over the same values and
     types is the same: checked against the stored fingerprints' query in tests/test_store.py. A copy with no line
     (the schema rejects those) and a line whose copy is not in the batch are left out, as the SQL join did."""
-    o_rec = orders["rec"].to_numpy(dtype=np.int64)
-    o_order = np.argsort(o_rec, kind="stable") if len(o_rec) > 1 and bool((o_rec[1:] < o_rec[:-1]).any()) else None
-    if o_order is not None:
-        orders, o_rec = orders.iloc[o_order], o_rec[o_order]
-    l_rec = lines["rec"].to_numpy(dtype=np.int64)
-    l_no = lines["line_no"].to_numpy(dtype=np.int64)
-    unsorted = len(l_rec) > 1 and bool(((l_rec[1:] < l_rec[:-1]) | ((l_rec[1:] == l_rec[:-1]) & (l_no[1:] < l_no[:-1]))).any())
-    l_take = np.lexsort((l_no, l_rec)) if unsorted else None
-    if l_take is not None:
-        lines, l_rec, l_no = lines.iloc[l_take], l_rec[l_take], l_no[l_take]
+    o_rec = orders.column("rec").to_numpy()
+    if len(o_rec) > 1 and bool((o_rec[1:] < o_rec[:-1]).any()):
+        o_order = np.argsort(o_rec, kind="stable")
+        orders, o_rec = orders.take(o_order), o_rec[o_order]
+    l_rec = lines.column("rec").to_numpy()
+    l_no = lines.column("line_no").to_numpy()
+    if len(l_rec) > 1 and bool(((l_rec[1:] < l_rec[:-1]) | ((l_rec[1:] == l_rec[:-1]) & (l_no[1:] < l_no[:-1]))).any()):
+        l_take = np.lexsort((l_no, l_rec))
+        lines, l_rec, l_no = lines.take(l_take), l_rec[l_take], l_no[l_take]
     at = np.searchsorted(o_rec, l_rec)
     owned = at < len(o_rec)
     owned[owned] = o_rec[at[owned]] == l_rec[owned]
     if not owned.all():
-        lines, l_rec, l_no, at = lines[owned], l_rec[owned], l_no[owned], at[owned]
+        lines, l_rec, l_no, at = lines.filter(pa.array(owned)), l_rec[owned], l_no[owned], at[owned]
     counts = np.bincount(at, minlength=len(o_rec)) if len(at) else np.zeros(len(o_rec), dtype=np.int64)
-    inventory = lines["inventory_id"].to_numpy(dtype=np.int64)
-    quantity = lines["quantity"].to_numpy(dtype=np.int64)
+    inventory = lines.column("inventory_id").to_numpy()
+    quantity = lines.column("quantity").to_numpy()
     has_lines = counts > 0
     starts = (np.cumsum(counts) - counts)[has_lines]
     # Exact: the schema rejected every copy whose quantities sum past 2**63-1, so no int64 sum here wraps.
@@ -249,34 +247,28 @@ def _incoming_orders(orders: pd.DataFrame, lines: pd.DataFrame,
         pa.array(np.arange(0, 2 * len(quantity) + 1, 2, dtype=np.int32)),
         pa.array(np.column_stack([inventory, quantity]).ravel(), pa.int64()),
     )
-    kept = orders[has_lines] if not has_lines.all() else orders
+    kept = orders if has_lines.all() else orders.filter(pa.array(has_lines))
     kept_rec = o_rec[has_lines]
     page = (kept_rec if page_starts is None
             else np.searchsorted(np.asarray(page_starts, dtype=np.int64), kept_rec, side="right") - 1)
     incoming = pa.table({
         "rec": pa.array(kept_rec, pa.int64()),
         "page": pa.array(page, pa.int64()),
-        "order_id": pa.array(kept["order_id"].to_numpy(dtype=np.int64), pa.int64()),
-        "placed_at": _microseconds(kept["placed_at"]),
-        "customer_id": pa.array(kept["customer_id"].to_numpy(dtype=object), pa.string()),
+        "order_id": kept.column("order_id"),
+        "placed_at": kept.column("placed_at"),
+        "customer_id": kept.column("customer_id"),
         "items": pa.array(counts[has_lines], pa.int32()),
         "total_qty": pa.array(total_qty, pa.int64()),
         "item_list": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(counts[has_lines])], pa.int32()), pairs),
     })
     incoming_lines = pa.table({
         "rec": pa.array(l_rec, pa.int64()),
-        "order_id": pa.array(lines["order_id"].to_numpy(dtype=np.int64), pa.int64()),
+        "order_id": lines.column("order_id"),
         "line_no": pa.array(l_no, pa.int32()),
         "inventory_id": pa.array(inventory, pa.int64()),
         "quantity": pa.array(quantity, pa.int64()),
     })
     return incoming, incoming_lines
-
-
-def _microseconds(placed_at: pd.Series) -> pa.Array:
-    """TIMESTAMPTZ as DuckDB stores it: microseconds, truncated toward zero as its pandas scan does (a
-    nanosecond column through Arrow would be TIMESTAMPTZ_NS, which hashes differently, and a DuckDB cast rounds)."""
-    return pc.cast(pa.Array.from_pandas(placed_at), pa.timestamp("us", tz="UTC"), safe=False)
 
 
 # The fingerprint of a copy as first seen: detects a changed re-send. Never change it: stored fingerprints
@@ -298,8 +290,8 @@ def _only_new(con: duckdb.DuckDBPyConnection, incoming: pa.Table) -> bool:
 def load_orders(
     con: duckdb.DuckDBPyConnection,
     run_id: str | None,
-    orders: pd.DataFrame,
-    lines: pd.DataFrame,
+    orders: pa.Table,
+    lines: pa.Table,
     rejects: pd.DataFrame,
     received: int,
     cursor_to: int,
