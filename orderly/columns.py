@@ -137,9 +137,10 @@ def _utf8(content: bytes) -> bool:
 
 
 def _utc_microseconds(stamps: pa.Array) -> pa.Array | None:
-    """The canonical stamps (the only ones the iso_timestamp check passes here) as the store's instants."""
-    try:
-        parsed = pc.strptime(stamps, format="%Y-%m-%dT%H:%M:%SZ", unit="s")
-    except pa.ArrowInvalid:  # a date that is not in the calendar (Feb 30): the record path says so
+    """The canonical stamps (the only ones the iso_timestamp check passes here) as the store's instants, or None
+    when one names a day past its month's end: the parse rolls 2026-02-30 over to March 2, pandas refuses it."""
+    parsed = pc.strptime(stamps, format="%Y-%m-%dT%H:%M:%SZ", unit="s")
+    day_written = pc.cast(pc.utf8_slice_codeunits(stamps, 8, 10), pa.int64())
+    if not pc.all(pc.equal(pc.day(parsed), day_written)).as_py() and len(stamps):
         return None
     return parsed.cast(pa.timestamp("us", tz="UTC"))

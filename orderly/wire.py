@@ -201,7 +201,7 @@ def _decode_by_record(text: str, records_key: str) -> dict[str, Any]:
             if depth == 1 and value_at == -1:
                 if key is not None:
                     _not_json()
-                key = _standard(symbol)
+                key = _key(symbol)
         elif symbol in _CLOSER:
             if depth == 1 and key == records_key and symbol == "[" and value_at >= 0 and not text[value_at:at].strip(_BLANK):
                 records, record_at, deepest = [], at + 1, 0
@@ -237,6 +237,14 @@ def _decode_by_record(text: str, records_key: str) -> dict[str, Any]:
     if end < 0 or text[end:].strip(_BLANK):
         _not_json()
     return members
+
+
+def _key(symbol: str) -> str:
+    """An envelope member's name; a string JSON does not allow (a raw control character in it) is no name."""
+    try:
+        return _standard(symbol)
+    except ValueError:
+        _not_json()
 
 
 def _store(members: dict[str, Any], key: str, text: str, value_at: int, stop: int) -> None:
