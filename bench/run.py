@@ -188,12 +188,15 @@ def _task_name(run: dict) -> str:
 
 # ---- the fetch floor and a peer ---------------------------------------------------------------
 
-def fetch_floor(url: str, page_size: int = 1000) -> dict:
-    """The same order pages from the same server with nothing but httpx and orjson: one client, pages in a row
-    (each needs the last one's next_after_id), each body decoded and dropped. What a sync cannot go below."""
-    import httpx
-    import orjson
+def fetch_floor(url: str, page_size: int = 1000, decode: str = "orjson") -> dict:
+    """The same order pages from the same server with nothing but httpx and a decoder: one client, pages in a row
+    (each needs the last one's next_after_id), each body decoded and dropped. What a sync cannot go below.
 
+    `decode`: "orjson" (the floor's definition: dicts), "msgspec" (typed structs, the decoder Orderly's clean
+    pages go through) or "none" (bytes only; the cursor read from the body's end: the HTTP floor)."""
+    import httpx
+
+    decoder = _floor_decoder(decode)
     orders = pages = 0
     after_id = 0
     started = time.perf_counter()
@@ -201,13 +204,69 @@ def fetch_floor(url: str, page_size: int = 1000) -> dict:
         while True:
             response = client.get("/orders", params={"after_id": after_id, "limit": page_size})
             response.raise_for_status()
-            body = orjson.loads(response.content)
-            orders += len(body["orders"])
+            count, cursor = decoder(response.content)
+            orders += count
             pages += 1
-            if body["next_after_id"] is None:
+            if cursor is None:
                 break
-            after_id = body["next_after_id"]
+            after_id = cursor
     return {"fetch_floor_s": time.perf_counter() - started, "orders": orders, "pages": pages}
+
+
+def _floor_decoder(decode: str):
+    """body -> (orders on the page, next_after_id)."""
+    if decode == "orjson":
+        import orjson
+
+        def with_orjson(content: bytes) -> tuple[int, int | None]:
+            body = orjson.loads(content)
+            return len(body["orders"]), body["next_after_id"]
+        return with_orjson
+    if decode == "msgspec":
+        import msgspec
+
+        class Line(msgspec.Struct, gc=False):
+            inventory_id: int
+            quantity: int
+
+        class Order(msgspec.Struct, gc=False):
+            id: int
+            placed_at: str
+            customer_id: str
+            items: list[Line]
+
+        class Page(msgspec.Struct, gc=False):
+            orders: list[Order]
+            next_after_id: int | None
+
+        typed = msgspec.json.Decoder(Page)
+
+        def with_msgspec(content: bytes) -> tuple[int, int | None]:
+            body = typed.decode(content)
+            return len(body.orders), body.next_after_id
+        return with_msgspec
+
+    def bytes_only(content: bytes) -> tuple[int, int | None]:
+        tail = content[content.rfind(b'"next_after_id":') + 16:].rstrip(b"} \n")
+        return content.count(b'"id":'), None if tail == b"null" else int(tail)
+    return bytes_only
+
+
+def sandbox_pages_s(orders: int, items: int, seed: int, page_size: int = 1000) -> float:
+    """The sandbox server's own work for the same pages, in this process: generating each page's bytes (what its
+    handler does per request, without HTTP). The rest of the HTTP floor is the two ends' HTTP and the loopback."""
+    from orderly.sandbox.generated import GeneratedDataSet
+
+    data = GeneratedDataSet(orders, items, seed)
+    data.orders_page_json(0, page_size)  # the first page builds the generator's tables: not per-page work
+    started = time.perf_counter()
+    after_id = 0
+    while True:
+        body = data.orders_page_json(after_id, page_size)
+        tail = body[body.rfind(b'"next_after_id":') + 16:-1]
+        if tail == b"null":
+            return time.perf_counter() - started
+        after_id = int(tail)
 
 
 def prefect_floor(env: dict, tries: int = 2) -> float:
@@ -339,6 +398,11 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         measured("full", "run", env, n)
         floor = fetch_floor(url)  # the same pages from the same server, right after the run
         log(f"    fetch floor (httpx + orjson): {floor['orders']:,} orders in {floor['fetch_floor_s']:.2f} s")
+        floors = {f"fetch_floor_{name}_s": round(fetch_floor(url, decode=name)["fetch_floor_s"], 2)
+                  for name in ("msgspec", "none")}
+        floors["sandbox_pages_s"] = round(sandbox_pages_s(n, items, seed), 2)
+        log(f"    beside it: httpx + msgspec {floors['fetch_floor_msgspec_s']:.2f} s, httpx alone (no decode) "
+            f"{floors['fetch_floor_none_s']:.2f} s, the sandbox generating the pages {floors['sandbox_pages_s']:.2f} s")
         reconciled = copy_store(db, work / f"orderly-{n}-reconcile.duckdb")
         measured("reconcile", "reconcile", {**env, "ORDERLY_DB": str(reconciled)}, n)
     finally:
@@ -394,6 +458,7 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         **inc_worker,  # issue 18: `orderly run` handed to a warm worker, and that worker's first command
         "ingest_s": full["ingest_s"] and round(full["ingest_s"], 2),
         "fetch_floor_s": round(floor["fetch_floor_s"], 2),
+        **floors,
         "prefect_floor_s": round(floor_prefect, 2),
         # issue 17: the look-back's cost (the same incremental run with ORDERLY_LOOKBACK_ORDERS=0, same start store)
         "incremental_ingest_s": inc_ingest,
@@ -515,11 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     headline = {k: results[-1][k] for k in ("orders", "full_run_s", "peak_rss_mb", "process_s", "floor_s",
                                              "incremental_s", "incremental_wall_s", "incremental_worker_wall_s",
-                                             "ingest_s", "fetch_floor_s",
+                                             "ingest_s", "fetch_floor_s", "fetch_floor_msgspec_s",
+                                             "fetch_floor_none_s", "sandbox_pages_s",
                                              "prefect_floor_s", "incremental_ingest_s",
                                              "incremental_nolookback_wall_s", "incremental_nolookback_ingest_s",
                                              "lookback_cost_s", "reconcile_wall_s", "reconcile_task_s",
                                              "reconcile_peak_rss_mb")}
+    # The issue 19 ratios, within one run: ingest against the fetch floor, process against the reference loop.
+    headline["ingest_over_fetch_floor"] = round(headline["ingest_s"] / headline["fetch_floor_s"], 2)
+    headline["process_over_floor"] = round(headline["process_s"] / headline["floor_s"], 2)
     if presses is not None:
         headline.update({k: presses[k] for k in ("press_p50_s", "press_p95_s", "cli_process_s",
                                                  "worker_rss_growth_mb")})
