@@ -13,6 +13,7 @@ pages). Any other page is None here, and goes through the record path whole, whe
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
@@ -26,6 +27,7 @@ from domain.bounds import MAX_INT
 
 from orderly import schema_shortcut
 from orderly.schemas import OrderLineRecord, OrderRecord
+from orderly.stamps import canonical_seconds
 from orderly.wire import MAX_DEPTH
 
 
@@ -50,11 +52,20 @@ _DECODER = msgspec.json.Decoder(_Page)
 _ID, _PLACED, _CUSTOMER, _ITEMS = (attrgetter(name) for name in ("id", "placed_at", "customer_id", "items"))
 _INVENTORY, _QUANTITY = attrgetter("inventory_id"), attrgetter("quantity")
 
-# The brackets a clean page's known structure opens: the envelope and its list, then per order its object and its
-# items list, per line its object. Any others are fields Orderly does not read (or brackets inside strings). The
-# record path quarantines a record nested deeper than MAX_DEPTH; a page with fewer unread brackets than that
-# cannot hold such a record, so the count stands in for a depth walk (a C count over the bytes, not a parse).
+# The record path quarantines a record nested deeper than MAX_DEPTH, even in a field Orderly does not read. msgspec
+# refuses nesting as deep as Python's recursion limit, so under the default limit (1,000) it never accepts such a
+# page. Under a higher limit the brackets are counted: those a clean page's known structure opens (the envelope and
+# its list, per order its object and items list, per line its object) are known, and a page with fewer others
+# than MAX_DEPTH cannot hold a record that deep (a C count over the bytes, not a depth walk).
 _UNREAD_BRACKETS_ALLOWED = MAX_DEPTH - 8
+
+
+def _deeper_than_the_decoder_refuses() -> bool:
+    return sys.getrecursionlimit() > _UNREAD_BRACKETS_ALLOWED
+
+
+def _unread_brackets(content: bytes, orders: int, lines: int) -> int:
+    return content.count(b"{") + content.count(b"[") - (2 + 2 * orders + lines)
 
 
 @dataclass(repr=False)  # asyncio.run and loggers format results: a repr of a page's columns is of no use
@@ -106,8 +117,7 @@ def clean_orders(content: bytes) -> OrderColumns | None:
         quantity = np.fromiter(map(_QUANTITY, lines), np.int64, len(lines))
     except OverflowError:  # an integer past 64 bits: the record path says it is out of range
         return None
-    unread = content.count(b"{") + content.count(b"[") - (2 + 2 * count + len(lines))
-    if unread > _UNREAD_BRACKETS_ALLOWED:
+    if _deeper_than_the_decoder_refuses() and _unread_brackets(content, count, len(lines)) > _UNREAD_BRACKETS_ALLOWED:
         return None
     placed_text = pa.array(map(_PLACED, orders), pa.string(), size=count)
     customer_id = pa.array(map(_CUSTOMER, orders), pa.string(), size=count)
@@ -120,9 +130,8 @@ def clean_orders(content: bytes) -> OrderColumns | None:
         return None
     if len(quantity) and bool((quantity > MAX_INT // np.repeat(line_counts, line_counts)).any()):
         return None  # an order's quantities may sum past 2**63-1: the record path sums them exactly
-    placed_at = _utc_microseconds(placed_text)
-    if placed_at is None:
-        return None
+    seconds = canonical_seconds(placed_text)  # the iso_timestamp check above passed: every stamp is canonical
+    placed_at = pa.array(seconds * 1_000_000, pa.timestamp("us", tz="UTC"))
     return OrderColumns(order_id, placed_at, customer_id, line_counts, inventory_id, quantity, cursor)
 
 
@@ -136,11 +145,3 @@ def _utf8(content: bytes) -> bool:
     return True
 
 
-def _utc_microseconds(stamps: pa.Array) -> pa.Array | None:
-    """The canonical stamps (the only ones the iso_timestamp check passes here) as the store's instants, or None
-    when one names a day past its month's end: the parse rolls 2026-02-30 over to March 2, pandas refuses it."""
-    parsed = pc.strptime(stamps, format="%Y-%m-%dT%H:%M:%SZ", unit="s")
-    day_written = pc.cast(pc.utf8_slice_codeunits(stamps, 8, 10), pa.int64())
-    if not pc.all(pc.equal(pc.day(parsed), day_written)).as_py() and len(stamps):
-        return None
-    return parsed.cast(pa.timestamp("us", tz="UTC"))

@@ -17,6 +17,7 @@ from pandera.typing import Series
 from domain.bounds import MAX_INT
 
 from orderly import schema_shortcut
+from orderly.stamps import canonical_seconds
 from orderly.wire import LongInteger, clipped_json
 
 
@@ -127,16 +128,10 @@ def _iso_parse(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True, errors="coerce", format="ISO8601", cache=False)
 
 
-# The one form the columns are sure of: UTC to the second with "Z", in years pandas holds at any resolution.
-# Every other ISO-8601 form (offsets, fractions, week dates) is pandas' to judge on the record path.
-_CANONICAL_STAMP = r"^(19|20|21)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
-
-
 @schema_shortcut.on_columns("iso_timestamp")
 def _iso_timestamp_column(array: pyarrow.Array) -> bool:
-    """The canonical form only; a date past its month's end (Feb 30) fails the parse that converts the column."""
-    return pyarrow.types.is_string(array.type) and bool(pc.all(pc.match_substring_regex(array, _CANONICAL_STAMP)).as_py()
-                                                  if len(array) else True)
+    """Sure only of the canonical form, UTC to the second with "Z" (orderly.stamps); any other is pandas' to judge."""
+    return canonical_seconds(array) is not None
 
 
 class OrderRecord(pa.DataFrameModel):
