@@ -43,6 +43,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import psutil
 
@@ -223,23 +224,7 @@ def _floor_decoder(decode: str):
             return len(body["orders"]), body["next_after_id"]
         return with_orjson
     if decode == "msgspec":
-        import msgspec
-
-        class Line(msgspec.Struct, gc=False):
-            inventory_id: int
-            quantity: int
-
-        class Order(msgspec.Struct, gc=False):
-            id: int
-            placed_at: str
-            customer_id: str
-            items: list[Line]
-
-        class Page(msgspec.Struct, gc=False):
-            orders: list[Order]
-            next_after_id: int | None
-
-        typed = msgspec.json.Decoder(Page)
+        typed = msgspec.json.Decoder(_FloorPage)
 
         def with_msgspec(content: bytes) -> tuple[int, int | None]:
             body = typed.decode(content)
@@ -250,6 +235,24 @@ def _floor_decoder(decode: str):
         tail = content[content.rfind(b'"next_after_id":') + 16:].rstrip(b"} \n")
         return content.count(b'"id":'), None if tail == b"null" else int(tail)
     return bytes_only
+
+
+class _FloorLine(msgspec.Struct, gc=False):
+    inventory_id: int
+    quantity: int
+
+
+class _FloorOrder(msgspec.Struct, gc=False):
+    id: int
+    placed_at: str
+    customer_id: str
+    items: list[_FloorLine]
+
+
+class _FloorPage(msgspec.Struct, gc=False):
+    """The contract's orders page as typed structs: the msgspec floor's decode, independent of Orderly's code."""
+    orders: list[_FloorOrder]
+    next_after_id: int | None
 
 
 def sandbox_pages_s(orders: int, items: int, seed: int, page_size: int = 1000) -> float:

@@ -8,8 +8,6 @@ import asyncio
 import gc
 import logging
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +19,7 @@ from orderly import progress
 from orderly.columns import OrderColumns
 from orderly.errors import RemoteError
 from orderly.gcpolicy import collection_paused
+from orderly.page_stream import End, Page, PageStream
 from orderly.paging import valid_order_ids
 from orderly.records import records_digest
 from orderly.remote import RemoteClient
@@ -116,30 +115,6 @@ class OrdersChunk:
                                else page.order_id for page in self.pages] or [np.zeros(0, dtype=np.int64)])
 
 
-def fetch_orders_chunk(settings: Settings, after_id: int, max_pages: int) -> OrdersChunk:
-    """Up to `max_pages` checked pages of orders after `after_id`, of which at most RECORD_PAGES_PER_CHUNK on the
-    record path. A page that fails or breaks the protocol ends the chunk: the pages before it are returned with
-    the failure, to be loaded before the step stops."""
-
-    async def collect() -> OrdersChunk:
-        chunk = OrdersChunk([], after_id, False)
-        record_pages = 0
-        try:
-            async for page, cursor, last in RemoteClient(settings).order_pages(after_id):
-                chunk.pages.append(page)
-                record_pages += isinstance(page, list)
-                chunk.cursor_to, chunk.last = cursor, last
-                progress.advance("fetch orders", records=len(page), pages=1)
-                if last or len(chunk.pages) >= max_pages or record_pages >= RECORD_PAGES_PER_CHUNK:
-                    break
-        except RemoteError as error:
-            chunk.failure = error
-        return chunk
-
-    with collection_paused():
-        return asyncio.run(collect())
-
-
 def lookback_start(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
     """Where an incremental run starts reading: the cursor, or further back, so that the `lookback_orders` newest
     stored orders and every gap between them are read again (an id committed late, below one already served)."""
@@ -172,41 +147,31 @@ def reconcile_orders(settings: Settings, run_id: str | None, *,
 
 def _read_orders(settings: Settings, run_id: str | None, start: int, pages_per_chunk: int, *,
                  reconciling: bool = False) -> Outcome:
-    """The chunk loop shared by the ingest and the reconcile. The next chunk is fetched (in a thread) while this
-    one is validated and loaded: one chunk ahead, no more, and only from the cursor this chunk ends at, so the
-    pages asked for are exactly those a one-at-a-time loop would ask for."""
+    """The chunk loop shared by the ingest and the reconcile. The pages stream in from their own thread, about one
+    chunk ahead (orderly.page_stream), and are cut into chunks: at most `pages_per_chunk` pages, of which at most
+    RECORD_PAGES_PER_CHUNK on the record path, each validated and loaded in one transaction with its cursor."""
     outcome = Outcome(reconcile=dict.fromkeys(("remote", "stored", "missing", "added", "changed"), 0)
                       if reconciling else None)
-    pages_left = settings.max_order_pages
-    with sync_collection_policy(), ThreadPoolExecutor(1, thread_name_prefix="orderly-fetch") as pool, \
-            _StoreWhileLoading(settings) as store:
-
-        def fetch(after_id: int) -> Future[OrdersChunk]:
-            return pool.submit(fetch_orders_chunk, settings, after_id, min(pages_per_chunk, pages_left))
-
-        pending: Future[OrdersChunk] | None = fetch(start)
-        while pending is not None:
-            chunk = store.wait_for(pending)
-            pages_left -= len(chunk.pages)
-            pending = None
-            if not (chunk.last or chunk.failure):
-                if pages_left > 0:
-                    pending = fetch(chunk.cursor_to)
-                else:
-                    chunk.failure = RemoteError(
-                        f"orders service at {RemoteClient(settings).orders.shown_url}/orders sent more than "
-                        f"ORDERLY_MAX_ORDER_PAGES={settings.max_order_pages} pages in one run; the orders read are "
-                        "kept and the next run goes on from there (raise the setting if the backlog is real)")
-            _load_chunk(settings, run_id, store.connection(), chunk, outcome)
-            if chunk.failure is not None:
-                log.warning("orders not fully ingested: %s", chunk.failure)
-                outcome.problem = f"orders not fully ingested: {chunk.failure}"
-            chunk.pages.clear()  # freed now by reference counting, not at the next collection (issue 13)
-            del chunk
-            # One full collection per chunk: the imports' heap is frozen, so it scans little more than the chunk
-            # in flight. Collecting only the young generations let them reach the old one: +150 MB at 300k orders.
-            gc.collect()
-    return outcome
+    with sync_collection_policy(), _StoreWhileLoading(settings) as store, \
+            PageStream(settings, start, settings.max_order_pages, capacity=pages_per_chunk) as stream:
+        chunk, record_pages = OrdersChunk([], start, False), 0
+        while True:
+            item = store.next_from(stream)
+            if isinstance(item, End):
+                chunk.failure = item.failure
+                if chunk.pages or chunk.failure:
+                    _load_chunk(settings, run_id, store.connection(), chunk, outcome)
+                return outcome
+            chunk.pages.append(item.page)
+            chunk.cursor_to, chunk.last = item.cursor, item.last
+            record_pages += isinstance(item.page, list)
+            if item.last or len(chunk.pages) >= pages_per_chunk or record_pages >= RECORD_PAGES_PER_CHUNK:
+                _load_chunk(settings, run_id, store.connection(), chunk, outcome)
+                chunk, record_pages = OrdersChunk([], chunk.cursor_to, False), 0
+                # One full collection per chunk: the imports' heap is frozen, so it scans little more than the
+                # chunk in flight. Collecting only the young generations let them reach the old one: +150 MB at
+                # 300k orders (issue 13).
+                gc.collect()
 
 
 def _load_chunk(settings: Settings, run_id: str | None, con: duckdb.DuckDBPyConnection, chunk: OrdersChunk,
@@ -219,6 +184,9 @@ def _load_chunk(settings: Settings, run_id: str | None, con: duckdb.DuckDBPyConn
     progress.advance("validate orders", records=valid.received)
     counts = writes.load_orders(con, run_id, valid.orders, valid.lines, valid.rejects, valid.received,
                                 chunk.cursor_to, page_starts=valid.page_starts)
+    if chunk.failure is not None:
+        log.warning("orders not fully ingested: %s", chunk.failure)
+        outcome.problem = f"orders not fully ingested: {chunk.failure}"
     progress.advance("load orders", records=valid.received)
     outcome.add(counts)
     if seen is not None:
@@ -249,13 +217,13 @@ class _StoreWhileLoading:
             self._con, con = None, self._con
             con.close()
 
-    def wait_for(self, pending: Future[OrdersChunk]) -> OrdersChunk:
-        """The fetched chunk; the file is let go first if it does not arrive within HOLD_WHILE_WAITING_S."""
-        try:
-            return pending.result(timeout=HOLD_WHILE_WAITING_S if self._con is not None else None)
-        except FutureTimeout:
+    def next_from(self, stream: PageStream) -> Page | End:
+        """The stream's next item; the file is let go first if it does not arrive within HOLD_WHILE_WAITING_S."""
+        item = stream.next(HOLD_WHILE_WAITING_S) if self._con is not None else None
+        if item is None:
             self.release()
-            return pending.result()
+            item = stream.next()
+        return item
 
     def __enter__(self) -> "_StoreWhileLoading":
         return self

@@ -220,7 +220,8 @@ class RemoteClient:
 
     # ---- orders --------------------------------------------------------------------------
 
-    async def order_pages(self, after_id: int) -> AsyncIterator[tuple[list[Any] | OrderColumns, int, bool]]:
+    async def order_pages(self, after_id: int, max_pages: int | None = None,
+                          ) -> AsyncIterator[tuple[list[Any] | OrderColumns, int, bool]]:
         """Pages of orders after `after_id`: (the page, the cursor once it is dealt with, last page?). A clean page
         comes as OrderColumns (orderly.columns), any other as its records, for the record path.
 
@@ -230,7 +231,8 @@ class RemoteClient:
         Pages are read ahead: as a page's bytes arrive, the page after the cursor they claim is asked for while
         this one is decoded (in a thread) and checked. Only a checked cursor is followed: a read-ahead for any other
         cursor is dropped unused, so the pages yielded are exactly those of a one-at-a-time reader. A remote that
-        lies about its cursor may be asked for the page after the lie once; nothing of it is used."""
+        lies about its cursor may be asked for the page after the lie once; nothing of it is used. With
+        `max_pages` (the caller stops there) no page past that many is read ahead."""
         limit = self.settings.page_size
         async with self._client(self.orders) as client:
             ahead: dict[int, asyncio.Task] = {}
@@ -242,9 +244,12 @@ class RemoteClient:
 
             def read_next(after: int, content: bytes) -> None:
                 claimed = _claimed_cursor(content)  # a cursor not above the page's own breaks the protocol anyway
-                if claimed is not None and claimed > after and claimed not in ahead and len(ahead) < _READ_AHEAD:
+                if claimed is None or claimed <= after or claimed in ahead or len(ahead) >= _READ_AHEAD:
+                    return
+                if max_pages is None or yielded + 1 + len(ahead) < max_pages:
                     ahead[claimed] = read(claimed)
 
+            yielded = 0
             try:
                 while True:
                     task = ahead.pop(after_id, None) or read(after_id)
@@ -260,6 +265,7 @@ class RemoteClient:
                     for wrong in [key for key in ahead if key != cursor or last]:
                         _drop(ahead.pop(wrong))
                     yield body["orders"], cursor, last
+                    yielded += 1
                     if last:
                         return
                     after_id = cursor

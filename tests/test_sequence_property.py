@@ -87,6 +87,24 @@ def breaks_protocol(after_id: int, records: list, next_after_id) -> bool:
     return not ids or next_after_id != ids[-1]
 
 
+def followed(log: list[dict]) -> list[dict]:
+    """The pages a one-at-a-time reader asks for, in order: the client also reads ahead the page after the cursor
+    a page claims (orderly.remote), and drops it when the page's check finds another cursor. Those pages were
+    served but never used; this is the contract's chain through the log, independent of the client's code."""
+    chain: list[dict] = []
+    expected = log[0]["after_id"] if log else None
+    for page in log:
+        if page["after_id"] != expected:
+            continue
+        chain.append(page)
+        if page["failed"] or page["next_after_id"] is None:
+            break
+        if breaks_protocol(page["after_id"], page["records"], page["next_after_id"]):
+            break
+        expected = page["next_after_id"]
+    return chain
+
+
 # ---- the served pages ----------------------------------------------------------------------------------------
 
 class ModelService:
@@ -161,6 +179,7 @@ class Oracle:
 
     def read(self, log: list[dict], max_pages: int) -> dict:
         """Apply one run's served pages; what the run should report."""
+        log = followed(log)
         found = Counter()
         for number, page in enumerate(log, start=1):
             if number > max_pages:
