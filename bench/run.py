@@ -237,22 +237,12 @@ def _floor_decoder(decode: str):
     return bytes_only
 
 
-class _FloorLine(msgspec.Struct, gc=False):
-    inventory_id: int
-    quantity: int
-
-
-class _FloorOrder(msgspec.Struct, gc=False):
-    id: int
-    placed_at: str
-    customer_id: str
-    items: list[_FloorLine]
-
-
-class _FloorPage(msgspec.Struct, gc=False):
-    """The contract's orders page as typed structs: the msgspec floor's decode, independent of Orderly's code."""
-    orders: list[_FloorOrder]
-    next_after_id: int | None
+# The contract's orders page as typed structs: the msgspec floor's decode, independent of Orderly's code. Built with
+# defstruct: this module's annotations are strings, which msgspec resolves only in an importable module.
+_FloorLine = msgspec.defstruct("FloorLine", [("inventory_id", int), ("quantity", int)], gc=False)
+_FloorOrder = msgspec.defstruct("FloorOrder", [("id", int), ("placed_at", str), ("customer_id", str),
+                                               ("items", list[_FloorLine])], gc=False)
+_FloorPage = msgspec.defstruct("FloorPage", [("orders", list[_FloorOrder]), ("next_after_id", int | None)], gc=False)
 
 
 def sandbox_pages_s(orders: int, items: int, seed: int, page_size: int = 1000) -> float:

@@ -365,6 +365,26 @@ def instant(text: str) -> datetime:
 
 # ---- the checks ---------------------------------------------------------------------------------------------------
 
+def followed(pages: list[tuple[dict, list]]) -> list[list]:
+    """The records of the pages a one-at-a-time reader uses, from every page served in full (params, records).
+
+    The client also reads ahead the page after the cursor a page claims (orderly.remote) and drops it when the
+    page's check finds another cursor: served, never received. The contract's chain: a page's cursor is its last
+    storable id (also past a corrupt tail), and the next page used is the next one served after that cursor."""
+    chain: list[list] = []
+    expected = pages[0][0]["after_id"] if pages else None
+    for params, records in pages:
+        if params["after_id"] != expected:
+            continue
+        chain.append(records)
+        storable = [r["id"] for r in map(as_received, records)
+                    if type(r) is dict and type(r.get("id")) is int and 1 <= r["id"] <= INT64_MAX]
+        if not storable:
+            break
+        expected = str(storable[-1])
+    return chain
+
+
 def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: Counter) -> None:
     """`served_runs`: per run, the pages served (each a list of records), in order."""
     first: dict[int, dict] = {}
@@ -539,7 +559,8 @@ def test_a_run_and_a_rerun_against_a_hostile_remote_keep_every_invariant(remote,
                 assert not result.problems, result.problems
                 served = remote.take_served()
                 runs.append(result)
-                orders_served.append([records for path, _, records in served if path == "/orders"])  # by page
+                orders_served.append(followed([(params, records) for path, params, records in served
+                                               if path == "/orders"]))  # by page
                 stock_served.append([r for path, _, records in served if path == "/stock" for r in records])
                 states.append(stored(warm))
         first, second = states
