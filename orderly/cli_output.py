@@ -26,9 +26,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from domain.model import Status
+
 GAP = 2  # columns are set apart by two spaces and no rule: more room for the data at 80 columns
 
-STATUS_STYLES = {"PROCESSED": "green", "FAILED": "red", "NEW": "yellow",
+# An order's statuses (domain.model's words) and a run's states, each in the colour of its meaning.
+STATUS_STYLES = {Status.PROCESSED: "green", Status.FAILED: "red", Status.NEW: "yellow",
                  "COMPLETED": "green", "CRASHED": "red", "RUNNING": "yellow"}
 
 
@@ -149,10 +152,6 @@ def when(value: Any) -> str:
 def short_run(run_id: str | None, length: int) -> str:
     """The first `length` characters of a run id: store.queries.short_run_length says how many tell runs apart."""
     return "" if run_id is None else run_id[:length]
-
-
-def one_line(text: str | None) -> str:
-    return "" if not text else text.strip().splitlines()[0] if text.strip() else ""
 
 
 # ---- for programs --------------------------------------------------------------------------------

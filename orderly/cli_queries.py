@@ -8,10 +8,13 @@ from typing import Any, Optional
 import typer
 
 from orderly import cli_args
-from orderly.cli_base import (MAX_ID, TABLE_ROWS, CsvOption, Fail, JsonOption, app, no_database, output_format, read,
-                              settings, status_and_reason)
+from domain.bounds import MAX_INT
+from domain.model import Reason, Status, in_words
+from orderly.cli_base import (TABLE_ROWS, CsvOption, JsonOption, app, no_database, output_format, read, settings,
+                              status_and_reason)
+from orderly.errors import BadArgument, ProblemsFound, UnknownOrders, one_line
 from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
-from orderly.cli_output import (Column, counts_in_words, one_line, out, print_csv, print_json, short_run,
+from orderly.cli_output import (Column, counts_in_words, out, print_csv, print_json, short_run,
                                 table, visible, when)
 
 
@@ -19,19 +22,16 @@ def _run_id(con, text: str) -> str:
     """The one run whose id starts with `text` (a short id is enough), or one line saying why not."""
     from orderly.store import queries
 
-    try:
-        prefix = cli_args.run_prefix(text)
-    except ValueError as error:
-        raise Fail(str(error), 2) from None
+    prefix = cli_args.run_prefix(text)
     found = queries.runs_starting(con, prefix, limit=6)
     if not found:
-        raise Fail(f"no run id starts with {prefix!r}: `orderly runs` lists them", 2)
+        raise BadArgument(f"no run id starts with {prefix!r}: `orderly runs` lists them")
     if len(found) > 1:
         # Each candidate by the part of its id that tells it apart, with what a person remembers of a run.
         length = queries.short_run_length(con, [run["run_id"] for run in found[:5]])
         shown = ", ".join(f"{run['run_id'][:length]} ({run['flow']}, started {when(run['started_at'])})"
                           for run in found[:5]) + (", ..." if len(found) > 5 else "")
-        raise Fail(f"run id {prefix!r} is ambiguous: it starts {visible(shown)}; give more of it", 2)
+        raise BadArgument(f"run id {prefix!r} is ambiguous: it starts {visible(shown)}; give more of it")
     return found[0]["run_id"]
 
 
@@ -40,13 +40,13 @@ ORDER_FIELDS = ["order_id", "status", "items", "total_qty", "reason"]
 
 @app.command()
 def status(
-    status_name: Optional[str] = typer.Option(None, "--status", metavar="S", help="Only orders with this status: NEW, PROCESSED "
-                                              "or FAILED."),
-    reason: Optional[str] = typer.Option(None, "--reason", metavar="R", help="Only FAILED orders with this reason: "
-                                         "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
+    status_name: Optional[str] = typer.Option(None, "--status", metavar="S",
+                                              help=f"Only orders with this status: {in_words(Status)}."),
+    reason: Optional[str] = typer.Option(None, "--reason", metavar="R",
+                                         help=f"Only FAILED orders with this reason: {in_words(Reason)}."),
     since: Optional[str] = typer.Option(None, "--since", metavar="T", help="Only orders placed at or after T: "
                                         + cli_args.SINCE_HELP + "."),
-    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1, max=MAX_ID, help="Only the N latest (highest id) "
+    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1, max=MAX_INT, help="Only the N latest (highest id) "
                                         "matching orders, still ascending."),
     as_json: bool = JsonOption, as_csv: bool = CsvOption,
 ) -> None:
@@ -55,10 +55,7 @@ def status(
 
     output = output_format(as_json, as_csv)
     status_name, reason = status_and_reason(status_name, reason)
-    try:
-        after = None if since is None else cli_args.parse_since(since)
-    except ValueError as error:
-        raise Fail(str(error), 2) from None
+    after = None if since is None else cli_args.parse_since(since)
     shown = limit if output != "table" else min(limit or TABLE_ROWS, TABLE_ROWS)
     rows, counts = read(lambda con: queries.orders_matching(con, status=status_name, reason=reason, since=after,
                                                              limit=shown)) or ([], {})
@@ -70,7 +67,7 @@ def status(
            Column("Reason", "code")], [[r[name] for name in ORDER_FIELDS] for r in rows])
     total = sum(counts.values())
     filtered = " matching" if (status_name or reason or since) else ""
-    per_status = ", ".join(f"{counts[s]} [{STATUS_STYLE[s]}]{s}[/]" for s in ("NEW", "PROCESSED", "FAILED") if counts.get(s))
+    per_status = ", ".join(f"{counts[s]} [{STATUS_STYLE[s]}]{s}[/]" for s in Status if counts.get(s))
     out.print(f"{total}{filtered} order{'' if total == 1 else 's'}{': ' + per_status if per_status else ''}")
     if len(rows) < total:
         out.print(f"(the latest {len(rows)} shown; `--limit N` or `--json` for more)", markup=False)
@@ -111,7 +108,7 @@ HISTORY_FIELDS = ["run_id", "changed_at", "from_status", "to_status", "reason", 
 
 
 @app.command()
-def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."),
+def history(order_id: int = typer.Argument(..., min=1, max=MAX_INT, help="The order id."),
             as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """That order's status changes: run, time, from, to, reason, and why (the recorded explanation)."""
     from orderly.explanations import change_why
@@ -121,7 +118,7 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     found = read(lambda con: (queries.order_exists(con, order_id),
                               *_with_run_length(con, queries.order_history(con, order_id))), note=False)
     if not found or not found[0]:
-        raise Fail(f"no such order: {order_id}" + ("" if found else f" ({no_database()})"), 2)
+        raise UnknownOrders([order_id], "" if found else f" ({no_database()})")
     _, rows, length = found
     if output == "json":
         return print_json(rows)
@@ -135,23 +132,23 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
 
 
 @app.command()
-def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."), as_json: bool = JsonOption) -> None:
+def explain(order_id: int = typer.Argument(..., min=1, max=MAX_INT, help="The order id."), as_json: bool = JsonOption) -> None:
     """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
     from orderly.explanations import why_failed
     from orderly.store import queries
 
     found = read(queries.explain_order, order_id, note=False)
     if found is None:
-        raise Fail(f"no such order: {order_id}" + ("" if settings().db_path.exists() else f" ({no_database()})"), 2)
+        raise UnknownOrders([order_id], "" if settings().db_path.exists() else f" ({no_database()})")
     if as_json:
         return print_json(found)
     decided = "" if found["decided_at"] is None else f", decided {when(found['decided_at'])} by run {found['decided_run']}"
     style = STATUS_STYLE.get(found["status"], "")
     out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}"
               f"{decided}")
-    if found["status"] == "FAILED":
+    if found["status"] == Status.FAILED:
         out.print(f"why: {visible(why_failed(found['reason'], found['explanation']))}", markup=False)
-    elif found["status"] == "PROCESSED":
+    elif found["status"] == Status.PROCESSED:
         out.print("why: every item was available; its quantities are allocated to it")
     else:
         out.print(f"not decided yet: `orderly process --order {order_id} --dry-run` shows what would happen",
@@ -184,7 +181,7 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
         _check_run_prefix(run)
         found = read(lambda con: [queries.run_by_id(con, _run_id(con, run))], note=False)
         if found is None:
-            raise Fail(f"no run id starts with {run.strip().lower()!r} ({no_database()})", 2)
+            raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
         rows = [{name: _duration(r) if name == "duration_s" else r[name] for name in _run_fields()} for r in found]
         if output == "table":
             return _one_run(rows[0])
@@ -210,10 +207,7 @@ def _with_run_length(con, rows: list[dict[str, Any]]) -> tuple[list[dict[str, An
 
 
 def _check_run_prefix(run: str) -> None:
-    try:
-        cli_args.run_prefix(run)
-    except ValueError as error:
-        raise Fail(str(error), 2) from None
+    cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
 
 
 def _duration(run: dict[str, Any]) -> float | None:
@@ -256,7 +250,7 @@ def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help
     found = read(lambda con: _with_run_length(con, queries.rejects(con, limit, None if run is None
                                                                   else _run_id(con, run))), note=run is None)
     if found is None and run is not None:
-        raise Fail(f"no run id starts with {run.strip().lower()!r} ({no_database()})", 2)
+        raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
     rows, length = found or ([], 0)
     if output == "json":
         return print_json(rows)
@@ -280,7 +274,7 @@ def doctor() -> None:
     table([Column("Setting"), Column("Value", "wrap"), Column("Source")], shown, title="Effective settings")
     problems = [check for check in checks if not check.ok]
     if problems:
-        raise Fail(f"{len(problems)} problem{'s' if len(problems) > 1 else ''}: "
-                   + "; ".join(check.name for check in problems) + " (advice above)", 1)
+        raise ProblemsFound(f"{len(problems)} problem{'s' if len(problems) > 1 else ''}: "
+                            + "; ".join(check.name for check in problems) + " (advice above)")
 
 

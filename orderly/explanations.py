@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from domain.model import Reason, Status
+
 NOT_RECORDED = "explanation not recorded (decided before Orderly kept explanations)"
 
 
@@ -14,7 +16,7 @@ def describe(reason: str | None, details: dict[str, Any] | None,
     Empty for a change that needs no explanation (PROCESSED, a reset). `names` (inventory id -> SKU and
     product name, from the stock snapshot) names each short item too, as the page shows it."""
     if details is None:
-        return NOT_RECORDED if reason in ("UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK") else ""
+        return NOT_RECORDED if reason in tuple(Reason) else ""
     if "unknown" in details:
         # Never named: an unknown item had no SKU when decided, and a name found now would contradict the words.
         items = details["unknown"]
@@ -35,7 +37,7 @@ def why_failed(reason: str | None, details: dict[str, Any] | None,
 def change_why(change: Mapping[str, Any], names: Mapping[int, tuple[str, str]] | None = None) -> str:
     """The words for one status change (a row of an order's history): its explanation when it made the order
     FAILED, nothing otherwise."""
-    return describe(change["reason"], change["details"], names) if change["to_status"] == "FAILED" else ""
+    return describe(change["reason"], change["details"], names) if change["to_status"] == Status.FAILED else ""
 
 
 def short_items(details: dict[str, Any] | None) -> list[int]:
