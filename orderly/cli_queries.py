@@ -10,8 +10,8 @@ import typer
 from orderly import cli_args
 from domain.bounds import MAX_INT
 from domain.model import Reason, Status, in_words
-from orderly.cli_base import (TABLE_ROWS, CsvOption, JsonOption, app, no_database, output_format, read, settings,
-                              status_and_reason)
+from orderly.cli_base import (TABLE_ROWS, CsvOption, JsonOption, OrderIdArgument, app, no_database, output_format,
+                              read, settings, status_and_reason)
 from orderly.errors import BadArgument, ProblemsFound, UnknownOrders, one_line
 from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
 from orderly.cli_output import (Column, counts_in_words, out, print_csv, print_json, short_run,
@@ -44,7 +44,7 @@ def status(
                                               help=f"Only orders with this status: {in_words(Status)}."),
     reason: Optional[str] = typer.Option(None, "--reason", metavar="R",
                                          help=f"Only FAILED orders with this reason: {in_words(Reason)}."),
-    since: Optional[str] = typer.Option(None, "--since", metavar="T", help="Only orders placed at or after T: "
+    since: Optional[str] = typer.Option(None, "--since", metavar="TIME", help="Only orders placed at or after TIME: "
                                         + cli_args.SINCE_HELP + "."),
     limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1, max=MAX_INT, help="Only the N latest (highest id) "
                                         "matching orders, still ascending."),
@@ -108,7 +108,7 @@ HISTORY_FIELDS = ["run_id", "changed_at", "from_status", "to_status", "reason", 
 
 
 @app.command()
-def history(order_id: int = typer.Argument(..., min=1, max=MAX_INT, help="The order id."),
+def history(order_id: int = OrderIdArgument,
             as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """That order's status changes: run, time, from, to, reason, and why (the recorded explanation)."""
     from orderly.explanations import change_why
@@ -132,7 +132,7 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_INT, help="The or
 
 
 @app.command()
-def explain(order_id: int = typer.Argument(..., min=1, max=MAX_INT, help="The order id."), as_json: bool = JsonOption) -> None:
+def explain(order_id: int = OrderIdArgument, as_json: bool = JsonOption) -> None:
     """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
     from orderly.explanations import why_failed
     from orderly.store import queries
@@ -170,7 +170,7 @@ def _run_fields() -> list[str]:
 @app.command()
 def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only this run: its id, or the first characters of it "
                                              "(the short id the table shows)."),
-         limit: int = typer.Option(20, min=1, max=1_000_000, help="How many recent runs."),
+         limit: int = typer.Option(20, metavar="N", min=1, max=1_000_000, help="How many recent runs."),
          as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """Recent runs (newest first) with their counts; a FAILED run with its reason."""
     from orderly.store import queries
@@ -239,7 +239,7 @@ REJECT_FIELDS = ["run_id", "rejected_at", "source", "record_key", "reasons", "ra
 @app.command()
 def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help="Only the records this run quarantined: its id "
                                               "or the first characters of it."),
-            limit: int = typer.Option(1000, min=1, max=10_000_000, help="How many recent rejects."),
+            limit: int = typer.Option(1000, metavar="N", min=1, max=10_000_000, help="How many recent rejects."),
             as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """Quarantined records with their reasons (newest first)."""
     from orderly.store import queries

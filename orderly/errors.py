@@ -157,13 +157,29 @@ def explain(error: BaseException) -> Explained:
                          error.prefix, True)
     if isinstance(error, KeyboardInterrupt):
         return Explained("interrupted", INTERRUPTED, "", True)
-    if hasattr(error, "format_message"):  # a usage error from typer's click: already one clear line
-        return Explained(one_line(error.format_message()), int(getattr(error, "exit_code", 2)), "error: ", True)
+    if hasattr(error, "format_message"):  # a usage error from typer's click: one line, in our words if typer's are
+        return Explained(_out_of_range(error) or one_line(error.format_message()), int(getattr(error, "exit_code", 2)),
+                         "error: ", True)
     first = mask_urls_in(one_line(str(error))) or "no message"
     from orderly.settings import debug_wanted
 
     debug = "" if debug_wanted() else " (ORDERLY_DEBUG=1 shows the traceback)"
     return Explained(f"unexpected failure: {first}{debug}", 1, "error: ", False)
+
+
+def _out_of_range(error: BaseException) -> str | None:
+    """Typer checks a number's type and bounds with pydantic, whose words ("Invalid value for 'order_id': Input
+    should be greater than or equal to 1") name a Python parameter and no range: the line says what is accepted."""
+    param = getattr(error, "param", None)
+    if param is None or not type(error.__cause__).__module__.startswith("pydantic"):
+        return None
+    name = param.opts[0] if getattr(param, "param_type_name", "") == "option" else (param.metavar or param.name.upper())
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    whole = getattr(getattr(param, "type_descriptor", None), "annotation", int) is not float
+    kind = "a whole number" if whole else "a number"
+    bounds = (f" from {low} to {high}" if low is not None and high is not None else
+              f" of at least {low}" if low is not None else f" of at most {high}" if high is not None else "")
+    return f"{name} must be {kind}{bounds}"
 
 
 def one_line(text: object) -> str:
