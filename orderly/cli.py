@@ -97,11 +97,19 @@ def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:
                   if (status_now == Status.NEW) == (wanted == Status.NEW))
 
 
+# The counters that say a run changed something, or left orders waiting (which its note explains).
+_CHANGES = ("stock_loaded", "orders_loaded", "processed", "failed", "waiting", "reset", "reconcile_added")
+
+
 def _summary(what: str, outcome: dict[str, Any]) -> None:
     """The run's counts on one line, then its notes (e.g. the orders that wait for stale stock), one line each.
     A note is not a failure: the exit status stays 0."""
     counts = {name: value for name, value in outcome.items() if isinstance(value, int)}
-    shown = counts_in_words(counts, zeros=True) or "nothing to do"
+    if any(counts.get(name) for name in _CHANGES):
+        shown = counts_in_words(counts, zeros=True)
+    else:  # "processed 0, failed 0" reads like a result; say that there was nothing to do, and what was read
+        read_only = counts_in_words(counts)
+        shown = "nothing to do" + (f" ({read_only})" if read_only else "")
     out.print(f"{what}: {shown}", markup=False, soft_wrap=True)  # one line of data, whatever the width
     for note in outcome.get("notes") or ([outcome["note"]] if outcome.get("note") else []):
         out.print(note, markup=False, soft_wrap=True)
@@ -136,7 +144,7 @@ def process(
 ) -> None:
     """"Process All": process NEW orders (all, or those named), then show the orders table."""
     named = _named_orders(order, Status.NEW)
-    if named == []:  # every order named is decided already: nothing for a flow to do
+    if named == [] or (dry_run and named is None and not _new_orders()):  # nothing for a flow to decide
         result: dict[str, Any] = {"processed": 0, "failed": 0, "waiting": 0, **({"changes": []} if dry_run else {})}
     else:
         result = _run_flow("process", order_ids=named, dry_run=dry_run, sync_stale_stock=sync_stale_stock)
@@ -150,21 +158,29 @@ def process(
     status(status_name=None, reason=None, since=None, limit=None, as_json=False, as_csv=False)
 
 
+def _new_orders() -> int:
+    """How many orders are NEW now (0 without a store): a dry run with none answers without starting Prefect."""
+    from orderly.store import queries
+
+    return (read(queries.status_counts) or {}).get(Status.NEW, 0)
+
+
 def _preview(preview: dict[str, Any], as_json: bool) -> None:
     if as_json:
         return print_json({"dry_run": True, **preview})
-    from orderly.explanations import describe
+    from orderly.explanations import preview_why
 
     changes = preview["changes"]
-    err.print(f"dry run, nothing was written: would process {preview['processed']}, fail {preview['failed']}")
+    err.print(f"dry run, nothing was written: would process {preview['processed']:,}, fail {preview['failed']:,}")
     if preview.get("note"):
         err.print(preview["note"], markup=False)
     table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason", "code"),
            Column("Why", "wrap")],
-          [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
-           for c in changes[:TABLE_ROWS]])
+          [[c["order_id"], c["from_status"], c["to_status"], c["reason"],
+            preview_why(c)]
+           for c in changes[:TABLE_ROWS]], empty="nothing would change")
     if len(changes) > TABLE_ROWS:
-        out.print(f"(the first {TABLE_ROWS} of {len(changes)} changes; `--json` has them all)", markup=False)
+        out.print(f"(the first {TABLE_ROWS:,} of {len(changes):,} changes; `--json` has them all)", markup=False)
 
 
 @app.command()

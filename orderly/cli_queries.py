@@ -60,17 +60,19 @@ def status(
     rows, counts = read(lambda con: queries.orders_matching(con, status=status_name, reason=reason, since=after,
                                                              limit=shown)) or ([], {})
     if output == "json":
-        return print_json(rows)
+        return print_json([{name: r[name] for name in ORDER_FIELDS} for r in rows])
     if output == "csv":
         return print_csv(ORDER_FIELDS, rows)
-    table([Column("Order ID", "id"), Column("Status", "status"), Column("Items", "num"), Column("Total Qty", "num"),
-           Column("Reason", "code")], [[r[name] for name in ORDER_FIELDS] for r in rows])
+    # When each order was placed: what --since filters on.
+    table([Column("Order ID", "id"), Column("Placed", "when"), Column("Status", "status"), Column("Items", "num"),
+           Column("Total Qty", "num"), Column("Reason", "code")],
+          [[r["order_id"], _minute(r["placed_at"]), r["status"], r["items"], r["total_qty"], r["reason"]] for r in rows])
     total = sum(counts.values())
     filtered = " matching" if (status_name or reason or since) else ""
-    per_status = ", ".join(f"{counts[s]} [{STATUS_STYLE[s]}]{s}[/]" for s in Status if counts.get(s))
-    out.print(f"{total}{filtered} order{'' if total == 1 else 's'}{': ' + per_status if per_status else ''}")
+    per_status = ", ".join(f"{counts[s]:,} [{STATUS_STYLE[s]}]{s}[/]" for s in Status if counts.get(s))
+    out.print(f"{total:,}{filtered} order{'' if total == 1 else 's'}{': ' + per_status if per_status else ''}")
     if len(rows) < total:
-        out.print(f"(the latest {len(rows)} shown; `--limit N` or `--json` for more)", markup=False)
+        out.print(f"(the latest {len(rows):,} shown; `--limit N` or `--json` for more)", markup=False)
 
 
 STOCK_FIELDS = ["inventory_id", "product_id", "sku", "product_name", "warehouse_id", "on_hand", "allocated", "available"]
@@ -93,15 +95,15 @@ def stock(as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     else:
         out.print(
             f"stock snapshot {snapshot['snapshot_id']}: completed {when(snapshot['completed_at'])}, "
-            f"{snapshot['age_seconds']:.0f} s ago; {snapshot['loaded']} items, {snapshot['rejected']} rejected",
+            f"{snapshot['age_seconds']:,.0f} s ago; {snapshot['loaded']:,} items, {snapshot['rejected']:,} rejected",
             markup=False,
         )
-    table([Column("Item", "id"), Column("SKU", max_width=12), Column("Product"), Column("Warehouse", "num"),
+    table([Column("Item", "id"), Column("SKU", max_width=12), Column("Product"), Column("Warehouse", "id"),
            Column("On hand", "num"), Column("Allocated", "num"), Column("Available", "num")],
           [[i["inventory_id"], i["sku"], i["product_name"], i["warehouse_id"], i["on_hand"], i["allocated"],
             i["available"]] for i in items[-TABLE_ROWS:]])
     if len(items) > TABLE_ROWS:
-        out.print(f"(the last {TABLE_ROWS} of {len(items)} items; `--json` or `--csv` has them all)", markup=False)
+        out.print(f"(the last {TABLE_ROWS:,} of {len(items):,} items; `--json` or `--csv` has them all)", markup=False)
 
 
 HISTORY_FIELDS = ["run_id", "changed_at", "from_status", "to_status", "reason", "details"]
@@ -128,36 +130,47 @@ def history(order_id: int = OrderIdArgument,
            Column("Why", "wrap"), Column("Run", "id")],
           [[r["changed_at"], r["from_status"], r["to_status"], r["reason"],
             change_why(r), short_run(r["run_id"], length)]
-           for r in rows], title=f"Order {order_id}")
+           for r in rows], title=f"Order {order_id}", empty=f"order {order_id} has had no status change yet")
 
 
 @app.command()
 def explain(order_id: int = OrderIdArgument, as_json: bool = JsonOption) -> None:
     """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
-    from orderly.explanations import why_failed
+    from orderly.explanations import PROCESSED_WHY, short_items, why_failed
     from orderly.store import queries
 
-    found = read(queries.explain_order, order_id, note=False)
-    if found is None:
+    def query(con):
+        found = queries.explain_order(con, order_id)
+        if found is None:
+            return None
+        items = [line["inventory_id"] for line in found["lines"]] + short_items(found["explanation"])
+        return found, queries.item_names(con, items), queries.short_run_length(con, [found["decided_run"]])
+
+    read_back = read(query, note=False)
+    if read_back is None:
         raise UnknownOrders([order_id], "" if settings().db_path.exists() else f" ({no_database()})")
+    found, names, length = read_back
     if as_json:
         return print_json(found)
-    decided = "" if found["decided_at"] is None else f", decided {when(found['decided_at'])} by run {found['decided_run']}"
     style = STATUS_STYLE.get(found["status"], "")
-    out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}"
-              f"{decided}")
+    # The status on one line and when it was decided on the next: each fits 80 columns whatever the ids.
+    out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}")
+    if found["decided_at"] is not None:
+        out.print(f"decided {when(found['decided_at'])} by run {short_run(found['decided_run'], length)}",
+                  markup=False)
     if found["status"] == Status.FAILED:
-        out.print(f"why: {visible(why_failed(found['reason'], found['explanation']))}", markup=False)
+        out.print(f"why: {visible(why_failed(found['reason'], found['explanation'], names))}", markup=False)
     elif found["status"] == Status.PROCESSED:
-        out.print("why: every item was available; its quantities are allocated to it")
+        out.print(f"why: {PROCESSED_WHY}", markup=False)
     else:
         out.print(f"not decided yet: `orderly process --order {order_id} --dry-run` shows what would happen",
                   markup=False)
-    table([Column("Line", "num"), Column("Item", "id"), Column("Quantity", "num"), Column("On hand", "num"),
-           Column("Allocated", "num"), Column("Available", "num")],
-          [[line["line_no"], line["inventory_id"], line["quantity"],
-            *(("not in the stock snapshot", "", "") if line["on_hand"] is None else
-              (line["on_hand"], line["allocated"], line["available"]))] for line in found["lines"]])
+    table([Column("Line", "num"), Column("Item", "id"), Column("SKU", max_width=14), Column("Product"),
+           Column("Quantity", "num"), Column("On hand", "num"), Column("Allocated", "num"), Column("Available", "num")],
+          [[line["line_no"] + 1, line["inventory_id"],  # stored from 0, as the record lists them; read from 1
+            *(names.get(line["inventory_id"]) or ("", "not in the stock snapshot")), line["quantity"],
+            *(("", "", "") if line["on_hand"] is None else (line["on_hand"], line["allocated"], line["available"]))]
+           for line in found["lines"]])
     out.print("(on hand, allocated and available are the stock now)")
 
 
@@ -196,7 +209,8 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
           [[short_run(r["run_id"], length), r["flow"], _minute(r["started_at"]),
             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"],
             one_line(r["message"]) if r["state"] in ("FAILED", "CRASHED") and r["message"] else
-            counts_in_words({name: r[name] for name in RUN_COUNTERS})] for r in rows])
+            counts_in_words({name: r[name] for name in RUN_COUNTERS})] for r in rows],
+          empty="no runs yet: `orderly run` makes the first")
 
 
 def _with_run_length(con, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -258,7 +272,8 @@ def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help
         return print_csv(REJECT_FIELDS, rows)
     table([Column("When", "when"), Column("Run", "id"), Column("Source"), Column("Key", max_width=20),
            Column("Reasons", "wrap")],
-          [[r["rejected_at"], short_run(r["run_id"], length), r["source"], r["record_key"], r["reasons"]] for r in rows])
+          [[r["rejected_at"], short_run(r["run_id"], length), r["source"], r["record_key"], r["reasons"]] for r in rows],
+          empty="no quarantined records" + (f" in run {run.strip().lower()}" if run is not None else ""))
 
 
 @app.command()

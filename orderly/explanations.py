@@ -8,6 +8,8 @@ from typing import Any
 from domain.model import Reason, Status
 
 NOT_RECORDED = "explanation not recorded (decided before Orderly kept explanations)"
+PROCESSED_WHY = "every item was available; its quantities are allocated to it"
+WOULD_PROCESS_WHY = "every item is available; its quantities would be allocated to it"
 
 
 def describe(reason: str | None, details: dict[str, Any] | None,
@@ -38,6 +40,13 @@ def change_why(change: Mapping[str, Any], names: Mapping[int, tuple[str, str]] |
     """The words for one status change (a row of an order's history): its explanation when it made the order
     FAILED, nothing otherwise."""
     return describe(change["reason"], change["details"], names) if change["to_status"] == Status.FAILED else ""
+
+
+def preview_why(change: Mapping[str, Any]) -> str:
+    """Why a dry run would make this change: the failure's explanation, or that the order would be allocated."""
+    if change["to_status"] == Status.PROCESSED:
+        return WOULD_PROCESS_WHY
+    return describe(change["reason"], change["details"])
 
 
 def short_items(details: dict[str, Any] | None) -> list[int]:

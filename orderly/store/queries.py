@@ -434,7 +434,7 @@ def orders_matching(
     if since is not None:
         where += " AND placed_at >= ?"
         params.append(since)
-    columns = "order_id, status, items, total_qty, reason"
+    columns = "order_id, placed_at, status, items, total_qty, reason"
     if limit is None:
         rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where} ORDER BY order_id", params)
     else:
