@@ -191,7 +191,7 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
 
     output = output_format(as_json, as_csv)
     if run is not None:
-        _check_run_prefix(run)
+        cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
         found = read(lambda con: [queries.run_by_id(con, _run_id(con, run))], note=False)
         if found is None:
             raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
@@ -218,10 +218,6 @@ def _with_run_length(con, rows: list[dict[str, Any]]) -> tuple[list[dict[str, An
     from orderly.store import queries
 
     return rows, queries.short_run_length(con, [row["run_id"] for row in rows])
-
-
-def _check_run_prefix(run: str) -> None:
-    cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
 
 
 def _duration(run: dict[str, Any]) -> float | None:
@@ -260,7 +256,7 @@ def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help
 
     output = output_format(as_json, as_csv)
     if run is not None:
-        _check_run_prefix(run)
+        cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
     found = read(lambda con: _with_run_length(con, queries.rejects(con, limit, None if run is None
                                                                   else _run_id(con, run))), note=run is None)
     if found is None and run is not None:

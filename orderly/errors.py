@@ -3,7 +3,7 @@ that turns any error into the line an operator reads: `explain()`, used by the c
 worker and the web page alike.
 
 An error class says what went wrong and carries its exit status; the message is one line that says what to do.
-Nothing here imports more than the standard library, so every layer may raise these.
+Importing this module imports only the standard library, so every layer may raise these.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ class RunFailed(OrderlyError):
         super().__init__(message)
         self.exit_code, self.flow_run_id = exit_code, flow_run_id
 
+    def __reduce__(self):  # Prefect may pickle a run's exception: rebuilt with every argument, not the message alone
+        return type(self), (str(self), self.exit_code, self.flow_run_id)
+
 
 # ---- 2: bad usage ------------------------------------------------------------------------------
 
@@ -60,6 +63,9 @@ class SettingsError(UsageError, ValueError):
         super().__init__(message)
         self.variable = variable
 
+    def __reduce__(self):  # as RunFailed's
+        return type(self), (str(self), self.variable)
+
 
 class BadArgument(UsageError):
     """A value an operator gave that the rules do not know (a status, a reason, a time, a run id)."""
@@ -69,8 +75,11 @@ class UnknownOrders(BadArgument):
     """Order ids that are not in the store: the one wording, wherever the check runs."""
 
     def __init__(self, order_ids: Iterable[int], then: str = "; nothing was changed") -> None:
-        self.order_ids = sorted(set(order_ids))
+        self.order_ids, self.then = sorted(set(order_ids)), then
         super().__init__(f"no such order: {ids_in_words(self.order_ids)}{then}")
+
+    def __reduce__(self):  # as RunFailed's
+        return type(self), (self.order_ids, self.then)
 
 
 class StoreUnusable(UsageError):

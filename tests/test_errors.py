@@ -71,6 +71,15 @@ def test_each_error_carries_the_contracts_exit_status(error, status):
     assert errors.explain(error).exit_code == status
 
 
+def test_every_error_survives_pickling_whole():
+    import pickle
+
+    for error in (errors.RunFailed("x", 4, "id"), errors.UnknownOrders([3, 1]), errors.SettingsError("x", "ORDERLY_DB"),
+                  errors.StaleStock("x")):  # Prefect may pickle a failed run's exception
+        again = pickle.loads(pickle.dumps(error))
+        assert (type(again), str(again), vars(again)) == (type(error), str(error), vars(error))
+
+
 def test_an_unexpected_error_is_one_masked_line_without_its_class_name():
     explained = errors.explain(RuntimeError("boom at http://user:secret@host/api?token=1\n  File x.py, line 3"))
     assert explained.exit_code == 1 and not explained.expected
