@@ -197,7 +197,7 @@ def main() -> int:
         lines = set_up_deployed()
     except Exception as error:  # noqa: BLE001 - one line, as the command line says it (orderly.errors.explain)
         explained = explain(error)
-        print(f"{explained.prefix}{explained.line}", file=sys.stderr)
+        print(explained.on_terminal(), file=sys.stderr)
         return explained.exit_code
     print("\n".join(lines))
     return 0

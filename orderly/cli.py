@@ -316,5 +316,5 @@ def main() -> None:
         explained = explain(error)  # the one mapping of errors to lines and exit statuses (orderly.errors)
         if not explained.expected and _settings.debug_wanted():
             raise
-        err.print(f"{explained.prefix}{explained.line}", markup=False)
+        err.print(explained.on_terminal(), markup=False)
         sys.exit(explained.exit_code)

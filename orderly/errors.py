@@ -155,6 +155,10 @@ class Explained:
     prefix: str      # "error: " before the line on a terminal, or nothing (a declined question)
     expected: bool   # one of ours (or a usage error): ORDERLY_DEBUG shows a traceback only for the others
 
+    def on_terminal(self) -> str:
+        """The line as the command line and `serve` print it; an unexpected failure says how to see more."""
+        return f"{self.prefix}{self.line}" + ("" if self.expected else " (ORDERLY_DEBUG=1 shows the traceback)")
+
 
 def explain(error: BaseException) -> Explained:
     """What an operator reads for `error`, and the exit status it means: the command line prints it, `serve` and
@@ -170,10 +174,7 @@ def explain(error: BaseException) -> Explained:
         return Explained(_out_of_range(error) or one_line(error.format_message()), int(getattr(error, "exit_code", 2)),
                          "error: ", True)
     first = mask_urls_in(one_line(str(error))) or "no message"
-    from orderly.settings import debug_wanted
-
-    debug = "" if debug_wanted() else " (ORDERLY_DEBUG=1 shows the traceback)"
-    return Explained(f"unexpected failure: {first}{debug}", 1, "error: ", False)
+    return Explained(f"unexpected failure: {first}", 1, "error: ", False)
 
 
 def _out_of_range(error: BaseException) -> str | None:

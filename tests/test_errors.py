@@ -85,6 +85,8 @@ def test_an_unexpected_error_is_one_masked_line_without_its_class_name():
     assert explained.exit_code == 1 and not explained.expected
     assert explained.line.startswith("unexpected failure: boom at http://***@host/api?***")
     assert "secret" not in explained.line and "RuntimeError" not in explained.line and "\n" not in explained.line
+    assert explained.on_terminal().startswith("error: unexpected failure: boom")
+    assert explained.on_terminal().endswith("(ORDERLY_DEBUG=1 shows the traceback)")  # the page shows `line` alone
     assert errors.explain(errors.SettingsError("a\nb")).line == "a"  # ours: the first line, as it is
 
 
