@@ -136,14 +136,14 @@ def history(order_id: int = OrderIdArgument,
 @app.command()
 def explain(order_id: int = OrderIdArgument, as_json: bool = JsonOption) -> None:
     """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
-    from orderly.explanations import PROCESSED_WHY, short_items, why_failed
+    from orderly.explanations import PROCESSED_WHY, why_failed
     from orderly.store import queries
 
     def query(con):
         found = queries.explain_order(con, order_id)
         if found is None:
             return None
-        items = [line["inventory_id"] for line in found["lines"]] + short_items(found["explanation"])
+        items = [line["inventory_id"] for line in found["lines"]]
         return found, queries.item_names(con, items), queries.short_run_length(con, [found["decided_run"]])
 
     read_back = read(query, note=False)
@@ -159,7 +159,7 @@ def explain(order_id: int = OrderIdArgument, as_json: bool = JsonOption) -> None
         out.print(f"decided {when(found['decided_at'])} by run {short_run(found['decided_run'], length)}",
                   markup=False)
     if found["status"] == Status.FAILED:
-        out.print(f"why: {visible(why_failed(found['reason'], found['explanation'], names))}", markup=False)
+        out.print(f"why: {visible(why_failed(found['reason'], found['explanation']))}", markup=False)  # items named below
     elif found["status"] == Status.PROCESSED:
         out.print(f"why: {PROCESSED_WHY}", markup=False)
     else:
