@@ -42,6 +42,8 @@ bench-peers:
 # A run waiting for the shared write slot (flows/write_slot.py) is retried every 5 s instead of Prefect's 30.
 PREFECT_PORT ?= 4200
 export PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS ?= 5
+# No telemetry: offline, Prefect's server logs an ERROR every 10 minutes trying to send it.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 server: install
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 

@@ -2,12 +2,26 @@
 
 - domain.rule: the rule itself (decide, reset, when processing must refuse)
 - domain.decisions: what it decides (`Decisions`, the status changes as columns, with explanations)
-- domain.model: the vocabulary (Status, Reason)
+- domain.model: the vocabulary (Status, Reason): the one place the words are spelled
+- domain.bounds: the integer bound of ids and quantities
+
+The names below load on first use: the command line's queries and the settings read domain.model and
+domain.bounds, and must not pay for numpy, which the rule needs.
 """
 
-from domain.decisions import TRANSITIONS, Decisions
-from domain.model import RESET, Reason, Status, parse_reason, parse_status
-from domain.rule import decide, reset, stock_refusal
+from importlib import import_module
 
-__all__ = ["TRANSITIONS", "Decisions", "RESET", "Reason", "Status", "parse_reason", "parse_status", "decide",
-           "reset", "stock_refusal"]
+_HOME = {"TRANSITIONS": "domain.decisions", "Decisions": "domain.decisions", "RESET": "domain.model",
+         "Reason": "domain.model", "Status": "domain.model", "parse_reason": "domain.model",
+         "parse_status": "domain.model", "decide": "domain.rule", "reset": "domain.rule",
+         "stock_refusal": "domain.rule"}
+
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(import_module(_HOME[name]), name)
+    if name in ("rule", "decisions", "model", "bounds"):
+        return import_module(f"domain.{name}")
+    raise AttributeError(f"module 'domain' has no attribute {name!r}")

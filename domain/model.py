@@ -19,11 +19,28 @@ class Reason(StrEnum):
 
 
 RESET = "RESET"  # the reason recorded in the history when an order goes back to NEW
+DECIDED = (Status.PROCESSED, Status.FAILED)  # the statuses a reset puts back to NEW
+
+
+def in_words(names: tuple[StrEnum, ...] | type[StrEnum]) -> str:
+    """"NEW, PROCESSED or FAILED": the words as help texts and messages list them."""
+    words = [str(name) for name in names]
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def parse_status(text: str | None) -> Status | None:
     """A status named by an operator (None: any), or ValueError with one line saying what is allowed."""
     return _parse(Status, "status", text)
+
+
+def parse_decided(text: str | None) -> Status | None:
+    """A status a reset may select (PROCESSED or FAILED; None: any), or ValueError: NEW orders have nothing to
+    put back, so `--status NEW` is a mistake, said at once rather than a run that resets nothing."""
+    status = parse_status(text)
+    if status is not None and status not in DECIDED:
+        raise ValueError(f"status {text!r} cannot be reset: a reset puts {in_words(DECIDED)} orders back to "
+                         f"{Status.NEW}")
+    return status
 
 
 def parse_reason(text: str | None) -> Reason | None:

@@ -17,10 +17,11 @@ prefect.yaml describes the same deployments for a process work pool and worker; 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from datetime import timedelta
 
-from orderly.settings import Settings, SettingsError
+from orderly import settings as _settings
+from orderly.errors import PrefectUnreachable, UsageError, explain
+from orderly.settings import Settings
 
 DEFAULT_SCHEDULE_SECONDS = Settings.schedule_seconds
 TAGS = ["orderly"]
@@ -31,24 +32,21 @@ NAMES = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-stat
 RECONCILE_CRON = "30 3 * * *"
 
 
-class NeedsServer(SettingsError):
-    """`orderly serve` was started without a real Prefect server to register with."""
-
-
-def check_server(env: Mapping[str, str] | None = None) -> str:
-    """The API URL of a real, answering Prefect server, or NeedsServer with one line saying what to do."""
+def check_server(settings: Settings) -> str:
+    """The API URL of a real, answering Prefect server, or PrefectUnreachable with one line saying what to do."""
     from orderly.prefect_health import why_not_answering
+    from orderly.settings import mask_url
 
-    env = os.environ if env is None else env
-    api = (env.get("PREFECT_API_URL") or "").rstrip("/")
+    api = settings.prefect_api_url
     if not api:
-        raise NeedsServer(
+        raise PrefectUnreachable(
             "orderly serve needs a Prefect server (schedules do not run on the temporary one): "
             "run `make server`, then PREFECT_API_URL=http://127.0.0.1:4200/api orderly serve (or `make serve`)"
         )
     why = why_not_answering(api, timeout=5)
     if why:
-        raise NeedsServer(f"no Prefect server answers at PREFECT_API_URL={api} ({why}): start one with `make server`")
+        raise PrefectUnreachable(f"no Prefect server answers at PREFECT_API_URL={mask_url(api)} ({why}): "
+                                 "start one with `make server`")
     return api
 
 
@@ -89,12 +87,11 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
 SERVER_GONE_AFTER_S = 15.0
 
 
-def serve_all(worker: bool = True) -> None:
+def serve_all(settings: Settings, worker: bool = True) -> None:
     """Register the deployments, start the worker, and execute their runs until interrupted; schedules stay active
     across restarts. A Prefect server that goes away ends `serve` with one line (exit 6), never a hang."""
-    settings = Settings.from_env()
     every = settings.schedule_seconds
-    api = check_server()
+    api = check_server(settings)
     # The worker's task run has no flow run of its own (its flow run has), so Prefect would warn on each of its
     # log lines that they cannot go to the API: they still reach this terminal.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
@@ -123,7 +120,7 @@ def serve_all(worker: bool = True) -> None:
 
     recover_crashed(settings.db_path, settings.lock_timeout)  # what a killed `serve` left RUNNING
     if worker:  # the pipeline's runs go to the worker, in-process; Prefect's runner keeps the on-demand ones
-        serve_worker(settings, os.environ, log)
+        serve_worker(settings, log)
         serve_pipeline(deployment_ids[0], log)
         served = deployments[1:]
     prefect_watch.watch(api, refused_for=SERVER_GONE_AFTER_S,
@@ -148,7 +145,7 @@ def _errors_in_one_line() -> None:
 
     from flows.worker import error_line
 
-    if os.environ.get("ORDERLY_DEBUG"):
+    if _settings.debug_wanted():
         return
 
     class Untraced(logging.Filter):
@@ -177,13 +174,13 @@ def set_up_deployed() -> list[str]:
         try:
             deployments = [client.read_deployment_by_name(name) for name in NAMES]
         except ObjectNotFound:
-            raise SettingsError("the deployments are not registered: run `prefect --no-prompt deploy --all` "
+            raise UsageError("the deployments are not registered: run `prefect --no-prompt deploy --all` "
                                 "in the checkout first") from None
     share_write_limit([deployment.id for deployment in deployments])
     # The pipeline's interval is whatever prefect.yaml gave it, not ORDERLY_SCHEDULE_SECONDS (the serve path's).
     intervals = [s.schedule.interval.total_seconds() for s in deployments[0].schedules
                  if s.active and getattr(s.schedule, "interval", None)]
-    alerts = ensure_automations(min(intervals) if intervals else Settings.from_env().schedule_seconds)
+    alerts = ensure_automations(min(intervals) if intervals else _settings.current().schedule_seconds)
     return [f"{', '.join(NAMES)}: one run at a time between them (global concurrency limit {WRITE_LIMIT})",
             *(f"automation: {name}" for name in alerts)]
 
@@ -193,18 +190,15 @@ def main() -> int:
     import sys
 
     try:
-        if not os.environ.get("PREFECT_API_URL"):
-            raise NeedsServer("python -m flows.deployments sets up deployments on a Prefect server: set "
-                              "PREFECT_API_URL to the one the workers use (e.g. http://127.0.0.1:4200/api)")
-        check_server()
+        if not _settings.current().prefect_api_url:
+            raise PrefectUnreachable("python -m flows.deployments sets up deployments on a Prefect server: set "
+                                     "PREFECT_API_URL to the one the workers use (e.g. http://127.0.0.1:4200/api)")
+        check_server(_settings.current())
         lines = set_up_deployed()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # the server refused something: one line, not a traceback
-        print(f"error: could not set up the deployments: {str(error).splitlines()[0] if str(error) else error!r}",
-              file=sys.stderr)
-        return 1
+    except Exception as error:  # noqa: BLE001 - one line, as the command line says it (orderly.errors.explain)
+        explained = explain(error)
+        print(explained.on_terminal(), file=sys.stderr)
+        return explained.exit_code
     print("\n".join(lines))
     return 0
 

@@ -20,14 +20,13 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from orderly.errors import PrefectGone, RunFailed
+from orderly.errors import NotStarted, RunFailed, WorkerGone
 from orderly.settings import Settings, mask_url
 
 COMMANDS = ("pipeline", "sync", "process", "reset", "reconcile")
@@ -39,14 +38,6 @@ TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 # failed every request for this long (`orderly serve` gives a restarting server the same).
 GONE_AFTER_S = 15.0
 NOT_STARTED_S = 120.0
-
-
-class WorkerGone(PrefectGone):
-    """The worker, or its Prefect server, went away before a handed-off run ended (or could not start it)."""
-
-
-class NotStarted(WorkerGone):
-    """The worker did not start the run in time; it is withdrawn, nothing was changed."""
 
 
 # ---- where the two sides exchange parameters and outcomes --------------------------------------------
@@ -62,14 +53,13 @@ RUN_SETTINGS = ("max_stock_age", "http_timeout", "http_retries", "retry_after_ca
                 "max_stock_pages", "max_order_pages", "lookback_orders", "max_body_bytes")
 
 
-def identity(settings: Settings, env: Mapping[str, str]) -> str:
+def identity(settings: Settings) -> str:
     """The part of the worker's task key that names its store and its run settings (flows.worker.for_settings)."""
     shown = [str(Path(settings.db_path).absolute()), *(mask_url(url or "") for url in (settings.orders_url,
                                                                                          settings.warehouse_url))]
     shown += [repr(getattr(settings, name)) for name in RUN_SETTINGS]
-    if settings.orders_url is None:  # the built-in sandbox: its data set is a setting too
-        shown += [f"{name}={env[name]}" for name in sorted(env) if name.startswith("ORDERLY_SANDBOX_")
-                  and name != "ORDERLY_SANDBOX_TOKEN"]
+    if settings.orders_url is None:  # the built-in sandbox: its data set is a setting too (its token is not shown)
+        shown.append(repr(settings.sandbox))
     return hashlib.sha256("\n".join(shown).encode()).hexdigest()[:16]
 
 
@@ -88,9 +78,9 @@ def _read_record(path: Path) -> Any:
 
 # ---- the caller's side -----------------------------------------------------------------------------------
 
-def worker_key(api: str, settings: Settings, env: Mapping[str, str]) -> str | None:
+def worker_key(api: str, settings: Settings) -> str | None:
     """The task key of a worker of this store and these settings connected to the Prefect API at `api`, or None."""
-    prefix = KEY_PREFIX + identity(settings, env) + "-"
+    prefix = KEY_PREFIX + identity(settings) + "-"
     try:
         answer = httpx.post(f"{api.rstrip('/')}/task_workers/filter", json={}, timeout=TIMEOUT)
         workers = answer.json() if answer.status_code == 200 else []

@@ -10,20 +10,24 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
+from domain.model import DECIDED, Reason
 from flows import steps
 from flows.run_record import recorded_run
-from orderly.settings import Settings
+from orderly.settings import current as current_settings
 from tasks.process import process_new_orders, reset_orders_to_new, stock_is_stale
 from tasks.report import publish_preview, publish_reconciliation
 
-StatusName = Literal["NEW", "PROCESSED", "FAILED"]
-ReasonName = Literal["UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK"]
+# The words are domain.model's; a reset selects among the decided statuses only (the UI's form offers no NEW).
+DecidedName = Literal[tuple(str(status) for status in DECIDED)]  # type: ignore[misc] - built from the one source
+ReasonName = Literal[tuple(str(reason) for reason in Reason)]  # type: ignore[misc]
 
 
 # The UI's run form shows a list input (empty by default) titled "Order IDs"; the parameter's meaning comes from the
 # flow's docstring (Prefect reads Google-style Args). None stays accepted from Python and the CLI but is hidden from
-# the schema: a nullable parameter shows as a type picker saying 'Property is type "None"'.
+# the schema: a nullable parameter shows as a type picker saying 'Property is type "None"', without its description.
 OrderIds = Annotated[list[int] | SkipJsonSchema[None], Field(json_schema_extra={"title": "Order IDs", "default": []})]
+StatusChoice = Annotated[DecidedName | SkipJsonSchema[None], Field(json_schema_extra={"title": "Status"})]
+ReasonChoice = Annotated[ReasonName | SkipJsonSchema[None], Field(json_schema_extra={"title": "Reason"})]
 
 
 def _which(params: dict) -> str:
@@ -75,15 +79,15 @@ def process_all(order_ids: OrderIds = None, dry_run: bool = False, sync_stale_st
         sync_stale_stock: First sync stock from the warehouse when the local snapshot is missing or older than
             ORDERLY_MAX_STOCK_AGE (the web page's Process All does); otherwise such a run refuses and says why.
     """
+    settings = current_settings()
     if dry_run:
-        settings = Settings.from_env()
         preview = process_new_orders(settings, str(runtime.flow_run.id or uuid.uuid4()), order_ids or None,
                                      dry_run=True)
         publish_preview(quote(preview))  # quote: Prefect would walk every row looking for futures
         return preview
     # A sync lets go of the store between its chunks, so a run that syncs first does not hold it (recorded_run).
-    stale = sync_stale_stock and stock_is_stale(Settings.from_env())
-    with recorded_run("process-all", hold_store=not stale) as run:
+    stale = sync_stale_stock and stock_is_stale(settings)
+    with recorded_run("process-all", hold_store=not stale, settings=settings) as run:
         if stale:
             steps.sync_stock(run)
         steps.process(run, order_ids or None)
@@ -91,16 +95,16 @@ def process_all(order_ids: OrderIds = None, dry_run: bool = False, sync_stale_st
 
 
 @flow(name="reset-state", flow_run_name=lambda: "reset " + _which(_params()))
-def reset_state(order_ids: OrderIds = None, status: StatusName | None = None,
-                reason: ReasonName | None = None) -> dict[str, int]:
+def reset_state(order_ids: OrderIds = None, status: StatusChoice = None,
+                reason: ReasonChoice = None) -> dict[str, int]:
     """"Reset State": put orders back to NEW (all, those named, and/or those with this status and failure
     reason); PROCESSED ones release their stock. status=FAILED, reason=INSUFFICIENT_STOCK, then Process All,
     retries the orders that lacked stock.
 
     Args:
         order_ids: The orders to put back to NEW; empty: every decided order (or every one matching status/reason).
-        status: Only orders with this status.
-        reason: Only FAILED orders with this failure reason.
+        status: Only orders with this status (PROCESSED or FAILED); empty: both.
+        reason: Only FAILED orders with this failure reason; empty: any.
     """
     with recorded_run("reset-state", hold_store=True) as run:
         run.add(reset_orders_to_new(run.settings, run.id, order_ids or None, status=status, reason=reason))

@@ -13,18 +13,12 @@ from prefect import get_run_logger, runtime
 
 from flows.write_slot import write_slot
 from orderly import ending
-from orderly.errors import OrderlyError, RemoteError
+from orderly.errors import RunIncomplete
 from orderly.settings import Settings
+from orderly.settings import current as current_settings
 from orderly.store import open_store, writes
 from orderly.store.connection import held_open
 from tasks.report import publish_report
-
-
-class RunIncomplete(OrderlyError):
-    """A remote could not be read, so a step could not finish; what could be done was done. The message
-    starts with the remote's own line (service, URL, the setting to fix): that is what the operator reads."""
-
-    exit_code = RemoteError.exit_code
 
 
 @dataclass
@@ -49,18 +43,18 @@ class Run:
 
 
 @contextmanager
-def recorded_run(flow: str, hold_store: bool = False) -> Iterator[Run]:
+def recorded_run(flow: str, hold_store: bool = False, settings: Settings | None = None) -> Iterator[Run]:
     """The run's row and report, inside the one write slot shared by every data-changing run (flows.write_slot).
     `hold_store`: a short run (a press) keeps the store open from its first transaction to its last
-    (store.connection.held_open) instead of opening it for each; an ingest lets go between its chunks."""
-    with write_slot(), _recorded_run(flow, hold_store) as run:
+    (store.connection.held_open) instead of opening it for each; an ingest lets go between its chunks.
+    `settings`: the ones the flow read already (orderly.settings.current otherwise)."""
+    with write_slot(), _recorded_run(flow, hold_store, settings or current_settings()) as run:
         yield run
 
 
 @contextmanager
-def _recorded_run(flow: str, hold_store: bool) -> Iterator[Run]:
+def _recorded_run(flow: str, hold_store: bool, settings: Settings) -> Iterator[Run]:
     started = time.monotonic()
-    settings = Settings.from_env()
     run = Run(str(runtime.flow_run.id or uuid.uuid4()), flow, settings)
     held = held_open(settings.db_path, lock_timeout=settings.lock_timeout) if hold_store else nullcontext()
     with held, _recorded(run, flow, settings, started):

@@ -27,7 +27,6 @@ import contextvars
 import functools
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +34,7 @@ from typing import Any, Callable
 from prefect import Task, task
 
 from flows.handoff import KEY_PREFIX, exchange_dir, identity
+from orderly.errors import explain, one_line
 from orderly.settings import Settings
 
 # Every run of this process goes through one thread: one run at a time (DuckDB's transactions in one process
@@ -81,16 +81,18 @@ def _run_command(command: str, params: dict[str, Any]) -> dict[str, Any]:
     if state.is_completed():
         return {**ended, "outcome": state.result()}
     error = state.result(raise_on_failure=False)
-    message = str(error).strip().splitlines()[0] if str(error).strip() else (state.message or type(error).__name__)
-    return {**ended, "message": message, "exit_code": getattr(error, "exit_code", 1)}
+    if not isinstance(error, BaseException):  # Prefect keeps no exception for some ends (a cancellation)
+        return {**ended, "message": one_line(state.message) or state.type.value, "exit_code": 1}
+    explained = explain(error)  # the line and status the caller would have printed, had it run the flow itself
+    return {**ended, "message": explained.line, "exit_code": explained.exit_code}
 
 
-def for_settings(settings: Settings, env: Mapping[str, str]) -> Task:
+def for_settings(settings: Settings) -> Task:
     """The worker's task for one store and its run settings (flows.handoff.identity). Prefect routes a background
     task run to the workers of its task key, made of the function's name and code: a name per identity means a
     worker only receives runs asked for with its own store and settings, however many Orderly stores share one
     Prefect server. Parameters and outcomes are kept in the exchange directory beside the store."""
-    return _task(identity(settings, env), str(exchange_dir(settings.db_path)))
+    return _task(identity(settings), str(exchange_dir(settings.db_path)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,13 +118,13 @@ def recover_crashed(db_path: Path, lock_timeout: float) -> list[str]:
     return crashed
 
 
-def serve_worker(settings: Settings, env: Mapping[str, str], log: Callable[[str], None]) -> threading.Thread:
+def serve_worker(settings: Settings, log: Callable[[str], None]) -> threading.Thread:
     """Start the worker in a daemon thread of this process (its event loop is Prefect's own loop thread), and
     start it again should it stop: Prefect's subscription gives up on some answers of a restarting server."""
     from prefect.task_worker import serve
 
     _flows()  # imported now, not on the first press
-    worker = for_settings(settings, env)
+    worker = for_settings(settings)
 
     def keep_serving() -> None:
         while True:
@@ -139,10 +141,9 @@ def serve_worker(settings: Settings, env: Mapping[str, str], log: Callable[[str]
 
 def error_line(error: BaseException) -> str:
     """An error in one line, URLs masked (Prefect's and httpx's messages name the API URL)."""
-    from orderly.cli_output import one_line
     from orderly.settings import mask_urls_in
 
-    return mask_urls_in(one_line(str(error))) or type(error).__name__
+    return mask_urls_in(one_line(error)) or type(error).__name__
 
 
 def serve_pipeline(deployment_id, log: Callable[[str], None]) -> threading.Thread:

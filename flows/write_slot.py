@@ -15,7 +15,6 @@ already keeps every transaction whole. It needs a real Prefect server (PREFECT_A
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,7 +87,8 @@ def write_slot() -> Iterator[None]:
     from prefect import get_run_logger
 
     deployment_id = _deployment_id()
-    if not os.environ.get("PREFECT_API_URL") or not deployment_id or _holds_write_limit(deployment_id):
+    # A deployment's run always has a real Prefect server (deployments live there); a command's has no deployment.
+    if not deployment_id or _holds_write_limit(deployment_id):
         yield
         return
     from prefect.concurrency.sync import concurrency

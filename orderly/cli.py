@@ -9,11 +9,14 @@ from typing import Any, Optional
 
 import typer
 
-from orderly.cli_base import MAX_ID, Fail, JsonOption, OrderOption, TABLE_ROWS, app, no_database, read, settings
+from domain.bounds import MAX_INT
+from domain.model import DECIDED, Reason, Status, in_words
+from orderly import settings as _settings
+from orderly.cli_base import JsonOption, OrderOption, TABLE_ROWS, app, no_database, read, settings
 from orderly.cli_base import status_and_reason
 from orderly.cli_output import Column, counts_in_words, err, out, print_json, table
-from orderly.errors import OrderlyError
-from orderly.settings import SandboxSettings, SettingsError, mask_url
+from orderly.errors import Declined, PrefectUnreachable, UnknownOrders, UsageError, explain, ids_in_words
+from orderly.settings import SandboxSettings, mask_url
 
 
 # ---- data-changing commands: each one is a Prefect flow run ------------------------------------
@@ -23,16 +26,16 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
     from orderly.store.connection import probe
 
     probe(current.db_path)  # so is a store this version cannot open (or create): exit 2, before any flow
-    _check_prefect_api()  # a dead server is one line now, not Prefect's traceback after a second of imports
+    api = current.prefect_api_url
+    _check_prefect_api(api)  # a dead server is one line now, not Prefect's traceback after a second of imports
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # our own lines say what happened
-    api = os.environ.get("PREFECT_API_URL")
     if api:  # `orderly serve` runs a worker: the run is decided there, warm, and Prefect is not imported here
         from flows import handoff
 
-        key = handoff.worker_key(api, current, os.environ)
+        key = handoff.worker_key(api, current)
         if key:
             return handoff.hand_off(name, params, api, current.db_path, key)["outcome"]
-    if not api:
+    else:
         err.print(
             "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
             "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
@@ -41,12 +44,12 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
     from orderly.tempserver import temporary_server
 
     # The server dies with us, even of SIGKILL; SIGTERM ends the command within seconds, with one line.
-    with temporary_server() as server, sigterm.ends_the_command(), progress.shown_on(err):
+    with temporary_server(api) as server, sigterm.ends_the_command(), progress.shown_on(err):
         from flows import orders
 
         sigterm.also_during_flows()
         server.use()
-        api = os.environ.get("PREFECT_API_URL")  # the temporary server's, once `use` pointed Prefect at it
+        api = server.api_url  # the configured server's, or the temporary one's
         if api:
             prefect_watch.watch(api)  # a server that goes away ends the command in seconds, not minutes
         flow = orders.BY_COMMAND[name]
@@ -61,27 +64,16 @@ def _run_flow(name: str, **params: Any) -> dict[str, int]:
         return result
 
 
-def _check_prefect_api() -> None:
-    """PREFECT_API_URL must point at a Prefect API that answers: checked before importing Prefect."""
-    from urllib.parse import urlsplit
-
+def _check_prefect_api(api: str | None) -> None:
+    """The settings' PREFECT_API_URL (its form checked with them) must answer: checked before importing Prefect."""
     from orderly.prefect_health import why_not_answering
 
-    api = os.environ.get("PREFECT_API_URL", "").strip()
     if not api:
         return
     advice = "start it with `make server`, or unset PREFECT_API_URL (each command then starts a temporary server)"
-    try:
-        parts = urlsplit(api)
-        scheme, host = parts.scheme, parts.hostname
-        parts.port  # noqa: B018 - read for its check: a port that is not a number, or out of range, raises
-    except ValueError:
-        scheme = host = None
-    if scheme not in ("http", "https") or not host:
-        raise Fail(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {mask_url(api)!r}", 2)
     why = why_not_answering(api, timeout=2)
     if why:
-        raise Fail(f"no Prefect server answers at PREFECT_API_URL={mask_url(api)} ({why}): {advice}", 2)
+        raise PrefectUnreachable(f"no Prefect server answers at PREFECT_API_URL={mask_url(api)} ({why}): {advice}")
 
 
 def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:
@@ -89,35 +81,35 @@ def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:
     an order that is not `wanted` (NEW for process, decided for reset) is named as skipped. The ids left."""
     if not order:
         return None
-    from orderly.store import queries
+    from orderly.service import named_orders
 
-    found = read(lambda con: queries.order_statuses(con, sorted(set(order))), note=False)
+    found = read(named_orders, sorted(set(order)), note=False)
     if found is None:
-        raise Fail(f"no such order: {_ids(sorted(set(order)))} ({no_database()})", 2)
-    unknown = sorted(set(order) - set(found))
-    if unknown:
-        raise Fail(f"no such order: {_ids(unknown)}; nothing was changed", 2)
+        raise UnknownOrders(order, f" ({no_database()})")
     skipped: dict[str, list[int]] = {}
     for order_id, status_now in sorted(found.items()):
-        if (status_now == "NEW") != (wanted == "NEW"):
+        if (status_now == Status.NEW) != (wanted == Status.NEW):
             skipped.setdefault(status_now, []).append(order_id)
     for status_now, ids in skipped.items():
-        err.print(f"order{'s' if len(ids) > 1 else ''} {_ids(ids)} {'are' if len(ids) > 1 else 'is'} {status_now}"
-                  f"{' already' if status_now == 'NEW' else ''}, skipped", markup=False)
+        err.print(f"order{'s' if len(ids) > 1 else ''} {ids_in_words(ids)} {'are' if len(ids) > 1 else 'is'} {status_now}"
+                  f"{' already' if status_now == Status.NEW else ''}, skipped", markup=False)
     return sorted(order_id for order_id, status_now in found.items()
-                  if (status_now == "NEW") == (wanted == "NEW"))
+                  if (status_now == Status.NEW) == (wanted == Status.NEW))
 
 
-def _ids(ids: list[int], shown: int = 10) -> str:
-    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
-    return ", ".join(map(str, ids[:shown])) + more
+# The counters that say a run changed something, or left orders waiting (which its note explains).
+_CHANGES = ("stock_loaded", "orders_loaded", "processed", "failed", "waiting", "reset", "reconcile_added")
 
 
 def _summary(what: str, outcome: dict[str, Any]) -> None:
     """The run's counts on one line, then its notes (e.g. the orders that wait for stale stock), one line each.
     A note is not a failure: the exit status stays 0."""
     counts = {name: value for name, value in outcome.items() if isinstance(value, int)}
-    shown = counts_in_words(counts, zeros=True) or "nothing to do"
+    if any(counts.get(name) for name in _CHANGES):
+        shown = counts_in_words(counts, zeros=True)
+    else:  # "processed 0, failed 0" reads like a result; say that there was nothing to do, and what was read
+        read_only = counts_in_words(counts)
+        shown = "nothing to do" + (f" ({read_only})" if read_only else "")
     out.print(f"{what}: {shown}", markup=False, soft_wrap=True)  # one line of data, whatever the width
     for note in outcome.get("notes") or ([outcome["note"]] if outcome.get("note") else []):
         out.print(note, markup=False, soft_wrap=True)
@@ -151,8 +143,8 @@ def process(
     as_json: bool = JsonOption,
 ) -> None:
     """"Process All": process NEW orders (all, or those named), then show the orders table."""
-    named = _named_orders(order, "NEW")
-    if named == []:  # every order named is decided already: nothing for a flow to do
+    named = _named_orders(order, Status.NEW)
+    if named == [] or (dry_run and named is None and not _new_orders()):  # nothing for a flow to decide
         result: dict[str, Any] = {"processed": 0, "failed": 0, "waiting": 0, **({"changes": []} if dry_run else {})}
     else:
         result = _run_flow("process", order_ids=named, dry_run=dry_run, sync_stale_stock=sync_stale_stock)
@@ -166,34 +158,42 @@ def process(
     status(status_name=None, reason=None, since=None, limit=None, as_json=False, as_csv=False)
 
 
+def _new_orders() -> int:
+    """How many orders are NEW now (0 without a store): a dry run with none answers without starting Prefect."""
+    from orderly.store import queries
+
+    return (read(queries.status_counts) or {}).get(Status.NEW, 0)
+
+
 def _preview(preview: dict[str, Any], as_json: bool) -> None:
     if as_json:
         return print_json({"dry_run": True, **preview})
-    from orderly.explanations import describe
+    from orderly.explanations import preview_why
 
     changes = preview["changes"]
-    err.print(f"dry run, nothing was written: would process {preview['processed']}, fail {preview['failed']}")
+    err.print(f"dry run, nothing was written: would process {preview['processed']:,}, fail {preview['failed']:,}")
     if preview.get("note"):
         err.print(preview["note"], markup=False)
     table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason", "code"),
            Column("Why", "wrap")],
-          [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
-           for c in changes[:TABLE_ROWS]])
+          [[c["order_id"], c["from_status"], c["to_status"], c["reason"],
+            preview_why(c)]
+           for c in changes[:TABLE_ROWS]], empty="nothing would change")
     if len(changes) > TABLE_ROWS:
-        out.print(f"(the first {TABLE_ROWS} of {len(changes)} changes; `--json` has them all)", markup=False)
+        out.print(f"(the first {TABLE_ROWS:,} of {len(changes):,} changes; `--json` has them all)", markup=False)
 
 
 @app.command()
 def reset(
     order: Optional[list[int]] = OrderOption,
-    status_name: Optional[str] = typer.Option(None, "--status", metavar="S", help="Only orders with this status: PROCESSED or FAILED."),
-    reason: Optional[str] = typer.Option(None, "--reason", metavar="R", help="Only FAILED orders with this reason: "
-                                         "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
+    status_name: Optional[str] = typer.Option(None, "--status", metavar="S",
+                                              help=f"Only orders with this status: {in_words(DECIDED)}."),
+    reason: Optional[str] = typer.Option(None, "--reason", metavar="R",
+                                         help=f"Only FAILED orders with this reason: {in_words(Reason)}."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before resetting every order."),
 ) -> None:
     """"Reset State": put orders back to NEW (all, those named, or those matching --status/--reason)."""
-    status_name, reason = status_and_reason(status_name, reason)
-    settings()
+    status_name, reason = status_and_reason(status_name, reason, decided_only=True)
     if not (order or status_name or reason) and not yes and sys.stdin.isatty():
         import click
 
@@ -202,7 +202,7 @@ def reset(
         except click.Abort:
             sure = False
         if not sure:
-            raise Fail("nothing was reset", 1)
+            raise Declined("nothing was reset")
     named = _named_orders(order, "decided")
     if named == []:
         return _summary("reset", {"reset": 0})
@@ -221,14 +221,10 @@ def serve(
                                 "page's presses and the data-changing commands in this process, in about a second."),
 ) -> None:
     """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""
-    settings()
-    _check_prefect_api()
+    _check_prefect_api(settings().prefect_api_url)
     from flows.deployments import serve_all  # checks the server and the schedule before importing Prefect
 
-    try:
-        serve_all(worker=worker)
-    except SettingsError as error:
-        raise Fail(str(error), 2) from None
+    serve_all(settings(), worker=worker)
 
 
 # ---- the sandbox -------------------------------------------------------------------------------
@@ -240,7 +236,7 @@ def sandbox(
     orders: Optional[int] = typer.Option(None, min=0, max=100_000_000,
                                          help="Generate this many orders (default: the seed data set)."),
     items: Optional[int] = typer.Option(None, min=1, max=100_000_000, help="Inventory items in a generated data set."),
-    seed: int = typer.Option(0, min=0, max=MAX_ID, help="Seed of the generated data set and of the faults."),
+    seed: int = typer.Option(0, min=0, max=MAX_INT, help="Seed of the generated data set and of the faults."),
     fault_rate: float = typer.Option(0.0, min=0.0, max=1.0,
                                      help="Share of requests that fail (500, 503, 429, bad bodies, slow)."),
     latency_ms: float = typer.Option(0.0, min=0.0, max=600_000.0, help="Delay of every answer, in milliseconds."),
@@ -252,11 +248,7 @@ def sandbox(
     from orderly.sandbox import serve
     from orderly.settings import secret
 
-    settings()
-    try:
-        token = secret({"ORDERLY_SANDBOX_TOKEN": token or ""}, "ORDERLY_SANDBOX_TOKEN")
-    except SettingsError as error:
-        raise Fail(str(error), 2) from None
+    token = secret({"ORDERLY_SANDBOX_TOKEN": token or ""}, "ORDERLY_SANDBOX_TOKEN")  # --token: checked alike
     _refuse_taken_port(host, port)
     serve(SandboxSettings(orders=orders, items=items, seed=seed, fault_rate=fault_rate, latency_ms=latency_ms,
                           bad_rate=bad_rate, token=token), host=host, port=port)
@@ -283,7 +275,7 @@ def _refuse_taken_port(host: str, port: int) -> None:
         with socket.create_server((host, port)):
             pass
     except OSError as error:
-        raise Fail(f"cannot listen on {host}:{port}: {error.strerror or error}", 2) from None
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 def _version(value: bool) -> None:
@@ -318,23 +310,11 @@ def main() -> None:
             raise KeyboardInterrupt
         if isinstance(status, int) and status:
             sys.exit(status)
-    except Fail as error:
-        err.print(f"error: {error}", markup=False)
-        sys.exit(error.code)
-    except OrderlyError as error:
-        err.print(f"error: {error}", markup=False)
-        sys.exit(error.exit_code)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
-        if os.environ.get("ORDERLY_DEBUG"):
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the promise is one line, never a traceback
+        explained = explain(error)  # the one mapping of errors to lines and exit statuses (orderly.errors)
+        if not explained.expected and _settings.debug_wanted():
             raise
-        if hasattr(error, "format_message"):  # a usage error from typer's click: already one clear line
-            err.print(f"error: {error.format_message()}", markup=False)
-            sys.exit(getattr(error, "exit_code", 2))
-        first = (str(error).strip().splitlines() or ["no message"])[0]
-        err.print(f"error: unexpected failure: {first} (ORDERLY_DEBUG=1 shows the traceback)", markup=False)
-        sys.exit(1)
+        err.print(explained.on_terminal(), markup=False)
+        sys.exit(explained.exit_code)

@@ -1,12 +1,14 @@
 """Values the operator types that typer cannot check alone: a time (`--since`), a run id or its prefix.
 
-Each bad value is a ValueError with one line that says what is accepted; the command line turns it into exit 2.
+Each bad value is a BadArgument (exit 2) with one line that says what is accepted.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+
+from orderly.errors import BadArgument
 
 _AGE = re.compile(r"([0-9]{1,9})\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -25,7 +27,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
             return (now or datetime.now(timezone.utc)) - timedelta(**{_UNITS[age[2]]: int(age[1])})
         when = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.upper().endswith("Z") else raw)
     except (ValueError, OverflowError):
-        raise ValueError(f"--since {text!r} is not {SINCE_HELP}") from None
+        raise BadArgument(f"--since {text!r} is not {SINCE_HELP}") from None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -33,5 +35,5 @@ def run_prefix(text: str) -> str:
     """A run id as typed: the whole Prefect flow run id or its first hex digits (as `orderly runs` shows them)."""
     prefix = text.strip().lower()
     if not _RUN_PREFIX.fullmatch(prefix):
-        raise ValueError(f"{text!r} is not a run id: give the hex digits `orderly runs` shows (or more of them)")
+        raise BadArgument(f"{text!r} is not a run id: give the hex digits `orderly runs` shows (or more of them)")
     return prefix

@@ -26,9 +26,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from domain.model import Status
+
 GAP = 2  # columns are set apart by two spaces and no rule: more room for the data at 80 columns
 
-STATUS_STYLES = {"PROCESSED": "green", "FAILED": "red", "NEW": "yellow",
+# An order's statuses (domain.model's words) and a run's states, each in the colour of its meaning.
+STATUS_STYLES = {Status.PROCESSED: "green", Status.FAILED: "red", Status.NEW: "yellow",
                  "COMPLETED": "green", "CRASHED": "red", "RUNNING": "yellow"}
 
 
@@ -50,11 +53,11 @@ def counts_in_words(counts: dict[str, Any], *, zeros: bool = False) -> str:
 
     parts = []
     for source in ("stock", "orders", "reconcile"):
-        words = [f"{counts[name]} {name.split('_', 1)[1]}" for name in counts
+        words = [f"{counts[name]:,} {name.split('_', 1)[1]}" for name in counts
                  if name.startswith(f"{source}_") and shown(name)]
         if words:
             parts.append(f"{source} " + ", ".join(words))
-    rest = [f"{name} {counts[name]}" for name in counts
+    rest = [f"{name} {counts[name]:,}" for name in counts
             if not name.startswith(("stock_", "orders_", "reconcile_")) and shown(name)]
     if rest:
         parts.append(", ".join(rest))
@@ -76,9 +79,13 @@ class Column:
 
 
 def table(columns: Sequence[Column], rows: Iterable[Sequence[Any]], *, title: str | None = None,
-          console: Console | None = None) -> None:
+          console: Console | None = None, empty: str | None = None) -> None:
+    """The rows as a table; with no rows and `empty`, that one line instead (a header alone says nothing)."""
     console = console or out
     cells = [[_cell(value, column) for value, column in zip(row, columns)] for row in rows]
+    if not cells and empty:
+        console.print(empty, markup=False)
+        return
     shown = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   padding=(0, 1), collapse_padding=True)
     widths = _widths(columns, cells, console.width)
@@ -94,7 +101,12 @@ def table(columns: Sequence[Column], rows: Iterable[Sequence[Any]], *, title: st
     if needed > console.width:
         console = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color,
                           color_system=console.color_system, force_terminal=console.is_terminal)
-    console.print(shown)
+    if console.is_terminal:
+        return console.print(shown)
+    # Piped: no cell padding after the last character of a line (a diff, a grep or a log reads it as noise).
+    with console.capture() as captured:
+        console.print(shown)
+    console.file.write("".join(line.rstrip(" ") + "\n" for line in captured.get().splitlines()))
 
 
 def _widths(columns: Sequence[Column], cells: list[list[Text]], total: int) -> list[int]:
@@ -106,10 +118,19 @@ def _widths(columns: Sequence[Column], cells: list[list[Text]], total: int) -> l
     left = total - GAP * (len(columns) - 1) - sum(w for i, w in enumerate(natural) if i not in flexible)
     widths = list(natural)
     for n, i in enumerate(sorted(flexible, key=lambda i: natural[i])):
-        share = max(left // (len(flexible) - n), min(natural[i], 6))
+        # A wrapped column is never narrower than its longest word (up to WORD_CAP): words wrap whole, not cut.
+        least = min(natural[i], _longest_word(cells, i) if columns[i].kind == "wrap" else 6)
+        share = max(left // (len(flexible) - n), least)
         widths[i] = min(natural[i], share)
         left -= widths[i]
     return widths
+
+
+WORD_CAP = 24  # a longer "word" (a URL, a run id) is folded rather than widen the table past the terminal
+
+
+def _longest_word(cells: list[list[Text]], i: int) -> int:
+    return min(max([len(word) for row in cells for word in row[i].plain.split()] or [1]), WORD_CAP)
 
 
 # C0 and C1 controls and DEL, the line and paragraph separators, and the bidirectional overrides and isolates
@@ -138,6 +159,8 @@ def csv_text(text: str) -> str:
 
 
 def _cell(value: Any, column: Column) -> Text:
+    if column.kind == "num" and isinstance(value, int) and not isinstance(value, bool):
+        return Text(f"{value:,}")  # a count or a quantity: thousands apart (ids are kind "id", never grouped)
     text = "" if value is None else when(value) if isinstance(value, datetime) else visible(str(value))
     return Text(text, style=STATUS_STYLES.get(text, "") if column.kind == "status" else "")
 
@@ -149,10 +172,6 @@ def when(value: Any) -> str:
 def short_run(run_id: str | None, length: int) -> str:
     """The first `length` characters of a run id: store.queries.short_run_length says how many tell runs apart."""
     return "" if run_id is None else run_id[:length]
-
-
-def one_line(text: str | None) -> str:
-    return "" if not text else text.strip().splitlines()[0] if text.strip() else ""
 
 
 # ---- for programs --------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ from typing import Any, Optional
 import typer
 
 from orderly import cli_args
-from orderly.cli_base import (MAX_ID, TABLE_ROWS, CsvOption, Fail, JsonOption, app, no_database, output_format, read,
-                              settings, status_and_reason)
+from domain.bounds import MAX_INT
+from domain.model import Reason, Status, in_words
+from orderly.cli_base import (TABLE_ROWS, CsvOption, JsonOption, OrderIdArgument, app, no_database, output_format,
+                              read, settings, status_and_reason)
+from orderly.errors import BadArgument, ProblemsFound, UnknownOrders, one_line
 from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
-from orderly.cli_output import (Column, counts_in_words, one_line, out, print_csv, print_json, short_run,
+from orderly.cli_output import (Column, counts_in_words, out, print_csv, print_json, short_run,
                                 table, visible, when)
 
 
@@ -19,19 +22,16 @@ def _run_id(con, text: str) -> str:
     """The one run whose id starts with `text` (a short id is enough), or one line saying why not."""
     from orderly.store import queries
 
-    try:
-        prefix = cli_args.run_prefix(text)
-    except ValueError as error:
-        raise Fail(str(error), 2) from None
+    prefix = cli_args.run_prefix(text)
     found = queries.runs_starting(con, prefix, limit=6)
     if not found:
-        raise Fail(f"no run id starts with {prefix!r}: `orderly runs` lists them", 2)
+        raise BadArgument(f"no run id starts with {prefix!r}: `orderly runs` lists them")
     if len(found) > 1:
         # Each candidate by the part of its id that tells it apart, with what a person remembers of a run.
         length = queries.short_run_length(con, [run["run_id"] for run in found[:5]])
         shown = ", ".join(f"{run['run_id'][:length]} ({run['flow']}, started {when(run['started_at'])})"
                           for run in found[:5]) + (", ..." if len(found) > 5 else "")
-        raise Fail(f"run id {prefix!r} is ambiguous: it starts {visible(shown)}; give more of it", 2)
+        raise BadArgument(f"run id {prefix!r} is ambiguous: it starts {visible(shown)}; give more of it")
     return found[0]["run_id"]
 
 
@@ -40,13 +40,13 @@ ORDER_FIELDS = ["order_id", "status", "items", "total_qty", "reason"]
 
 @app.command()
 def status(
-    status_name: Optional[str] = typer.Option(None, "--status", metavar="S", help="Only orders with this status: NEW, PROCESSED "
-                                              "or FAILED."),
-    reason: Optional[str] = typer.Option(None, "--reason", metavar="R", help="Only FAILED orders with this reason: "
-                                         "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
-    since: Optional[str] = typer.Option(None, "--since", metavar="T", help="Only orders placed at or after T: "
+    status_name: Optional[str] = typer.Option(None, "--status", metavar="S",
+                                              help=f"Only orders with this status: {in_words(Status)}."),
+    reason: Optional[str] = typer.Option(None, "--reason", metavar="R",
+                                         help=f"Only FAILED orders with this reason: {in_words(Reason)}."),
+    since: Optional[str] = typer.Option(None, "--since", metavar="TIME", help="Only orders placed at or after TIME: "
                                         + cli_args.SINCE_HELP + "."),
-    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1, max=MAX_ID, help="Only the N latest (highest id) "
+    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1, max=MAX_INT, help="Only the N latest (highest id) "
                                         "matching orders, still ascending."),
     as_json: bool = JsonOption, as_csv: bool = CsvOption,
 ) -> None:
@@ -55,25 +55,24 @@ def status(
 
     output = output_format(as_json, as_csv)
     status_name, reason = status_and_reason(status_name, reason)
-    try:
-        after = None if since is None else cli_args.parse_since(since)
-    except ValueError as error:
-        raise Fail(str(error), 2) from None
+    after = None if since is None else cli_args.parse_since(since)
     shown = limit if output != "table" else min(limit or TABLE_ROWS, TABLE_ROWS)
     rows, counts = read(lambda con: queries.orders_matching(con, status=status_name, reason=reason, since=after,
                                                              limit=shown)) or ([], {})
     if output == "json":
-        return print_json(rows)
+        return print_json([{name: r[name] for name in ORDER_FIELDS} for r in rows])
     if output == "csv":
         return print_csv(ORDER_FIELDS, rows)
-    table([Column("Order ID", "id"), Column("Status", "status"), Column("Items", "num"), Column("Total Qty", "num"),
-           Column("Reason", "code")], [[r[name] for name in ORDER_FIELDS] for r in rows])
+    # When each order was placed: what --since filters on.
+    table([Column("Order ID", "id"), Column("Placed", "when"), Column("Status", "status"), Column("Items", "num"),
+           Column("Total Qty", "num"), Column("Reason", "code")],
+          [[r["order_id"], _minute(r["placed_at"]), r["status"], r["items"], r["total_qty"], r["reason"]] for r in rows])
     total = sum(counts.values())
     filtered = " matching" if (status_name or reason or since) else ""
-    per_status = ", ".join(f"{counts[s]} [{STATUS_STYLE[s]}]{s}[/]" for s in ("NEW", "PROCESSED", "FAILED") if counts.get(s))
-    out.print(f"{total}{filtered} order{'' if total == 1 else 's'}{': ' + per_status if per_status else ''}")
+    per_status = ", ".join(f"{counts[s]:,} [{STATUS_STYLE[s]}]{s}[/]" for s in Status if counts.get(s))
+    out.print(f"{total:,}{filtered} order{'' if total == 1 else 's'}{': ' + per_status if per_status else ''}")
     if len(rows) < total:
-        out.print(f"(the latest {len(rows)} shown; `--limit N` or `--json` for more)", markup=False)
+        out.print(f"(the latest {len(rows):,} shown; `--limit N` or `--json` for more)", markup=False)
 
 
 STOCK_FIELDS = ["inventory_id", "product_id", "sku", "product_name", "warehouse_id", "on_hand", "allocated", "available"]
@@ -96,22 +95,22 @@ def stock(as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     else:
         out.print(
             f"stock snapshot {snapshot['snapshot_id']}: completed {when(snapshot['completed_at'])}, "
-            f"{snapshot['age_seconds']:.0f} s ago; {snapshot['loaded']} items, {snapshot['rejected']} rejected",
+            f"{snapshot['age_seconds']:,.0f} s ago; {snapshot['loaded']:,} items, {snapshot['rejected']:,} rejected",
             markup=False,
         )
-    table([Column("Item", "id"), Column("SKU", max_width=12), Column("Product"), Column("Warehouse", "num"),
+    table([Column("Item", "id"), Column("SKU", max_width=12), Column("Product"), Column("Warehouse", "id"),
            Column("On hand", "num"), Column("Allocated", "num"), Column("Available", "num")],
           [[i["inventory_id"], i["sku"], i["product_name"], i["warehouse_id"], i["on_hand"], i["allocated"],
             i["available"]] for i in items[-TABLE_ROWS:]])
     if len(items) > TABLE_ROWS:
-        out.print(f"(the last {TABLE_ROWS} of {len(items)} items; `--json` or `--csv` has them all)", markup=False)
+        out.print(f"(the last {TABLE_ROWS:,} of {len(items):,} items; `--json` or `--csv` has them all)", markup=False)
 
 
 HISTORY_FIELDS = ["run_id", "changed_at", "from_status", "to_status", "reason", "details"]
 
 
 @app.command()
-def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."),
+def history(order_id: int = OrderIdArgument,
             as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """That order's status changes: run, time, from, to, reason, and why (the recorded explanation)."""
     from orderly.explanations import change_why
@@ -121,7 +120,7 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
     found = read(lambda con: (queries.order_exists(con, order_id),
                               *_with_run_length(con, queries.order_history(con, order_id))), note=False)
     if not found or not found[0]:
-        raise Fail(f"no such order: {order_id}" + ("" if found else f" ({no_database()})"), 2)
+        raise UnknownOrders([order_id], "" if found else f" ({no_database()})")
     _, rows, length = found
     if output == "json":
         return print_json(rows)
@@ -131,36 +130,47 @@ def history(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The ord
            Column("Why", "wrap"), Column("Run", "id")],
           [[r["changed_at"], r["from_status"], r["to_status"], r["reason"],
             change_why(r), short_run(r["run_id"], length)]
-           for r in rows], title=f"Order {order_id}")
+           for r in rows], title=f"Order {order_id}", empty=f"order {order_id} has had no status change yet")
 
 
 @app.command()
-def explain(order_id: int = typer.Argument(..., min=1, max=MAX_ID, help="The order id."), as_json: bool = JsonOption) -> None:
+def explain(order_id: int = OrderIdArgument, as_json: bool = JsonOption) -> None:
     """Why an order has its status: its lines, each item's stock now, and the explanation recorded when decided."""
-    from orderly.explanations import why_failed
+    from orderly.explanations import PROCESSED_WHY, why_failed
     from orderly.store import queries
 
-    found = read(queries.explain_order, order_id, note=False)
-    if found is None:
-        raise Fail(f"no such order: {order_id}" + ("" if settings().db_path.exists() else f" ({no_database()})"), 2)
+    def query(con):
+        found = queries.explain_order(con, order_id)
+        if found is None:
+            return None
+        items = [line["inventory_id"] for line in found["lines"]]
+        return found, queries.item_names(con, items), queries.short_run_length(con, [found["decided_run"]])
+
+    read_back = read(query, note=False)
+    if read_back is None:
+        raise UnknownOrders([order_id], "" if settings().db_path.exists() else f" ({no_database()})")
+    found, names, length = read_back
     if as_json:
         return print_json(found)
-    decided = "" if found["decided_at"] is None else f", decided {when(found['decided_at'])} by run {found['decided_run']}"
     style = STATUS_STYLE.get(found["status"], "")
-    out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}"
-              f"{decided}")
-    if found["status"] == "FAILED":
-        out.print(f"why: {visible(why_failed(found['reason'], found['explanation']))}", markup=False)
-    elif found["status"] == "PROCESSED":
-        out.print("why: every item was available; its quantities are allocated to it")
+    # The status on one line and when it was decided on the next: each fits 80 columns whatever the ids.
+    out.print(f"order {order_id}: [{style}]{found['status']}[/]{' ' + found['reason'] if found['reason'] else ''}")
+    if found["decided_at"] is not None:
+        out.print(f"decided {when(found['decided_at'])} by run {short_run(found['decided_run'], length)}",
+                  markup=False)
+    if found["status"] == Status.FAILED:
+        out.print(f"why: {visible(why_failed(found['reason'], found['explanation']))}", markup=False)  # items named below
+    elif found["status"] == Status.PROCESSED:
+        out.print(f"why: {PROCESSED_WHY}", markup=False)
     else:
         out.print(f"not decided yet: `orderly process --order {order_id} --dry-run` shows what would happen",
                   markup=False)
-    table([Column("Line", "num"), Column("Item", "id"), Column("Quantity", "num"), Column("On hand", "num"),
-           Column("Allocated", "num"), Column("Available", "num")],
-          [[line["line_no"], line["inventory_id"], line["quantity"],
-            *(("not in the stock snapshot", "", "") if line["on_hand"] is None else
-              (line["on_hand"], line["allocated"], line["available"]))] for line in found["lines"]])
+    table([Column("Line", "num"), Column("Item", "id"), Column("SKU", max_width=14), Column("Product"),
+           Column("Quantity", "num"), Column("On hand", "num"), Column("Allocated", "num"), Column("Available", "num")],
+          [[line["line_no"] + 1, line["inventory_id"],  # stored from 0, as the record lists them; read from 1
+            *(names.get(line["inventory_id"]) or ("", "not in the stock snapshot")), line["quantity"],
+            *(("", "", "") if line["on_hand"] is None else (line["on_hand"], line["allocated"], line["available"]))]
+           for line in found["lines"]])
     out.print("(on hand, allocated and available are the stock now)")
 
 
@@ -173,7 +183,7 @@ def _run_fields() -> list[str]:
 @app.command()
 def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only this run: its id, or the first characters of it "
                                              "(the short id the table shows)."),
-         limit: int = typer.Option(20, min=1, max=1_000_000, help="How many recent runs."),
+         limit: int = typer.Option(20, metavar="N", min=1, max=1_000_000, help="How many recent runs."),
          as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """Recent runs (newest first) with their counts; a FAILED run with its reason."""
     from orderly.store import queries
@@ -181,10 +191,10 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
 
     output = output_format(as_json, as_csv)
     if run is not None:
-        _check_run_prefix(run)
+        cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
         found = read(lambda con: [queries.run_by_id(con, _run_id(con, run))], note=False)
         if found is None:
-            raise Fail(f"no run id starts with {run.strip().lower()!r} ({no_database()})", 2)
+            raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
         rows = [{name: _duration(r) if name == "duration_s" else r[name] for name in _run_fields()} for r in found]
         if output == "table":
             return _one_run(rows[0])
@@ -199,7 +209,8 @@ def runs(run: Optional[str] = typer.Argument(None, metavar="RUN", help="Only thi
           [[short_run(r["run_id"], length), r["flow"], _minute(r["started_at"]),
             "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s", r["state"],
             one_line(r["message"]) if r["state"] in ("FAILED", "CRASHED") and r["message"] else
-            counts_in_words({name: r[name] for name in RUN_COUNTERS})] for r in rows])
+            counts_in_words({name: r[name] for name in RUN_COUNTERS})] for r in rows],
+          empty="no runs yet: `orderly run` makes the first")
 
 
 def _with_run_length(con, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -207,13 +218,6 @@ def _with_run_length(con, rows: list[dict[str, Any]]) -> tuple[list[dict[str, An
     from orderly.store import queries
 
     return rows, queries.short_run_length(con, [row["run_id"] for row in rows])
-
-
-def _check_run_prefix(run: str) -> None:
-    try:
-        cli_args.run_prefix(run)
-    except ValueError as error:
-        raise Fail(str(error), 2) from None
 
 
 def _duration(run: dict[str, Any]) -> float | None:
@@ -245,18 +249,18 @@ REJECT_FIELDS = ["run_id", "rejected_at", "source", "record_key", "reasons", "ra
 @app.command()
 def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help="Only the records this run quarantined: its id "
                                               "or the first characters of it."),
-            limit: int = typer.Option(1000, min=1, max=10_000_000, help="How many recent rejects."),
+            limit: int = typer.Option(1000, metavar="N", min=1, max=10_000_000, help="How many recent rejects."),
             as_json: bool = JsonOption, as_csv: bool = CsvOption) -> None:
     """Quarantined records with their reasons (newest first)."""
     from orderly.store import queries
 
     output = output_format(as_json, as_csv)
     if run is not None:
-        _check_run_prefix(run)
+        cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
     found = read(lambda con: _with_run_length(con, queries.rejects(con, limit, None if run is None
                                                                   else _run_id(con, run))), note=run is None)
     if found is None and run is not None:
-        raise Fail(f"no run id starts with {run.strip().lower()!r} ({no_database()})", 2)
+        raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
     rows, length = found or ([], 0)
     if output == "json":
         return print_json(rows)
@@ -264,7 +268,8 @@ def rejects(run: Optional[str] = typer.Option(None, "--run", metavar="RUN", help
         return print_csv(REJECT_FIELDS, rows)
     table([Column("When", "when"), Column("Run", "id"), Column("Source"), Column("Key", max_width=20),
            Column("Reasons", "wrap")],
-          [[r["rejected_at"], short_run(r["run_id"], length), r["source"], r["record_key"], r["reasons"]] for r in rows])
+          [[r["rejected_at"], short_run(r["run_id"], length), r["source"], r["record_key"], r["reasons"]] for r in rows],
+          empty="no quarantined records" + (f" in run {run.strip().lower()}" if run is not None else ""))
 
 
 @app.command()
@@ -280,7 +285,7 @@ def doctor() -> None:
     table([Column("Setting"), Column("Value", "wrap"), Column("Source")], shown, title="Effective settings")
     problems = [check for check in checks if not check.ok]
     if problems:
-        raise Fail(f"{len(problems)} problem{'s' if len(problems) > 1 else ''}: "
-                   + "; ".join(check.name for check in problems) + " (advice above)", 1)
+        raise ProblemsFound(f"{len(problems)} problem{'s' if len(problems) > 1 else ''}: "
+                            + "; ".join(check.name for check in problems) + " (advice above)")
 
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderly.settings import DEFAULT_DB, Settings, SettingsError, mask_url
+from orderly.errors import SettingsError
+from orderly.settings import DEFAULT_DB, Settings, mask_url
 
 CHECK_TIMEOUT = 3.0  # seconds per HTTP check: the doctor answers quickly even when everything is down
 
@@ -73,7 +74,8 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
     shown += [(name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
               for name in ("PREFECT_API_URL", "PREFECT_HOME")]
     checks.insert(0, db_refused or _database(settings))
-    checks.append(_prefect(env.get("PREFECT_API_URL", "").strip(), settings, env))
+    if "PREFECT_API_URL" in usable or "PREFECT_API_URL" not in env:  # a refused one has its line above
+        checks.append(_prefect(settings.prefect_api_url, settings))
     checks.append(_remote("orders", settings.orders_url, "/orders", {"after_id": 0, "limit": 1}, "orders",
                           "ORDERLY_ORDERS_URL", settings))
     checks.append(_remote("warehouse", settings.warehouse_url, "/stock", {"page": 1, "per_page": 1}, "items",
@@ -131,7 +133,7 @@ def _database(settings: Settings) -> Check:
     return Check("database", True, text)
 
 
-def _prefect(api: str, settings: Settings, env: Mapping[str, str]) -> Check:
+def _prefect(api: str | None, settings: Settings) -> Check:
     from orderly.prefect_health import why_not_answering
 
     if not api:
@@ -145,7 +147,7 @@ def _prefect(api: str, settings: Settings, env: Mapping[str, str]) -> Check:
     from flows.handoff import worker_key
 
     worker = ("an `orderly serve` worker serves this store: commands and presses run in it"
-              if worker_key(api, settings, env) else
+              if worker_key(api, settings) else
               "no `orderly serve` worker serves this store with these settings: each command runs in its own process")
     return Check("Prefect", True, f"the Prefect API at {shown} answers; {worker}")
 

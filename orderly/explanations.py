@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from domain.model import Reason, Status
+
 NOT_RECORDED = "explanation not recorded (decided before Orderly kept explanations)"
+PROCESSED_WHY = "every item was available; its quantities are allocated to it"
+WOULD_PROCESS_WHY = "every item is available; its quantities would be allocated to it"
 
 
 def describe(reason: str | None, details: dict[str, Any] | None,
@@ -14,7 +18,7 @@ def describe(reason: str | None, details: dict[str, Any] | None,
     Empty for a change that needs no explanation (PROCESSED, a reset). `names` (inventory id -> SKU and
     product name, from the stock snapshot) names each short item too, as the page shows it."""
     if details is None:
-        return NOT_RECORDED if reason in ("UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK") else ""
+        return NOT_RECORDED if reason in tuple(Reason) else ""
     if "unknown" in details:
         # Never named: an unknown item had no SKU when decided, and a name found now would contradict the words.
         items = details["unknown"]
@@ -35,7 +39,14 @@ def why_failed(reason: str | None, details: dict[str, Any] | None,
 def change_why(change: Mapping[str, Any], names: Mapping[int, tuple[str, str]] | None = None) -> str:
     """The words for one status change (a row of an order's history): its explanation when it made the order
     FAILED, nothing otherwise."""
-    return describe(change["reason"], change["details"], names) if change["to_status"] == "FAILED" else ""
+    return describe(change["reason"], change["details"], names) if change["to_status"] == Status.FAILED else ""
+
+
+def preview_why(change: Mapping[str, Any]) -> str:
+    """Why a dry run would make this change: the failure's explanation, or that the order would be allocated."""
+    if change["to_status"] == Status.PROCESSED:
+        return WOULD_PROCESS_WHY
+    return describe(change["reason"], change["details"])
 
 
 def short_items(details: dict[str, Any] | None) -> list[int]:

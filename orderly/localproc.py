@@ -101,9 +101,10 @@ class ServeProcess:
         with open(self.log, "w") as out:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen([str(Path(sys.executable).parent / "orderly"), "serve"], env=env,
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        api, settings = env["PREFECT_API_URL"], Settings.from_env(env)
+        settings = Settings.from_env(env)
+        api = settings.prefect_api_url
         deadline = time.monotonic() + timeout
-        while not worker_key(api, settings, env):
+        while not worker_key(api, settings):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"orderly serve did not start its worker: {self.stop()[-3000:]}")
             time.sleep(0.3)

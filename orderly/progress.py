@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 DELAY = 2.0  # seconds of work before the display appears
+MIN_RATED_S = 0.05  # a stage shorter than this shows no rate: records over almost no time means nothing
 
 
 class _Sink(Protocol):
@@ -48,17 +49,25 @@ def shown_on(console: Any, delay: float = DELAY) -> Iterator[None]:
 
 
 class _Display:
-    """A rich Progress with one row per stage: records, pages and the rate. Started lazily, by a timer."""
+    """A rich Progress with one row per stage: records, pages, the stage's own time and its rate. Started lazily,
+    by a timer.
 
-    def __init__(self, console: Any, delay: float) -> None:
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    A stage's time runs from its start to its latest report, not to now: a stage that ended stops counting. It
+    starts when it says so (a report of no work), else when the report before its first one was made (the work it
+    reports began when the previous step ended; the first stage: when the display was made). Its rate is its
+    records over its own time: a stage that reports once, when done, is not rated over a millisecond."""
+
+    def __init__(self, console: Any, delay: float, clock=time.monotonic) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn
 
         self._progress = Progress(
             SpinnerColumn(), TextColumn("{task.description:<14}"),
             TextColumn("{task.completed:>12,.0f} records"), TextColumn("{task.fields[pages]}"),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[took]}"),
             console=console, transient=False, refresh_per_second=5,
         )
+        self._clock = clock
+        self._last_report = clock()
         self._lock = threading.Lock()
         self._stages: dict[str, Any] = {}
         self._pages: dict[str, int] = {}
@@ -72,20 +81,23 @@ class _Display:
         with self._lock:
             if self._closed:
                 return
+            now = self._clock()
             if stage not in self._stages:
-                self._stages[stage] = self._progress.add_task(stage, total=None, pages="", rate="")
+                self._stages[stage] = self._progress.add_task(stage, total=None, pages="", rate="", took="")
                 self._pages[stage] = self._records[stage] = 0
-                self._started_at[stage] = time.monotonic()
+                self._started_at[stage] = now if not (records or pages) else self._last_report
                 if self._timer is None:  # the clock starts with the first piece of work, not with Prefect's imports
                     self._timer = threading.Timer(self._delay, self._start)
                     self._timer.daemon = True
                     self._timer.start()
+            self._last_report = now
             self._pages[stage] += pages
             self._records[stage] += records
-            done = self._records[stage]
-            elapsed = max(time.monotonic() - self._started_at[stage], 1e-3)
-            self._progress.update(self._stages[stage], completed=done, pages=f"{self._pages[stage]:>6,} pages" if self._pages[stage] else "",
-                                  rate=f"{done / elapsed:>10,.0f}/s" if done else "")
+            done, took = self._records[stage], now - self._started_at[stage]
+            self._progress.update(self._stages[stage], completed=done,
+                                  pages=f"{self._pages[stage]:>6,} pages" if self._pages[stage] else "",
+                                  rate=f"{done / took:>10,.0f}/s" if done and took >= MIN_RATED_S else "",
+                                  took=f"{took:6.1f} s")
 
     def _start(self) -> None:
         with self._lock:

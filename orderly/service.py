@@ -9,7 +9,8 @@ from typing import Any
 
 import duckdb
 
-from domain import parse_reason, parse_status, rule
+from domain import rule
+from domain.model import parse_decided, parse_reason
 from orderly.errors import BadArgument, StaleStock, UnknownOrders
 from orderly.store import queries, writes
 from orderly.store.connection import transaction
@@ -81,7 +82,7 @@ def reset(
 ) -> dict[str, int]:
     """Put decided orders back to NEW: all, those named, and/or those with this status and failure reason."""
     try:
-        status, reason = parse_status(status), parse_reason(reason)
+        status, reason = parse_decided(status), parse_reason(reason)
     except ValueError as error:
         raise BadArgument(str(error)) from None
     with transaction(con):
@@ -91,8 +92,15 @@ def reset(
     return decisions.counts
 
 
+def named_orders(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int]) -> dict[int, str]:
+    """The status of each named order, or UnknownOrders naming those the store does not have: the one check, run
+    by the command line before any flow starts and by the use cases inside their transaction."""
+    found = queries.order_statuses(con, order_ids)
+    if len(found) < len(set(order_ids)):
+        raise UnknownOrders(set(order_ids) - set(found))
+    return found
+
+
 def _refuse_unknown(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None) -> None:
     if order_ids:
-        unknown = queries.unknown_order_ids(con, order_ids)
-        if unknown:
-            raise UnknownOrders(f"no such order: {', '.join(map(str, unknown))}; nothing was changed")
+        named_orders(con, order_ids)

@@ -14,14 +14,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
-
-class SettingsError(ValueError):
-    """A setting has a value we cannot use; the message names the variable (also kept in `variable`)."""
-
-    def __init__(self, message: str, variable: str | None = None) -> None:
-        super().__init__(message)
-        self.variable = variable
+from domain.bounds import MAX_INT
+from orderly.errors import SettingsError
 
 
 # Every ORDERLY_* variable Orderly reads: the one list. Any other ORDERLY_* name is a typo, refused with a
@@ -110,7 +106,7 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
 
 
 def _integer(env: Mapping[str, str], name: str, default: int | None, *, minimum: int = 0,
-             maximum: int = 2**63 - 1) -> int | None:
+             maximum: int = MAX_INT) -> int | None:
     """A whole number in [minimum, maximum]: "1.5", "nan" and "1e3" are refused rather than rounded."""
     raw = _raw(env, name)
     if raw is None:
@@ -206,6 +202,37 @@ def store_file_problem(path: Path) -> str | None:
     return None
 
 
+def _prefect_api(env: Mapping[str, str]) -> str | None:
+    """PREFECT_API_URL, checked before Prefect is imported: Prefect's own error would be a traceback."""
+    raw = _raw(env, "PREFECT_API_URL")
+    if raw is None:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - read for its check: a port that is not a number, or out of range, raises
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: "
+                            f"{mask_url(raw)!r}", "PREFECT_API_URL")
+    return raw.rstrip("/")
+
+
+def _prefect_ui(env: Mapping[str, str], api: str | None) -> str | None:
+    ui = (_raw(env, "PREFECT_UI_URL") or "").rstrip("/")
+    if ui:
+        return ui
+    if not api:
+        return None
+    return api[: -len("/api")] if api.endswith("/api") else api
+
+
+def debug_wanted(env: Mapping[str, str] | None = None) -> bool:
+    """ORDERLY_DEBUG. A function as well as a setting: an error may come before the settings could be read, or
+    because they could not (orderly.errors.explain asks it then)."""
+    return _raw(os.environ if env is None else env, "ORDERLY_DEBUG") is not None
+
+
 @dataclass(frozen=True)
 class SandboxSettings:
     """How the built-in sandbox behaves when it stands in for the remotes (in-process or `orderly sandbox`)."""
@@ -251,6 +278,9 @@ class Settings:
     schedule_seconds: float = 300.0
     ui_token: str | None = field(default=None, repr=False)
     sandbox: SandboxSettings = SandboxSettings()
+    prefect_api_url: str | None = None  # None: each data-changing command starts a temporary Prefect server
+    prefect_ui_url: str | None = None   # where the Prefect UI is: PREFECT_UI_URL, or the API URL without its /api
+    debug: bool = False                 # ORDERLY_DEBUG: a traceback instead of the one line
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -277,8 +307,26 @@ class Settings:
             schedule_seconds=_number(env, "ORDERLY_SCHEDULE_SECONDS", 300.0, minimum=10.0, maximum=86_400.0 * 7),
             ui_token=secret(env, "ORDERLY_UI_TOKEN"),
             sandbox=SandboxSettings.from_env(env),
+            prefect_api_url=(api := _prefect_api(env)),
+            prefect_ui_url=_prefect_ui(env, api),
+            debug=debug_wanted(env),
         )
 
     @property
     def uses_sandbox(self) -> bool:
         return self.orders_url is None or self.warehouse_url is None
+
+
+_READS = ("ORDERLY_", "PREFECT_API_URL", "PREFECT_UI_URL")  # the variables Settings.from_env reads
+_loaded: tuple[tuple[tuple[str, str], ...], Settings] | None = None
+
+
+def current() -> Settings:
+    """This process's settings: read from the environment and checked once, then kept for as long as the
+    environment holds the same values (the command line, its flow and the page all ask; a test that changes the
+    environment gets the new ones). A bad setting is raised again at every call, never kept."""
+    global _loaded
+    seen = tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith(_READS)))
+    if _loaded is None or _loaded[0] != seen:
+        _loaded = (seen, Settings.from_env())
+    return _loaded[1]

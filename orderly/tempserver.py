@@ -7,7 +7,7 @@ die, and stop it ourselves on every other way out. Elsewhere Prefect keeps doing
 
 Usage, around the first Prefect import so the server boots while Prefect imports here:
 
-    with temporary_server() as server:
+    with temporary_server(settings.prefect_api_url) as server:
         from flows import orders        # imports Prefect
         server.use()                    # waits for the server, points Prefect at it
         orders.pipeline()
@@ -29,7 +29,7 @@ from typing import Iterator
 import httpx
 
 from orderly import ending
-from orderly.errors import OrderlyError
+from orderly.errors import TemporaryServerFailed
 from orderly.localproc import free_port
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -39,10 +39,6 @@ DEFAULT_STARTUP_TIMEOUT = 120.0
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when we stop it, as Prefect does
 ENDING_GRACE = 1.0  # the same when the command must end within seconds (orderly.ending)
 PORT_ATTEMPTS = 3  # free_port() can lose its port to another process before the server binds it
-
-
-class ServerError(OrderlyError):
-    """The temporary server did not come up."""
 
 
 class _Terminated(BaseException):
@@ -114,7 +110,7 @@ class TemporaryServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     if attempts >= PORT_ATTEMPTS:
-                        raise ServerError(f"the temporary Prefect server exited with {self.process.returncode} "
+                        raise TemporaryServerFailed(f"the temporary Prefect server exited with {self.process.returncode} "
                                           "before it answered (its messages are above)")
                     attempts += 1
                     self.start()
@@ -125,7 +121,7 @@ class TemporaryServer:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        raise ServerError(f"the temporary Prefect server did not answer within {timeout:g} s "
+        raise TemporaryServerFailed(f"the temporary Prefect server did not answer within {timeout:g} s "
                           "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS raises the bound)")
 
     def use(self) -> None:
@@ -181,6 +177,9 @@ class TemporaryServer:
 class _NoServer:
     """PREFECT_API_URL is set, or we cannot tie a server's life to ours: Prefect does what it always did."""
 
+    def __init__(self, api_url: str | None) -> None:
+        self.api_url = api_url  # the configured server's, or None: Prefect then starts its own, unwatched
+
     def use(self) -> None:
         pass
 
@@ -190,12 +189,13 @@ def _terminate(signum, frame) -> None:
 
 
 @contextmanager
-def temporary_server() -> Iterator[TemporaryServer | _NoServer]:
+def temporary_server(configured_api: str | None) -> Iterator[TemporaryServer | _NoServer]:
     """Start the temporary server now (see the module's doc) and stop it however the command ends: at exit after
-    a return, an exception or SIGINT; at once on SIGTERM; on SIGKILL the kernel does it (PR_SET_PDEATHSIG)."""
+    a return, an exception or SIGINT; at once on SIGTERM; on SIGKILL the kernel does it (PR_SET_PDEATHSIG).
+    `configured_api`: the settings' PREFECT_API_URL; with one, no temporary server is started."""
     prctl = _prctl()
-    if os.environ.get("PREFECT_API_URL") or prctl is None:
-        yield _NoServer()
+    if configured_api or prctl is None:
+        yield _NoServer(configured_api)
         return
     previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     # A SIGTERM (default: die at once, skipping every `finally`) now unwinds the block instead. Prefect's flow

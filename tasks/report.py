@@ -7,7 +7,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from orderly.explanations import describe
+from orderly.explanations import preview_why
 from orderly.settings import Settings
 from orderly.store import open_store, queries
 from orderly.store.schema import RUN_COUNTERS
@@ -105,9 +105,10 @@ def publish_preview(preview: dict[str, Any]) -> None:
     create_table_artifact(
         key="orders-process-preview",
         table=[{"Order ID": c["order_id"], "Would be": c["to_status"], "Reason": c["reason"] or "",
-                "Why": describe(c["reason"], c["details"])} for c in changes[:TABLE_LIMIT]],
-        description=f"Dry run of Process All (nothing was written): would process {preview['processed']}, "
-        f"fail {preview['failed']}" + (f" (first {TABLE_LIMIT} of {len(changes)} shown)" if len(changes) > TABLE_LIMIT else ""),
+                "Why": preview_why(c)} for c in changes[:TABLE_LIMIT]],
+        description=f"Dry run of Process All (nothing was written): would process {preview['processed']:,}, "
+        f"fail {preview['failed']:,}" + (f" (first {TABLE_LIMIT:,} of {len(changes):,} shown)"
+                                         if len(changes) > TABLE_LIMIT else ""),
     )
     get_run_logger().info("published the preview: would process %d, fail %d", preview["processed"], preview["failed"])
 

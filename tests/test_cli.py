@@ -40,12 +40,13 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 
 def table_rows(stdout: str) -> dict[int, tuple[str, int, int]]:
-    """Rows of the rich orders table: order id -> (status, items, total qty)."""
+    """Rows of the rich orders table (Order ID, Placed as a date and a time, Status, Items, Total Qty, Reason):
+    order id -> (status, items, total qty)."""
     rows = {}
     for line in stdout.splitlines():
         cells = line.split()
-        if len(cells) >= 4 and cells[0].isdigit() and cells[1] in ("NEW", "PROCESSED", "FAILED"):
-            rows[int(cells[0])] = (cells[1], int(cells[2]), int(cells[3]))
+        if len(cells) >= 6 and cells[0].isdigit() and cells[3] in ("NEW", "PROCESSED", "FAILED"):
+            rows[int(cells[0])] = (cells[3], int(cells[4].replace(",", "")), int(cells[5].replace(",", "")))
     return rows
 
 

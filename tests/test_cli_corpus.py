@@ -91,7 +91,8 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
         add(["sandbox", option, value])
     add(["sandbox"], {"ORDERLY_SANDBOX_TOKEN": "has space"})
     # data-changing commands with good arguments but a Prefect server that is down
-    for args in (["run"], ["sync"], ["reconcile"], ["process"], ["process", "--dry-run"], ["reset", "--order", "2"], ["reset", "--yes"],
+    # (`process --dry-run` is not here: on a store with no NEW orders it answers without Prefect, exit 0)
+    for args in (["run"], ["sync"], ["reconcile"], ["process"], ["reset", "--order", "2"], ["reset", "--yes"],
                  ["reset", "--status", "FAILED"], ["serve"]):
         add(args)
     add(["serve"], {"PREFECT_API_URL": ""})  # serve needs a real server
@@ -184,7 +185,7 @@ def test_the_lines_say_what_to_do(corpus):
     assert said["process --order 2 --order 999"] == "error: no such order: 999; nothing was changed"
     assert said["run"].startswith(f"error: no Prefect server answers at PREFECT_API_URL={DEAD_PREFECT}")
     assert "`make server`" in said["run"] and "unset PREFECT_API_URL" in said["run"]
-    assert said["status --limit 0"].startswith("error: Invalid value for '--limit'")
+    assert said["status --limit 0"] == "error: --limit must be a whole number from 1 to 9223372036854775807"
     assert "ORDERLY_PAGE_SIZE" in said["status ORDERLY_PAGE_SIZE=0"]
     assert "is a directory" in said["run ORDERLY_DB={tmp}"]
     assert "two words" not in said["status ORDERLY_API_TOKEN=two words"]  # a secret is never echoed

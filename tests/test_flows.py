@@ -7,8 +7,7 @@ import json
 import duckdb
 import pytest
 
-from flows.run_record import RunIncomplete
-from orderly.errors import StaleStock, UnknownOrders
+from orderly.errors import RunIncomplete, StaleStock, UnknownOrders
 
 import reference
 from conftest import SEED_TABLE, UNKNOWN

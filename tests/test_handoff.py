@@ -41,25 +41,25 @@ def test_each_store_and_each_run_setting_has_its_own_worker_key(tmp_path):
     from orderly.settings import Settings
 
     env = {"ORDERLY_DB": str(tmp_path / "a.duckdb")}
-    one = for_settings(Settings.from_env(env), env)
-    assert one.task_key.startswith(handoff.KEY_PREFIX + handoff.identity(Settings.from_env(env), env) + "-")
-    assert for_settings(Settings.from_env(env), env) is one  # the same task for serve() and for its callers
+    one = for_settings(Settings.from_env(env))
+    assert one.task_key.startswith(handoff.KEY_PREFIX + handoff.identity(Settings.from_env(env)) + "-")
+    assert for_settings(Settings.from_env(env)) is one  # the same task for serve() and for its callers
     assert one.with_options(persist_result=True).task_key == one.task_key  # the key Prefect's worker subscribes with
     others = [{**env, "ORDERLY_DB": str(tmp_path / "b.duckdb")}, {**env, "ORDERLY_MAX_STOCK_AGE": "60"},
               {**env, "ORDERLY_LOOKBACK_ORDERS": "0"}, {**env, "ORDERLY_SANDBOX_ORDERS": "99"}]
-    keys = {for_settings(Settings.from_env(other), other).task_key for other in others}
+    keys = {for_settings(Settings.from_env(other)).task_key for other in others}
     assert len(keys) == len(others) and one.task_key not in keys
     # what only shapes waiting or serving, and secrets, leave the key alone (secrets are never hashed)
     same = [{**env, "ORDERLY_SCHEDULE_SECONDS": "60"}, {**env, "ORDERLY_LOCK_TIMEOUT": "5"},
-            {**env, "ORDERLY_API_TOKEN": "secret-token-1234567890"}]
-    assert {for_settings(Settings.from_env(other), other).task_key for other in same} == {one.task_key}
+            {**env, "ORDERLY_API_TOKEN": "secret-token-1234567890"}, {**env, "ORDERLY_SANDBOX_TOKEN": "secret-9"}]
+    assert {for_settings(Settings.from_env(other)).task_key for other in same} == {one.task_key}
 
 
 def test_without_a_server_no_worker_is_found(tmp_path):
     from orderly.settings import Settings
 
     env = {"ORDERLY_DB": str(tmp_path / "orderly.duckdb")}
-    assert handoff.worker_key("http://127.0.0.1:9/api", Settings.from_env(env), env) is None
+    assert handoff.worker_key("http://127.0.0.1:9/api", Settings.from_env(env)) is None
 
 
 # ---- waiting on the server, below the HTTP boundary ---------------------------------------------------

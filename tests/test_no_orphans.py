@@ -156,13 +156,11 @@ def test_without_prctl_or_with_an_api_url_prefect_keeps_its_own_way(monkeypatch)
     from orderly import tempserver
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setattr(tempserver.sys, "platform", "darwin")
     assert tempserver._prctl() is None
-    with tempserver.temporary_server() as server:
+    with tempserver.temporary_server(None) as server:
         assert isinstance(server, tempserver._NoServer)
     monkeypatch.undo()
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    with tempserver.temporary_server() as server:
-        assert isinstance(server, tempserver._NoServer)
+    with tempserver.temporary_server("http://127.0.0.1:9/api") as server:
+        assert isinstance(server, tempserver._NoServer) and server.api_url == "http://127.0.0.1:9/api"
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before

@@ -44,3 +44,24 @@ def test_not_a_terminal_shows_nothing_and_reporting_is_a_no_op():
         time.sleep(0.1)
     assert screen.getvalue() == ""
     progress.advance("outside any command", records=1)  # no display installed: nothing happens, nothing fails
+
+
+def test_each_stage_shows_its_own_time_and_a_rate_over_it():
+    now = [100.0]
+    console, _ = terminal()
+    display = progress._Display(console, delay=60, clock=lambda: now[0])
+    display.advance("fetch orders", records=0, pages=0)  # the stage says it starts
+    for _ in range(4):
+        now[0] += 0.5
+        display.advance("fetch orders", records=1000, pages=1)
+    now[0] += 3.0  # validation reports once, when done: its time is since the fetch's last page
+    display.advance("validate orders", records=4000, pages=0)
+    now[0] += 0.001  # loading took a millisecond: too short to rate
+    display.advance("load orders", records=4000, pages=0)
+    now[0] += 60  # time passes: a stage that ended does not count it
+    fields = {task.description: task.fields for task in display._progress.tasks}
+    assert fields["fetch orders"]["took"].strip() == "2.0 s" and fields["fetch orders"]["rate"].strip() == "2,000/s"
+    assert fields["validate orders"]["took"].strip() == "3.0 s"
+    assert fields["validate orders"]["rate"].strip() == "1,333/s"
+    assert fields["load orders"]["rate"] == ""
+    display.close()

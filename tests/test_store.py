@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from orderly import service
+from orderly.errors import UnknownOrders
 from orderly.store import open_store, queries, writes
 from orderly.store.connection import migrate, schema_version
 from orderly.store.schema import MIGRATIONS, RUN_COUNTERS
@@ -369,9 +370,10 @@ def test_a_targeted_reset_puts_back_only_the_matching_orders(con):
     assert statuses(con)[6] == ("NEW", None) and statuses(con)[10] == ("PROCESSED", None)
     assert service.reset(con, "r", reason="unknown_inventory") == {"reset": 1}
     assert statuses(con)[3] == ("NEW", None)
-    assert service.reset(con, "r", status="NEW") == {"reset": 0}
     from orderly.errors import BadArgument
 
+    with pytest.raises(BadArgument, match="status 'NEW' cannot be reset"):  # a mistake, not a run resetting nothing
+        service.reset(con, "r", status="NEW")
     with pytest.raises(BadArgument, match="unknown status 'DONE'"):
         service.reset(con, "r", status="DONE")
     with pytest.raises(BadArgument, match="unknown reason"):
@@ -440,7 +442,9 @@ def test_named_orders_only(con):
     assert statuses(con)[10] == ("FAILED", "INSUFFICIENT_STOCK")
     service.reset(con, "r", [11])
     assert statuses(con)[11] == ("NEW", None) and statuses(con)[10] == ("FAILED", "INSUFFICIENT_STOCK")
-    assert queries.unknown_order_ids(con, [10, 999, 11, 5]) == [5, 999]
+    with pytest.raises(UnknownOrders) as unknown:  # the one check: the command line's and the use cases'
+        service.named_orders(con, [10, 999, 11, 5])
+    assert unknown.value.order_ids == [5, 999] and str(unknown.value) == "no such order: 5, 999; nothing was changed"
 
 
 def test_available_counts_only_processed_orders(con):

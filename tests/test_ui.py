@@ -505,6 +505,7 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     assert "INSUFFICIENT_STOCK" in history[-1] and history[-2].split()[2:4] == ["FAILED", "NEW"], history
     lines = [tr.text for tr in browser.find_elements(By.CSS_SELECTOR, "#order-lines tbody tr")]
     assert len(lines) == 2 and all("640" in line for line in lines), lines
+    assert [line.split()[0] for line in lines] == ["1", "2"], lines  # numbered from 1, as `orderly explain` does
     # the CLI's words, with the item's SKU and name, never the recorded JSON; no sideways scrolling at 1280 px
     why = browser.find_element(By.ID, "order-why").text
     assert why == "Why: item 640 (PEN-SET, Pen set) short: needed 4, available 1 (when its turn came)", why

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from orderly.settings import Settings, SettingsError
-from orderly.ui import UiRefused, check
+from orderly.errors import SettingsError, UiRefused
+from orderly.settings import Settings
+from orderly.ui import check
 from orderly.ui.security import cross_site, is_loopback, token_matches
 
 TOKEN = "t0ken-abcdefghijklmnop"

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from orderly.errors import StoreBusy, StoreUnusable
+from orderly.settings import store_file_problem
 from orderly.store.schema import MIGRATIONS
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
@@ -30,8 +31,11 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
 def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the file, retrying while another process holds it, for at most `lock_timeout` seconds."""
     path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not read_only and not path.exists():
+        # Created only where its directory exists: a mistyped ORDERLY_DB directory must not become a new store.
+        problem = store_file_problem(path)
+        if problem:
+            raise StoreUnusable(f"ORDERLY_DB={str(path)!r} {problem}")
     deadline = time.monotonic() + lock_timeout
     delay = 0.05
     while True:

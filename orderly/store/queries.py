@@ -53,15 +53,6 @@ def order_exists(con: duckdb.DuckDBPyConnection, order_id: int) -> bool:
     return bool(scalar(con, "SELECT count(*) FROM orders WHERE order_id = ?", [order_id]))
 
 
-def unknown_order_ids(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int]) -> list[int]:
-    """The named ids that are not orders in the store, ascending."""
-    with _named_ids(con, order_ids):
-        rows = con.execute(
-            "SELECT DISTINCT order_id FROM named_ids WHERE order_id NOT IN (SELECT order_id FROM orders) ORDER BY 1"
-        ).fetchall()
-    return [row[0] for row in rows]
-
-
 def orders_cursor(con: duckdb.DuckDBPyConnection) -> int:
     row = first_row(con, "SELECT after_id FROM cursors WHERE name = ?", [ORDERS_CURSOR])
     return row[0] if row else 0
@@ -290,7 +281,7 @@ def order_history(con: duckdb.DuckDBPyConnection, order_id: int) -> list[dict[st
 def explain_order(con: duckdb.DuckDBPyConnection, order_id: int) -> dict[str, Any] | None:
     """Why an order has its status: its lines with each item's stock now, and the explanation recorded when
     it was decided (None for a PROCESSED or NEW order, and for one decided before explanations were kept).
-    None when there is no such order."""
+    None when the store has no order `order_id`."""
     order = _rows(con, "SELECT order_id, status, reason, items, total_qty FROM orders WHERE order_id = ?", [order_id])
     if not order:
         return None
@@ -347,10 +338,6 @@ def rejects(con: duckdb.DuckDBPyConnection, limit: int = 1000, run_id: str | Non
 
 
 # ---- the web page's reads (orderly ui): pages by primary key, never the whole table ----------------
-
-STATUSES = ("NEW", "PROCESSED", "FAILED")
-REASONS = ("UNKNOWN_INVENTORY", "INSUFFICIENT_STOCK")
-
 
 def _order_filter(status: str | None, reason: str | None) -> tuple[str, list[Any]]:
     """SQL condition and parameters for the page's filters; values are bound, never spliced."""
@@ -447,7 +434,7 @@ def orders_matching(
     if since is not None:
         where += " AND placed_at >= ?"
         params.append(since)
-    columns = "order_id, status, items, total_qty, reason"
+    columns = "order_id, placed_at, status, items, total_qty, reason"
     if limit is None:
         rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where} ORDER BY order_id", params)
     else:

@@ -10,18 +10,12 @@ from __future__ import annotations
 import socket
 import sys
 
-from orderly.errors import OrderlyError
+from orderly.errors import UiRefused
 from orderly.settings import Settings
 from orderly.ui.security import is_loopback
 
 
 UI_TOKEN_MIN_LENGTH = 16  # a token a page on the network asks for: too long to guess
-
-
-class UiRefused(OrderlyError):
-    """`orderly ui` cannot start as asked (an unsafe address, a bad token, a port in use)."""
-
-    exit_code = 2
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -52,7 +46,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     loopback = check(settings, host)
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
-    app = create_app(settings.db_path, token=settings.ui_token, loopback_hosts_only=loopback)
+    app = create_app(settings.db_path, token=settings.ui_token, loopback_hosts_only=loopback, settings=settings)
     shown = f"[{host}]" if ":" in host else host
     print(f"orderly ui: http://{shown}:{bound_port}/ (store {settings.db_path}; Ctrl-C stops)",
           file=sys.stderr, flush=True)

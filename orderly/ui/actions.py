@@ -16,57 +16,31 @@ Prefect is imported only here, in the press's own thread, never on the read path
 
 from __future__ import annotations
 
-import inspect
-import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from flows import handoff
-from orderly.errors import RunFailed
+from orderly.errors import PrefectUnreachable, RunFailed, explain, one_line
 from orderly.settings import Settings
 from orderly.store import queries
 from orderly.ui.snapshot import StoreReader
 
-# button -> (the flow's name in the runs table and in Prefect, its deployment, the command that runs it here)
+# button -> (the flow's name in the runs table and in Prefect, its deployment, the command that runs it here).
+# `reset --yes`: the press is the operator's yes (the page asked first, as `orderly reset` does on a terminal).
 BUTTONS: dict[str, tuple[str, str, list[str]]] = {
     "process": ("process-all", "process-all/process-all", ["process", "--sync-stale-stock"]),
-    "reset": ("reset-state", "reset-state/reset-state", ["reset"]),
+    "reset": ("reset-state", "reset-state/reset-state", ["reset", "--yes"]),
 }
 # button -> the flow's parameters, for the worker and the deployment
 PARAMETERS: dict[str, dict[str, Any]] = {"process": {"sync_stale_stock": True}, "reset": {}}
 POLL_S = 0.5
 FINAL = handoff.FINAL  # the states a run ends in
-
-
-def _reset_args() -> list[str]:
-    """`orderly reset` asks first on a terminal unless --yes; the page's press is the operator's yes."""
-    from orderly import cli
-
-    return ["reset", "--yes"] if "yes" in inspect.signature(cli.reset).parameters else ["reset"]
-
-
-def prefect_ui_url(env: Mapping[str, str]) -> str | None:
-    """Where the Prefect UI is: PREFECT_UI_URL, or the API URL without its /api."""
-    ui = (env.get("PREFECT_UI_URL") or "").strip().rstrip("/")
-    if ui:
-        return ui
-    api = (env.get("PREFECT_API_URL") or "").strip().rstrip("/")
-    if not api:
-        return None
-    return api[: -len("/api")] if api.endswith("/api") else api
-
-
-def one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    line = lines[0] if lines else ""
-    return line[len("error: "):] if line.startswith("error: ") else line
 
 
 @dataclass
@@ -95,10 +69,9 @@ class ButtonRun:
 class Buttons:
     """Starts button runs, one at a time: a press while a run goes returns that run instead (server-side)."""
 
-    def __init__(self, reader: StoreReader, env: Mapping[str, str] | None = None,
-                 command: list[str] | None = None) -> None:
+    def __init__(self, reader: StoreReader, settings: Settings, command: list[str] | None = None) -> None:
         self.reader = reader
-        self.env = dict(os.environ if env is None else env)
+        self.settings = settings
         self.command = command or [sys.executable, "-c", "from orderly.cli import main; main()"]
         self._lock = threading.Lock()
         self._run: ButtonRun | None = None
@@ -129,36 +102,26 @@ class Buttons:
 
     def _drive(self, run: ButtonRun) -> None:
         try:
-            api = (self.env.get("PREFECT_API_URL") or "").strip().rstrip("/")
+            api = self.settings.prefect_api_url
             if api:
                 self._check_server(api)
-                key = handoff.worker_key(api, Settings.from_env(self.env), self.env)
+                key = handoff.worker_key(api, self.settings)
                 if key:
                     return self._drive_worker(run, api, key)
                 if self._deployment_ready(BUTTONS[run.button][1]):
                     return self._drive_deployment(run)
             self._drive_local(run)
         except Exception as error:  # noqa: BLE001 - the page shows one line, never a traceback
-            self._set(run, state="FAILED", message=one_line(str(error)) or type(error).__name__)
+            self._set(run, state="FAILED", message=explain(error).line)  # as the command line would say it
 
     @staticmethod
     def _check_server(api: str) -> None:
         from orderly.prefect_health import why_not_answering
+        from orderly.settings import mask_url
 
         why = why_not_answering(api, timeout=5)
         if why:
-            raise RuntimeError(f"no Prefect server answers at PREFECT_API_URL={api} ({why})")
-
-    def _prefect_settings(self):
-        """This page's PREFECT_API_URL for Prefect's calls in this thread. Nothing to do when the process already
-        has it: building Prefect's settings again cost 0.15 s of every press."""
-        from contextlib import nullcontext
-
-        if self.env.get("PREFECT_API_URL") == os.environ.get("PREFECT_API_URL"):
-            return nullcontext()
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        return temporary_settings(updates={PREFECT_API_URL: self.env["PREFECT_API_URL"]})
+            raise PrefectUnreachable(f"no Prefect server answers at PREFECT_API_URL={mask_url(api)} ({why})")
 
     def _drive_worker(self, run: ButtonRun, api: str, key: str) -> None:
         self._set(run, mode="worker", state="RUNNING")
@@ -169,7 +132,7 @@ class Buttons:
         self._ended_in_worker(run, ended["flow_run_id"], "COMPLETED", None)
 
     def _ended_in_worker(self, run: ButtonRun, flow_run_id: str | None, state: str, message: str | None) -> None:
-        ui = prefect_ui_url(self.env)
+        ui = self.settings.prefect_ui_url
         if flow_run_id:
             self._set(run, run_id=flow_run_id, run_url=f"{ui}/runs/flow-run/{flow_run_id}" if ui else None)
         self._finish(run, state, message)
@@ -179,7 +142,7 @@ class Buttons:
         from prefect.client.schemas.objects import DeploymentStatus
         from prefect.exceptions import ObjectNotFound
 
-        with self._prefect_settings(), get_client(sync_client=True) as client:
+        with get_client(sync_client=True) as client:
             try:
                 deployment = client.read_deployment_by_name(name)
             except ObjectNotFound:
@@ -190,32 +153,30 @@ class Buttons:
         from prefect.client.orchestration import get_client
         from prefect.deployments import run_deployment
 
-        ui = prefect_ui_url(self.env)
-        with self._prefect_settings():
-            flow_run = run_deployment(BUTTONS[run.button][1], parameters=PARAMETERS[run.button], timeout=0,
-                                      as_subflow=False)
-            self._set(run, mode="deployment", run_id=str(flow_run.id),
-                      run_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None)
-            waiting_since = time.monotonic()
-            with get_client(sync_client=True) as client:
-                while True:
-                    state = client.read_flow_run(flow_run.id).state
-                    name = (state.type.value if state is not None else "SCHEDULED")
-                    note = None
-                    if name in {"SCHEDULED", "PENDING"} and time.monotonic() - waiting_since > 15:
-                        note = "waiting for `orderly serve` (or a worker) to pick the run up"
-                    if name in FINAL:
-                        return self._finish(run, name, state.message)
-                    self._set(run, state=name, message=note)
-                    time.sleep(POLL_S)
+        ui = self.settings.prefect_ui_url
+        flow_run = run_deployment(BUTTONS[run.button][1], parameters=PARAMETERS[run.button], timeout=0,
+                                  as_subflow=False)
+        self._set(run, mode="deployment", run_id=str(flow_run.id),
+                  run_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None)
+        waiting_since = time.monotonic()
+        with get_client(sync_client=True) as client:
+            while True:
+                state = client.read_flow_run(flow_run.id).state
+                name = (state.type.value if state is not None else "SCHEDULED")
+                note = None
+                if name in {"SCHEDULED", "PENDING"} and time.monotonic() - waiting_since > 15:
+                    note = "waiting for `orderly serve` (or a worker) to pick the run up"
+                if name in FINAL:
+                    return self._finish(run, name, state.message)
+                self._set(run, state=name, message=note)
+                time.sleep(POLL_S)
 
     def _drive_local(self, run: ButtonRun) -> None:
         flow, _, args = BUTTONS[run.button]
-        args = _reset_args() if run.button == "reset" else args
-        ui = prefect_ui_url(self.env) if self.env.get("PREFECT_API_URL") else None
+        ui = self.settings.prefect_ui_url if self.settings.prefect_api_url else None
         since = datetime.now(timezone.utc)
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen([*self.command, *args], env=self.env, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen([*self.command, *args], stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
             self._set(run, mode="local", state="RUNNING")
             while process.poll() is None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,22 +18,21 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from orderly.errors import StoreBusy
+from domain.bounds import MAX_INT
+from domain.model import Reason, Status
+from orderly import settings as _settings
+from orderly.errors import BadArgument, StoreBusy, UnknownOrders, UsageError, explain
 from orderly.explanations import change_why, short_items, why_failed
+from orderly.settings import Settings
 from orderly.store import queries
-from orderly.ui.actions import Buttons, prefect_ui_url
+from orderly.ui.actions import Buttons
 from orderly.ui.jsonresp import JSONResponse, error
 from orderly.ui.security import Guard
 from orderly.ui.snapshot import Read, StoreReader, busy_message
 
 STATIC = Path(__file__).parent / "static"
-MAX_ID = 2**63 - 1
 PAGE_SIZES = (1, 500)
 log = logging.getLogger("orderly.ui")
-
-
-class BadRequest(ValueError):
-    """A query parameter the API cannot use: 400 with this one line."""
 
 
 def _shown(raw: str) -> str:
@@ -42,18 +40,18 @@ def _shown(raw: str) -> str:
 
 
 class Params:
-    """The query string, checked: unknown or repeated names and bad values are a BadRequest."""
+    """The query string, checked: unknown or repeated names and bad values are a BadArgument (a 400)."""
 
     def __init__(self, request: Request, allowed: set[str]) -> None:
         items = request.query_params.multi_items()
         for name, _ in items:
             if name not in allowed:
                 expected = ", ".join(sorted(allowed)) or "none"
-                raise BadRequest(f"unknown parameter {_shown(name)} (expected: {expected})")
+                raise BadArgument(f"unknown parameter {_shown(name)} (expected: {expected})")
         names = [name for name, _ in items]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            raise BadRequest(f"parameter {repeated[0]!r} given more than once")
+            raise BadArgument(f"parameter {repeated[0]!r} given more than once")
         self.values = dict(items)
 
     def integer(self, name: str, low: int, high: int, default: int | None = None) -> int | None:
@@ -61,10 +59,10 @@ class Params:
         if raw is None or raw == "":
             return default
         if not raw.isascii() or not raw.isdigit():
-            raise BadRequest(f"{name} must be a whole number from {low} to {high}, got {_shown(raw)}")
+            raise BadArgument(f"{name} must be a whole number from {low} to {high}, got {_shown(raw)}")
         value = int(raw)
         if not low <= value <= high:
-            raise BadRequest(f"{name} must be from {low} to {high}, got {_shown(raw)}")
+            raise BadArgument(f"{name} must be from {low} to {high}, got {_shown(raw)}")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
@@ -72,7 +70,7 @@ class Params:
         if raw is None or raw == "":
             return None
         if raw.upper() not in choices:
-            raise BadRequest(f"{name} must be one of {', '.join(choices)}, got {_shown(raw)}")
+            raise BadArgument(f"{name} must be one of {', '.join(choices)}, got {_shown(raw)}")
         return raw.upper()
 
     def flag(self, name: str) -> bool:
@@ -81,24 +79,25 @@ class Params:
             return False
         if raw.lower() in {"1", "true"}:
             return True
-        raise BadRequest(f"{name} must be true or false, got {_shown(raw)}")
+        raise BadArgument(f"{name} must be true or false, got {_shown(raw)}")
 
 
 def _api(endpoint: Callable[..., Any]) -> Callable[[Request], Response]:
-    """Every API answer is JSON; every failure is one line, never a traceback."""
+    """Every API answer is JSON; every failure is one line, never a traceback: the line orderly.errors.explain
+    gives the command line, under the HTTP status that means the same (bad usage 400, a busy store 503)."""
 
     @functools.wraps(endpoint)
     def wrapped(request: Request) -> Response:
         try:
             answer = endpoint(request)
-        except BadRequest as problem:
-            return error(400, str(problem))
         except StoreBusy:
             return error(503, busy_message(request.app.state.reader.db_path), {"Retry-After": "1"})
         except Exception as problem:  # noqa: BLE001
-            first = (str(problem).strip().splitlines() or [""])[0]
-            log.error("%s %s failed: %s: %s", request.method, request.url.path, type(problem).__name__, first)
-            return error(500, f"the page could not read the store: {first or type(problem).__name__}")
+            line = explain(problem).line
+            if isinstance(problem, UsageError):
+                return error(400, line)
+            log.error("%s %s failed: %s", request.method, request.url.path, line)
+            return error(500, f"the page could not read the store: {line}")
         return answer if isinstance(answer, Response) else JSONResponse(answer)
 
     return wrapped
@@ -120,14 +119,14 @@ def _meta(read: Read, reader: StoreReader) -> dict[str, Any]:
 @_api
 def orders(request: Request) -> dict[str, Any]:
     params = Params(request, {"status", "reason", "after", "before", "last", "limit"})
-    status = params.choice("status", queries.STATUSES)
-    reason = params.choice("reason", queries.REASONS)
-    after = params.integer("after", 0, MAX_ID)
-    before = params.integer("before", 0, MAX_ID)
+    status = params.choice("status", tuple(Status))
+    reason = params.choice("reason", tuple(Reason))
+    after = params.integer("after", 0, MAX_INT)
+    before = params.integer("before", 0, MAX_INT)
     last = params.flag("last")
     limit = params.integer("limit", *PAGE_SIZES, default=50)
     if [after is not None, before is not None, last].count(True) > 1:
-        raise BadRequest("give at most one of after, before and last")
+        raise BadArgument("give at most one of after, before and last")
     reader = request.app.state.reader
 
     def query(con):
@@ -145,14 +144,14 @@ def orders(request: Request) -> dict[str, Any]:
 def order(request: Request) -> Response | dict[str, Any]:
     Params(request, set())
     raw = request.path_params["order_id"]
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID:
-        raise BadRequest(f"an order id is a whole number from 0 to {MAX_ID}, got {_shown(raw)}")
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_INT:
+        raise BadArgument(f"an order id is a whole number from 0 to {MAX_INT}, got {_shown(raw)}")
     order_id = int(raw)
     reader = request.app.state.reader
     read = reader.read(lambda con: _explained(con, order_id))
     explained, history = read.value or (None, [])
     if explained is None:
-        return error(404, f"no such order: {order_id}")
+        return error(404, explain(UnknownOrders([order_id], "")).line)
     return {"order": explained, "history": history, **_meta(read, reader)}
 
 
@@ -166,7 +165,7 @@ def _explained(con, order_id: int) -> tuple[dict[str, Any] | None, list[dict[str
     names = queries.item_names(con, [*short_items(explained["explanation"]),
                                      *(item for change in history for item in short_items(change["details"]))])
     length = queries.short_run_length(con, [explained["decided_run"], *(change["run_id"] for change in history)])
-    failed_now = explained["status"] == "FAILED"
+    failed_now = explained["status"] == Status.FAILED
     explained["why"] = why_failed(explained["reason"], explained["explanation"], names) if failed_now else None
     explained["decided_run_short"] = _short(explained["decided_run"], length)
     for change in history:
@@ -182,7 +181,7 @@ def _short(run_id: str | None, length: int) -> str | None:
 @_api
 def stock(request: Request) -> dict[str, Any]:
     params = Params(request, {"after", "limit"})
-    after = params.integer("after", 0, MAX_ID)
+    after = params.integer("after", 0, MAX_INT)
     limit = params.integer("limit", 1, 5000, default=200)
     reader = request.app.state.reader
     read = reader.read(lambda con: (queries.latest_snapshot(con), queries.stock_levels(con)))
@@ -248,9 +247,10 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 def create_app(db_path: Path, *, token: str | None = None, loopback_hosts_only: bool = True,
-               env: Mapping[str, str] | None = None, buttons: Buttons | None = None) -> Starlette:
+               settings: Settings | None = None, buttons: Buttons | None = None) -> Starlette:
+    """The page on the store at `db_path`; `settings`: this command's (orderly.settings.current) unless given."""
     reader = StoreReader(db_path)
-    environment = dict(env) if env is not None else None
+    settings = settings or _settings.current()
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -276,8 +276,8 @@ def create_app(db_path: Path, *, token: str | None = None, loopback_hosts_only: 
     )
     app.state.reader = reader
     app.state.token = token
-    app.state.buttons = buttons or Buttons(reader, environment)
-    app.state.prefect_ui = prefect_ui_url(environment if environment is not None else os.environ)
+    app.state.buttons = buttons or Buttons(reader, settings)
+    app.state.prefect_ui = settings.prefect_ui_url
     return app
 
 

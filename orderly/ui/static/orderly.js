@@ -255,7 +255,7 @@ async function openOrder(orderId) {
     el("thead", {}, el("tr", {}, ...["Line", "Item", "Qty", "On hand", "Allocated", "Available"].map(
       (h) => el("th", { class: h === "Line" ? "" : "num", text: h })))),
     el("tbody", {}, ...order.lines.map((line) => el("tr", {},
-      el("td", { text: show(line.line_no) }),
+      el("td", { text: show(line.line_no + 1) }),  // stored from 0; read from 1, as `orderly explain` numbers them
       el("td", { class: "num", text: show(line.inventory_id) }),
       el("td", { class: "num", text: number(line.quantity) }),
       line.on_hand === null || line.on_hand === undefined
