@@ -75,7 +75,7 @@ def int_at_least(series: pd.Series, *, minimum: int) -> pd.Series:
 
 @schema_shortcut.on_columns("int_at_least")
 def _int_at_least_column(array: pyarrow.Array, *, minimum: int) -> bool:
-    return pyarrow.types.is_integer(array.type) and (len(array) == 0 or pc.min(array).as_py() >= minimum)
+    return pyarrow.types.is_integer(array.type) and (len(array) == 0 or int(array.to_numpy().min()) >= minimum)
 
 
 def _is_text(value: Any) -> bool:

@@ -17,8 +17,22 @@ _DIGITS = [i for i in range(WIDTH) if i not in _SEPARATORS]
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
+# The last column read and its answer: the check (orderly.schemas) and the conversion (orderly.columns) read the
+# same column one after the other. The column is held, so its id cannot name another while it is here.
+_last: tuple[pa.Array | None, np.ndarray | None] = (None, None)
+
+
 def canonical_seconds(stamps: pa.Array) -> np.ndarray | None:
     """Seconds since 1970-01-01T00:00:00Z for each stamp, or None unless every one is canonical and real."""
+    global _last
+    column, seconds = _last
+    if column is not stamps:
+        seconds = _read(stamps)
+        _last = (stamps, seconds)
+    return seconds
+
+
+def _read(stamps: pa.Array) -> np.ndarray | None:
     if not pa.types.is_string(stamps.type) or stamps.null_count:
         return None
     count = len(stamps)
