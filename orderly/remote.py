@@ -313,20 +313,17 @@ def _records_decoder(envelope):
     return decode
 
 
-def _orders_body(content: bytes) -> dict:
+async def _decode_orders_page(content: bytes, on_bytes) -> dict:
+    """The page decoded: columns when it is clean, else the record path's records (Retryable: a bad body)."""
+    on_bytes(content)
+    await asyncio.sleep(0)  # the read-ahead's request goes out before the decode holds the loop
+    # A clean page decodes here, in about a millisecond: handing each page to another thread cost more than it
+    # overlapped (1.0 s a million orders). The record path can take seconds on a hostile page: it runs in a
+    # thread, so the loop keeps serving the read-ahead, whose time-out would otherwise run while it waits.
     columns = clean_orders(content)
     if columns is not None:
         return {"orders": columns, "next_after_id": columns.next_after_id}
-    return _decoded(content, _orders_envelope)
-
-
-async def _decode_orders_page(content: bytes, on_bytes) -> dict:
-    on_bytes(content)
-    # The read-ahead's request goes out before the decode holds the loop: the service answers it meanwhile. The
-    # decode itself stays on this thread: handing each page to another cost more than it overlapped (1.0 s a
-    # million orders, measured).
-    await asyncio.sleep(0)
-    return _orders_body(content)
+    return await asyncio.to_thread(_decoded, content, _orders_envelope)
 
 
 def _refuse_status(response: httpx.Response, service: Service, url: str, retry_after_cap: float) -> None:
