@@ -1,7 +1,8 @@
-"""A clean page of orders from its bytes to typed Arrow columns, with no Python object per record.
+"""A clean page of orders from its bytes to typed columns: no dict per record, no value checked in Python.
 
-msgspec decodes the page against the contract's shape (typed structs, not dicts: no hashing of keys, no
-collector tracking) and the fields go straight into numpy and Arrow arrays. It reads JSON as the record path's
+msgspec decodes the page against the contract's shape into typed structs (not dicts: no hashing of keys, not
+tracked by the collector; they live only while the page is read) and the fields go straight into numpy and Arrow
+arrays, where every check runs over whole columns. It reads JSON as the record path's
 orjson does (the last of duplicated keys wins, NaN and trailing commas are not JSON) and is strict about types:
 a string, a bool or a float where an integer belongs, a null, a missing field, a record that is not an object
 all make it fail, and then the page is not clean. What it accepts is checked further (`clean_orders`): integers

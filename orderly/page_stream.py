@@ -2,9 +2,9 @@
 
 One stream per ingest or reconcile: the client's page chain (and its read-ahead) runs from the first page to the
 last without a break, so no page is asked for twice at a chunk's edge. The loader cuts the stream into chunks.
-A page of columns weighs 1 and a page of records RECORD_PAGE_WEIGHT (what its Python objects cost in memory
-against a page of columns): the stream holds at most `capacity`, so the fetch runs about one chunk ahead of the
-load and memory stays bounded however large the backlog. Its last item is an `End`.
+A page of columns weighs 1 and a page of records RECORD_PAGE_WEIGHT: the stream holds at most `capacity`, so the
+fetch runs about one chunk ahead of the load and memory stays bounded however large the backlog. Its last item is
+an `End`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from orderly.gcpolicy import collection_paused
 from orderly.remote import RemoteClient
 from orderly.settings import Settings
 
+# A page of records is Python objects, about 1 KB an order against some 60 bytes as columns. With the ingest's
+# capacity of one chunk of clean pages (125), 5 a record page lets the stream hold 25 of them: the record path's
+# chunk, what kept a million-order run within 512 MB before the columns (issue 13).
 RECORD_PAGE_WEIGHT = 5
 
 
