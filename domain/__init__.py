@@ -9,5 +9,15 @@ from domain.decisions import TRANSITIONS, Decisions
 from domain.model import RESET, Reason, Status, parse_reason, parse_status
 from domain.rule import decide, reset, stock_refusal
 
-__all__ = ["TRANSITIONS", "Decisions", "RESET", "Reason", "Status", "parse_reason", "parse_status", "decide",
-           "reset", "stock_refusal"]
+__all__ = [
+    "RESET",
+    "TRANSITIONS",
+    "Decisions",
+    "Reason",
+    "Status",
+    "decide",
+    "parse_reason",
+    "parse_status",
+    "reset",
+    "stock_refusal",
+]

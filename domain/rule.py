@@ -45,8 +45,14 @@ def decide(line_orders, line_items, line_quantities, stock_items, stock_availabl
       processed without a walk left. Every order before a covered order is covered on the items it
       shares with it, so taking the covered orders' quantities first changes no outcome.
     """
-    return _decided(line_orders, line_items, line_quantities, _ints(stock_items), _ints(stock_available),
-                    _stale(stock_stale, len(stock_items)))[0]
+    return _decided(
+        line_orders,
+        line_items,
+        line_quantities,
+        _ints(stock_items),
+        _ints(stock_available),
+        _stale(stock_stale, len(stock_items)),
+    )[0]
 
 
 def decide_in_turn(chunks: Iterable[tuple], stock_items, stock_available, stock_stale=None) -> Iterator[Decisions]:
@@ -61,11 +67,11 @@ def decide_in_turn(chunks: Iterable[tuple], stock_items, stock_available, stock_
         yield decisions
 
 
-def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, available: np.ndarray,
-             stale: np.ndarray | None = None) -> tuple[Decisions, np.ndarray]:
+def _decided(
+    line_orders, line_items, line_quantities, keys: np.ndarray, available: np.ndarray, stale: np.ndarray | None = None
+) -> tuple[Decisions, np.ndarray]:
     """The decisions, and what is available of each stock item after them."""
-    orders, items, quantities = _summed_by_order_and_item(
-        _ints(line_orders), _ints(line_items), _ints(line_quantities))
+    orders, items, quantities = _summed_by_order_and_item(_ints(line_orders), _ints(line_items), _ints(line_quantities))
     if len(orders) == 0:
         return Decisions.none("process"), available
     if bool((quantities < 1).any()):
@@ -73,8 +79,9 @@ def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, availab
     slot, known = _stock_rows(keys, items)
     waiting = _no_waiting()
     if stale is not None:
-        orders, items, quantities, slot, known, waiting = _without_waiting(orders, items, quantities, slot, known,
-                                                                           stale)
+        orders, items, quantities, slot, known, waiting = _without_waiting(
+            orders, items, quantities, slot, known, stale
+        )
         if len(orders) == 0:
             return Decisions("process", _ints(()), np.zeros(0, dtype=np.int8), waiting=waiting), available
     first_line = np.r_[True, orders[1:] != orders[:-1]]
@@ -93,17 +100,28 @@ def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, availab
     left = available.copy()
     np.subtract.at(left, slot[deciding[sure]], quantities[deciding[sure]])  # within what was available: exact
     walk = deciding[~sure & ~item_covered[slot[deciding]]]
-    short_order, short_slot, needed, had = (_ints(column) for column in _one_at_a_time(
-        order_of_line[walk].tolist(), slot[walk].tolist(), quantities[walk].tolist(), left.tolist()))
+    short_order, short_slot, needed, had = (
+        _ints(column)
+        for column in _one_at_a_time(
+            order_of_line[walk].tolist(), slot[walk].tolist(), quantities[walk].tolist(), left.tolist()
+        )
+    )
     changes[short_order] = SHORT
     taken = deciding[changes[order_of_line[deciding]] == PROCESSED]
     after = available.copy()
     np.subtract.at(after, slot[taken], quantities[taken])  # each took at most what was available: exact
 
     return Decisions(
-        "process", order_ids, changes,
+        "process",
+        order_ids,
+        changes,
         unknown={"order_id": orders[~known], "inventory_id": items[~known]},
-        short={"order_id": order_ids[short_order], "inventory_id": keys[short_slot], "needed": needed, "available": had},
+        short={
+            "order_id": order_ids[short_order],
+            "inventory_id": keys[short_slot],
+            "needed": needed,
+            "available": had,
+        },
         waiting=waiting,
     ), after
 
@@ -153,12 +171,15 @@ def stock_refusal(snapshot_age_s: float | None, max_age_s: float) -> str | None:
     if snapshot_age_s is None:
         return "no complete stock snapshot yet, so no order was processed: run `orderly sync` first"
     if snapshot_age_s > max_age_s:
-        return (f"the last complete stock snapshot is {snapshot_age_s:.0f} s old (ORDERLY_MAX_STOCK_AGE={max_age_s:g}), "
-                "so no order was processed: sync stock first")
+        return (
+            f"the last complete stock snapshot is {snapshot_age_s:.0f} s old (ORDERLY_MAX_STOCK_AGE={max_age_s:g}), "
+            "so no order was processed: sync stock first"
+        )
     return None
 
 
 # ---- how -----------------------------------------------------------------------------------------
+
 
 def _ints(values) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)

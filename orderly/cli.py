@@ -5,18 +5,28 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from orderly.cli_base import MAX_ID, Fail, JsonOption, OrderOption, TABLE_ROWS, app, no_database, read, settings
-from orderly.cli_base import status_and_reason
+from orderly.cli_base import (
+    MAX_ID,
+    TABLE_ROWS,
+    Fail,
+    JsonOption,
+    OrderOption,
+    app,
+    no_database,
+    read,
+    settings,
+    status_and_reason,
+)
 from orderly.cli_output import Column, counts_in_words, err, out, print_json, table
 from orderly.errors import OrderlyError
 from orderly.settings import SandboxSettings, SettingsError, mask_url
 
-
 # ---- data-changing commands: each one is a Prefect flow run ------------------------------------
+
 
 def _run_flow(name: str, **params: Any) -> dict[str, int]:
     current = settings()  # a bad setting is reported before Prefect spends seconds starting up
@@ -102,10 +112,12 @@ def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:
         if (status_now == "NEW") != (wanted == "NEW"):
             skipped.setdefault(status_now, []).append(order_id)
     for status_now, ids in skipped.items():
-        err.print(f"order{'s' if len(ids) > 1 else ''} {_ids(ids)} {'are' if len(ids) > 1 else 'is'} {status_now}"
-                  f"{' already' if status_now == 'NEW' else ''}, skipped", markup=False)
-    return sorted(order_id for order_id, status_now in found.items()
-                  if (status_now == "NEW") == (wanted == "NEW"))
+        err.print(
+            f"order{'s' if len(ids) > 1 else ''} {_ids(ids)} {'are' if len(ids) > 1 else 'is'} {status_now}"
+            f"{' already' if status_now == 'NEW' else ''}, skipped",
+            markup=False,
+        )
+    return sorted(order_id for order_id, status_now in found.items() if (status_now == "NEW") == (wanted == "NEW"))
 
 
 def _ids(ids: list[int], shown: int = 10) -> str:
@@ -143,14 +155,21 @@ def reconcile() -> None:
 
 @app.command()
 def process(
-    order: Optional[list[int]] = OrderOption,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Decide exactly as a real run would, write nothing, "
-                                 "and show the changes it would make."),
-    sync_stale_stock: bool = typer.Option(False, "--sync-stale-stock", help="First sync stock when the snapshot is "
-                                          "missing or older than ORDERLY_MAX_STOCK_AGE (as the web page's press does)."),
+    order: list[int] | None = OrderOption,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Decide exactly as a real run would, write nothing, and show the changes it would make.",
+    ),
+    sync_stale_stock: bool = typer.Option(
+        False,
+        "--sync-stale-stock",
+        help="First sync stock when the snapshot is "
+        "missing or older than ORDERLY_MAX_STOCK_AGE (as the web page's press does).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """"Process All": process NEW orders (all, or those named), then show the orders table."""
+    """ "Process All": process NEW orders (all, or those named), then show the orders table."""
     named = _named_orders(order, "NEW")
     if named == []:  # every order named is decided already: nothing for a flow to do
         result: dict[str, Any] = {"processed": 0, "failed": 0, "waiting": 0, **({"changes": []} if dry_run else {})}
@@ -175,23 +194,38 @@ def _preview(preview: dict[str, Any], as_json: bool) -> None:
     err.print(f"dry run, nothing was written: would process {preview['processed']}, fail {preview['failed']}")
     if preview.get("note"):
         err.print(preview["note"], markup=False)
-    table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason", "code"),
-           Column("Why", "wrap")],
-          [[c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
-           for c in changes[:TABLE_ROWS]])
+    table(
+        [
+            Column("Order ID", "id"),
+            Column("Now", "status"),
+            Column("Would be", "status"),
+            Column("Reason", "code"),
+            Column("Why", "wrap"),
+        ],
+        [
+            [c["order_id"], c["from_status"], c["to_status"], c["reason"], describe(c["reason"], c["details"])]
+            for c in changes[:TABLE_ROWS]
+        ],
+    )
     if len(changes) > TABLE_ROWS:
         out.print(f"(the first {TABLE_ROWS} of {len(changes)} changes; `--json` has them all)", markup=False)
 
 
 @app.command()
 def reset(
-    order: Optional[list[int]] = OrderOption,
-    status_name: Optional[str] = typer.Option(None, "--status", metavar="S", help="Only orders with this status: PROCESSED or FAILED."),
-    reason: Optional[str] = typer.Option(None, "--reason", metavar="R", help="Only FAILED orders with this reason: "
-                                         "UNKNOWN_INVENTORY or INSUFFICIENT_STOCK."),
+    order: list[int] | None = OrderOption,
+    status_name: str | None = typer.Option(
+        None, "--status", metavar="S", help="Only orders with this status: PROCESSED or FAILED."
+    ),
+    reason: str | None = typer.Option(
+        None,
+        "--reason",
+        metavar="R",
+        help="Only FAILED orders with this reason: UNKNOWN_INVENTORY or INSUFFICIENT_STOCK.",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before resetting every order."),
 ) -> None:
-    """"Reset State": put orders back to NEW (all, those named, or those matching --status/--reason)."""
+    """ "Reset State": put orders back to NEW (all, those named, or those matching --status/--reason)."""
     status_name, reason = status_and_reason(status_name, reason)
     settings()
     if not (order or status_name or reason) and not yes and sys.stdin.isatty():
@@ -212,13 +246,17 @@ def reset(
 # The query commands register on the same app here, so `orderly --help` lists them after the data-changing ones.
 from orderly import cli_queries  # noqa: E402,F401
 
-
 # ---- the deployments ---------------------------------------------------------------------------
+
 
 @app.command()
 def serve(
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="Also run the Orderly worker, which decides the "
-                                "page's presses and the data-changing commands in this process, in about a second."),
+    worker: bool = typer.Option(
+        True,
+        "--worker/--no-worker",
+        help="Also run the Orderly worker, which decides the "
+        "page's presses and the data-changing commands in this process, in about a second.",
+    ),
 ) -> None:
     """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""
     settings()
@@ -233,20 +271,24 @@ def serve(
 
 # ---- the sandbox -------------------------------------------------------------------------------
 
+
 @app.command()
 def sandbox(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8100, min=1, max=65535, help="Port to listen on (not 8000: `orderly ui` uses it)."),
-    orders: Optional[int] = typer.Option(None, min=0, max=100_000_000,
-                                         help="Generate this many orders (default: the seed data set)."),
-    items: Optional[int] = typer.Option(None, min=1, max=100_000_000, help="Inventory items in a generated data set."),
+    orders: int | None = typer.Option(
+        None, min=0, max=100_000_000, help="Generate this many orders (default: the seed data set)."
+    ),
+    items: int | None = typer.Option(None, min=1, max=100_000_000, help="Inventory items in a generated data set."),
     seed: int = typer.Option(0, min=0, max=MAX_ID, help="Seed of the generated data set and of the faults."),
-    fault_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                     help="Share of requests that fail (500, 503, 429, bad bodies, slow)."),
+    fault_rate: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of requests that fail (500, 503, 429, bad bodies, slow)."
+    ),
     latency_ms: float = typer.Option(0.0, min=0.0, max=600_000.0, help="Delay of every answer, in milliseconds."),
     bad_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of records that break the schema."),
-    token: Optional[str] = typer.Option(None, envvar="ORDERLY_SANDBOX_TOKEN", show_default=False,
-                                        help="Require this bearer token."),
+    token: str | None = typer.Option(
+        None, envvar="ORDERLY_SANDBOX_TOKEN", show_default=False, help="Require this bearer token."
+    ),
 ) -> None:
     """Serve the sandbox's two remote APIs (orders and stock) over HTTP."""
     from orderly.sandbox import serve
@@ -258,11 +300,23 @@ def sandbox(
     except SettingsError as error:
         raise Fail(str(error), 2) from None
     _refuse_taken_port(host, port)
-    serve(SandboxSettings(orders=orders, items=items, seed=seed, fault_rate=fault_rate, latency_ms=latency_ms,
-                          bad_rate=bad_rate, token=token), host=host, port=port)
+    serve(
+        SandboxSettings(
+            orders=orders,
+            items=items,
+            seed=seed,
+            fault_rate=fault_rate,
+            latency_ms=latency_ms,
+            bad_rate=bad_rate,
+            token=token,
+        ),
+        host=host,
+        port=port,
+    )
 
 
 # ---- the web page ------------------------------------------------------------------------------
+
 
 @app.command()
 def ui(
@@ -329,7 +383,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as error:
         if os.environ.get("ORDERLY_DEBUG"):
             raise
         if hasattr(error, "format_message"):  # a usage error from typer's click: already one clear line

@@ -9,7 +9,9 @@ import typer
 from orderly.cli_output import err
 from orderly.settings import Settings, SettingsError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Orderly: orders and stock, decided on Prefect + DuckDB.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Orderly: orders and stock, decided on Prefect + DuckDB."
+)
 
 TABLE_ROWS = 1000  # a person reads the latest thousand; programs use --json for everything
 

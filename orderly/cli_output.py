@@ -17,9 +17,10 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -28,8 +29,14 @@ from rich.text import Text
 
 GAP = 2  # columns are set apart by two spaces and no rule: more room for the data at 80 columns
 
-STATUS_STYLES = {"PROCESSED": "green", "FAILED": "red", "NEW": "yellow",
-                 "COMPLETED": "green", "CRASHED": "red", "RUNNING": "yellow"}
+STATUS_STYLES = {
+    "PROCESSED": "green",
+    "FAILED": "red",
+    "NEW": "yellow",
+    "COMPLETED": "green",
+    "CRASHED": "red",
+    "RUNNING": "yellow",
+}
 
 
 def _width() -> int | None:
@@ -50,12 +57,18 @@ def counts_in_words(counts: dict[str, Any], *, zeros: bool = False) -> str:
 
     parts = []
     for source in ("stock", "orders", "reconcile"):
-        words = [f"{counts[name]} {name.split('_', 1)[1]}" for name in counts
-                 if name.startswith(f"{source}_") and shown(name)]
+        words = [
+            f"{counts[name]} {name.split('_', 1)[1]}"
+            for name in counts
+            if name.startswith(f"{source}_") and shown(name)
+        ]
         if words:
             parts.append(f"{source} " + ", ".join(words))
-    rest = [f"{name} {counts[name]}" for name in counts
-            if not name.startswith(("stock_", "orders_", "reconcile_")) and shown(name)]
+    rest = [
+        f"{name} {counts[name]}"
+        for name in counts
+        if not name.startswith(("stock_", "orders_", "reconcile_")) and shown(name)
+    ]
     if rest:
         parts.append(", ".join(rest))
     return "; ".join(parts)
@@ -75,25 +88,47 @@ class Column:
     max_width: int | None = None
 
 
-def table(columns: Sequence[Column], rows: Iterable[Sequence[Any]], *, title: str | None = None,
-          console: Console | None = None) -> None:
+def table(
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    console: Console | None = None,
+) -> None:
     console = console or out
     cells = [[_cell(value, column) for value, column in zip(row, columns)] for row in rows]
-    shown = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  padding=(0, 1), collapse_padding=True)
+    shown = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
     widths = _widths(columns, cells, console.width)
     needed = sum(widths) + GAP * (len(columns) - 1)
     for column, width in zip(columns, widths):
-        shown.add_column(column.header, justify="right" if column.kind in ("id", "num") else "left",
-                         no_wrap=column.kind != "wrap", overflow="fold" if column.kind == "wrap" else "ellipsis",
-                         width=width)
+        shown.add_column(
+            column.header,
+            justify="right" if column.kind in ("id", "num") else "left",
+            no_wrap=column.kind != "wrap",
+            overflow="fold" if column.kind == "wrap" else "ellipsis",
+            width=width,
+        )
     for row in cells:
         shown.add_row(*row)
     # Past the terminal's width only when the ids and numbers alone do not fit (19-digit quantities):
     # the terminal then wraps the lines, but no number is ever cut.
     if needed > console.width:
-        console = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color,
-                          color_system=console.color_system, force_terminal=console.is_terminal)
+        console = Console(
+            file=console.file,
+            width=needed,
+            highlight=False,
+            no_color=console.no_color,
+            color_system=console.color_system,
+            force_terminal=console.is_terminal,
+        )
     console.print(shown)
 
 
@@ -156,6 +191,7 @@ def one_line(text: str | None) -> str:
 
 
 # ---- for programs --------------------------------------------------------------------------------
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):

@@ -54,10 +54,15 @@ class _Display:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description:<14}"),
-            TextColumn("{task.completed:>12,.0f} records"), TextColumn("{task.fields[pages]}"),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-            console=console, transient=False, refresh_per_second=5,
+            SpinnerColumn(),
+            TextColumn("{task.description:<14}"),
+            TextColumn("{task.completed:>12,.0f} records"),
+            TextColumn("{task.fields[pages]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=5,
         )
         self._lock = threading.Lock()
         self._stages: dict[str, Any] = {}
@@ -84,8 +89,12 @@ class _Display:
             self._records[stage] += records
             done = self._records[stage]
             elapsed = max(time.monotonic() - self._started_at[stage], 1e-3)
-            self._progress.update(self._stages[stage], completed=done, pages=f"{self._pages[stage]:>6,} pages" if self._pages[stage] else "",
-                                  rate=f"{done / elapsed:>10,.0f}/s" if done else "")
+            self._progress.update(
+                self._stages[stage],
+                completed=done,
+                pages=f"{self._pages[stage]:>6,} pages" if self._pages[stage] else "",
+                rate=f"{done / elapsed:>10,.0f}/s" if done else "",
+            )
 
     def _start(self) -> None:
         with self._lock:

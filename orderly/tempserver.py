@@ -23,8 +23,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import httpx
 
@@ -93,15 +93,30 @@ class TemporaryServer:
         self.port = free_port()
         # Where Prefect is installed, found without importing it (that costs a second we spend booting instead).
         app_dir = os.path.dirname(os.path.dirname(importlib.util.find_spec("prefect").origin))
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1"}
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         env.pop("PREFECT_API_URL", None)
         env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network beyond loopback
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
-             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "error", "--lifespan", "on"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                app_dir,
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             # its own group: Ctrl-C reaches only us, so a flow can still report its end before we stop the server
             process_group=0,
             preexec_fn=_die_with(os.getpid(), self._prctl),
@@ -114,8 +129,10 @@ class TemporaryServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     if attempts >= PORT_ATTEMPTS:
-                        raise ServerError(f"the temporary Prefect server exited with {self.process.returncode} "
-                                          "before it answered (its messages are above)")
+                        raise ServerError(
+                            f"the temporary Prefect server exited with {self.process.returncode} "
+                            "before it answered (its messages are above)"
+                        )
                     attempts += 1
                     self.start()
                     continue
@@ -125,8 +142,10 @@ class TemporaryServer:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        raise ServerError(f"the temporary Prefect server did not answer within {timeout:g} s "
-                          "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS raises the bound)")
+        raise ServerError(
+            f"the temporary Prefect server did not answer within {timeout:g} s "
+            "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS raises the bound)"
+        )
 
     def use(self) -> None:
         """Wait until the server answers, then point this process's Prefect at it (Prefect is imported by now

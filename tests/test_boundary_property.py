@@ -28,9 +28,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
-from hypothesis import strategies as st
-
 from hostile import (
     INT64_MAX,
     HostileRemote,
@@ -48,6 +45,8 @@ from hostile import (
     stored,
     total_counts,
 )
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
 # Shrinking re-runs two pipeline passes per step and can take minutes; a failing example is printed (and
@@ -85,8 +84,10 @@ def lines_st(draw):
     if kind == "not-list":
         return draw(st.sampled_from(["101", 101, None]))
     n = draw(st.integers(1, 3))
-    lines = [{"inventory_id": draw(st.sampled_from(LINE_ITEMS)), "quantity": draw(st.sampled_from(QTY_SMALL))}
-             for _ in range(n)]
+    lines = [
+        {"inventory_id": draw(st.sampled_from(LINE_ITEMS)), "quantity": draw(st.sampled_from(QTY_SMALL))}
+        for _ in range(n)
+    ]
     if kind == "big":
         lines[0]["quantity"] = draw(st.sampled_from(QTY_BIG))
     elif kind == "bad-qty":
@@ -105,11 +106,18 @@ def lines_st(draw):
 @st.composite
 def order_body_st(draw, oid):
     """An order record with this id; each other field valid (mostly) or not."""
+
     def pick(ok, bad):
         return draw(st.sampled_from(bad + [MISSING])) if draw(st.integers(0, 11)) == 0 else draw(st.sampled_from(ok))
 
-    return _record({"id": oid, "placed_at": pick(PLACED_OK, PLACED_BAD), "customer_id": pick(TEXT_OK, TEXT_BAD),
-                    "items": draw(lines_st())})
+    return _record(
+        {
+            "id": oid,
+            "placed_at": pick(PLACED_OK, PLACED_BAD),
+            "customer_id": pick(TEXT_OK, TEXT_BAD),
+            "items": draw(lines_st()),
+        }
+    )
 
 
 @st.composite
@@ -153,9 +161,15 @@ def orders_st(draw):
 
 
 def stock_record(inventory_id, quantity, **change):
-    record = {"inventory_id": inventory_id, "product_id": 1, "sku": f"SKU-{inventory_id}",
-              "product_name": "Thing", "warehouse_id": 1, "quantity": quantity,
-              "updated_at": "2026-11-20T09:00:00Z"}
+    record = {
+        "inventory_id": inventory_id,
+        "product_id": 1,
+        "sku": f"SKU-{inventory_id}",
+        "product_name": "Thing",
+        "warehouse_id": 1,
+        "quantity": quantity,
+        "updated_at": "2026-11-20T09:00:00Z",
+    }
     record.update(change)
     return _record(record)
 
@@ -170,12 +184,25 @@ def stock_st(draw):
         if kind == "bad-qty":
             base = stock_record(inventory_id, draw(st.sampled_from(STOCK_QTY_BAD)))
         elif kind == "bad-field":
-            field, value = draw(st.sampled_from([("sku", ""), ("product_name", Raw('"\\udfff"')), ("sku", "s" * 1001),
-                                                  ("updated_at", "soon"), ("product_id", "1"), ("warehouse_id", 1.5)]))
+            field, value = draw(
+                st.sampled_from(
+                    [
+                        ("sku", ""),
+                        ("product_name", Raw('"\\udfff"')),
+                        ("sku", "s" * 1001),
+                        ("updated_at", "soon"),
+                        ("product_id", "1"),
+                        ("warehouse_id", 1.5),
+                    ]
+                )
+            )
             base = stock_record(inventory_id, quantity, **{field: value})
         elif kind == "missing":
-            base = {k: v for k, v in stock_record(inventory_id, quantity).items()
-                    if k != draw(st.sampled_from(["quantity", "sku"]))}
+            base = {
+                k: v
+                for k, v in stock_record(inventory_id, quantity).items()
+                if k != draw(st.sampled_from(["quantity", "sku"]))
+            }
         else:
             base = stock_record(inventory_id, quantity)
         records.append(base)
@@ -204,19 +231,24 @@ def example_st(draw):
     orders, keys = draw(orders_st())
     page_size = draw(st.integers(1, 5))
     return {
-        "orders": orders, "keys": keys, "stock": draw(stock_st()), "page_size": page_size,
+        "orders": orders,
+        "keys": keys,
+        "stock": draw(stock_st()),
+        "page_size": page_size,
         "overlap": draw(st.sampled_from([0, 0, 0, 0, 0, 0, 0, 1])),
         "serve_limit": draw(st.sampled_from([None] * 6 + [1, 2, 7])),
         "skip_ahead": draw(st.sampled_from([0] * 9 + [1])),
         # small chunks put repeats in later batches; each batch costs a validation (~45 ms), so not too often
         "pages_per_chunk": draw(st.sampled_from([None] * 6 + [1, 2, 3])),
         # per distinct query, in the order first asked: (fault, how many times before it answers)
-        "faults": draw(st.lists(st.tuples(st.sampled_from(sorted(FAULTS)), st.sampled_from([0, 0, 0, 1, 2])),
-                                max_size=4)),
+        "faults": draw(
+            st.lists(st.tuples(st.sampled_from(sorted(FAULTS)), st.sampled_from([0, 0, 0, 1, 2])), max_size=4)
+        ),
     }
 
 
 # ---- the oracle: what the decisions say about each record --------------------------------------------------------
+
 
 def _int_in(value, low: int) -> bool:
     return type(value) is int and low <= value <= INT64_MAX
@@ -240,23 +272,34 @@ def order_valid(record) -> bool:
     items = record.get("items")
     if type(items) is not list or not items:
         return False
-    if not all(type(line) is dict and _int_in(line.get("inventory_id"), 1) and _int_in(line.get("quantity"), 1)
-               for line in items):
+    if not all(
+        type(line) is dict and _int_in(line.get("inventory_id"), 1) and _int_in(line.get("quantity"), 1)
+        for line in items
+    ):
         return False
     return sum(line["quantity"] for line in items) <= INT64_MAX
 
 
 def stock_valid(record) -> bool:
-    return (type(record) is dict and _int_in(record.get("inventory_id"), 1) and _int_in(record.get("product_id"), 1)
-            and _int_in(record.get("warehouse_id"), 1) and _int_in(record.get("quantity"), 0)
-            and _text(record.get("sku")) and _text(record.get("product_name"))
-            and record.get("updated_at") == "2026-11-20T09:00:00Z")
+    return (
+        type(record) is dict
+        and _int_in(record.get("inventory_id"), 1)
+        and _int_in(record.get("product_id"), 1)
+        and _int_in(record.get("warehouse_id"), 1)
+        and _int_in(record.get("quantity"), 0)
+        and _text(record.get("sku"))
+        and _text(record.get("product_name"))
+        and record.get("updated_at") == "2026-11-20T09:00:00Z"
+    )
 
 
 def identity(record: dict):
     """What makes two copies of an order the same (the decisions: placed_at, customer_id, lines in order)."""
-    return (record["placed_at"], record["customer_id"],
-            tuple((line["inventory_id"], line["quantity"]) for line in record["items"]))
+    return (
+        record["placed_at"],
+        record["customer_id"],
+        tuple((line["inventory_id"], line["quantity"]) for line in record["items"]),
+    )
 
 
 def has_bad_text(value) -> bool:
@@ -280,8 +323,15 @@ def never_stalls(example: dict) -> bool:
     records whose ids are not storable (the cursor is then that last id). Any other page stops the run.
     Examples that would stop are not drawn: the property is about runs that end (stopping is tested in
     test_hostile.py and test_paging_protocol.py)."""
-    compiled = _Compiled(Script(orders=example["orders"], keys=example["keys"], overlap=example["overlap"],
-                                serve_limit=example["serve_limit"], skip_ahead=example["skip_ahead"]))
+    compiled = _Compiled(
+        Script(
+            orders=example["orders"],
+            keys=example["keys"],
+            overlap=example["overlap"],
+            serve_limit=example["serve_limit"],
+            skip_ahead=example["skip_ahead"],
+        )
+    )
     parsed = [as_received(r) for r in example["orders"]]
     position = {id(r): i for i, r in enumerate(example["orders"])}
 
@@ -365,6 +415,7 @@ def instant(text: str) -> datetime:
 
 # ---- the checks ---------------------------------------------------------------------------------------------------
 
+
 def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: Counter) -> None:
     """`served_runs`: per run, the pages served (each a list of records), in order."""
     first: dict[int, dict] = {}
@@ -409,8 +460,10 @@ def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: 
             assert c["received"] == c["loaded"] + c["rejected"] + c["repeated"], batch
         got = total_counts(result.order_counts, "orders")
         assert got["received"] == len(served), (got, len(served))
-        assert got == {"received": len(served), **{k: want[k] for k in ("loaded", "rejected", "repeated")}}, \
-            (got, dict(want))
+        assert got == {"received": len(served), **{k: want[k] for k in ("loaded", "rejected", "repeated")}}, (
+            got,
+            dict(want),
+        )
 
     # every valid order served: stored once, as its first valid copy
     assert sorted(state["orders"]) == sorted(first)
@@ -504,6 +557,7 @@ def check_decisions(state: dict) -> None:
 
 # ---- the test -------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def remote():
     with HostileRemote(max_trickle_s=5) as hostile:
@@ -517,22 +571,43 @@ def test_a_run_and_a_rerun_against_a_hostile_remote_keep_every_invariant(remote,
     stats: Counter = Counter()
     started = time.monotonic()
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True, phases=PHASES,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=True,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
     @given(example=example_st())
     def check(example):
         assume(never_stalls(example) and one_stock_snapshot(example))
         stats["examples"] += 1
         stats["overlap"] += example["overlap"] > 0
         stats["faults"] += any(times for _, times in example["faults"])
-        remote.script(orders=example["orders"], keys=example["keys"], stock=example["stock"],
-                      overlap=example["overlap"], serve_limit=example["serve_limit"],
-                      skip_ahead=example["skip_ahead"], fault=fault_plan(example["faults"]))
-        with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as directory, \
-                WarmStore(Path(directory) / "orderly.duckdb") as warm:
-            options = settings_for(remote.url, warm.path, ORDERLY_PAGE_SIZE=example["page_size"],
-                                   ORDERLY_HTTP_RETRIES=3, ORDERLY_HTTP_TIMEOUT=2, ORDERLY_FETCH_CONCURRENCY=2,
-                                   ORDERLY_RETRY_AFTER_CAP=0.2)
+        remote.script(
+            orders=example["orders"],
+            keys=example["keys"],
+            stock=example["stock"],
+            overlap=example["overlap"],
+            serve_limit=example["serve_limit"],
+            skip_ahead=example["skip_ahead"],
+            fault=fault_plan(example["faults"]),
+        )
+        with (
+            tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as directory,
+            WarmStore(Path(directory) / "orderly.duckdb") as warm,
+        ):
+            options = settings_for(
+                remote.url,
+                warm.path,
+                ORDERLY_PAGE_SIZE=example["page_size"],
+                ORDERLY_HTTP_RETRIES=3,
+                ORDERLY_HTTP_TIMEOUT=2,
+                ORDERLY_FETCH_CONCURRENCY=2,
+                ORDERLY_RETRY_AFTER_CAP=0.2,
+            )
             runs, orders_served, stock_served, states = [], [], [], []
             for _ in range(2):
                 result = run_pipeline(options, pages_per_chunk=example["pages_per_chunk"], record_run=False)

@@ -19,9 +19,8 @@ import re
 import subprocess
 import time
 
-import pytest
-
 import hostile
+import pytest
 from hostile import HostileRemote, Reply, WarmStore, cli, item, order, query, run_pipeline, settings_for, stored
 
 # An exception's class name in what the operator reads.
@@ -29,8 +28,11 @@ CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Violation|Broken
 
 # How each broken rule may be worded: the line must name the rule, not necessarily in these exact words.
 RULES = {
-    "empty": re.compile(r"(empty|\bno\b[\w ]*\borders?\b|null).*(next_after_id|cursor)"
-                        r"|(next_after_id|cursor).*(empty|\bno\b[\w ]*\borders?\b|null)", re.I),
+    "empty": re.compile(
+        r"(empty|\bno\b[\w ]*\borders?\b|null).*(next_after_id|cursor)"
+        r"|(next_after_id|cursor).*(empty|\bno\b[\w ]*\borders?\b|null)",
+        re.I,
+    ),
     "above": re.compile(r"above|below|<=|greater|higher|not after", re.I),
     "next": re.compile(r"next_after_id", re.I),
     "ascending": re.compile(r"ascend|descend|go(es)? down|decreas|out of order|backward", re.I),
@@ -92,18 +94,20 @@ def page_reply(records: list, next_after_id) -> Reply:
 
 def on_orders(after_id: int, reply):
     """A fault that answers `reply(request)` to /orders?after_id=`after_id`, and normally otherwise."""
+
     def fault(request):
         if request.path == "/orders" and request.params.get("after_id") == str(after_id):
             return reply(request)
         return None
+
     return fault
 
 
 # ==== class 1: the cursor never moves past orders it never saw ======================================================
 
+
 def test_an_empty_page_carrying_a_cursor_stops_the_sync_and_the_next_run_gets_the_rest(remote, warm):
-    remote.script(orders=orders(*range(1, 10)), stock=STOCK,
-                  fault=on_orders(3, lambda request: page_reply([], 6)))
+    remote.script(orders=orders(*range(1, 10)), stock=STOCK, fault=on_orders(3, lambda request: page_reply([], 6)))
     result = run(remote, warm)
     assert_violation(result, remote, "empty")
     state = stored(warm)
@@ -154,16 +158,22 @@ def test_a_next_after_id_past_the_pages_last_id_is_a_skip_and_loads_nothing(remo
 
 
 def test_a_skip_on_a_later_page_keeps_the_pages_before_it(remote, warm):
-    remote.script(orders=orders(*range(1, 13)), stock=STOCK,
-                  next_after_id=lambda after_id, default: 8 if after_id == 3 else default)
+    remote.script(
+        orders=orders(*range(1, 13)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: 8 if after_id == 3 else default,
+    )
     result = run(remote, warm)
     assert_violation(result, remote, "next")
     assert stored_ids(warm) == [1, 2, 3] and stored(warm)["cursor"] == 3
 
 
 def test_a_next_after_id_before_the_pages_last_id_is_a_violation(remote, warm):
-    remote.script(orders=orders(*range(1, 10)), stock=STOCK,
-                  next_after_id=lambda after_id, default: default - 1 if after_id == 3 and default else default)
+    remote.script(
+        orders=orders(*range(1, 10)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: default - 1 if after_id == 3 and default else default,
+    )
     result = run(remote, warm)
     assert_violation(result, remote, "next")
     assert stored_ids(warm) == [1, 2, 3] and stored(warm)["cursor"] == 3
@@ -181,6 +191,7 @@ def test_ids_going_down_within_a_page_load_nothing_of_that_page(remote, warm):
 
 # ==== class 1, third way: a record rejected for its id never moves the cursor =========================================
 
+
 @pytest.mark.parametrize("bad_id", [2**63, 2**64, "7", 7.5, None, -1, 0])
 def test_a_bad_id_at_the_end_of_the_last_page_does_not_move_the_cursor(remote, warm, bad_id):
     records = orders(1, 2, 3, 4, 5) + [{**orders(6)[0], "id": bad_id}]
@@ -194,8 +205,12 @@ def test_a_bad_id_at_the_end_of_the_last_page_does_not_move_the_cursor(remote, w
 
 def test_a_bad_id_at_the_end_of_a_middle_page_with_a_correct_cursor_loses_nothing(remote, warm):
     records = orders(1, 2) + [{**orders(3)[0], "id": 10**30}] + orders(4, 5, 6, 7)
-    remote.script(orders=records, keys=list(range(1, 8)), stock=STOCK,
-                  next_after_id=lambda after_id, default: 2 if after_id == 0 else default)
+    remote.script(
+        orders=records,
+        keys=list(range(1, 8)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: 2 if after_id == 0 else default,
+    )
     result = run(remote, warm)
     assert not result.problems, result.problems
     state = stored(warm)
@@ -221,8 +236,12 @@ def test_a_cursor_carried_by_a_bad_id_at_the_end_of_a_page_skips_nothing(remote,
 
 def test_a_cursor_carried_past_a_bad_id_in_the_middle_of_a_page_is_a_violation(remote, warm):
     records = orders(1) + [{**orders(2)[0], "id": 2**64}] + orders(3, 4, 5, 6)
-    remote.script(orders=records, keys=list(range(1, 7)), stock=STOCK,
-                  next_after_id=lambda after_id, default: 4 if after_id == 0 else default)  # page 1: 1, bad, 3
+    remote.script(
+        orders=records,
+        keys=list(range(1, 7)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: 4 if after_id == 0 else default,
+    )  # page 1: 1, bad, 3
     result = run(remote, warm)
     assert_violation(result, remote, "next")
     assert stored(warm)["orders"] == {} and remote.count("/orders", after_id=4) == 0
@@ -244,6 +263,7 @@ def endless_new_orders(request):
 
 
 # ==== class 2: pages that never end ====================================================================================
+
 
 def test_endless_empty_pages_with_a_growing_cursor_end_at_the_first(remote, warm):
     remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
@@ -361,6 +381,7 @@ def test_reconcile_obeys_the_same_rules(remote, warm):
 
 # ==== class 12: copies of one id on one page =============================================================================
 
+
 def test_two_different_copies_of_one_id_on_one_page_store_neither_and_reject_both(remote, warm):
     one, two = orders(2)[0], {**orders(2)[0], "customer_id": "C-other"}
     remote.script(orders=orders(1) + [one, two] + orders(3, 4, 5), stock=STOCK)  # page 1: 1, 2, 2'
@@ -400,8 +421,11 @@ def _good_snapshot_then(remote, warm, fault) -> hostile.PipelineResult:
     remote.script(orders=orders(1), stock=SIX)
     first = run_pipeline(settings(remote, warm, ORDERLY_PAGE_SIZE=2), process=True)
     assert not first.problems, first.problems
-    remote.script(orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
-                  stock=[item(100 + i, 20) for i in range(1, 7)], fault=fault)
+    remote.script(
+        orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
+        stock=[item(100 + i, 20) for i in range(1, 7)],
+        fault=fault,
+    )
     return run_pipeline(settings(remote, warm, ORDERLY_PAGE_SIZE=2), process=True)
 
 
@@ -414,11 +438,13 @@ def _stock_problem(result, remote) -> str:
 
 def page_one_always(remote: HostileRemote):
     """A warehouse that ignores `page`: page 1's items for every page (echoing the page asked for)."""
+
     def fault(request):
         if request.path == "/stock":
             body = json.loads(remote.normal("/stock", page=1, per_page=request.params["per_page"]).body)
             return Reply.json({**body, "page": int(request.params["page"])})
         return None
+
     return fault
 
 
@@ -490,6 +516,7 @@ def test_an_incomplete_snapshot_still_lets_the_orders_arrive(remote, warm):
 
 # ==== class 13: the same pages always give the same store ================================================================
 
+
 def test_the_same_pages_twice_give_the_same_store(remote, tmp_path):
     """Page by page (3 a page): run 1 serves [1, 2, 2] [3, 5, 5'] [6, bad, 7]; run 2 serves [1, 2', 3] [4, 5, 5']
     [6, 7]: an unchanged repeat, two different copies on one page (twice), a bad id, a changed copy in a later run."""
@@ -510,11 +537,15 @@ def test_the_same_pages_twice_give_the_same_store(remote, tmp_path):
 
 def _comparable(state: dict) -> dict:
     """A store without what differs by nature between two runs of the same pages: run ids and times."""
-    return {**state, "rejects": [{k: v for k, v in r.items() if k != "run_id"} for r in state["rejects"]],
-            "runs": [(r["state"], r["message"]) for r in state["runs"]]}
+    return {
+        **state,
+        "rejects": [{k: v for k, v in r.items() if k != "run_id"} for r in state["rejects"]],
+        "runs": [(r["state"], r["message"]) for r in state["runs"]],
+    }
 
 
 # ==== the command, as the operator sees it ==================================================================================
+
 
 def hostile_env(cli_env: dict, url: str, **extra) -> dict:
     return hostile.hostile_env(cli_env, url, **{"ORDERLY_HTTP_RETRIES": 0, **extra})  # a bad page: at once
@@ -570,8 +601,11 @@ def test_cli_a_warehouse_that_ignores_page_changes_no_stock_and_fails_the_run(cl
     env = hostile_env(cli_env, remote.url, ORDERLY_PAGE_SIZE=2)
     assert cli(["run"], env).returncode == 0
     before = {i["inventory_id"]: i["on_hand"] for i in query(["stock"], env)["items"]}
-    remote.script(orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
-                  stock=[item(100 + i, 20) for i in range(1, 7)], fault=page_one_always(remote))
+    remote.script(
+        orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
+        stock=[item(100 + i, 20) for i in range(1, 7)],
+        fault=page_one_always(remote),
+    )
     result = cli(["run"], env)
     assert result.returncode == 5, (result.returncode, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import psutil
 import pytest
-
 from conftest import ORDERLY, ROOT, run_cli
 from hostile import HostileRemote, item, order
+
 from orderly.localproc import start_prefect_server, stop
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX process semantics")
@@ -36,9 +36,11 @@ def _orders() -> list[dict]:
 @pytest.fixture
 def remote():
     with HostileRemote() as hostile:
-        hostile.script(orders=_orders(), stock=[item(101, 5), item(102, 50), item(103, 50)],
-                       fault=lambda request: replace(request.normal(), delay=PAGE_DELAY)
-                       if request.path == "/orders" else None)
+        hostile.script(
+            orders=_orders(),
+            stock=[item(101, 5), item(102, 50), item(103, 50)],
+            fault=lambda request: replace(request.normal(), delay=PAGE_DELAY) if request.path == "/orders" else None,
+        )
         yield hostile
 
 
@@ -50,18 +52,32 @@ def prefect_home(tmp_path_factory):
 
 def _env(tmp_path: Path, remote: HostileRemote, home: Path, api: str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_"))}
-    env.update(ORDERLY_DB=str(tmp_path / "orderly.duckdb"), PREFECT_HOME=str(home),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
-               ORDERLY_ORDERS_URL=remote.url, ORDERLY_WAREHOUSE_URL=remote.url, ORDERLY_PAGE_SIZE="3",
-               ORDERLY_HTTP_TIMEOUT="10")
+    env.update(
+        ORDERLY_DB=str(tmp_path / "orderly.duckdb"),
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        ORDERLY_ORDERS_URL=remote.url,
+        ORDERLY_WAREHOUSE_URL=remote.url,
+        ORDERLY_PAGE_SIZE="3",
+        ORDERLY_HTTP_TIMEOUT="10",
+    )
     if api:
         env["PREFECT_API_URL"] = api
     return env
 
 
 def _start(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([ORDERLY, "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [ORDERLY, "run"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_orders_page(remote: HostileRemote, process: subprocess.Popen, pages: int, timeout: float) -> None:
@@ -178,8 +194,10 @@ def test_sigterm_ends_a_run_on_its_temporary_server_within_5_s(tmp_path, remote,
     assert state == "FAILED" and message == "terminated (SIGTERM)", (state, message)
 
 
-_TEMP_NOTE = ("note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
-              "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+_TEMP_NOTE = (
+    "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
+    "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
+)
 
 
 def test_sigterm_ends_a_run_on_a_real_server_within_5_s(tmp_path, remote, prefect_server):

@@ -41,9 +41,11 @@ MEAN_QTY = 3.0  # quantities are uniform 1..5
 STOCK_SHARE_LOW, STOCK_SHARE_HIGH = 0.45, 1.35
 MIN_STOCK_BASIS = 6.0
 # Every stream a page of orders draws from (`_order_columns` hashes them in one go); line 0 repeats nothing.
-_ORDER_STREAMS = [_GAP, _NLINES, _CUSTOMER, _TIME, _BAD] + [
-    field + line for field in (_ITEM, _QTY, _UNKNOWN, _UNKNOWN_ITEM) for line in range(MAX_LINES)
-] + [_REPEAT + line for line in range(1, MAX_LINES)]
+_ORDER_STREAMS = (
+    [_GAP, _NLINES, _CUSTOMER, _TIME, _BAD]
+    + [field + line for field in (_ITEM, _QTY, _UNKNOWN, _UNKNOWN_ITEM) for line in range(MAX_LINES)]
+    + [_REPEAT + line for line in range(1, MAX_LINES)]
+)
 
 ORDER_FLAWS = ("line_quantity", "missing_id", "no_lines", "duplicate_id", "wrong_type", "bad_timestamp")
 STOCK_FLAWS = ("negative_quantity", "missing_id", "duplicate_id", "wrong_type", "bad_timestamp")
@@ -283,7 +285,10 @@ class GeneratedDataSet(DataSet):
             ids=self._ids(ks, h),
             placed_seconds=ks * _SLOT_SECONDS + h.below(_TIME, ks, _SLOT_SECONDS),
             customers=10_000 + h.below(_CUSTOMER, ks, 90_000),
-            n_lines=n_lines, inv=inv, qty=qty, bad=bad,
+            n_lines=n_lines,
+            inv=inv,
+            qty=qty,
+            bad=bad,
         )
 
     @staticmethod

@@ -67,13 +67,17 @@ def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) 
 def _unusable(path: Path, error: duckdb.Error) -> StoreUnusable:
     """DuckDB's reason in one line: the file is not a store this version can open."""
     first = (str(error).strip().splitlines() or ["cannot be opened"])[0]
-    return StoreUnusable(f"ORDERLY_DB={str(path)!r} cannot be opened as a store by this version ({first}): "
-                         "point ORDERLY_DB at the store, or move this file away")
+    return StoreUnusable(
+        f"ORDERLY_DB={str(path)!r} cannot be opened as a store by this version ({first}): "
+        "point ORDERLY_DB at the store, or move this file away"
+    )
 
 
 def _newer(path: Path, version: int) -> StoreUnusable:
-    return StoreUnusable(f"ORDERLY_DB={str(path)!r} is a store of a newer Orderly (schema version {version}, "
-                            f"this one knows {len(MIGRATIONS)}): upgrade Orderly, or point ORDERLY_DB elsewhere")
+    return StoreUnusable(
+        f"ORDERLY_DB={str(path)!r} is a store of a newer Orderly (schema version {version}, "
+        f"this one knows {len(MIGRATIONS)}): upgrade Orderly, or point ORDERLY_DB elsewhere"
+    )
 
 
 def probe(path: Path) -> None:
@@ -142,8 +146,9 @@ BULK_CHECKPOINT_THRESHOLD = "64MB"
 
 
 @contextmanager
-def open_store(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False,
-               bulk: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_store(
+    path: Path, *, lock_timeout: float = 30.0, read_only: bool = False, bulk: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """The store, closed (and so checkpointed) at the end. `bulk`: one connection held for many load
     transactions (an ingest), checkpointed every BULK_CHECKPOINT_THRESHOLD of WAL and when it closes."""
     con = connect(path, lock_timeout=lock_timeout, read_only=read_only)

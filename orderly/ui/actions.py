@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flows import handoff
@@ -66,7 +66,7 @@ def prefect_ui_url(env: Mapping[str, str]) -> str | None:
 def one_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     line = lines[0] if lines else ""
-    return line[len("error: "):] if line.startswith("error: ") else line
+    return line[len("error: ") :] if line.startswith("error: ") else line
 
 
 @dataclass
@@ -81,7 +81,7 @@ class ButtonRun:
     run_url: str | None = None
     message: str | None = None  # a failed run's one-line reason, or a note while it waits
     counts: dict[str, int] = field(default_factory=dict)
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     ended_at: str | None = None
 
     @property
@@ -95,8 +95,9 @@ class ButtonRun:
 class Buttons:
     """Starts button runs, one at a time: a press while a run goes returns that run instead (server-side)."""
 
-    def __init__(self, reader: StoreReader, env: Mapping[str, str] | None = None,
-                 command: list[str] | None = None) -> None:
+    def __init__(
+        self, reader: StoreReader, env: Mapping[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
         self.reader = reader
         self.env = dict(os.environ if env is None else env)
         self.command = command or [sys.executable, "-c", "from orderly.cli import main; main()"]
@@ -125,7 +126,7 @@ class Buttons:
             for name, value in changes.items():
                 setattr(run, name, value)
             if run.final and run.ended_at is None:
-                run.ended_at = datetime.now(timezone.utc).isoformat()
+                run.ended_at = datetime.now(UTC).isoformat()
 
     def _drive(self, run: ButtonRun) -> None:
         try:
@@ -192,15 +193,20 @@ class Buttons:
 
         ui = prefect_ui_url(self.env)
         with self._prefect_settings():
-            flow_run = run_deployment(BUTTONS[run.button][1], parameters=PARAMETERS[run.button], timeout=0,
-                                      as_subflow=False)
-            self._set(run, mode="deployment", run_id=str(flow_run.id),
-                      run_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None)
+            flow_run = run_deployment(
+                BUTTONS[run.button][1], parameters=PARAMETERS[run.button], timeout=0, as_subflow=False
+            )
+            self._set(
+                run,
+                mode="deployment",
+                run_id=str(flow_run.id),
+                run_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None,
+            )
             waiting_since = time.monotonic()
             with get_client(sync_client=True) as client:
                 while True:
                     state = client.read_flow_run(flow_run.id).state
-                    name = (state.type.value if state is not None else "SCHEDULED")
+                    name = state.type.value if state is not None else "SCHEDULED"
                     note = None
                     if name in {"SCHEDULED", "PENDING"} and time.monotonic() - waiting_since > 15:
                         note = "waiting for `orderly serve` (or a worker) to pick the run up"
@@ -213,10 +219,16 @@ class Buttons:
         flow, _, args = BUTTONS[run.button]
         args = _reset_args() if run.button == "reset" else args
         ui = prefect_ui_url(self.env) if self.env.get("PREFECT_API_URL") else None
-        since = datetime.now(timezone.utc)
+        since = datetime.now(UTC)
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen([*self.command, *args], env=self.env, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+            process = subprocess.Popen(
+                [*self.command, *args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
             self._set(run, mode="local", state="RUNNING")
             while process.poll() is None:
                 if run.run_id is None:
@@ -269,8 +281,8 @@ class Buttons:
         if state != "COMPLETED":
             message = (row or {}).get("message") or run.message or one_line(prefect_message or "") or None
         elif row is None and run.mode == "deployment":
-            message = (f"the run completed but left no record in {self.reader.db_path}: "
-                       "is `orderly serve` using another ORDERLY_DB than this page?")
+            message = (
+                f"the run completed but left no record in {self.reader.db_path}: "
+                "is `orderly serve` using another ORDERLY_DB than this page?"
+            )
         self._set(run, state=state, counts=counts, message=message)
-
-
