@@ -70,7 +70,7 @@ class Decisions:
 
     def __iter__(self) -> Iterator[tuple[int, str, str, str | None]]:
         """(order_id, from, to, reason) per row: for readers of a few rows (tests, previews)."""
-        for order_id, change in zip(self.order_ids.tolist(), self.changes.tolist()):
+        for order_id, change in zip(self.order_ids.tolist(), self.changes.tolist(), strict=True):
             before, after, reason, _ = TRANSITIONS[change]
             yield order_id, str(before), str(after), None if reason is None else str(reason)
 
@@ -81,7 +81,8 @@ class Decisions:
             "order_ids": self.order_ids,
             "changes": self.changes,
             "labels": {
-                name: [None if v is None else str(v) for v in column] for name, column in zip(names, zip(*TRANSITIONS))
+                name: [None if v is None else str(v) for v in column]
+                for name, column in zip(names, zip(*TRANSITIONS, strict=True), strict=True)
             },
             "unknown": self.unknown,
             "short": self.short,

@@ -63,7 +63,7 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
     from flows.orders import pipeline, process_all, reconcile, reset_state
 
     # concurrency_limit=1 must stay: registering a deployment without one deletes the shared limit (flows.write_slot).
-    common = dict(concurrency_limit=1, entrypoint_type=EntrypointType.MODULE_PATH)
+    common = {"concurrency_limit": 1, "entrypoint_type": EntrypointType.MODULE_PATH}
     # The UI's deployment list shows names and tags, not descriptions: the buttons' names go in a tag (the names
     # themselves stay: scripts and the web page start the deployments by them).
     return [
@@ -236,7 +236,7 @@ def main() -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except Exception as error:  # the server refused something: one line, not a traceback
+    except Exception as error:  # noqa: BLE001 - the server refused something: one line, not a traceback
         print(
             f"error: could not set up the deployments: {str(error).splitlines()[0] if str(error) else error!r}",
             file=sys.stderr,

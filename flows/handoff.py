@@ -16,6 +16,7 @@ own code, so an upgrade that changes them fails there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -158,10 +159,8 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
                 final = _wait(client, run_id, api, key)
             except NotStarted:  # withdrawn: first what it needs to start, then the run itself
                 parameters.unlink(missing_ok=True)
-                try:
+                with contextlib.suppress(httpx.HTTPError):  # a run with no parameters cannot start anyway
                     client.delete(f"/task_runs/{run_id}")
-                except httpx.HTTPError:  # a run with no parameters cannot start anyway
-                    pass
                 raise
     finally:  # read by the worker once it started the run; a run it never started cannot start without it
         parameters.unlink(missing_ok=True)

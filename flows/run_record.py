@@ -94,7 +94,7 @@ def _recorded(run: Run, flow: str, settings: Settings, started: float) -> Iterat
                 duration_s=time.monotonic() - started,
                 notes=run.notes,
             )
-        except Exception as error:  # a report that cannot be published must not hide the run's own outcome
+        except Exception as error:  # noqa: BLE001 - a report that cannot be published must not hide the run's own outcome
             get_run_logger().warning("could not publish the report: %s", error)
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
             writes.finish_run(con, run.id, state, message)
@@ -136,5 +136,5 @@ def announce(run: Run, state: str, message: str | None, duration_s: float) -> No
                 "duration_s": round(duration_s, 3),
             },
         )
-    except Exception as error:  # an event that cannot be sent must not change the run's outcome
+    except Exception as error:  # noqa: BLE001 - an event that cannot be sent must not change the run's outcome
         get_run_logger().warning("could not emit the run's event: %s", error)

@@ -15,6 +15,7 @@ already keeps every transaction whole. It needs a real Prefect server (PREFECT_A
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -36,10 +37,8 @@ def ensure_write_limit(client=None):
     try:
         return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
     except ObjectNotFound:
-        try:
+        with contextlib.suppress(ObjectAlreadyExists):  # another process created it first
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITE_LIMIT, limit=1))
-        except ObjectAlreadyExists:  # another process created it first
-            pass
         return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
 
 

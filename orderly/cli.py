@@ -258,7 +258,7 @@ def serve(
         "page's presses and the data-changing commands in this process, in about a second.",
     ),
 ) -> None:
-    """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""
+    """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""  # noqa: E501 - one line of `orderly --help`
     settings()
     _check_prefect_api()
     from flows.deployments import serve_all  # checks the server and the schedule before importing Prefect

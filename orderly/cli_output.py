@@ -96,7 +96,7 @@ def table(
     console: Console | None = None,
 ) -> None:
     console = console or out
-    cells = [[_cell(value, column) for value, column in zip(row, columns)] for row in rows]
+    cells = [[_cell(value, column) for value, column in zip(row, columns, strict=True)] for row in rows]
     shown = Table(
         title=title,
         title_justify="left",
@@ -108,7 +108,7 @@ def table(
     )
     widths = _widths(columns, cells, console.width)
     needed = sum(widths) + GAP * (len(columns) - 1)
-    for column, width in zip(columns, widths):
+    for column, width in zip(columns, widths, strict=True):
         shown.add_column(
             column.header,
             justify="right" if column.kind in ("id", "num") else "left",
@@ -136,7 +136,7 @@ def _widths(columns: Sequence[Column], cells: list[list[Text]], total: int) -> l
     """Ids, numbers, times and statuses get their full width; text columns share what is left, the narrow
     ones whole and the wide ones an equal share each (cut with an ellipsis, or wrapped)."""
     natural = [max([len(column.header), *(row[i].cell_len for row in cells)]) for i, column in enumerate(columns)]
-    natural = [min(width, column.max_width or width) for width, column in zip(natural, columns)]
+    natural = [min(width, column.max_width or width) for width, column in zip(natural, columns, strict=True)]
     flexible = [i for i, column in enumerate(columns) if column.kind in ("text", "wrap")]
     left = total - GAP * (len(columns) - 1) - sum(w for i, w in enumerate(natural) if i not in flexible)
     widths = list(natural)

@@ -17,6 +17,7 @@ Nothing else reaches stderr from the moment the ending starts: Prefect's threads
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -90,14 +91,10 @@ def end_now(reason: str, status: int) -> NoReturn:
             "after the next command"
         )
     for stop in _stoppers:
-        try:
+        with contextlib.suppress(BaseException):  # PR_SET_PDEATHSIG still kills the server when we exit
             stop()
-        except BaseException:  # noqa: BLE001 - PR_SET_PDEATHSIG still kills the server when we exit
-            pass
-    try:
+    with contextlib.suppress(BaseException):  # the line below must go out whatever stdout does
         sys.stdout.flush()
-    except BaseException:  # noqa: BLE001
-        pass
     os.write(stderr, f"{reason}; {committed}\n".encode("utf-8", "replace"))
     os._exit(status)
 
@@ -139,7 +136,7 @@ def _finish_run(reason: str) -> str:
                 [message, run["id"]],
             )
         row = first_row(con, f"SELECT {', '.join(RUN_COUNTERS)} FROM runs WHERE run_id = ?", [run["id"]])
-    counts = dict(zip(RUN_COUNTERS, row or ()))
+    counts = dict(zip(RUN_COUNTERS, row, strict=True)) if row else {}
     return f"what was committed stays: {_in_words(counts)} (`orderly runs` shows the run)"
 
 

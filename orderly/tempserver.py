@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import httpx
 
@@ -176,10 +176,8 @@ class TemporaryServer:
                 if not self._exited(process.pid, grace):
                     os.kill(process.pid, signal.SIGKILL)
                     self._exited(process.pid, STOP_GRACE)
-            try:
+            with suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         process.wait()
 
     @staticmethod

@@ -31,7 +31,9 @@ The server writes the socket itself (it does not use `send_response`), so it can
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gzip
+import itertools
 import json
 import socket
 import threading
@@ -185,10 +187,7 @@ def order_keys(orders: list) -> list[int]:
     keys, previous = [], 0
     for record in orders:
         rid = record.get("id") if isinstance(record, dict) else None
-        if type(rid) is int and previous <= rid <= INT64_MAX and rid >= 1:
-            key = rid
-        else:
-            key = previous + 1
+        key = rid if type(rid) is int and previous <= rid <= INT64_MAX and rid >= 1 else previous + 1
         keys.append(key)
         previous = key
     return keys
@@ -200,7 +199,7 @@ class _Compiled:
     def __init__(self, script: Script) -> None:
         self.s = script
         self.keys = list(script.keys) if script.keys is not None else order_keys(script.orders)
-        if len(self.keys) != len(script.orders) or any(b < a for a, b in zip(self.keys, self.keys[1:])):
+        if len(self.keys) != len(script.orders) or any(b < a for a, b in itertools.pairwise(self.keys)):
             raise ValueError("keys must be one per order record and never decrease")
 
     def orders_page(self, after_id: int, limit: int) -> tuple[list, Any]:
@@ -386,9 +385,8 @@ class HostileRemote:
         """Write the answer on the socket; True when all of it (as announced) went out. `answered` is called just
         before the last bytes go: the client can ask again only once it has them, so a request it sends then is
         never counted as in flight beside this one (the thread's own bookkeeping after the send is no overlap)."""
-        if reply.delay:
-            if self._closing.wait(reply.delay):
-                return False
+        if reply.delay and self._closing.wait(reply.delay):
+            return False
         try:
             phrase = HTTPStatus(reply.status).phrase
         except ValueError:
@@ -414,10 +412,8 @@ class HostileRemote:
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             return False
         if length > len(reply.body):  # a cut body: announce more than we send, then hang up
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return False
         return True
 
@@ -671,7 +667,7 @@ def stored(source: Any) -> dict:
             lines.setdefault(oid, []).append((inv, qty))
         stock = dict(con.execute("SELECT inventory_id, quantity FROM stock_items ORDER BY inventory_id").fetchall())
         rejects = [
-            dict(zip(("source", "record_key", "raw", "reasons", "run_id"), row))
+            dict(zip(("source", "record_key", "raw", "reasons", "run_id"), row, strict=True))
             for row in con.execute(
                 "SELECT source, record_key, raw, reasons, run_id FROM rejects ORDER BY rowid"
             ).fetchall()
@@ -679,7 +675,7 @@ def stored(source: Any) -> dict:
         history = con.execute("SELECT count(*) FROM status_changes").fetchall()[0][0]
         cursor = con.execute("SELECT after_id FROM cursors WHERE name = 'orders'").fetchall()
         runs = [
-            dict(zip(("run_id", "state", "message"), row))
+            dict(zip(("run_id", "state", "message"), row, strict=True))
             for row in con.execute("SELECT run_id, state, message FROM runs ORDER BY started_at").fetchall()
         ]
     finally:

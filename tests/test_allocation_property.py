@@ -6,6 +6,8 @@ small numbers (many orders fight over little stock) and hostile ones (quantities
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import WAITING, demand_of
@@ -26,7 +28,7 @@ def orders_of(
     quantity: st.SearchStrategy[int], items: list[int], unknown: int = 9
 ) -> st.SearchStrategy[dict[int, list[tuple[int, int]]]]:
     """{order id: lines}; each order's total stays within 2**63-1, as the schema guarantees."""
-    lines = st.lists(st.tuples(st.sampled_from(items + [unknown]), quantity), min_size=1, max_size=4)
+    lines = st.lists(st.tuples(st.sampled_from([*items, unknown]), quantity), min_size=1, max_size=4)
 
     def within_bound(order_lines):
         kept, total = [], 0
@@ -78,12 +80,12 @@ def domain_outcome(stock: dict[int, int], orders: dict[int, list[tuple[int, int]
     )
     explained: dict[int, dict] = {}
     waiting: dict[int, dict] = {}
-    for oid, item in zip(*(d.waiting[k].tolist() for k in ("order_id", "inventory_id"))):
+    for oid, item in zip(*(d.waiting[k].tolist() for k in ("order_id", "inventory_id")), strict=True):
         waiting.setdefault(oid, {"stale": []})["stale"].append(item)
-    for oid, item in zip(*(d.unknown[k].tolist() for k in ("order_id", "inventory_id"))):
+    for oid, item in zip(*(d.unknown[k].tolist() for k in ("order_id", "inventory_id")), strict=True):
         explained.setdefault(oid, {"unknown": []})["unknown"].append(item)
     for oid, item, needed, available in zip(
-        *(d.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available"))
+        *(d.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available")), strict=True
     ):
         explained.setdefault(oid, {"short": []})["short"].append(
             {"inventory_id": item, "needed": needed, "available": available}
@@ -118,7 +120,7 @@ def check(stock, orders, stale=None):
 
 def with_stale(world: st.SearchStrategy, items: list[int]) -> st.SearchStrategy:
     """A world and some of its stocked items stale (ids that are not stocked may be named too: they stay unknown)."""
-    return st.tuples(world, st.sets(st.sampled_from(items + [9]))).map(lambda w: (*w[0], w[1]))
+    return st.tuples(world, st.sets(st.sampled_from([*items, 9]))).map(lambda w: (*w[0], w[1]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -179,11 +181,11 @@ def test_deciding_in_chunks_of_ascending_ids_is_deciding_at_once(world, cuts):
     stock, orders, stale = world
     rows = sorted((oid, item, qty) for oid, lines in orders.items() for item, qty in lines)
     bounds = [-1, *sorted(set(cuts)), BIG]
-    chunks = [[r for r in rows if low < r[0] <= high] for low, high in zip(bounds, bounds[1:])]
+    chunks = [[r for r in rows if low < r[0] <= high] for low, high in itertools.pairwise(bounds)]
     columns = [([r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk]) for chunk in chunks]
     in_turn = [_explained(d) for d in decide_in_turn(columns, list(stock), list(stock.values()), _flags(stock, stale))]
     assert len(in_turn) == len(chunks)
-    joined = tuple(sum((part[i] for part in in_turn), []) for i in range(9))
+    joined = tuple(list(itertools.chain.from_iterable(part[i] for part in in_turn)) for i in range(9))
     at_once = decide(
         [r[0] for r in rows],
         [r[1] for r in rows],

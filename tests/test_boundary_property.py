@@ -19,6 +19,8 @@ Reproducible: derandomized, so every run draws the same 200 examples.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -60,7 +62,7 @@ PLACED_BAD = ["yesterday", "", 20261120, None, "2026-13-45T00:00:00Z"]
 TEXT_OK = ["C-1", "C-2", "Zoë 🚀", "x" * 1000]
 TEXT_BAD = ["", 42, None, Raw('"C-\\ud800"'), "y" * 1001, ["C-1"]]
 KNOWN_ITEMS = list(range(101, 111))
-LINE_ITEMS = KNOWN_ITEMS + [111, 112]  # never stocked: UNKNOWN_INVENTORY
+LINE_ITEMS = [*KNOWN_ITEMS, 111, 112]  # never stocked: UNKNOWN_INVENTORY
 QTY_SMALL = [1, 2, 3]
 QTY_BIG = [2**53 - 1, 2**53, 2**53 + 1, 2**62, INT64_MAX]
 QTY_BAD = [0, -1, 2**63, 2**64, 10**30, 1.0, Raw("1e3"), 2.5, True, "2", None]
@@ -108,7 +110,7 @@ def order_body_st(draw, oid):
     """An order record with this id; each other field valid (mostly) or not."""
 
     def pick(ok, bad):
-        return draw(st.sampled_from(bad + [MISSING])) if draw(st.integers(0, 11)) == 0 else draw(st.sampled_from(ok))
+        return draw(st.sampled_from([*bad, MISSING])) if draw(st.integers(0, 11)) == 0 else draw(st.sampled_from(ok))
 
     return _record(
         {
@@ -139,7 +141,7 @@ def orders_st(draw):
             if draw(st.booleans()):
                 records.append(draw(st.sampled_from(NOT_OBJECTS)))
             else:
-                bad_id = draw(st.sampled_from(ID_BAD + [MISSING]))
+                bad_id = draw(st.sampled_from([*ID_BAD, MISSING]))
                 records.append(draw(order_body_st(bad_id)))
             keys.append(key)
             continue
@@ -213,8 +215,10 @@ def stock_st(draw):
             records.append({**base, "quantity": draw(st.sampled_from(STOCK_QTY_OK))})
         elif extra == "broken":
             records.append({**base, "quantity": -1})
-    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
-        records.append(draw(st.sampled_from([stock_record(draw(st.sampled_from(INV_BAD + [MISSING])), 1), 7, None])))
+    records.extend(
+        draw(st.sampled_from([stock_record(draw(st.sampled_from([*INV_BAD, MISSING])), 1), 7, None]))
+        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2])))
+    )
     return draw(st.permutations(records))
 
 
@@ -345,7 +349,7 @@ def never_stalls(example: dict) -> bool:
             page, nxt = compiled.orders_page(after, example["page_size"])
             records = [parsed[position[id(r)]] for r in page]
             ids = [r["id"] for r in records if usable(r)]
-            if any(b < a for a, b in zip([after, *ids], ids)) or any(i <= after for i in ids):
+            if any(b < a for a, b in itertools.pairwise([after, *ids])) or any(i <= after for i in ids):
                 return False
             if nxt is None:
                 after = max([after, *ids])
@@ -420,7 +424,7 @@ def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: 
     """`served_runs`: per run, the pages served (each a list of records), in order."""
     first: dict[int, dict] = {}
     expected_rejects: list[tuple] = []  # ("raw", canon) or ("key", key) or ("conflict", key)
-    for result, pages in zip(runs, served_runs):
+    for result, pages in zip(runs, served_runs, strict=True):
         served = [record for page in pages for record in page]
         want = Counter()
         for page in pages:
@@ -470,7 +474,7 @@ def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: 
     for oid, copy in first.items():
         row = state["orders"][oid]
         assert row["customer_id"] == copy["customer_id"] and row["placed_at"] == instant(copy["placed_at"]), oid
-        assert state["lines"][oid] == [(l["inventory_id"], l["quantity"]) for l in copy["items"]], oid
+        assert state["lines"][oid] == [(line["inventory_id"], line["quantity"]) for line in copy["items"]], oid
 
     # every invalid copy received and every conflict: one reject each, with reasons
     rows = [r for r in state["rejects"] if r["source"] == "order"]
@@ -488,11 +492,11 @@ def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: 
     for want in sorted(expected_rejects, key=lambda w: w[0] != "raw"):  # exact raw matches first
         kind, value = want
         if kind == "raw":
-            take(lambda r: "conflict" not in r["reasons"] and _raw_canon(r) == value)
+            take(lambda r, value=value: "conflict" not in r["reasons"] and _raw_canon(r) == value)
         elif kind == "key":
-            take(lambda r: "conflict" not in r["reasons"] and r["record_key"] == value)
+            take(lambda r, value=value: "conflict" not in r["reasons"] and r["record_key"] == value)
         else:
-            take(lambda r: "conflict" in r["reasons"] and r["record_key"] == value)
+            take(lambda r, value=value: "conflict" in r["reasons"] and r["record_key"] == value)
 
 
 def _raw_canon(row: dict) -> str | None:
@@ -503,7 +507,7 @@ def _raw_canon(row: dict) -> str | None:
 
 
 def check_stock(runs: list, stock_served: list[list], state: dict, stats: Counter) -> None:
-    for result, served in zip(runs, stock_served):
+    for result, served in zip(runs, stock_served, strict=True):
         assert len(result.stock_counts) == 1, result.problems
         counts = loader_counts(result.stock_counts[0], "stock")
         assert counts["received"] == len(served), (counts, len(served))
@@ -512,10 +516,8 @@ def check_stock(runs: list, stock_served: list[list], state: dict, stats: Counte
         assert all(r["reasons"] and r["reasons"].strip() for r in run_rejects)
         raws = Counter()
         for r in run_rejects:
-            try:
+            with contextlib.suppress(ValueError):
                 raws[canon(json.loads(r["raw"]))] += 1
-            except ValueError:
-                pass
         invalid = [p for p in map(as_received, served) if not stock_valid(p)]
         stats["invalid stock"] += len(invalid)
         assert len(run_rejects) >= len(invalid)

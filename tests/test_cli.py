@@ -1,4 +1,5 @@
-"""The `orderly` command end to end: subprocesses, the session's Prefect server, `orderly sandbox` over loopback HTTP."""
+"""The `orderly` command end to end: subprocesses, the session's Prefect server, `orderly sandbox` over loopback
+HTTP."""
 
 from __future__ import annotations
 
@@ -191,7 +192,8 @@ def test_explain_names_the_short_item_on_the_seed(seeded):
     ]
     assert explained["explanation"] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
     assert [
-        (l["inventory_id"], l["quantity"], l["on_hand"], l["allocated"], l["available"]) for l in explained["lines"]
+        (line["inventory_id"], line["quantity"], line["on_hand"], line["allocated"], line["available"])
+        for line in explained["lines"]
     ] == [(101, 1, 5, 2, 3), (205, 1, 0, 0, 0)]
     runs = json.loads(run_cli(["runs", "--json"], seeded["env"]).stdout)
     assert explained["decided_run"] == runs[0]["run_id"]
@@ -257,8 +259,8 @@ def test_reset_then_process_prints_the_table_again(cli_env, sandbox_server):
     changes = [line.split()[-1] for line in run_cli(["history", "6"], env).stdout.splitlines() if line[:4].isdigit()]
     listed = [line.split()[0] for line in run_cli(["runs"], env).stdout.splitlines() if re.match(r"[0-9a-f]{8}", line)]
     assert len(set(changes)) == len(set(listed)) == 3, (changes, listed)
-    assert all(h["run_id"].startswith(shown) for h, shown in zip(history, changes))
-    assert all(r["run_id"].startswith(shown) and len(shown) >= 8 for r, shown in zip(runs, listed))
+    assert all(h["run_id"].startswith(shown) for h, shown in zip(history, changes, strict=True))
+    assert all(r["run_id"].startswith(shown) and len(shown) >= 8 for r, shown in zip(runs, listed, strict=True))
 
     # process --order 999: one line, nothing changed, and no run started: the id is checked before any flow
     run_cli(["reset", "--order", "10", "--order", "11"], env)
@@ -402,7 +404,7 @@ def test_reset_everything_asks_first_on_a_terminal(cli_env, sandbox_server):
             text=True,
         )
         os.write(primary, b"n\n")
-        out, err = process.communicate(timeout=60)
+        _out, err = process.communicate(timeout=60)
     finally:
         os.close(primary)
         os.close(secondary)

@@ -198,7 +198,7 @@ def corpus(tmp_path_factory):
         stdin=None,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return {"tmp": tmp, "results": dict(zip((label for label, *_ in CASES), json.loads(done.stdout)))}
+    return {"tmp": tmp, "results": dict(zip((label for label, *_ in CASES), json.loads(done.stdout), strict=True))}
 
 
 def assert_one_clean_line(code, expected: int, out: str, err: str) -> None:

@@ -171,7 +171,7 @@ def test_csv_carries_the_json_fields(store, monkeypatch, capsys):
         expected = pick(json.loads(as_json))
         rows = list(csv.DictReader(io.StringIO(as_csv)))
         assert len(rows) == len(expected) > 0, args
-        for row, want in zip(rows, expected):
+        for row, want in zip(rows, expected, strict=True):
             assert list(row) == list(want), args  # the same fields, in the same order
             for name, value in want.items():
                 shown = "" if value is None else json.dumps(value) if isinstance(value, (dict, list)) else str(value)

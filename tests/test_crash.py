@@ -121,7 +121,7 @@ def test_sigkill_at_random_moments_then_a_clean_run_equals_one_clean_run(cli_env
     # Killed runs make progress, so a later run may finish: at least half must die mid-run.
     assert sum(1 for _, what in kills if what == "killed") >= 3, kills
 
-    out, err = reference.communicate(timeout=120)
+    _out, err = reference.communicate(timeout=120)
     assert reference.returncode == 0, err
     started = time.monotonic()
     final = run_cli(["run"], env)

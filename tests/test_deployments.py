@@ -1,8 +1,10 @@
-"""`orderly serve` against the session's real Prefect server: deployments, schedules, artifacts, one writer at a time."""
+"""`orderly serve` against the session's real Prefect server: deployments, schedules, artifacts, one writer at a
+time."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -74,10 +76,10 @@ def served(prefect_server, tmp_path_factory):
         PREFECT_RUNNER_POLL_FREQUENCY="1",  # the runner checks for triggered runs every second, not every 10
     )
     run_cli(["sync"], env)
-    log = open(tmp / "serve.log", "w")
-    process = subprocess.Popen(
-        [ORDERLY, "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with open(tmp / "serve.log", "w") as log:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            [ORDERLY, "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     async def registered():
         async with _client(prefect_server["api_url"]) as client:
@@ -105,7 +107,6 @@ def served(prefect_server, tmp_path_factory):
         yield {"env": env, "api_url": prefect_server["api_url"], "deployments": deployments, "log": tmp / "serve.log"}
     finally:
         stop(process)
-        log.close()
 
 
 def test_serve_without_a_server_fails_with_one_line(tmp_path):
@@ -225,7 +226,7 @@ def test_runs_triggered_together_never_overlap(served):
     assert [r.name for r in runs] == ["reset all", "process orders 6,8", "pipeline: sync and process"]
     # As Prefect saw them: one flow run at a time (the others waited for the shared slot before starting).
     prefect_spans = sorted((r.start_time, r.end_time, r.name) for r in runs)
-    for (_, end, first), (start, _, second) in zip(prefect_spans, prefect_spans[1:]):
+    for (_, end, first), (start, _, second) in itertools.pairwise(prefect_spans):
         assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
     recorded = {r["run_id"]: r for r in json.loads(run_cli(["runs", "--json"], served["env"]).stdout)}
     spans = sorted(
@@ -236,7 +237,7 @@ def test_runs_triggered_together_never_overlap(served):
         )
         for r in runs
     )
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
         assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
 
 

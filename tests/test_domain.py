@@ -38,10 +38,10 @@ def outcome(decisions: Decisions) -> dict[int, str | None]:
 
 def explanations(decisions: Decisions) -> dict[int, dict]:
     found: dict[int, dict] = {}
-    for order_id, item in zip(*(decisions.unknown[k].tolist() for k in ("order_id", "inventory_id"))):
+    for order_id, item in zip(*(decisions.unknown[k].tolist() for k in ("order_id", "inventory_id")), strict=True):
         found.setdefault(order_id, {"unknown": []})["unknown"].append(item)
     for order_id, item, needed, available in zip(
-        *(decisions.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available"))
+        *(decisions.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available")), strict=True
     ):
         found.setdefault(order_id, {"short": []})["short"].append(
             {"inventory_id": item, "needed": needed, "available": available}
@@ -59,7 +59,7 @@ def test_an_order_covered_by_stock_is_processed():
 
 def waiting(decisions: Decisions) -> dict[int, list[int]]:
     found: dict[int, list[int]] = {}
-    for order_id, item in zip(*(decisions.waiting[k].tolist() for k in ("order_id", "inventory_id"))):
+    for order_id, item in zip(*(decisions.waiting[k].tolist() for k in ("order_id", "inventory_id")), strict=True):
         found.setdefault(order_id, []).append(item)
     return found
 

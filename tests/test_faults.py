@@ -8,6 +8,7 @@ The client-level tests drive orderly.remote against a scripted loopback server (
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -24,15 +25,15 @@ OK_JSON = {"Content-Type": "application/json"}
 
 
 def settings_for(url: str, **overrides) -> Settings:
-    values = dict(
-        orders_url=url,
-        warehouse_url=url,
-        http_timeout=0.5,
-        http_retries=3,
-        retry_after_cap=5.0,
-        page_size=3,
-        fetch_concurrency=4,
-    )
+    values = {
+        "orders_url": url,
+        "warehouse_url": url,
+        "http_timeout": 0.5,
+        "http_retries": 3,
+        "retry_after_cap": 5.0,
+        "page_size": 3,
+        "fetch_concurrency": 4,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -121,7 +122,7 @@ def test_retries_are_bounded_and_end_in_one_line(stub_server):
     assert "\n" not in message and f"{stub.url}/stock" in message and "ORDERLY_HTTP_RETRIES" in message
     # Exponential back-off with full jitter: pause n is at most BACKOFF_BASE * 2**(n-1).
     assert elapsed < BACKOFF_BASE * (1 + 2 + 4 + 8) + 3.0
-    gaps = [b["at"] - a["at"] for a, b in zip(stub.requests, stub.requests[1:])]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(stub.requests)]
     for n, gap in enumerate(gaps, start=1):
         assert gap <= BACKOFF_BASE * 2 ** (n - 1) + 0.5, gaps
 
@@ -341,7 +342,7 @@ def test_runs_against_30_percent_faulted_sandboxes_match_clean_runs(cli_env, san
                     [ORDERLY, "run"], env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
                 ),
             )
-    for (seed, name), (env, process) in jobs.items():
+    for (seed, name), (_env, process) in jobs.items():
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0 and "Traceback" not in err, (seed, name, out, err)
     for seed in seeds:

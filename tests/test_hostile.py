@@ -183,7 +183,7 @@ def test_repeats_in_a_later_run_are_no_ops_or_conflicts(remote, warm):
     before = stored(warm)
     changed = [order(i, (101, 1)) for i in range(1, 5)]
     changed[2] = order(3, (101, 7))
-    remote.script(orders=changed + [order(5, (101, 1)), order(6, (101, 1))], stock=[item(101, 100)], overlap=4)
+    remote.script(orders=[*changed, order(5, (101, 1)), order(6, (101, 1))], stock=[item(101, 100)], overlap=4)
     result = run(remote, warm, ORDERLY_PAGE_SIZE=10)
     assert_counts_add_up(result)
     state = stored(warm)
@@ -927,7 +927,7 @@ def setting_results(tmp_path_factory):
 def test_a_bad_setting_is_refused_up_front_naming_the_variable(setting_results, case):
     """Case 8: every setting checked once, before anything runs (query commands too): exit 2, one line naming
     the variable, fast, nothing created; a token's value is never echoed."""
-    name, value, command = case
+    name, _value, _command = case
     result, elapsed, db_created = setting_results[case]
     line = assert_one_clean_line(result, name)
     assert result.returncode == 2, (result.returncode, line)

@@ -4,6 +4,7 @@ Real processes throughout: the CLI, its server, psutil to watch them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,10 +76,8 @@ class Watched:
     def look(self) -> list[psutil.Process]:
         found = _descendants(self.process.pid)
         for child in found:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 self.seen.setdefault((child.pid, child.create_time()), child)
-            except psutil.NoSuchProcess:
-                pass
         return found
 
     def wait_for_server(self, timeout: float) -> psutil.Process:
@@ -108,10 +107,8 @@ class Watched:
     def cleanup(self) -> None:
         """Kill whatever is left so a failing test does not itself leave servers behind."""
         for process in [*self.seen.values()]:
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.kill()
-            except psutil.Error:
-                pass
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()

@@ -103,7 +103,7 @@ def on_orders(after_id: int, reply):
     return fault
 
 
-# ==== class 1: the cursor never moves past orders it never saw ======================================================
+# ==== class 1: the cursor never moves past orders it never saw ========================================================
 
 
 def test_an_empty_page_carrying_a_cursor_stops_the_sync_and_the_next_run_gets_the_rest(remote, warm):
@@ -194,7 +194,7 @@ def test_ids_going_down_within_a_page_load_nothing_of_that_page(remote, warm):
 
 @pytest.mark.parametrize("bad_id", [2**63, 2**64, "7", 7.5, None, -1, 0])
 def test_a_bad_id_at_the_end_of_the_last_page_does_not_move_the_cursor(remote, warm, bad_id):
-    records = orders(1, 2, 3, 4, 5) + [{**orders(6)[0], "id": bad_id}]
+    records = [*orders(1, 2, 3, 4, 5), {**orders(6)[0], "id": bad_id}]
     remote.script(orders=records, keys=list(range(1, 7)), stock=STOCK)
     result = run(remote, warm)
     assert not orders_problems(result), result.problems
@@ -204,7 +204,7 @@ def test_a_bad_id_at_the_end_of_the_last_page_does_not_move_the_cursor(remote, w
 
 
 def test_a_bad_id_at_the_end_of_a_middle_page_with_a_correct_cursor_loses_nothing(remote, warm):
-    records = orders(1, 2) + [{**orders(3)[0], "id": 10**30}] + orders(4, 5, 6, 7)
+    records = [*orders(1, 2), {**orders(3)[0], "id": 10**30}, *orders(4, 5, 6, 7)]
     remote.script(
         orders=records,
         keys=list(range(1, 8)),
@@ -221,7 +221,7 @@ def test_a_cursor_carried_by_a_bad_id_at_the_end_of_a_page_skips_nothing(remote,
     """The service counts the corrupt record as id 3 and says next_after_id=3, while the page's largest valid id
     is 2. Either reading keeps every order: the page is a violation (nothing of it loads, the run fails), or the
     cursor stops at 2 and the next page is asked from there; never from 3."""
-    records = orders(1, 2) + [{**orders(3)[0], "id": "3"}] + orders(4, 5, 6)
+    records = [*orders(1, 2), {**orders(3)[0], "id": "3"}, *orders(4, 5, 6)]
     remote.script(orders=records, keys=list(range(1, 7)), stock=STOCK)
     result = run(remote, warm)
     state = stored(warm)
@@ -235,7 +235,7 @@ def test_a_cursor_carried_by_a_bad_id_at_the_end_of_a_page_skips_nothing(remote,
 
 
 def test_a_cursor_carried_past_a_bad_id_in_the_middle_of_a_page_is_a_violation(remote, warm):
-    records = orders(1) + [{**orders(2)[0], "id": 2**64}] + orders(3, 4, 5, 6)
+    records = [*orders(1), {**orders(2)[0], "id": 2**64}, *orders(3, 4, 5, 6)]
     remote.script(
         orders=records,
         keys=list(range(1, 7)),
@@ -262,7 +262,7 @@ def endless_new_orders(request):
     return None
 
 
-# ==== class 2: pages that never end ====================================================================================
+# ==== class 2: pages that never end ===================================================================================
 
 
 def test_endless_empty_pages_with_a_growing_cursor_end_at_the_first(remote, warm):
@@ -305,7 +305,7 @@ def test_one_page_past_orderly_max_order_pages_stops_with_the_pages_read_kept(re
     assert stored_ids(warm) == list(range(1, 10))
 
 
-# ==== class 3: late lower ids, the look-back and the reconcile ===========================================================
+# ==== class 3: late lower ids, the look-back and the reconcile ========================================================
 
 LATE = [i for i in range(1, 14) if i != 11]  # 11 is committed after 12 was served
 
@@ -379,12 +379,12 @@ def test_reconcile_obeys_the_same_rules(remote, warm):
     assert last_run_state(warm) == "FAILED"
 
 
-# ==== class 12: copies of one id on one page =============================================================================
+# ==== class 12: copies of one id on one page ==========================================================================
 
 
 def test_two_different_copies_of_one_id_on_one_page_store_neither_and_reject_both(remote, warm):
     one, two = orders(2)[0], {**orders(2)[0], "customer_id": "C-other"}
-    remote.script(orders=orders(1) + [one, two] + orders(3, 4, 5), stock=STOCK)  # page 1: 1, 2, 2'
+    remote.script(orders=[*orders(1), one, two, *orders(3, 4, 5)], stock=STOCK)  # page 1: 1, 2, 2'
     result = run(remote, warm)
     assert not orders_problems(result), result.problems
     state = stored(warm)
@@ -406,13 +406,13 @@ def test_the_same_copy_twice_on_one_page_is_stored_once(remote, warm):
 
 def test_a_valid_copy_beside_an_invalid_one_on_one_page_is_stored(remote, warm):
     broken = {**orders(2)[0], "items": []}
-    remote.script(orders=orders(1, 2) + [broken] + orders(3), stock=STOCK)
+    remote.script(orders=[*orders(1, 2), broken, *orders(3)], stock=STOCK)
     result = run(remote, warm)
     assert not orders_problems(result), result.problems
     assert stored_ids(warm) == [1, 2, 3]
 
 
-# ==== class 6a: stock snapshots that lie by repetition ===================================================================
+# ==== class 6a: stock snapshots that lie by repetition ================================================================
 
 SIX = [item(100 + i, 10) for i in range(1, 7)]  # per page 2 (ORDERLY_PAGE_SIZE=2): three pages
 
@@ -514,15 +514,15 @@ def test_an_incomplete_snapshot_still_lets_the_orders_arrive(remote, warm):
     assert sorted(state["orders"]) == [1, 2, 3, 4] and state["stock"] == {}
 
 
-# ==== class 13: the same pages always give the same store ================================================================
+# ==== class 13: the same pages always give the same store =============================================================
 
 
 def test_the_same_pages_twice_give_the_same_store(remote, tmp_path):
     """Page by page (3 a page): run 1 serves [1, 2, 2] [3, 5, 5'] [6, bad, 7]; run 2 serves [1, 2', 3] [4, 5, 5']
     [6, 7]: an unchanged repeat, two different copies on one page (twice), a bad id, a changed copy in a later run."""
     variant = {**orders(5)[0], "customer_id": "C-late"}
-    first_pages = orders(1, 2, 2, 3, 5) + [variant] + orders(6) + [{**orders(7)[0], "id": "7"}] + orders(7)
-    second_pages = orders(1) + [{**orders(2)[0], "customer_id": "C-x"}] + orders(3, 4, 5) + [variant] + orders(6, 7)
+    first_pages = [*orders(1, 2, 2, 3, 5), variant, *orders(6), {**orders(7)[0], "id": "7"}, *orders(7)]
+    second_pages = [*orders(1), {**orders(2)[0], "customer_id": "C-x"}, *orders(3, 4, 5), variant, *orders(6, 7)]
     states = []
     for name in ("a", "b"):
         with WarmStore(tmp_path / f"{name}.duckdb") as store:
@@ -544,7 +544,7 @@ def _comparable(state: dict) -> dict:
     }
 
 
-# ==== the command, as the operator sees it ==================================================================================
+# ==== the command, as the operator sees it ============================================================================
 
 
 def hostile_env(cli_env: dict, url: str, **extra) -> dict:

@@ -216,7 +216,7 @@ def test_any_json_value_as_a_record_costs_at_most_that_record(remote, tmp_path):
         assert len(received) == 4
         assert {100, 101, 102} <= set(valid.orders["order_id"])
         assert len(valid.orders) + len(valid.rejects) == 4
-        for reason, raw in zip(valid.rejects["reasons"], valid.rejects["raw"]):
+        for reason, raw in zip(valid.rejects["reasons"], valid.rejects["raw"], strict=True):
             assert_sentence(reason)
             assert raw and len(raw) <= 10_000
 

@@ -8,6 +8,7 @@ over loopback, the real DuckDB file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -119,7 +120,7 @@ def _committed(db: str) -> str:
 
     with duckdb.connect(db, read_only=True) as con:
         row = con.execute(f"SELECT {', '.join(RUN_COUNTERS)} FROM runs").fetchall()[0]
-    return counts_in_words(dict(zip(RUN_COUNTERS, row)))
+    return counts_in_words(dict(zip(RUN_COUNTERS, row, strict=True)))
 
 
 def test_the_server_going_away_ends_the_run_in_seconds_keeping_what_was_committed(tmp_path, remote, prefect_home):
@@ -130,7 +131,7 @@ def test_the_server_going_away_ends_the_run_in_seconds_keeping_what_was_committe
         _wait_for_orders_page(remote, process, pages=4, timeout=120)
         os.killpg(server.pid, signal.SIGKILL)  # the server and its children, at once
         server.wait()
-        took, out, err = _ended_within(process, 10)
+        _took, _out, err = _ended_within(process, 10)
     finally:
         stop(server)
         if process.poll() is None:
@@ -174,13 +175,11 @@ def test_sigterm_ends_a_run_on_its_temporary_server_within_5_s(tmp_path, remote,
         seen = _children(process.pid)
         assert seen, "no temporary server under orderly"
         process.send_signal(signal.SIGTERM)
-        took, out, err = _ended_within(process, 5)
+        _took, _out, err = _ended_within(process, 5)
     finally:
         for child in seen:
-            try:
+            with contextlib.suppress(psutil.Error):
                 child.kill()
-            except psutil.Error:
-                pass
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -206,7 +205,7 @@ def test_sigterm_ends_a_run_on_a_real_server_within_5_s(tmp_path, remote, prefec
     try:
         _wait_for_orders_page(remote, process, pages=2, timeout=120)
         process.send_signal(signal.SIGTERM)
-        took, out, err = _ended_within(process, 5)
+        _took, _out, err = _ended_within(process, 5)
     finally:
         if process.poll() is None:
             process.kill()

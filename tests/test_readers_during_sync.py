@@ -75,7 +75,7 @@ def test_status_answers_while_a_sync_waits_on_a_429(cli_env, remote, tmp_path):
         assert took < 3.0 and time.monotonic() - asked < WAIT_S - 1, took  # the sync is still waiting
         assert sync.poll() is None
     finally:
-        out, err = sync.communicate(timeout=120)
+        _out, err = sync.communicate(timeout=120)
     assert sync.returncode == 0, err
     final = json.loads(run_cli(["status", "--json"], env).stdout)
     assert [row["order_id"] for row in final] == list(range(1, 11))

@@ -399,7 +399,8 @@ def test_generated_over_loopback_with_token_and_timing():
                 orders, requests = await _get_all_orders(c, 1000)
                 dt = time.perf_counter() - t
             print(
-                f"\nloopback: {len(orders)} orders in {requests} pages of 1000: {dt:.2f} s, {len(orders) / dt:,.0f} orders/s"
+                f"\nloopback: {len(orders)} orders in {requests} pages of 1000: {dt:.2f} s, "
+                f"{len(orders) / dt:,.0f} orders/s"
             )
             assert len(orders) == n and requests == n // 1000
             assert orders[:1000] == generate(n, seed=5).orders_page(0, 1000)["orders"]
@@ -787,7 +788,7 @@ def test_faults_are_deterministic_and_end():
                 streak = 0 if r == "ok" else streak + 1
                 assert streak <= 3, attempts
             if rate == 1.0:
-                assert attempts == attempts[:3] + ["ok"] + attempts[4:7] + ["ok"] + attempts[8:11] + ["ok"]
+                assert attempts == [*attempts[:3], "ok", *attempts[4:7], "ok", *attempts[8:11], "ok"]
                 assert "ok" not in attempts[:3]
 
 

@@ -31,6 +31,7 @@ held open (hostile.WarmStore), no HTTP retries. SEQUENCE_EXAMPLES sets the count
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -81,7 +82,7 @@ def valid_id(record) -> int | None:
 def breaks_protocol(after_id: int, records: list, next_after_id) -> bool:
     """The contract's page rules, written here independently of orderly.paging."""
     ids = [rid for rid in map(valid_id, records) if rid is not None]
-    if any(rid <= after_id for rid in ids) or any(b < a for a, b in zip(ids, ids[1:])):
+    if any(rid <= after_id for rid in ids) or any(b < a for a, b in itertools.pairwise(ids)):
         return True
     if next_after_id is None:
         return False
@@ -240,7 +241,7 @@ def check_store(state: dict, oracle: Oracle) -> None:
     assert sorted(state["orders"]) == sorted(oracle.orders), (sorted(state["orders"]), sorted(oracle.orders))
     for oid, copy in oracle.orders.items():
         assert state["orders"][oid]["customer_id"] == copy["customer_id"], oid
-        assert state["lines"][oid] == [(l["inventory_id"], l["quantity"]) for l in copy["items"]], oid
+        assert state["lines"][oid] == [(line["inventory_id"], line["quantity"]) for line in copy["items"]], oid
 
 
 def check_run(

@@ -67,7 +67,7 @@ def process(con, run_id="r", order_ids=None):
 
 def available(con):
     items, amounts, _stale = queries.stock_to_decide(con, max_stock_age=900)
-    return dict(zip(items.tolist(), amounts.tolist()))
+    return dict(zip(items.tolist(), amounts.tolist(), strict=True))
 
 
 @pytest.fixture
@@ -654,7 +654,7 @@ def test_huge_quantities_are_decided_exactly_through_the_store(con, on_hand, qua
     process(con)
     assert [statuses(con)[i][0] for i in range(1, len(quantities) + 1)] == expected
     (item,) = queries.stock_levels(con)
-    taken = sum(q for q, status in zip(quantities, expected) if status == "PROCESSED")
+    taken = sum(q for q, status in zip(quantities, expected, strict=True) if status == "PROCESSED")
     assert (item["on_hand"], item["allocated"], item["available"]) == (on_hand, taken, on_hand - taken)
     assert type(item["available"]) is int and item["available"] >= 0
     failed = expected.index("FAILED") + 1

@@ -45,15 +45,15 @@ def served(seeded):
     """`orderly serve --no-worker` on the same store, so the buttons start its deployments (the worker's presses
     are test_worker's); ready once Prefect says so."""
     env = {**seeded["env"], "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    log = open(seeded["tmp"] / "serve.log", "w")
-    process = subprocess.Popen(
-        [ORDERLY, "serve", "--no-worker"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(seeded["tmp"] / "serve.log", "w") as log:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            [ORDERLY, "serve", "--no-worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while not all(_deployment(seeded["api"], name).get("status") == "READY" for name in DEPLOYMENTS.values()):
@@ -72,7 +72,6 @@ def served(seeded):
             httpx.post(f"{seeded['api']}/deployments/{pipeline}/resume_deployment", timeout=10)
     finally:
         stop(process)
-        log.close()
 
 
 def _deployment(api: str, name: str) -> dict:
@@ -168,8 +167,8 @@ def test_one_order_has_its_explanation_and_history(seeded):
     }
     # order 15 asks 1 + 3 of item 640, which has 1 on hand, allocated to order 16
     assert [
-        (l["line_no"], l["inventory_id"], l["quantity"], l["on_hand"], l["allocated"], l["available"])
-        for l in order["lines"]
+        (line["line_no"], line["inventory_id"], line["quantity"], line["on_hand"], line["allocated"], line["available"])
+        for line in order["lines"]
     ] == [(0, 640, 1, 1, 1, 0), (1, 640, 3, 1, 1, 0)]
     assert [(h["from_status"], h["to_status"], h["reason"]) for h in got["history"]] == [
         ("NEW", "FAILED", "INSUFFICIENT_STOCK")
@@ -180,7 +179,9 @@ def test_one_order_has_its_explanation_and_history(seeded):
     assert got["history"][-1]["why"] == "item 640 (PEN-SET, Pen set) short: needed 4, available 1"
     assert order["decided_run"].startswith(order["decided_run_short"]) and len(order["decided_run_short"]) >= 8
     unknown = httpx.get(f"{url}/api/orders/3", timeout=10).json()["order"]
-    assert [(l["on_hand"], l["allocated"], l["available"]) for l in unknown["lines"]] == [(None, None, None)]
+    assert [(line["on_hand"], line["allocated"], line["available"]) for line in unknown["lines"]] == [
+        (None, None, None)
+    ]
     assert unknown["why"] == "item 999 is not in the stock snapshot"
     assert httpx.get(f"{url}/api/orders/6", timeout=10).json()["order"]["why"] is None  # PROCESSED
     missing = httpx.get(f"{url}/api/orders/999", timeout=10)
@@ -257,7 +258,7 @@ def test_the_page_and_its_files_come_from_orderly_itself(seeded):
     assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert "/static/orderly.js" in assets and "/static/orderly.css" in assets
     for asset in assets:
-        assert asset.startswith("/static/") or asset.startswith("data:"), asset  # no CDN, nothing remote
+        assert asset.startswith(("/static/", "data:")), asset  # no CDN, nothing remote
         if asset.startswith("/static/"):
             assert httpx.get(f"{url}{asset}", timeout=10).status_code == 200
     for asset in ("/static/orderly.js", "/static/orderly.css"):
@@ -573,7 +574,7 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     assert len({len(run_id) for run_id in shown}) == 1 and len(shown[0]) >= 8, shown
     pipeline = [run for run in runs if run["flow"] == "pipeline"][-1]  # the seeded `orderly run`
     assert (pipeline["stock"], pipeline["orders"]) == ("8 fetched, 8 loaded", "15 fetched, 15 loaded"), pipeline
-    assert [run for run in runs if run["flow"] == "process-all"][0]["stock"] == ""  # nothing fetched there
+    assert next(run for run in runs if run["flow"] == "process-all")["stock"] == ""  # nothing fetched there
     assert browser.execute_script(FITS_JS.replace("ELEMENT", "document.getElementById('runs')"))
 
     # one order's explanation and history

@@ -197,20 +197,27 @@ def test_zero_stock_is_valid():
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        # orjson (the client's parser) keeps integers up to 2**64 - 1 as int: beyond BIGINT, they must not crash the batch
+        # orjson (the client's parser) keeps integers up to 2**64 - 1 as int: beyond BIGINT, they must not crash the
+        # batch
         (
-            '{"id": 9223372036854775808, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
-            '"items": [{"inventory_id": 1, "quantity": 1}]}',
+            (
+                '{"id": 9223372036854775808, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
+                '"items": [{"inventory_id": 1, "quantity": 1}]}'
+            ),
             "id 9223372036854775808 is out of range",
         ),
         (
-            '{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
-            '"items": [{"inventory_id": 18446744073709551615, "quantity": 1}]}',
+            (
+                '{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
+                '"items": [{"inventory_id": 18446744073709551615, "quantity": 1}]}'
+            ),
             "inventory_id 18446744073709551615 is out of range",
         ),
         (
-            '{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
-            '"items": [{"inventory_id": 1, "quantity": 1180591620717411303424}]}',
+            (
+                '{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
+                '"items": [{"inventory_id": 1, "quantity": 1180591620717411303424}]}'
+            ),
             "quantity must be an integer",
         ),
     ],

@@ -3,6 +3,7 @@ a kill -9 in the middle of a run, two `serve` processes at once, and its Prefect
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -178,7 +179,7 @@ def test_kill_9_of_the_worker_mid_run_loses_nothing_and_the_next_run_decides_the
     time.sleep(random.Random(20261203).uniform(0.5, 2.0))  # somewhere in its ingest or its decisions
     assert command.poll() is None, command.communicate()
     serve.kill9()
-    out, err = command.communicate(timeout=30)  # the caller does not wait for a worker that is gone
+    _out, err = command.communicate(timeout=30)  # the caller does not wait for a worker that is gone
     lines = err.strip().splitlines()
     assert command.returncode == 6 and len(lines) == 1 and "worker" in lines[0], err
     (killed,) = query(env["ORDERLY_DB"], "SELECT run_id FROM runs WHERE state = 'RUNNING'")
@@ -217,7 +218,7 @@ def test_two_serve_processes_never_decide_at_once(seeded_env, tmp_path):
         "SELECT started_at, ended_at, pid FROM runs WHERE flow IN ('process-all', 'reset-state') ORDER BY started_at",
     )
     assert len(runs) == len(commands)
-    for (_, ended, _), (started, _, _) in zip(runs, runs[1:]):
+    for (_, ended, _), (started, _, _) in itertools.pairwise(runs):
         assert ended <= started, runs  # one decides, then the other: never two at once
     # Which worker takes a run is the Prefect server's choice (on a busy machine it may give all to one): what must
     # hold is that runs from two serve processes never overlap, whoever took them.

@@ -6,6 +6,8 @@ importing Prefect, then the flow: 5 to 25 s depending on the machine's load) add
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -63,18 +65,17 @@ def test_two_workers_run_process_all_and_reset_state_one_at_a_time(prefect_serve
         assert _table(env) == SEED_TABLE
 
         for name in ("worker-1", "worker-2"):
-            log = open(tmp_path / f"{name}.log", "w")
-            workers.append(
-                subprocess.Popen(
-                    [PREFECT, "worker", "start", "--pool", "orderly", "--name", name],
-                    env=env,
-                    cwd=tmp_path,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+            with open(tmp_path / f"{name}.log", "w") as log:  # the worker has its own copy of the descriptor
+                workers.append(
+                    subprocess.Popen(
+                        [PREFECT, "worker", "start", "--pool", "orderly", "--name", name],
+                        env=env,
+                        cwd=tmp_path,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 )
-            )
-            log.close()
 
         deployments = {
             name: httpx.get(f"{api}/deployments/name/{name}/{name}", timeout=10).json()["id"]
@@ -94,7 +95,7 @@ def test_two_workers_run_process_all_and_reset_state_one_at_a_time(prefect_serve
         spans = sorted(
             (datetime.fromisoformat(r["start_time"]), datetime.fromisoformat(r["end_time"]), r["name"]) for r in runs
         )
-        for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        for (_, end, first), (start, _, second) in itertools.pairwise(spans):
             assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
 
         # The worker passed its environment to each flow run: every run wrote to this test's DuckDB file.
@@ -116,10 +117,8 @@ def test_two_workers_run_process_all_and_reset_state_one_at_a_time(prefect_serve
         for worker in workers:
             stop(worker)
         for pid in strays:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _descendants(pid: int) -> list[int]:

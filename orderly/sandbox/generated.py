@@ -304,7 +304,7 @@ class GeneratedDataSet(DataSet):
                 "items": [{"inventory_id": inv_l[i][j], "quantity": qty_l[i][j]} for j in range(n)],
             }
             for i, (oid, at, cust, n) in enumerate(
-                zip(c.ids.tolist(), placed, c.customers.tolist(), c.n_lines.tolist())
+                zip(c.ids.tolist(), placed, c.customers.tolist(), c.n_lines.tolist(), strict=True)
             )
         ]
 
@@ -376,7 +376,7 @@ class GeneratedDataSet(DataSet):
             ks = np.arange(k0, min(self.order_count, k0 + 100_000), dtype=np.int64)
             hit = ks[self._h.unit(_BAD, ks) < self.bad_rate]
             kinds = self._h.below(_BAD_KIND, hit, len(ORDER_FLAWS))
-            for oid, kind in zip(self._ids(hit).tolist(), kinds.tolist()):
+            for oid, kind in zip(self._ids(hit).tolist(), kinds.tolist(), strict=True):
                 flaws[oid] = ORDER_FLAWS[kind]
         return flaws
 
@@ -386,7 +386,9 @@ class GeneratedDataSet(DataSet):
         js = np.arange(self.items, dtype=np.int64)
         hit = js[self._h.unit(_S_BAD, js) < self.bad_rate]
         kinds = self._h.below(_S_BAD_KIND, hit, len(STOCK_FLAWS))
-        return {int(self.inventory_ids[j]): STOCK_FLAWS[kind] for j, kind in zip(hit.tolist(), kinds.tolist())}
+        return {
+            int(self.inventory_ids[j]): STOCK_FLAWS[kind] for j, kind in zip(hit.tolist(), kinds.tolist(), strict=True)
+        }
 
 
 def _break_order(rec: dict[str, Any], kind: str, variant: int) -> None:

@@ -4,9 +4,9 @@ Building 1,000 order dicts (and their line dicts) for orjson cost the sandbox 5 
 benchmark's fetch floor. Here every order is one row of a byte matrix laid out field by field (the constants
 copied from one template row, integers as ASCII digits four at a time); every byte the record does not have
 (an integer's leading zeros, the lines past an order's count) is left NUL, and one boolean pass drops the NULs.
-That is a fixed number of numpy calls a page, whatever its size. The bytes are exactly what `orjson.dumps` gives for the dict form
-(tests/test_sandbox.py checks that over many pages); JSON text never holds a NUL byte, so dropping them cannot
-eat real content.
+That is a fixed number of numpy calls a page, whatever its size. The bytes are exactly what `orjson.dumps` gives
+for the dict form (tests/test_sandbox.py checks that over many pages); JSON text never holds a NUL byte, so dropping
+them cannot eat real content.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def orders_page_json(
         '","items":[',
     ]
     groups = [(head, None)]
-    for j, (inventory_id, quantity) in enumerate(zip(line_fields[:lines], line_fields[lines:])):
+    for j, (inventory_id, quantity) in enumerate(zip(line_fields[:lines], line_fields[lines:], strict=True)):
         line = [',{"inventory_id":' if j else '{"inventory_id":', inventory_id, ',"quantity":', quantity, "}"]
         groups.append((line, line_counts > j))  # lines past an order's count are zeroed, so dropped
     groups.append((["]}"], None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -197,7 +198,5 @@ def registered(con: duckdb.DuckDBPyConnection, **tables) -> Iterator[None]:
         yield
     finally:
         for name in tables:
-            try:
+            with contextlib.suppress(duckdb.TransactionException):  # the failed statement says why
                 con.unregister(name)
-            except duckdb.TransactionException:  # the statement that failed says why; this must not hide it
-                pass

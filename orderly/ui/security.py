@@ -111,9 +111,13 @@ class Guard:
             if not is_loopback(host):
                 return 403, "refused: this page answers only to localhost or a loopback address", {}
         path = scope["path"]
-        if self.token and path.startswith("/api/") and path not in PUBLIC_API:
-            if not token_matches(headers.get("authorization"), self.token):
-                return 401, "this page needs its access token (ORDERLY_UI_TOKEN)", {"WWW-Authenticate": "Bearer"}
+        if (
+            self.token
+            and path.startswith("/api/")
+            and path not in PUBLIC_API
+            and not token_matches(headers.get("authorization"), self.token)
+        ):
+            return 401, "this page needs its access token (ORDERLY_UI_TOKEN)", {"WWW-Authenticate": "Bearer"}
         if scope["method"] not in SAFE_METHODS:
             why = cross_site(headers, scope.get("scheme", "http"))
             if why is not None:
