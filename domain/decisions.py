@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from domain.model import RESET, Reason, Status
 
@@ -32,7 +33,7 @@ TRANSITIONS: tuple[tuple[Status, Status, str | None, Reason | None], ...] = (
 PROCESSED, UNKNOWN, SHORT, RESET_PROCESSED, RESET_FAILED = range(len(TRANSITIONS))
 
 
-def _ints(values=()) -> np.ndarray:
+def _ints(values: ArrayLike = ()) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 
 
 class Status(StrEnum):
@@ -20,6 +21,8 @@ class Reason(StrEnum):
 
 RESET = "RESET"  # the reason recorded in the history when an order goes back to NEW
 
+_Names = TypeVar("_Names", bound=StrEnum)
+
 
 def parse_status(text: str | None) -> Status | None:
     """A status named by an operator (None: any), or ValueError with one line saying what is allowed."""
@@ -31,7 +34,7 @@ def parse_reason(text: str | None) -> Reason | None:
     return _parse(Reason, "reason", text)
 
 
-def _parse(names: type[StrEnum], what: str, text: str | None):
+def _parse(names: type[_Names], what: str, text: str | None) -> _Names | None:
     if text is None:
         return None
     try:

@@ -15,11 +15,10 @@ already keeps every transaction whole. It needs a real Prefect server (PREFECT_A
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 WRITE_LIMIT = "orderly-writes"
 SLOT_WAIT_SECONDS = 1800.0  # a run waits this long for the one running before it (a big backlog takes minutes)
@@ -37,7 +36,7 @@ def ensure_write_limit(client=None):
     try:
         return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
     except ObjectNotFound:
-        with contextlib.suppress(ObjectAlreadyExists):  # another process created it first
+        with suppress(ObjectAlreadyExists):  # another process created it first
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITE_LIMIT, limit=1))
         return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -108,14 +108,14 @@ def probe(path: Path) -> None:
         raise _newer(path, version)
 
 
-def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
     """The first row or None. DuckDB 2.0 keeps a result open after fetchone(), blocking the next
     register() on the connection, so every read here fetches to the end."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0] if rows else None
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     row = first_row(con, sql, params)
     return None if row is None else row[0]
 
@@ -124,7 +124,7 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     exists = scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'")
     if not exists:
         return 0
-    return scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version")
+    return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -190,7 +190,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 
 @contextmanager
-def registered(con: duckdb.DuckDBPyConnection, **tables) -> Iterator[None]:
+def registered(con: duckdb.DuckDBPyConnection, **tables: Any) -> Iterator[None]:
     """Arrow tables (or frames) visible to SQL under these names while the block runs."""
     for name, table in tables.items():
         con.register(name, table)
@@ -198,5 +198,5 @@ def registered(con: duckdb.DuckDBPyConnection, **tables) -> Iterator[None]:
         yield
     finally:
         for name in tables:
-            with contextlib.suppress(duckdb.TransactionException):  # the failed statement says why
+            with suppress(duckdb.TransactionException):  # the failed statement says why
                 con.unregister(name)
