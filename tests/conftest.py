@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+import spread
+import tiers
 
 from orderly.localproc import free_port, pause_schedule, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported
 
@@ -19,6 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 ORDERLY = str(Path(sys.executable).parent / "orderly")
+
+pytest_plugins = ["pytester"]  # tests/test_tiers.py classifies made-up modules
+
+tiers.load_profile()  # before the test modules are imported: their settings read it
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers.classify(items)
+    spread.arrange(config, items)
 
 
 # The seed table: order -> (items, total_qty, status)
@@ -181,7 +193,7 @@ def stub_server():
 # ---- the hostile remote's tests (tests/hostile.py) ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one file serves every module: their tests can go to any worker
 def ca_file(tmp_path_factory):
     from hostile import one_ca_bundle
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import WAITING, demand_of
 from reference import decide as reference_decide
+from tiers import examples
 
 from domain import decide, reset
 from domain.rule import decide_in_turn
@@ -123,31 +124,31 @@ def with_stale(world: st.SearchStrategy, items: list[int]) -> st.SearchStrategy:
     return st.tuples(world, st.sets(st.sampled_from([*items, 9]))).map(lambda w: (*w[0], w[1]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(small_world)
 def test_small_numbers_decide_as_the_reference(world):
     check(*world)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(big_world)
 def test_hostile_numbers_decide_as_the_reference_exactly(world):
     check(*world)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(with_stale(small_world, ITEMS))
 def test_orders_needing_a_stale_item_wait_and_the_rest_decide_as_the_reference(world):
     check(*world)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(with_stale(big_world, FAR))
 def test_hostile_numbers_with_stale_items_decide_as_the_reference(world):
     check(*world)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.dictionaries(st.integers(0, BIG), st.sampled_from(["NEW", "PROCESSED", "FAILED"]), max_size=30))
 def test_reset_moves_every_decided_order_and_only_those(statuses):
     d = reset(list(statuses), list(statuses.values()))
@@ -155,7 +156,7 @@ def test_reset_moves_every_decided_order_and_only_those(statuses):
     assert d.counts == {"reset": sum(s != "NEW" for s in statuses.values())}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(tight_world)
 def test_totals_one_off_what_is_available_decide_as_the_reference(world):
     check(*world)
@@ -170,7 +171,7 @@ def _explained(d) -> tuple:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.one_of(with_stale(small_world, ITEMS), with_stale(big_world, FAR), tight_world.map(lambda w: (*w, set()))),
     st.lists(st.integers(0, BIG), max_size=4),

@@ -216,6 +216,7 @@ def test_bad_usage_is_one_line(corpus, label, args, env, expected):
     assert not result["prefect"], "Prefect was imported before the command gave up"
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_the_corpus_covers_every_command():
     help_text = subprocess.run(
         [ORDERLY, "--help"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
@@ -238,6 +239,7 @@ def test_the_lines_say_what_to_do(corpus):
     assert said["explain 5 ORDERLY_DB={tmp}/none.duckdb"].endswith("run `orderly sync` first)")
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_a_sample_through_the_real_executable(corpus):
     """The same promise through the installed `orderly` (its entry point, real streams), several at once."""
     tmp = corpus["tmp"]

@@ -233,6 +233,7 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
     return b"".join(chunks).decode()
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_statuses_in_colour_on_a_terminal_only_and_never_with_no_color(store):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "NO_COLOR", "FORCE_COLOR"))}
     env = {**base, **store, "COLUMNS": "80", "TERM": "xterm-256color"}
@@ -344,6 +345,7 @@ def _with_a_terminal_for_stdin(args: list[str], env: dict[str, str], answer: byt
     return process.returncode, err
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_reset_asks_on_a_terminal_only_when_everything_would_go_back(store):
     """Declining changes nothing and starts nothing. --yes, --order or a filter are not asked: they reach the flow,
     here stopped at once by a Prefect server that is down (so no flow runs and the store stays as it is)."""
@@ -366,6 +368,7 @@ def test_reset_asks_on_a_terminal_only_when_everything_would_go_back(store):
     assert piped.returncode == 2 and question not in piped.stderr
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_a_prefect_url_that_answers_but_is_no_prefect_api_is_one_line(store, stub_server):
     """Something listens at PREFECT_API_URL, but its /health is not Prefect's (here a 404): the data-changing
     commands stop before importing Prefect, and the doctor says the same, each in one line."""

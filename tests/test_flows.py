@@ -14,7 +14,7 @@ from orderly.errors import StaleStock, UnknownOrders
 
 
 @pytest.fixture(scope="session")
-def harness():
+def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
@@ -22,7 +22,7 @@ def harness():
 
 
 @pytest.fixture
-def db(harness, tmp_path, monkeypatch):
+def db(prefect_harness, tmp_path, monkeypatch):
     for name in (
         "ORDERLY_ORDERS_URL",
         "ORDERLY_WAREHOUSE_URL",

@@ -923,6 +923,7 @@ def setting_results(tmp_path_factory):
         return dict(pool.map(one, enumerate(SETTING_RUNS)))
 
 
+@pytest.mark.slow  # setting_results runs the `orderly` executable (tests/tiers.py)
 @pytest.mark.parametrize("case", SETTING_RUNS, ids=[f"{c}-{n}={v!r}" for n, v, c in SETTING_RUNS])
 def test_a_bad_setting_is_refused_up_front_naming_the_variable(setting_results, case):
     """Case 8: every setting checked once, before anything runs (query commands too): exit 2, one line naming

@@ -23,6 +23,7 @@ from hostile import HostileRemote, Raw, Reply, dumps, item, order, settings_for,
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from orderly.errors import RemoteError
 from orderly.records import records_digest
@@ -207,7 +208,7 @@ def test_any_json_value_as_a_record_costs_at_most_that_record(remote, tmp_path):
     """Property: one arbitrary JSON value among good records, over HTTP. The client never fails, the good
     records always load, and the poison is loaded or quarantined with a sentence."""
 
-    @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @hypothesis_settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(poison=JSON_VALUES | ORDER_SHAPED, at=st.integers(0, 3))
     def check(poison, at):
         records = [good(100 + i) for i in range(3)]

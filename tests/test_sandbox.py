@@ -26,6 +26,7 @@ import pytest
 import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from orderly.sandbox import (
     FAULT_KINDS,
@@ -610,7 +611,7 @@ def page_requests(draw):
     return generate(orders, items, seed, bad_rate), after_id, limit
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(page_requests())
 def test_orders_page_json_is_orjson_of_orders_page(request):
     ds, after_id, limit = request
@@ -653,7 +654,7 @@ def order_columns(draw):
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(order_columns())
 def test_orders_json_writes_any_columns_as_orjson_does(columns):
     ids, seconds, customers, counts, inventory, quantity, next_after_id = columns

@@ -26,7 +26,8 @@ And the determinism property (issue 17, class 13): the same served pages, run in
 same store.
 
 Speed: in-process (hostile.run_pipeline / run_reconcile, the production use case without Prefect), on DuckDB files
-held open (hostile.WarmStore), no HTTP retries. SEQUENCE_EXAMPLES sets the count (default 200, as CI runs it).
+held open (hostile.WarmStore), no HTTP retries. SEQUENCE_EXAMPLES sets the count (default 200, as CI runs it, in
+shards of 50).
 """
 
 from __future__ import annotations
@@ -40,15 +41,21 @@ from pathlib import Path
 
 import hostile
 import pytest
+import shards
 from hostile import HostileRemote, Reply, WarmStore, error, item, order, settings_for, stored
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
-EXAMPLES = int(os.environ.get("SEQUENCE_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("SEQUENCE_EXAMPLES", examples(200)))
 DETERMINISM_EXAMPLES = int(os.environ.get("SEQUENCE_DETERMINISM_EXAMPLES", str(max(EXAMPLES // 5, 10))))
 # Shrinking re-runs several pipeline passes per step; a failing example is printed without it. SEQUENCE_SHRINK=1
 # asks for the smallest one.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("SEQUENCE_SHRINK") else [])
+# The examples run as tests of about 50 each (tests/shards.py), so the suite's workers share them (one test of 200
+# was the suite's longest); each shard draws its own random examples, as the one test did.
+SHARD_SIZE = 50
+SHARDS = shards.counts(EXAMPLES, SHARD_SIZE)
 
 STOCK = [item(101, 10**6), item(102, 10**6), item(103, 10**6)]
 BAD_IDS = [2**63, 2**64, "7", 7.5, None, -3, 0]
@@ -272,20 +279,24 @@ def check_run(
         assert cursor == max(visible, default=cursor), (cursor, max(visible, default=None))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def remote():
+    """One per test (a loopback server thread: it starts in milliseconds), so the shards need not share a worker."""
     with HostileRemote(max_trickle_s=5) as server:
         yield server
 
 
 @pytest.mark.timeout(1800)
-def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(remote, tmp_path_factory, small_ca_bundle):
+@pytest.mark.parametrize("shard, count", enumerate(SHARDS), ids=shards.ids(SHARDS))
+def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(
+    shard, count, remote, tmp_path_factory, small_ca_bundle
+):
     stats: Counter = Counter()
     service = ModelService()
     started = time.monotonic()
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=count,
         deadline=None,
         database=None,
         print_blob=True,
@@ -345,11 +356,12 @@ def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(remote, tmp_path
     check()
     elapsed = time.monotonic() - started
     print(f"\n{stats['examples']} examples in {elapsed:.1f} s: {dict(stats)}")
-    assert stats["examples"] >= EXAMPLES
-    # the examples did exercise what the property is about
-    if EXAMPLES >= 50:
+    assert stats["examples"] >= count
+    # the examples of all the shards did exercise what the property is about (checked by the shard that ends last)
+    everything = shards.pooled(tmp_path_factory, "sequence", shard, len(SHARDS), stats)
+    if everything and EXAMPLES >= 50:
         for kind in ("failed runs", "clean runs", "clean reconciles", "lost then found", *WITHIN, *BREAKING):
-            assert stats[kind] > 0, (kind, dict(stats))
+            assert everything[kind] > 0, (kind, dict(everything))
 
 
 # ---- determinism (class 13) --------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import ORDERLY, ROOT, free_port, run_cli
 
+pytestmark = pytest.mark.slow  # each test runs the `orderly` executable (tests/tiers.py)
+
 PASSWORD, KEY = "pw-Zq81xK", "key-Vb55tQ"
 
 

@@ -14,6 +14,8 @@ import pytest
 from tests.cli_store import build_store, seed_records
 from tests.conftest import ORDERLY, ROOT
 
+pytestmark = pytest.mark.slow  # each test runs the `orderly` executable (tests/tiers.py)
+
 ESC_SKU = "\x1b[31mRED"
 FORMULA = '=HYPERLINK("http://evil.example","click")'
 

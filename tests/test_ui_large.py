@@ -12,6 +12,8 @@ import pytest
 from bigstore import build
 from uihelp import UiProcess
 
+pytestmark = pytest.mark.slow  # `orderly ui` as a subprocess, on a store of 200,000 orders (tests/tiers.py)
+
 ORDERS = 200_000
 FAST_S = 1.0  # "well under a second": measured about 0.01-0.15 s here (see the report printed with -s)
 

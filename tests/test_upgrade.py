@@ -127,6 +127,7 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
         assert queries.explain_order(con, 3)["explanation"] is None  # still the old decision
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_the_command_line_says_an_old_explanation_was_not_recorded(tmp_path):
     path = tmp_path / "old.duckdb"
     build_version_1(path)

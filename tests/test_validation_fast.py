@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pandera.typing import Series
+from tiers import examples
 
 from orderly import schema_shortcut, schemas
 from orderly.remote import NotUnicode
@@ -217,7 +218,7 @@ def stock_batch_st(draw):
 # quiet 2-core machine. Derandomized: every run draws the same examples; VALIDATION_EXAMPLES=2000 looks further.
 # A failing example is printed without shrinking it (which re-validates thousands of batches: many minutes);
 # VALIDATION_SHRINK=1 asks for the smallest one.
-EXAMPLES = int(os.environ.get("VALIDATION_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("VALIDATION_EXAMPLES", examples(150)))
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("VALIDATION_SHRINK") else [])
 PROPERTY = settings(
     max_examples=EXAMPLES,
