@@ -275,6 +275,7 @@ print(json.dumps({"error": error, "peak": tracemalloc.get_traced_memory()[1] - b
 """
 
 
+@pytest.mark.slow  # a client in a subprocess with bounded memory, against a gzip bomb (tests/tiers.py)
 def test_a_gzip_bomb_is_refused_within_the_bound_of_memory(remote, bomb):
     """Class 5: 0.4 MB of gzip inflating to 400 MB, bound 2 MiB. The client refuses it naming the setting,
     and the memory it allocates peaks near the bound, not the inflated size (it used to hold all of it)."""

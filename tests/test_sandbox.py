@@ -356,6 +356,7 @@ def running_sandbox(env: dict[str, str]):
             proc.wait(timeout=5)
 
 
+@pytest.mark.slow  # the sandbox in a subprocess (tests/tiers.py)
 def test_seed_over_loopback():
     with running_sandbox({}) as (base, banner):
         # what it serves, then the lines that point Orderly at it, ready to paste
@@ -380,6 +381,7 @@ def test_seed_over_loopback():
         asyncio.run(main())
 
 
+@pytest.mark.slow  # the sandbox in a subprocess (tests/tiers.py)
 def test_generated_over_loopback_with_token_and_timing():
     n = 100_000
     env = {"ORDERLY_SANDBOX_ORDERS": str(n), "ORDERLY_SANDBOX_SEED": "5", "ORDERLY_SANDBOX_TOKEN": "s3cret"}
@@ -429,6 +431,7 @@ def test_the_start_lines_point_at_an_address_a_client_can_reach(host, connect):
     assert lines[1:] == [f"export ORDERLY_ORDERS_URL={connect}", f"export ORDERLY_WAREHOUSE_URL={connect}"]
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_the_sandbox_and_the_page_default_to_different_ports():
     """Both run side by side on one machine: `orderly ui` on 8000, `orderly sandbox` on 8100."""
     env = {**os.environ, "COLUMNS": "200"}

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import settings
 
 FAST_PROFILE = "fast"
-FAST_EXAMPLES = 20
+FAST_EXAMPLES = 10
 
 # Fixtures whose tests start processes that cost seconds: a `prefect server` (prefect_server, the in-process one of
 # prefect_test_harness, and the temporary servers commands start under prefect_home), `orderly sandbox`
