@@ -22,8 +22,6 @@ for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 ORDERLY = str(Path(sys.executable).parent / "orderly")
 
-pytest_plugins = ["pytester"]  # tests/test_tiers.py classifies made-up modules
-
 tiers.load_profile()  # before the test modules are imported: their settings read it
 
 
