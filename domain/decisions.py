@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from domain.model import RESET, Reason, Status
 
@@ -32,18 +33,19 @@ TRANSITIONS: tuple[tuple[Status, Status, str | None, Reason | None], ...] = (
 PROCESSED, UNKNOWN, SHORT, RESET_PROCESSED, RESET_FAILED = range(len(TRANSITIONS))
 
 
-def _ints(values=()) -> np.ndarray:
+def _ints(values: ArrayLike = ()) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
 class Decisions:
-    kind: str                    # "process" or "reset": which counters the decisions fill
-    order_ids: np.ndarray        # int64, ascending
-    changes: np.ndarray          # int8, aligned with order_ids: the index of each order's TRANSITIONS entry
+    kind: str  # "process" or "reset": which counters the decisions fill
+    order_ids: np.ndarray  # int64, ascending
+    changes: np.ndarray  # int8, aligned with order_ids: the index of each order's TRANSITIONS entry
     unknown: dict[str, np.ndarray] = field(default_factory=lambda: {"order_id": _ints(), "inventory_id": _ints()})
-    short: dict[str, np.ndarray] = field(default_factory=lambda: {
-        "order_id": _ints(), "inventory_id": _ints(), "needed": _ints(), "available": _ints()})
+    short: dict[str, np.ndarray] = field(
+        default_factory=lambda: {"order_id": _ints(), "inventory_id": _ints(), "needed": _ints(), "available": _ints()}
+    )
     # one row per stale item each waiting order needs, ascending by order then item
     waiting: dict[str, np.ndarray] = field(default_factory=lambda: {"order_id": _ints(), "inventory_id": _ints()})
 
@@ -61,12 +63,15 @@ class Decisions:
         if self.kind == "reset":
             return {"reset": per_change[RESET_PROCESSED] + per_change[RESET_FAILED]}
         waiting = self.waiting["order_id"]
-        return {"processed": per_change[PROCESSED], "failed": per_change[UNKNOWN] + per_change[SHORT],
-                "waiting": int(np.count_nonzero(np.r_[True, waiting[1:] != waiting[:-1]])) if len(waiting) else 0}
+        return {
+            "processed": per_change[PROCESSED],
+            "failed": per_change[UNKNOWN] + per_change[SHORT],
+            "waiting": int(np.count_nonzero(np.r_[True, waiting[1:] != waiting[:-1]])) if len(waiting) else 0,
+        }
 
     def __iter__(self) -> Iterator[tuple[int, str, str, str | None]]:
         """(order_id, from, to, reason) per row: for readers of a few rows (tests, previews)."""
-        for order_id, change in zip(self.order_ids.tolist(), self.changes.tolist()):
+        for order_id, change in zip(self.order_ids.tolist(), self.changes.tolist(), strict=True):
             before, after, reason, _ = TRANSITIONS[change]
             yield order_id, str(before), str(after), None if reason is None else str(reason)
 
@@ -76,8 +81,10 @@ class Decisions:
         return {
             "order_ids": self.order_ids,
             "changes": self.changes,
-            "labels": {name: [None if v is None else str(v) for v in column]
-                       for name, column in zip(names, zip(*TRANSITIONS))},
+            "labels": {
+                name: [None if v is None else str(v) for v in column]
+                for name, column in zip(names, zip(*TRANSITIONS, strict=True), strict=True)
+            },
             "unknown": self.unknown,
             "short": self.short,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 
 
 class Status(StrEnum):
@@ -27,6 +28,8 @@ def in_words(names: tuple[StrEnum, ...] | type[StrEnum]) -> str:
     words = [str(name) for name in names]
     return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
 
+_Names = TypeVar("_Names", bound=StrEnum)
+
 
 def parse_status(text: str | None) -> Status | None:
     """A status named by an operator (None: any), or ValueError with one line saying what is allowed."""
@@ -48,7 +51,7 @@ def parse_reason(text: str | None) -> Reason | None:
     return _parse(Reason, "reason", text)
 
 
-def _parse(names: type[StrEnum], what: str, text: str | None):
+def _parse(names: type[_Names], what: str, text: str | None) -> _Names | None:
     if text is None:
         return None
     try:

@@ -24,12 +24,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from domain.decisions import PROCESSED, RESET_FAILED, RESET_PROCESSED, SHORT, UNKNOWN, Decisions
 from domain.model import Status
 
 
-def decide(line_orders, line_items, line_quantities, stock_items, stock_available, stock_stale=None) -> Decisions:
+def decide(
+    line_orders: ArrayLike,
+    line_items: ArrayLike,
+    line_quantities: ArrayLike,
+    stock_items: ArrayLike,
+    stock_available: ArrayLike,
+    stock_stale: ArrayLike | None = None,
+) -> Decisions:
     """Decide NEW orders given their lines (three aligned columns: order id, inventory id, quantity;
     any order) and the stock (inventory ids and what is available of each, aligned; and, aligned too,
     whether each item is stale: None, none is). An order needing a stale item waits (`Decisions.waiting`).
@@ -45,11 +53,18 @@ def decide(line_orders, line_items, line_quantities, stock_items, stock_availabl
       processed without a walk left. Every order before a covered order is covered on the items it
       shares with it, so taking the covered orders' quantities first changes no outcome.
     """
-    return _decided(line_orders, line_items, line_quantities, _ints(stock_items), _ints(stock_available),
-                    _stale(stock_stale, len(stock_items)))[0]
+    keys = _ints(stock_items)
+    return _decided(
+        line_orders, line_items, line_quantities, keys, _ints(stock_available), _stale(stock_stale, len(keys))
+    )[0]
 
 
-def decide_in_turn(chunks: Iterable[tuple], stock_items, stock_available, stock_stale=None) -> Iterator[Decisions]:
+def decide_in_turn(
+    chunks: Iterable[tuple[ArrayLike, ArrayLike, ArrayLike]],
+    stock_items: ArrayLike,
+    stock_available: ArrayLike,
+    stock_stale: ArrayLike | None = None,
+) -> Iterator[Decisions]:
     """`decide` over chunks of NEW orders given in ascending order id (each chunk's ids above the last one's):
     each chunk is decided from what the chunks before it left available, which is the one-at-a-time rule over
     all of them. Memory then follows the chunk, not the backlog (a million NEW orders' working arrays were the
@@ -61,11 +76,16 @@ def decide_in_turn(chunks: Iterable[tuple], stock_items, stock_available, stock_
         yield decisions
 
 
-def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, available: np.ndarray,
-             stale: np.ndarray | None = None) -> tuple[Decisions, np.ndarray]:
+def _decided(
+    line_orders: ArrayLike,
+    line_items: ArrayLike,
+    line_quantities: ArrayLike,
+    keys: np.ndarray,
+    available: np.ndarray,
+    stale: np.ndarray | None = None,
+) -> tuple[Decisions, np.ndarray]:
     """The decisions, and what is available of each stock item after them."""
-    orders, items, quantities = _summed_by_order_and_item(
-        _ints(line_orders), _ints(line_items), _ints(line_quantities))
+    orders, items, quantities = _summed_by_order_and_item(_ints(line_orders), _ints(line_items), _ints(line_quantities))
     if len(orders) == 0:
         return Decisions.none("process"), available
     if bool((quantities < 1).any()):
@@ -73,8 +93,9 @@ def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, availab
     slot, known = _stock_rows(keys, items)
     waiting = _no_waiting()
     if stale is not None:
-        orders, items, quantities, slot, known, waiting = _without_waiting(orders, items, quantities, slot, known,
-                                                                           stale)
+        orders, items, quantities, slot, known, waiting = _without_waiting(
+            orders, items, quantities, slot, known, stale
+        )
         if len(orders) == 0:
             return Decisions("process", _ints(()), np.zeros(0, dtype=np.int8), waiting=waiting), available
     first_line = np.r_[True, orders[1:] != orders[:-1]]
@@ -93,22 +114,33 @@ def _decided(line_orders, line_items, line_quantities, keys: np.ndarray, availab
     left = available.copy()
     np.subtract.at(left, slot[deciding[sure]], quantities[deciding[sure]])  # within what was available: exact
     walk = deciding[~sure & ~item_covered[slot[deciding]]]
-    short_order, short_slot, needed, had = (_ints(column) for column in _one_at_a_time(
-        order_of_line[walk].tolist(), slot[walk].tolist(), quantities[walk].tolist(), left.tolist()))
+    short_order, short_slot, needed, had = (
+        _ints(column)
+        for column in _one_at_a_time(
+            order_of_line[walk].tolist(), slot[walk].tolist(), quantities[walk].tolist(), left.tolist()
+        )
+    )
     changes[short_order] = SHORT
     taken = deciding[changes[order_of_line[deciding]] == PROCESSED]
     after = available.copy()
     np.subtract.at(after, slot[taken], quantities[taken])  # each took at most what was available: exact
 
     return Decisions(
-        "process", order_ids, changes,
+        "process",
+        order_ids,
+        changes,
         unknown={"order_id": orders[~known], "inventory_id": items[~known]},
-        short={"order_id": order_ids[short_order], "inventory_id": keys[short_slot], "needed": needed, "available": had},
+        short={
+            "order_id": order_ids[short_order],
+            "inventory_id": keys[short_slot],
+            "needed": needed,
+            "available": had,
+        },
         waiting=waiting,
     ), after
 
 
-def _stale(stock_stale, n: int) -> np.ndarray | None:
+def _stale(stock_stale: ArrayLike | None, n: int) -> np.ndarray | None:
     """The stale flags as a bool column aligned with the stock; None when no item is stale (nothing waits)."""
     if stock_stale is None:
         return None
@@ -122,7 +154,14 @@ def _no_waiting() -> dict[str, np.ndarray]:
     return {"order_id": _ints(()), "inventory_id": _ints(())}
 
 
-def _without_waiting(orders, items, quantities, slot, known, stale):
+def _without_waiting(
+    orders: np.ndarray,
+    items: np.ndarray,
+    quantities: np.ndarray,
+    slot: np.ndarray,
+    known: np.ndarray,
+    stale: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The lines of the orders that need no stale item, and the waiting ones' stale lines (order_id, inventory_id).
     A waiting order is set aside whole, before anything is decided: it takes nothing, so the orders after it are
     decided as if it were not there."""
@@ -137,7 +176,7 @@ def _without_waiting(orders, items, quantities, slot, known, stale):
     return orders[kept], items[kept], quantities[kept], slot[kept], known[kept], waiting
 
 
-def reset(order_ids, statuses) -> Decisions:
+def reset(order_ids: ArrayLike, statuses: ArrayLike) -> Decisions:
     """Put each PROCESSED or FAILED order back to NEW (a NEW one is left alone)."""
     order_ids, statuses = _ints(order_ids), np.asarray(statuses, dtype=object)
     changes = np.full(len(order_ids), -1, dtype=np.int8)
@@ -153,18 +192,23 @@ def stock_refusal(snapshot_age_s: float | None, max_age_s: float) -> str | None:
     if snapshot_age_s is None:
         return "no complete stock snapshot yet, so no order was processed: run `orderly sync` first"
     if snapshot_age_s > max_age_s:
-        return (f"the last complete stock snapshot is {snapshot_age_s:.0f} s old (ORDERLY_MAX_STOCK_AGE={max_age_s:g}), "
-                "so no order was processed: sync stock first")
+        return (
+            f"the last complete stock snapshot is {snapshot_age_s:.0f} s old (ORDERLY_MAX_STOCK_AGE={max_age_s:g}), "
+            "so no order was processed: sync stock first"
+        )
     return None
 
 
 # ---- how -----------------------------------------------------------------------------------------
 
-def _ints(values) -> np.ndarray:
+
+def _ints(values: ArrayLike) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
-def _summed_by_order_and_item(orders, items, quantities):
+def _summed_by_order_and_item(
+    orders: np.ndarray, items: np.ndarray, quantities: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One row per (order, item), sorted by both, with the order's summed quantity of the item.
     One order's sum fits in int64 (the schema bounds it), so this sum is exact."""
     if len(orders) > 1:
@@ -235,11 +279,16 @@ def _stable_order(rows: np.ndarray, n: int) -> np.ndarray:
     return order
 
 
-def _one_at_a_time(orders: list[int], slots: list[int], quantities: list[int], have: list[int]):
+def _one_at_a_time(
+    orders: list[int], slots: list[int], quantities: list[int], have: list[int]
+) -> tuple[list[int], list[int], list[int], list[int]]:
     """The rule, order after order, over the contested lines (grouped by order, ascending), on
     Python ints: an order takes its quantities only if every one is covered. Returns four columns,
     one row per short line of each order that is short: order, slot, needed, available then."""
-    short_orders, short_slots, needed, had = [], [], [], []
+    short_orders: list[int] = []
+    short_slots: list[int] = []
+    needed: list[int] = []
+    had: list[int] = []
     n, i = len(orders), 0
     while i < n:
         order, j, covered = orders[i], i, True

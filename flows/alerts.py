@@ -42,17 +42,22 @@ def definitions(schedule_seconds: float, notify_block_ids: list[UUID] = ()) -> l
     from prefect.automations import AutomationCore, DoNothing, EventTrigger, Posture, SendNotification
 
     window = timedelta(seconds=INTERVALS_BEFORE_ALARM * schedule_seconds)
-    told = (f"Notifies the block {NOTIFY_BLOCK}." if notify_block_ids else
-            f"Shows in the Event Feed; save a notification block named {NOTIFY_BLOCK} to be told (README).")
+    told = (
+        f"Notifies the block {NOTIFY_BLOCK}."
+        if notify_block_ids
+        else f"Shows in the Event Feed; save a notification block named {NOTIFY_BLOCK} to be told (README)."
+    )
 
     def actions(subject: str, body: str) -> list:
-        return [DoNothing(), *(SendNotification(block_document_id=b, subject=subject, body=body)
-                               for b in notify_block_ids)]
+        return [
+            DoNothing(),
+            *(SendNotification(block_document_id=b, subject=subject, body=body) for b in notify_block_ids),
+        ]
 
     stalled = AutomationCore(
         name=STALLED,
         description=f"No pipeline flow run completed within {INTERVALS_BEFORE_ALARM} schedule intervals "
-                    f"({window.total_seconds():g} s). {told}",
+        f"({window.total_seconds():g} s). {told}",
         trigger=EventTrigger(
             expect={"prefect.flow-run.Completed"},
             match={"prefect.resource.id": "prefect.flow-run.*"},
@@ -61,8 +66,9 @@ def definitions(schedule_seconds: float, notify_block_ids: list[UUID] = ()) -> l
             threshold=1,
             within=window,
         ),
-        actions=actions("Orderly: the pipeline has stopped completing",
-                        STALLED_BODY.format(window=f"{window.total_seconds():g} s")),
+        actions=actions(
+            "Orderly: the pipeline has stopped completing", STALLED_BODY.format(window=f"{window.total_seconds():g} s")
+        ),
     )
     failed = AutomationCore(
         name=FAILED,
@@ -83,7 +89,7 @@ def definitions(schedule_seconds: float, notify_block_ids: list[UUID] = ()) -> l
     missing = AutomationCore(
         name=MISSING,
         description="A reconciliation found orders at the remote that were missing locally: the incremental path "
-                    f"lost them (they are stored now). {told}",
+        f"lost them (they are stored now). {told}",
         trigger=EventTrigger(
             expect={RECONCILE_MISSING_EVENT},
             match={"prefect.resource.id": "orderly.run.*"},
@@ -92,10 +98,12 @@ def definitions(schedule_seconds: float, notify_block_ids: list[UUID] = ()) -> l
             threshold=1,
             within=timedelta(0),
         ),
-        actions=actions("Orderly: reconcile found missing orders",
-                        "A reconciliation found {{ event.payload.missing }} orders missing locally "
-                        "({{ event.payload.added }} added now). See `orderly runs` and the orders-reconciliation "
-                        "artifact."),
+        actions=actions(
+            "Orderly: reconcile found missing orders",
+            "A reconciliation found {{ event.payload.missing }} orders missing locally "
+            "({{ event.payload.added }} added now). See `orderly runs` and the orders-reconciliation "
+            "artifact.",
+        ),
     )
     return [stalled, failed, missing]
 
@@ -129,6 +137,8 @@ def _essence(automation) -> tuple:
 
 def _notification_blocks(client) -> list[UUID]:
     """The ids of the operator's notification blocks named `orderly-alerts` (none: no notification action)."""
-    return [block.id for block in client.read_block_documents(include_secrets=False)
-            if block.name == NOTIFY_BLOCK and "notify" in (block.block_schema.capabilities if block.block_schema
-                                                           else [])]
+    return [
+        block.id
+        for block in client.read_block_documents(include_secrets=False)
+        if block.name == NOTIFY_BLOCK and "notify" in (block.block_schema.capabilities if block.block_schema else [])
+    ]

@@ -78,9 +78,17 @@ def _recorded(run: Run, flow: str, settings: Settings, started: float) -> Iterat
         raise
     finally:
         try:
-            publish_report(settings, run.id, flow, run.counts, run.problems if state == "COMPLETED" else [message],
-                           state=state, duration_s=time.monotonic() - started, notes=run.notes)
-        except Exception as error:  # a report that cannot be published must not hide the run's own outcome
+            publish_report(
+                settings,
+                run.id,
+                flow,
+                run.counts,
+                run.problems if state == "COMPLETED" else [message],
+                state=state,
+                duration_s=time.monotonic() - started,
+                notes=run.notes,
+            )
+        except Exception as error:  # noqa: BLE001 - a report that cannot be published must not hide the run's own outcome
             get_run_logger().warning("could not publish the report: %s", error)
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
             writes.finish_run(con, run.id, state, message)
@@ -114,8 +122,13 @@ def announce(run: Run, state: str, message: str | None, duration_s: float) -> No
         emit_event(
             event=f"orderly.run.{state.lower()}",
             resource={"prefect.resource.id": f"orderly.run.{run.id}", "prefect.resource.name": run.flow},
-            payload={"flow": run.flow, "state": state, "counts": dict(run.counts), "message": message,
-                     "duration_s": round(duration_s, 3)},
+            payload={
+                "flow": run.flow,
+                "state": state,
+                "counts": dict(run.counts),
+                "message": message,
+                "duration_s": round(duration_s, 3),
+            },
         )
-    except Exception as error:  # an event that cannot be sent must not change the run's outcome
+    except Exception as error:  # noqa: BLE001 - an event that cannot be sent must not change the run's outcome
         get_run_logger().warning("could not emit the run's event: %s", error)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 WRITE_LIMIT = "orderly-writes"
 SLOT_WAIT_SECONDS = 1800.0  # a run waits this long for the one running before it (a big backlog takes minutes)
@@ -35,10 +35,8 @@ def ensure_write_limit(client=None):
     try:
         return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
     except ObjectNotFound:
-        try:
+        with suppress(ObjectAlreadyExists):  # another process created it first
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITE_LIMIT, limit=1))
-        except ObjectAlreadyExists:  # another process created it first
-            pass
         return client.read_global_concurrency_limit_by_name(WRITE_LIMIT)
 
 
@@ -56,8 +54,12 @@ def share_write_limit(deployment_ids) -> None:
             own = client.read_deployment(deployment_id).global_concurrency_limit
             if own is not None and own.id == limit.id:
                 continue
-            client.request("PATCH", "/deployments/{id}", path_params={"id": deployment_id},
-                           json={"global_concurrency_limit_id": str(limit.id)}).raise_for_status()
+            client.request(
+                "PATCH",
+                "/deployments/{id}",
+                path_params={"id": deployment_id},
+                json={"global_concurrency_limit_id": str(limit.id)},
+            ).raise_for_status()
             if own is not None and own.name == f"deployment:{deployment_id}" and not own.active_slots:
                 client.delete_global_concurrency_limit_by_name(own.name)  # its own limit, now unused
 
@@ -97,8 +99,9 @@ def write_slot() -> Iterator[None]:
     logger = get_run_logger()
     started = time.monotonic()
     # Not strict: an operator who deactivates the limit in the UI gets a warning per run, not failed runs.
-    with concurrency(WRITE_LIMIT, occupy=1, timeout_seconds=SLOT_WAIT_SECONDS, strict=False,
-                     raise_on_lease_renewal_failure=False):
+    with concurrency(
+        WRITE_LIMIT, occupy=1, timeout_seconds=SLOT_WAIT_SECONDS, strict=False, raise_on_lease_renewal_failure=False
+    ):
         waited = time.monotonic() - started
         if waited >= 1:
             logger.info("waited %.1f s for another run to finish writing (limit %s)", waited, WRITE_LIMIT)

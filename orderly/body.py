@@ -9,6 +9,7 @@ stops the body one byte past the bound.
 from __future__ import annotations
 
 import zlib
+
 import httpx
 
 ACCEPTED_ENCODINGS = "gzip, deflate"  # what we ask for: what this module inflates itself

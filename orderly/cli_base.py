@@ -12,7 +12,9 @@ from orderly.cli_output import err
 from orderly.errors import BadArgument
 from orderly.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Orderly: orders and stock, decided on Prefect + DuckDB.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Orderly: orders and stock, decided on Prefect + DuckDB."
+)
 
 
 def _plain_help() -> None:

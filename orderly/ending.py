@@ -17,12 +17,14 @@ Nothing else reaches stderr from the moment the ending starts: Prefect's threads
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 GATE_WAIT = 3.0  # seconds the transaction in progress may take to finish before we exit without it
 SIGTERM_STATUS = 128 + 15  # the shell's status of a process ended by SIGTERM
@@ -84,17 +86,15 @@ def end_now(reason: str, status: int) -> NoReturn:
     try:
         committed = _finish_run(reason)
     except BaseException as error:  # noqa: BLE001 - the line and the exit must happen whatever the store says
-        committed = f"the run's end could not be recorded ({_first_line(error)}); `orderly runs` shows it CRASHED " \
-                    "after the next command"
-    for stop in list(_stoppers):
-        try:
+        committed = (
+            f"the run's end could not be recorded ({_first_line(error)}); `orderly runs` shows it CRASHED "
+            "after the next command"
+        )
+    for stop in _stoppers:
+        with contextlib.suppress(BaseException):  # PR_SET_PDEATHSIG still kills the server when we exit
             stop()
-        except BaseException:  # noqa: BLE001 - PR_SET_PDEATHSIG still kills the server when we exit
-            pass
-    try:
+    with contextlib.suppress(BaseException):  # the line below must go out whatever stdout does
         sys.stdout.flush()
-    except BaseException:  # noqa: BLE001
-        pass
     os.write(stderr, f"{reason}; {committed}\n".encode("utf-8", "replace"))
     os._exit(status)
 
@@ -130,10 +130,13 @@ def _finish_run(reason: str) -> str:
     message = reason.removeprefix("error: ")
     with open_store(run["db_path"], lock_timeout=1.0) as con:
         with transaction(con):
-            con.execute("UPDATE runs SET state = 'FAILED', ended_at = now(), message = ? "
-                        "WHERE run_id = ? AND state = 'RUNNING'", [message, run["id"]])
+            con.execute(
+                "UPDATE runs SET state = 'FAILED', ended_at = now(), message = ? "
+                "WHERE run_id = ? AND state = 'RUNNING'",
+                [message, run["id"]],
+            )
         row = first_row(con, f"SELECT {', '.join(RUN_COUNTERS)} FROM runs WHERE run_id = ?", [run["id"]])
-    counts = dict(zip(RUN_COUNTERS, row or ()))
+    counts = dict(zip(RUN_COUNTERS, row, strict=True)) if row else {}
     return f"what was committed stays: {_in_words(counts)} (`orderly runs` shows the run)"
 
 

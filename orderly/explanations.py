@@ -12,8 +12,9 @@ PROCESSED_WHY = "every item was available; its quantities are allocated to it"
 WOULD_PROCESS_WHY = "every item is available; its quantities would be allocated to it"
 
 
-def describe(reason: str | None, details: dict[str, Any] | None,
-             names: Mapping[int, tuple[str, str]] | None = None) -> str:
+def describe(
+    reason: str | None, details: dict[str, Any] | None, names: Mapping[int, tuple[str, str]] | None = None
+) -> str:
     """One line: which items were unknown, or each short item with what it needed and what was available.
     Empty for a change that needs no explanation (PROCESSED, a reset). `names` (inventory id -> SKU and
     product name, from the stock snapshot) names each short item too, as the page shows it."""
@@ -24,13 +25,17 @@ def describe(reason: str | None, details: dict[str, Any] | None,
         items = details["unknown"]
         return f"{_items(items)} {'is' if len(items) == 1 else 'are'} not in the stock snapshot"
     if "short" in details:
-        return "; ".join(f"item {s['inventory_id']}{_named(s['inventory_id'], names)} short: "
-                         f"needed {_count(s['needed'])}, available {_count(s['available'])}" for s in details["short"])
+        return "; ".join(
+            f"item {s['inventory_id']}{_named(s['inventory_id'], names)} short: "
+            f"needed {_count(s['needed'])}, available {_count(s['available'])}"
+            for s in details["short"]
+        )
     return str(details)
 
 
-def why_failed(reason: str | None, details: dict[str, Any] | None,
-               names: Mapping[int, tuple[str, str]] | None = None) -> str:
+def why_failed(
+    reason: str | None, details: dict[str, Any] | None, names: Mapping[int, tuple[str, str]] | None = None
+) -> str:
     """Why a FAILED order failed, as `orderly explain` and the page say it: a short item was short of the stock
     left when the order's turn came (orders are decided by id), not necessarily of the stock now."""
     return describe(reason, details, names) + (" (when its turn came)" if details and "short" in details else "")

@@ -67,8 +67,9 @@ class _Watch:
                     silent_since = silent_since or now
                 if self._stop.is_set():
                     return
-                if (refused_since and now - refused_since >= self.refused_for) or \
-                        (silent_since and now - silent_since >= SILENT_FOR):
+                if (refused_since and now - refused_since >= self.refused_for) or (
+                    silent_since and now - silent_since >= SILENT_FOR
+                ):
                     end_as_gone(self.api, self.line)
 
 

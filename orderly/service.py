@@ -15,7 +15,6 @@ from orderly.errors import BadArgument, StaleStock, UnknownOrders
 from orderly.store import queries, writes
 from orderly.store.connection import transaction
 
-
 # NEW orders are decided and written a chunk at a time, in ascending id, each chunk from what the ones before it
 # left, and each in a transaction of its own. Deciding a million NEW orders at once, in one transaction, peaked
 # 405-424 MB above the imports (DuckDB held every update until the commit; the rule's working arrays); 100,000
@@ -24,8 +23,12 @@ ORDERS_PER_CHUNK = 100_000
 
 
 def process(
-    con: duckdb.DuckDBPyConnection, run_id: str | None, order_ids: Sequence[int] | None = None, *,
-    max_stock_age: float, dry_run: bool = False,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str | None,
+    order_ids: Sequence[int] | None = None,
+    *,
+    max_stock_age: float,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Decide the NEW orders (all, or those named). Returns the counts (processed, failed, waiting); a dry run
     decides exactly the same way, writes nothing and adds `changes`: each row it would write, with its explanation.
@@ -72,13 +75,19 @@ def waiting_note(orders: int, items: list[int], max_stock_age: float, *, dry_run
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
     which = ", ".join(map(str, items[:shown])) + more
     verb = "would wait" if dry_run else "wait" if orders > 1 else "waits"
-    return (f"{orders} order{'s' if orders > 1 else ''} {verb} for stale stock: item{'s' if len(items) > 1 else ''} "
-            f"{which} (last good value older than ORDERLY_MAX_STOCK_AGE={max_stock_age:g} s)")
+    return (
+        f"{orders} order{'s' if orders > 1 else ''} {verb} for stale stock: item{'s' if len(items) > 1 else ''} "
+        f"{which} (last good value older than ORDERLY_MAX_STOCK_AGE={max_stock_age:g} s)"
+    )
 
 
 def reset(
-    con: duckdb.DuckDBPyConnection, run_id: str | None, order_ids: Sequence[int] | None = None, *,
-    status: str | None = None, reason: str | None = None,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str | None,
+    order_ids: Sequence[int] | None = None,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, int]:
     """Put decided orders back to NEW: all, those named, and/or those with this status and failure reason."""
     try:

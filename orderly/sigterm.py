@@ -23,8 +23,9 @@ def _on_sigterm(signum, frame) -> None:
     # A handler runs on the main thread between two bytecodes: it must neither raise (that would unwind the
     # flow through Prefect's crash path) nor block (the transaction in progress could never finish). The
     # ending runs on a thread of its own; the main thread carries on until that thread exits the process.
-    threading.Thread(target=ending.end_now, args=("terminated (SIGTERM)", ending.SIGTERM_STATUS),
-                     name="orderly-sigterm", daemon=True).start()
+    threading.Thread(
+        target=ending.end_now, args=("terminated (SIGTERM)", ending.SIGTERM_STATUS), name="orderly-sigterm", daemon=True
+    ).start()
 
 
 @contextmanager

@@ -27,8 +27,13 @@ def process_new_orders(
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=dry_run) as con:
         outcome = service.process(con, run_id, order_ids, max_stock_age=settings.max_stock_age, dry_run=dry_run)
     progress.advance("process", records=outcome["processed"] + outcome["failed"])
-    get_run_logger().info("%s %d orders, failed %d, %d waiting", "would process" if dry_run else "processed",
-                          outcome["processed"], outcome["failed"], outcome["waiting"])
+    get_run_logger().info(
+        "%s %d orders, failed %d, %d waiting",
+        "would process" if dry_run else "processed",
+        outcome["processed"],
+        outcome["failed"],
+        outcome["waiting"],
+    )
     if outcome.get("note"):
         get_run_logger().warning("%s", outcome["note"])
     return outcome
@@ -44,8 +49,11 @@ def stock_is_stale(settings: Settings) -> bool:
 
 @step
 def reset_orders_to_new(
-    settings: Settings, run_id: str, order_ids: Sequence[int] | None = None,
-    status: str | None = None, reason: str | None = None,
+    settings: Settings,
+    run_id: str,
+    order_ids: Sequence[int] | None = None,
+    status: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, int]:
     """Put decided orders back to NEW: all, those named, and/or those with this status and reason."""
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:

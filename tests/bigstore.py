@@ -17,12 +17,17 @@ CHUNK = 250_000  # orders per load transaction, like the pipeline's chunks
 
 def stock_frame(items: int, rng: np.random.Generator) -> pd.DataFrame:
     ids = np.arange(1, items + 1, dtype="int64")
-    return pd.DataFrame({
-        "inventory_id": ids, "product_id": (ids + 1) // 2, "sku": [f"SKU-{i}" for i in ids],
-        "product_name": [f"Item {i}" for i in ids], "warehouse_id": ids % 3 + 1,
-        "quantity": rng.integers(0, 60, items, dtype="int64"),
-        "updated_at": pd.Timestamp("2026-11-20T09:00:00Z"),
-    })
+    return pd.DataFrame(
+        {
+            "inventory_id": ids,
+            "product_id": (ids + 1) // 2,
+            "sku": [f"SKU-{i}" for i in ids],
+            "product_name": [f"Item {i}" for i in ids],
+            "warehouse_id": ids % 3 + 1,
+            "quantity": rng.integers(0, 60, items, dtype="int64"),
+            "updated_at": pd.Timestamp("2026-11-20T09:00:00Z"),
+        }
+    )
 
 
 def order_frames(first_id: int, count: int, items: int, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -32,10 +37,23 @@ def order_frames(first_id: int, count: int, items: int, rng: np.random.Generator
     starts = np.repeat(np.cumsum(per_order) - per_order, per_order)
     line_no = np.arange(len(line_order)) - starts
     inventory = rng.integers(1, int(items * 1.01) + 1, len(line_order), dtype="int64")  # ~1 % unknown items
-    orders = pd.DataFrame({"rec": order_ids - first_id, "order_id": order_ids, "placed_at": pd.Timestamp("2026-11-20T09:15:00Z"),
-                           "customer_id": [f"C-{i % 5000}" for i in order_ids]})
-    lines = pd.DataFrame({"rec": line_order - first_id, "order_id": line_order, "line_no": line_no.astype("int64"), "inventory_id": inventory,
-                          "quantity": rng.integers(1, 4, len(line_order), dtype="int64")})
+    orders = pd.DataFrame(
+        {
+            "rec": order_ids - first_id,
+            "order_id": order_ids,
+            "placed_at": pd.Timestamp("2026-11-20T09:15:00Z"),
+            "customer_id": [f"C-{i % 5000}" for i in order_ids],
+        }
+    )
+    lines = pd.DataFrame(
+        {
+            "rec": line_order - first_id,
+            "order_id": line_order,
+            "line_no": line_no.astype("int64"),
+            "inventory_id": inventory,
+            "quantity": rng.integers(1, 4, len(line_order), dtype="int64"),
+        }
+    )
     return orders, lines
 
 

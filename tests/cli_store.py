@@ -19,8 +19,15 @@ def seed_records() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return data.stock_page(1, 1000)["items"], data.orders_page(0, 1000)["orders"]
 
 
-def build_store(path: Path, stock: list[dict] | None = None, orders: list[dict] | None = None, *,
-                run_id: str | None = None, decide: bool = True, failed_run: str | None = None) -> str:
+def build_store(
+    path: Path,
+    stock: list[dict] | None = None,
+    orders: list[dict] | None = None,
+    *,
+    run_id: str | None = None,
+    decide: bool = True,
+    failed_run: str | None = None,
+) -> str:
     """Sync (stock, then orders) and, when `decide`, process, all as one recorded run; returns its run id.
     `failed_run`: also record a FAILED run with that message, as a run that stopped would leave."""
     seed_stock, seed_orders = seed_records()
@@ -33,8 +40,9 @@ def build_store(path: Path, stock: list[dict] | None = None, orders: list[dict] 
         writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received)
         valid_orders = validate_orders(orders)
         cursor = max([o["id"] for o in orders if isinstance(o.get("id"), int)] or [0])
-        writes.load_orders(con, run_id, valid_orders.orders, valid_orders.lines, valid_orders.rejects,
-                           valid_orders.received, cursor)
+        writes.load_orders(
+            con, run_id, valid_orders.orders, valid_orders.lines, valid_orders.rejects, valid_orders.received, cursor
+        )
         if decide:
             service.process(con, run_id, max_stock_age=900)
         writes.finish_run(con, run_id, "COMPLETED")

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+import spread
+import tiers
 
 from orderly.localproc import free_port, pause_schedule, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported
 
@@ -20,13 +22,32 @@ for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 ORDERLY = str(Path(sys.executable).parent / "orderly")
 
+tiers.load_profile()  # before the test modules are imported: their settings read it
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers.classify(items)
+    spread.arrange(config, items)
+
 
 # The seed table: order -> (items, total_qty, status)
 SEED_TABLE = {
-    2: (2, 2, "FAILED"), 3: (1, 1, "FAILED"), 4: (1, 4, "FAILED"), 5: (1, 2, "FAILED"), 6: (1, 2, "PROCESSED"),
-    7: (1, 1, "FAILED"), 8: (1, 2, "PROCESSED"), 9: (1, 1, "PROCESSED"), 10: (1, 1, "PROCESSED"),
-    11: (1, 1, "FAILED"), 12: (1, 1, "PROCESSED"), 13: (1, 1, "FAILED"), 14: (1, 1, "FAILED"),
-    15: (2, 4, "FAILED"), 16: (1, 1, "PROCESSED"),
+    2: (2, 2, "FAILED"),
+    3: (1, 1, "FAILED"),
+    4: (1, 4, "FAILED"),
+    5: (1, 2, "FAILED"),
+    6: (1, 2, "PROCESSED"),
+    7: (1, 1, "FAILED"),
+    8: (1, 2, "PROCESSED"),
+    9: (1, 1, "PROCESSED"),
+    10: (1, 1, "PROCESSED"),
+    11: (1, 1, "FAILED"),
+    12: (1, 1, "PROCESSED"),
+    13: (1, 1, "FAILED"),
+    14: (1, 1, "FAILED"),
+    15: (2, 4, "FAILED"),
+    16: (1, 1, "PROCESSED"),
 }
 UNKNOWN = {3, 7, 13}
 
@@ -56,8 +77,9 @@ def cli_env(tmp_path, prefect_server):
 
 def run_cli(args: list[str], env: dict, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
     # stdin is not a terminal, as in a script: `orderly reset` asks first only on a terminal
-    result = subprocess.run([ORDERLY, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [ORDERLY, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"orderly {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -72,7 +94,9 @@ def sandbox_server():
         port = free_port()
         process = subprocess.Popen(
             [ORDERLY, "sandbox", "--host", "127.0.0.1", "--port", str(port), *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -108,8 +132,9 @@ class StubServer:
                 parts = urlsplit(self.path)
                 params = dict(parse_qsl(parts.query))
                 with stub._lock:
-                    stub.requests.append({"path": parts.path, "params": params, "headers": dict(self.headers),
-                                          "at": time.monotonic()})
+                    stub.requests.append(
+                        {"path": parts.path, "params": params, "headers": dict(self.headers), "at": time.monotonic()}
+                    )
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
                 try:
@@ -137,8 +162,11 @@ class StubServer:
         self.thread.start()
 
     def count(self, path: str, **params) -> int:
-        return sum(1 for r in self.requests if r["path"] == path
-                   and all(r["params"].get(k) == str(v) for k, v in params.items()))
+        return sum(
+            1
+            for r in self.requests
+            if r["path"] == path and all(r["params"].get(k) == str(v) for k, v in params.items())
+        )
 
     def close(self) -> None:
         self.server.shutdown()
@@ -162,7 +190,8 @@ def stub_server():
 
 # ---- the hostile remote's tests (tests/hostile.py) ---------------------------------------------------------
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")  # one file serves every module: their tests can go to any worker
 def ca_file(tmp_path_factory):
     from hostile import one_ca_bundle
 

@@ -31,21 +31,25 @@ The server writes the socket itself (it does not use `send_response`), so it can
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gzip
+import itertools
 import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 INT64_MAX = 2**63 - 1
 
 
 # ---- JSON text with raw fragments ------------------------------------------------------------------
+
 
 class Raw:
     """A JSON fragment written exactly as given (e.g. `Raw('"\\ud800"')`, `Raw("1e3")`, `Raw("-0")`)."""
@@ -105,7 +109,7 @@ class Reply:
     records: list | None = None  # set on normal answers: the records they carry (for the served log)
 
     @classmethod
-    def json(cls, value: Any, status: int = 200, **kw) -> "Reply":
+    def json(cls, value: Any, status: int = 200, **kw) -> Reply:
         return cls(status, dumps(value), **kw)
 
 
@@ -125,7 +129,7 @@ def cut(reply: Reply, keep: float = 0.5) -> Reply:
 
 def bad_utf8(reply: Reply | None = None) -> Reply:
     """A JSON-looking body with bytes that are not UTF-8 (declared utf-8)."""
-    body = (reply.body if reply is not None else b'{"orders": [], "next_after_id": null}')
+    body = reply.body if reply is not None else b'{"orders": [], "next_after_id": null}'
     broken = body.replace(b'"', b'"\xff\xfe', 1) if b'"' in body else b"\xff\xfe" + body
     return Reply(200, broken, {"Content-Type": "application/json; charset=utf-8"})
 
@@ -152,6 +156,7 @@ def slow(reply: Reply, per_byte: float = 0.5) -> Reply:
 
 # ---- the script -----------------------------------------------------------------------------------------
 
+
 @dataclass
 class Request:
     path: str
@@ -170,7 +175,7 @@ class Script:
     serve_limit: int | None = None
     skip_ahead: int = 0
     next_after_id: Callable[[int, Any], Any] | None = None  # (after_id, default) -> the value sent
-    total_pages: Callable[[int, int], Any] | None = None     # (page, computed) -> the value sent
+    total_pages: Callable[[int, int], Any] | None = None  # (page, computed) -> the value sent
     fault: Callable[[Request], Reply | None] | None = None
     token: str | None = None
 
@@ -182,10 +187,7 @@ def order_keys(orders: list) -> list[int]:
     keys, previous = [], 0
     for record in orders:
         rid = record.get("id") if isinstance(record, dict) else None
-        if type(rid) is int and previous <= rid <= INT64_MAX and rid >= 1:
-            key = rid
-        else:
-            key = previous + 1
+        key = rid if type(rid) is int and previous <= rid <= INT64_MAX and rid >= 1 else previous + 1
         keys.append(key)
         previous = key
     return keys
@@ -197,7 +199,7 @@ class _Compiled:
     def __init__(self, script: Script) -> None:
         self.s = script
         self.keys = list(script.keys) if script.keys is not None else order_keys(script.orders)
-        if len(self.keys) != len(script.orders) or any(b < a for a, b in zip(self.keys, self.keys[1:])):
+        if len(self.keys) != len(script.orders) or any(b < a for a, b in itertools.pairwise(self.keys)):
             raise ValueError("keys must be one per order record and never decrease")
 
     def orders_page(self, after_id: int, limit: int) -> tuple[list, Any]:
@@ -225,6 +227,7 @@ class _Compiled:
 
 
 # ---- the server ------------------------------------------------------------------------------------------
+
 
 class HostileRemote:
     """The hostile service on 127.0.0.1 (a free port). Thread-safe: re-script it between examples."""
@@ -262,7 +265,7 @@ class HostileRemote:
 
     # -- scripting and reading --------------------------------------------------------------------------
 
-    def script(self, script: Script | None = None, /, **fields: Any) -> "HostileRemote":
+    def script(self, script: Script | None = None, /, **fields: Any) -> HostileRemote:
         """Serve this from now on (a `Script`, or its fields); the request log and counts start afresh."""
         compiled = _Compiled(script if script is not None else Script(**fields))
         with self._lock:
@@ -275,8 +278,11 @@ class HostileRemote:
 
     def count(self, path: str, **params: Any) -> int:
         with self._lock:
-            return sum(1 for r in self.requests if r["path"] == path
-                       and all(r["params"].get(k) == str(v) for k, v in params.items()))
+            return sum(
+                1
+                for r in self.requests
+                if r["path"] == path and all(r["params"].get(k) == str(v) for k, v in params.items())
+            )
 
     def served_orders(self) -> list:
         """Records of every normal /orders answer written in full, in the order sent."""
@@ -304,7 +310,7 @@ class HostileRemote:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> "HostileRemote":
+    def __enter__(self) -> HostileRemote:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -379,9 +385,8 @@ class HostileRemote:
         """Write the answer on the socket; True when all of it (as announced) went out. `answered` is called just
         before the last bytes go: the client can ask again only once it has them, so a request it sends then is
         never counted as in flight beside this one (the thread's own bookkeeping after the send is no overlap)."""
-        if reply.delay:
-            if self._closing.wait(reply.delay):
-                return False
+        if reply.delay and self._closing.wait(reply.delay):
+            return False
         try:
             phrase = HTTPStatus(reply.status).phrase
         except ValueError:
@@ -407,10 +412,8 @@ class HostileRemote:
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             return False
         if length > len(reply.body):  # a cut body: announce more than we send, then hang up
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return False
         return True
 
@@ -422,19 +425,38 @@ PLACED_AT = "2026-11-20T09:15:00Z"
 
 def order(oid: Any, *lines: tuple[Any, Any], customer: Any = "C-1", placed_at: Any = PLACED_AT) -> dict:
     """An order record; `lines` are (inventory_id, quantity)."""
-    return {"id": oid, "placed_at": placed_at, "customer_id": customer,
-            "items": [{"inventory_id": item, "quantity": qty} for item, qty in lines]}
+    return {
+        "id": oid,
+        "placed_at": placed_at,
+        "customer_id": customer,
+        "items": [{"inventory_id": item, "quantity": qty} for item, qty in lines],
+    }
 
 
-def item(inventory_id: Any, quantity: Any, *, sku: Any = None, product_id: Any = 1, warehouse_id: Any = 1,
-         name: Any = "Thing", updated_at: Any = "2026-11-20T09:00:00Z") -> dict:
+def item(
+    inventory_id: Any,
+    quantity: Any,
+    *,
+    sku: Any = None,
+    product_id: Any = 1,
+    warehouse_id: Any = 1,
+    name: Any = "Thing",
+    updated_at: Any = "2026-11-20T09:00:00Z",
+) -> dict:
     """A stock record."""
-    return {"inventory_id": inventory_id, "product_id": product_id,
-            "sku": sku if sku is not None else f"SKU-{inventory_id}", "product_name": name,
-            "warehouse_id": warehouse_id, "quantity": quantity, "updated_at": updated_at}
+    return {
+        "inventory_id": inventory_id,
+        "product_id": product_id,
+        "sku": sku if sku is not None else f"SKU-{inventory_id}",
+        "product_name": name,
+        "warehouse_id": warehouse_id,
+        "quantity": quantity,
+        "updated_at": updated_at,
+    }
 
 
 # ---- the pipeline in-process -------------------------------------------------------------------------------
+
 
 @dataclass
 class PipelineResult:
@@ -447,7 +469,9 @@ class PipelineResult:
 
 
 _COUNT_NAMES = {  # what the loaders call each measure: "<source>_<name>" since issue 10, bare names before it
-    "received": ("fetched", "received"), "loaded": ("loaded",), "rejected": ("rejected",),
+    "received": ("fetched", "received"),
+    "loaded": ("loaded",),
+    "rejected": ("rejected",),
     "repeated": ("repeated", "unchanged"),
 }
 
@@ -474,8 +498,14 @@ def total_counts(batches: list[dict], source: str) -> dict[str, int]:
     return totals
 
 
-def run_pipeline(settings: Any, *, pages_per_chunk: int | None = None, process: bool = True,
-                 run_id: str | None = None, record_run: bool = True) -> PipelineResult:
+def run_pipeline(
+    settings: Any,
+    *,
+    pages_per_chunk: int | None = None,
+    process: bool = True,
+    run_id: str | None = None,
+    record_run: bool = True,
+) -> PipelineResult:
     """One `orderly run` in this process, without a Prefect flow run: the ingest use cases (orderly.ingest) and
     the process use case, as the flow's tasks call them. A remote failure ends that step as in the flow (the run
     goes on and the problem is kept); processing's refusal is kept as a problem too."""
@@ -485,8 +515,9 @@ def run_pipeline(settings: Any, *, pages_per_chunk: int | None = None, process: 
         stock = ingest.sync_stock(settings, result.run_id)
         if stock.problem is None:
             result.stock_counts.append(stock.counts)
-        orders = ingest.ingest_orders(settings, result.run_id,
-                                      pages_per_chunk=pages_per_chunk or ingest.ORDER_PAGES_PER_CHUNK)
+        orders = ingest.ingest_orders(
+            settings, result.run_id, pages_per_chunk=pages_per_chunk or ingest.ORDER_PAGES_PER_CHUNK
+        )
         result.order_counts.append(orders.counts)
         result.problems += [p for p in (stock.problem, orders.problem) if p]
         if process:
@@ -495,14 +526,16 @@ def run_pipeline(settings: Any, *, pages_per_chunk: int | None = None, process: 
     return _recorded(settings, "pipeline", run_id, record_run, steps)
 
 
-def run_reconcile(settings: Any, *, pages_per_chunk: int | None = None, run_id: str | None = None,
-                  record_run: bool = True) -> PipelineResult:
+def run_reconcile(
+    settings: Any, *, pages_per_chunk: int | None = None, run_id: str | None = None, record_run: bool = True
+) -> PipelineResult:
     """One `orderly reconcile` in this process (orderly.ingest.reconcile_orders); `.reconcile` holds what it found."""
     from orderly import ingest
 
     def steps(result: PipelineResult) -> None:
-        outcome = ingest.reconcile_orders(settings, result.run_id,
-                                          pages_per_chunk=pages_per_chunk or ingest.ORDER_PAGES_PER_CHUNK)
+        outcome = ingest.reconcile_orders(
+            settings, result.run_id, pages_per_chunk=pages_per_chunk or ingest.ORDER_PAGES_PER_CHUNK
+        )
         result.order_counts.append(outcome.counts)
         result.reconcile = outcome.reconcile
         result.problems += [outcome.problem] if outcome.problem else []
@@ -522,8 +555,9 @@ def _process(settings: Any, result: PipelineResult) -> None:
         result.problems.append(str(failure))
 
 
-def _recorded(settings: Any, flow: str, run_id: str | None, record_run: bool,
-              steps: Callable[[PipelineResult], None]) -> PipelineResult:
+def _recorded(
+    settings: Any, flow: str, run_id: str | None, record_run: bool, steps: Callable[[PipelineResult], None]
+) -> PipelineResult:
     """The run's row, as flows.run_record keeps it (RUNNING, then COMPLETED or FAILED with its first problem)."""
     import uuid
 
@@ -536,8 +570,12 @@ def _recorded(settings: Any, flow: str, run_id: str | None, record_run: bool,
     steps(result)
     if record_run:
         with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-            writes.finish_run(con, result.run_id, "FAILED" if result.problems else "COMPLETED",
-                              result.problems[0] if result.problems else None)
+            writes.finish_run(
+                con,
+                result.run_id,
+                "FAILED" if result.problems else "COMPLETED",
+                result.problems[0] if result.problems else None,
+            )
     return result
 
 
@@ -552,8 +590,9 @@ def one_ca_bundle(directory: Any) -> str:
 
     import certifi
 
-    first = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n",
-                      Path(certifi.where()).read_text(), re.S)
+    first = re.search(
+        r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n", Path(certifi.where()).read_text(), re.S
+    )
     path = Path(directory) / "one-ca.pem"
     path.write_text(first.group(0))
     return str(path)
@@ -563,14 +602,22 @@ def settings_for(remote_url: str, db_path: Any, **env: Any) -> Any:
     """Settings as the command reads them (from the environment's names), for a remote and a DuckDB file."""
     from orderly.settings import Settings
 
-    values = {"ORDERLY_DB": str(db_path), "ORDERLY_ORDERS_URL": remote_url, "ORDERLY_WAREHOUSE_URL": remote_url,
-              "ORDERLY_PAGE_SIZE": "3", "ORDERLY_HTTP_RETRIES": "3", "ORDERLY_HTTP_TIMEOUT": "2",
-              "ORDERLY_FETCH_CONCURRENCY": "2", "ORDERLY_RETRY_AFTER_CAP": "0.2"}
+    values = {
+        "ORDERLY_DB": str(db_path),
+        "ORDERLY_ORDERS_URL": remote_url,
+        "ORDERLY_WAREHOUSE_URL": remote_url,
+        "ORDERLY_PAGE_SIZE": "3",
+        "ORDERLY_HTTP_RETRIES": "3",
+        "ORDERLY_HTTP_TIMEOUT": "2",
+        "ORDERLY_FETCH_CONCURRENCY": "2",
+        "ORDERLY_RETRY_AFTER_CAP": "0.2",
+    }
     values.update({k: str(v) for k, v in env.items()})
     return Settings.from_env(values)
 
 
 # ---- reading the store ---------------------------------------------------------------------------------------
+
 
 class WarmStore:
     """A fresh DuckDB file held open by the test for its whole life. Every task still opens and closes the file
@@ -590,7 +637,7 @@ class WarmStore:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "WarmStore":
+    def __enter__(self) -> WarmStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -607,35 +654,58 @@ def stored(source: Any) -> dict:
     own = not isinstance(source, duckdb.DuckDBPyConnection)
     con = duckdb.connect(str(source), read_only=True) if own else source.cursor()
     try:
-        orders = {row[0]: {"placed_at": row[1], "customer_id": row[2], "status": row[3], "reason": row[4]}
-                  for row in con.execute(
-                      "SELECT order_id, placed_at, customer_id, status, reason FROM orders ORDER BY order_id"
-                  ).fetchall()}
+        orders = {
+            row[0]: {"placed_at": row[1], "customer_id": row[2], "status": row[3], "reason": row[4]}
+            for row in con.execute(
+                "SELECT order_id, placed_at, customer_id, status, reason FROM orders ORDER BY order_id"
+            ).fetchall()
+        }
         lines: dict[int, list[tuple[int, int]]] = {}
         for oid, inv, qty in con.execute(
             "SELECT order_id, inventory_id, quantity FROM order_lines ORDER BY order_id, line_no"
         ).fetchall():
             lines.setdefault(oid, []).append((inv, qty))
         stock = dict(con.execute("SELECT inventory_id, quantity FROM stock_items ORDER BY inventory_id").fetchall())
-        rejects = [dict(zip(("source", "record_key", "raw", "reasons", "run_id"), row)) for row in con.execute(
-            "SELECT source, record_key, raw, reasons, run_id FROM rejects ORDER BY rowid").fetchall()]
+        rejects = [
+            dict(zip(("source", "record_key", "raw", "reasons", "run_id"), row, strict=True))
+            for row in con.execute(
+                "SELECT source, record_key, raw, reasons, run_id FROM rejects ORDER BY rowid"
+            ).fetchall()
+        ]
         history = con.execute("SELECT count(*) FROM status_changes").fetchall()[0][0]
         cursor = con.execute("SELECT after_id FROM cursors WHERE name = 'orders'").fetchall()
-        runs = [dict(zip(("run_id", "state", "message"), row)) for row in con.execute(
-            "SELECT run_id, state, message FROM runs ORDER BY started_at").fetchall()]
+        runs = [
+            dict(zip(("run_id", "state", "message"), row, strict=True))
+            for row in con.execute("SELECT run_id, state, message FROM runs ORDER BY started_at").fetchall()
+        ]
     finally:
         con.close()  # a cursor's close leaves the held connection open
-    return {"orders": orders, "lines": lines, "stock": stock, "rejects": rejects, "history": history,
-            "cursor": cursor[0][0] if cursor else None, "runs": runs}
+    return {
+        "orders": orders,
+        "lines": lines,
+        "stock": stock,
+        "rejects": rejects,
+        "history": history,
+        "cursor": cursor[0][0] if cursor else None,
+        "runs": runs,
+    }
 
 
 # ---- the command against the hostile remote ---------------------------------------------------------------
 
+
 def hostile_env(cli_env: dict, url: str, **extra: Any) -> dict:
     """The `orderly` command's environment for both remotes at `url`: small pages, one retry, short time-outs."""
-    return {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "3",
-            "ORDERLY_HTTP_RETRIES": "1", "ORDERLY_HTTP_TIMEOUT": "2", "ORDERLY_RETRY_AFTER_CAP": "0.2",
-            **{k: str(v) for k, v in extra.items()}}
+    return {
+        **cli_env,
+        "ORDERLY_ORDERS_URL": url,
+        "ORDERLY_WAREHOUSE_URL": url,
+        "ORDERLY_PAGE_SIZE": "3",
+        "ORDERLY_HTTP_RETRIES": "1",
+        "ORDERLY_HTTP_TIMEOUT": "2",
+        "ORDERLY_RETRY_AFTER_CAP": "0.2",
+        **{k: str(v) for k, v in extra.items()},
+    }
 
 
 def cli(args: list[str], env: dict, timeout: float = 120) -> Any:

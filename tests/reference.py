@@ -22,7 +22,8 @@ def demand_of(lines: Iterable[tuple[int, int]]) -> dict[int, int]:
 
 
 def decide(
-    demands: Iterable[tuple[int, Mapping[int, int]]], available: MutableMapping[int, int],
+    demands: Iterable[tuple[int, Mapping[int, int]]],
+    available: MutableMapping[int, int],
     stale: Collection[int] = frozenset(),
 ) -> list[tuple[int, str | None, dict | None]]:
     """Decide (order_id, {item: summed quantity}) in the order given (ascending id), consuming `available`.
@@ -53,16 +54,30 @@ def decide(
         elif reason == UNKNOWN_INVENTORY:
             decided.append((order_id, reason, {"unknown": sorted(item for item in demand if item not in available)}))
         else:
-            decided.append((order_id, reason, {"short": [
-                {"inventory_id": item, "needed": quantity, "available": available[item]}
-                for item, quantity in sorted(demand.items()) if available[item] < quantity]}))
+            decided.append(
+                (
+                    order_id,
+                    reason,
+                    {
+                        "short": [
+                            {"inventory_id": item, "needed": quantity, "available": available[item]}
+                            for item, quantity in sorted(demand.items())
+                            if available[item] < quantity
+                        ]
+                    },
+                )
+            )
     return decided
 
 
 def decide_records(orders: Iterable[Mapping], stock: Iterable[Mapping]) -> dict[int, tuple[str, str | None]]:
     """The rule over records as the remotes serve them: order id -> (status, reason)."""
     available = {s["inventory_id"]: s["quantity"] for s in stock}
-    demands = [(o["id"], demand_of((line["inventory_id"], line["quantity"]) for line in o["items"]))
-               for o in sorted(orders, key=lambda o: o["id"])]
-    return {oid: ("PROCESSED", None) if reason is None else ("FAILED", reason)
-            for oid, reason, _ in decide(demands, available)}
+    demands = [
+        (o["id"], demand_of((line["inventory_id"], line["quantity"]) for line in o["items"]))
+        for o in sorted(orders, key=lambda o: o["id"])
+    ]
+    return {
+        oid: ("PROCESSED", None) if reason is None else ("FAILED", reason)
+        for oid, reason, _ in decide(demands, available)
+    }

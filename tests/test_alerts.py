@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
 import httpx
 import pytest
-
 from conftest import StubServer, run_cli
 
 SCHEDULE_SECONDS = 10  # the smallest ORDERLY_SCHEDULE_SECONDS: the stalled-pipeline alarm fires after 30 s
@@ -59,9 +58,13 @@ def alerts(prefect_server):
     api = prefect_server["api_url"]
     webhook = StubServer(lambda path, params, headers: (200, {}, b"ok"))
     with _settings(api):
-        CustomWebhookNotificationBlock(name="orderly", url=f"{webhook.url}/alert", method="GET",
-                                       params={"subject": "{{subject}}", "body": "{{body}}"}).save(NOTIFY_BLOCK)
-        created = datetime.now(timezone.utc)
+        CustomWebhookNotificationBlock(
+            name="orderly",
+            url=f"{webhook.url}/alert",
+            method="GET",
+            params={"subject": "{{subject}}", "body": "{{body}}"},
+        ).save(NOTIFY_BLOCK)
+        created = datetime.now(UTC)
         ids = ensure_automations(SCHEDULE_SECONDS)
     try:
         yield {"api": api, "ids": ids, "created": created, "webhook": webhook}
@@ -91,8 +94,9 @@ def test_ensure_automations_twice_leaves_exactly_three_and_changes_nothing(alert
     after = _ours(alerts["api"])
     assert {name: len(found) for name, found in after.items()} == {STALLED: 1, FAILED: 1, MISSING: 1}
     # Not even updated: an update would restart the stalled-pipeline window.
-    assert [(a["id"], a["updated"]) for found in after.values() for a in found] == \
-        [(a["id"], a["updated"]) for found in before.values() for a in found]
+    assert [(a["id"], a["updated"]) for found in after.values() for a in found] == [
+        (a["id"], a["updated"]) for found in before.values() for a in found
+    ]
 
     stalled, failed = after[STALLED][0]["trigger"], after[FAILED][0]["trigger"]
     assert stalled["posture"] == "Proactive" and stalled["expect"] == ["prefect.flow-run.Completed"]
@@ -100,8 +104,13 @@ def test_ensure_automations_twice_leaves_exactly_three_and_changes_nothing(alert
     assert stalled["match_related"]["prefect.resource.name"] == "pipeline"
     assert failed["posture"] == "Reactive"
     assert set(failed["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
-    assert set(failed["match_related"]["prefect.resource.name"]) == {"pipeline", "sync", "process-all", "reset-state",
-                                                                     "reconcile"}
+    assert set(failed["match_related"]["prefect.resource.name"]) == {
+        "pipeline",
+        "sync",
+        "process-all",
+        "reset-state",
+        "reconcile",
+    }
     for automation in (after[STALLED][0], after[FAILED][0]):
         assert automation["enabled"]
         assert [a["type"] for a in automation["actions"]] == ["do-nothing", "send-notification"]
@@ -110,7 +119,7 @@ def test_ensure_automations_twice_leaves_exactly_three_and_changes_nothing(alert
 def test_a_failed_run_fires_the_failure_alarm_and_every_run_emits_its_event(alerts, cli_env):
     from flows.alerts import FAILED
 
-    api, since = alerts["api"], datetime.now(timezone.utc)
+    api, since = alerts["api"], datetime.now(UTC)
     failing = run_cli(["process"], cli_env, check=False)  # a fresh database has no stock snapshot: refused
     assert failing.returncode != 0, failing.stdout + failing.stderr
     run_cli(["sync"], cli_env)
@@ -120,18 +129,31 @@ def test_a_failed_run_fires_the_failure_alarm_and_every_run_emits_its_event(aler
 
     # Prefect fired the automation for that very flow run, and ran its actions.
     automation = f"prefect.automation.{alerts['ids'][FAILED]}"
-    fired = _poll("the failure automation firing", lambda: [
-        e for e in _events(api, since, "prefect.automation.triggered", automation)
-        if e["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == f"prefect.flow-run.{failed_id}"])
+    fired = _poll(
+        "the failure automation firing",
+        lambda: [
+            e
+            for e in _events(api, since, "prefect.automation.triggered", automation)
+            if e["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == f"prefect.flow-run.{failed_id}"
+        ],
+    )
     assert fired[0]["resource"]["prefect.resource.name"] == FAILED
-    _poll("its actions executed", lambda: [
-        e for e in _events(api, since, "prefect.automation.action.executed", automation)
-        if e["payload"].get("action_type") == "send-notification"])
+    _poll(
+        "its actions executed",
+        lambda: [
+            e
+            for e in _events(api, since, "prefect.automation.action.executed", automation)
+            if e["payload"].get("action_type") == "send-notification"
+        ],
+    )
     calls = _poll("the webhook notified", lambda: _alert_calls(alerts["webhook"], "ended Failed"))
     assert "process all" in unquote_plus(calls[0]["params"]["body"])
     # The sync that completed fires nothing.
-    assert not [e for e in _events(api, since, "prefect.automation.triggered", automation)
-                if e["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == f"prefect.flow-run.{synced_id}"]
+    assert not [
+        e
+        for e in _events(api, since, "prefect.automation.triggered", automation)
+        if e["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == f"prefect.flow-run.{synced_id}"
+    ]
 
     failed = _poll("orderly.run.failed", lambda: _events(api, since, "orderly.run.failed", f"orderly.run.{failed_id}"))
     assert failed[0]["payload"]["state"] == "FAILED" and failed[0]["payload"]["flow"] == "process-all"
@@ -139,12 +161,18 @@ def test_a_failed_run_fires_the_failure_alarm_and_every_run_emits_its_event(aler
     related = {r["prefect.resource.id"] for r in failed[0]["related"]}
     assert f"prefect.flow-run.{failed_id}" in related
     # Its report says which run it was and that it came from the command line.
-    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [synced_id]}}},
-                           timeout=10).raise_for_status().json()
-    assert {a["key"]: a["description"] for a in artifacts}["orders-run-summary"] == \
-        "Summary of `sync: stock and new orders` (sync, started by the command line): completed"
+    artifacts = (
+        httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [synced_id]}}}, timeout=10)
+        .raise_for_status()
+        .json()
+    )
+    assert {a["key"]: a["description"] for a in artifacts}[
+        "orders-run-summary"
+    ] == "Summary of `sync: stock and new orders` (sync, started by the command line): completed"
 
-    done = _poll("orderly.run.completed", lambda: _events(api, since, "orderly.run.completed", f"orderly.run.{synced_id}"))
+    done = _poll(
+        "orderly.run.completed", lambda: _events(api, since, "orderly.run.completed", f"orderly.run.{synced_id}")
+    )
     assert done[0]["payload"]["state"] == "COMPLETED"
     counts = done[0]["payload"]["counts"]
     assert counts and all(isinstance(v, int) for v in counts.values()) and max(counts.values()) > 0
@@ -154,8 +182,11 @@ def test_the_stalled_pipeline_alarm_fires_after_three_intervals_without_a_comple
     from flows.alerts import STALLED
 
     api, automation = alerts["api"], f"prefect.automation.{alerts['ids'][STALLED]}"
-    fired = _poll("the stalled-pipeline automation firing",
-                  lambda: _events(api, alerts["created"], "prefect.automation.triggered", automation), timeout=90)
+    fired = _poll(
+        "the stalled-pipeline automation firing",
+        lambda: _events(api, alerts["created"], "prefect.automation.triggered", automation),
+        timeout=90,
+    )
     waited = (datetime.fromisoformat(fired[0]["occurred"]) - alerts["created"]).total_seconds()
     assert waited >= 3 * SCHEDULE_SECONDS - 1, waited  # not before the window has passed
     _poll("the webhook notified", lambda: _alert_calls(alerts["webhook"], "No Orderly pipeline run has completed"))
@@ -169,7 +200,7 @@ def test_a_reconcile_that_finds_a_missing_order_alerts_and_reports(alerts, cli_e
 
     from flows.alerts import MISSING
 
-    api, since = alerts["api"], datetime.now(timezone.utc)
+    api, since = alerts["api"], datetime.now(UTC)
     run_cli(["sync"], cli_env)
     con = duckdb.connect(cli_env["ORDERLY_DB"])
     con.execute("DELETE FROM order_lines WHERE order_id = 7")
@@ -182,14 +213,24 @@ def test_a_reconcile_that_finds_a_missing_order_alerts_and_reports(alerts, cli_e
     assert run["flow"] == "reconcile" and run["state"] == "COMPLETED"
     assert (run["reconcile_missing"], run["reconcile_added"], run["reconcile_changed"]) == (1, 1, 0)
 
-    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["run_id"]]}}},
-                           timeout=10).raise_for_status().json()
+    artifacts = (
+        httpx.post(
+            f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["run_id"]]}}}, timeout=10
+        )
+        .raise_for_status()
+        .json()
+    )
     report = {a["key"]: a for a in artifacts}["orders-reconciliation"]
     assert "| missing locally | 1 |" in report["data"] and "| order ids at the remote | 15 |" in report["data"]
 
     automation = f"prefect.automation.{alerts['ids'][MISSING]}"
-    fired = _poll("the missing-orders automation firing", lambda: [
-        e for e in _events(api, since, "prefect.automation.triggered", automation)
-        if e["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == f"orderly.run.{run['run_id']}"])
+    fired = _poll(
+        "the missing-orders automation firing",
+        lambda: [
+            e
+            for e in _events(api, since, "prefect.automation.triggered", automation)
+            if e["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == f"orderly.run.{run['run_id']}"
+        ],
+    )
     assert fired[0]["resource"]["prefect.resource.name"] == MISSING
     _poll("the webhook notified", lambda: _alert_calls(alerts["webhook"], "missing locally"))

@@ -11,7 +11,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 import reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +29,15 @@ def _bench():
 def test_bench_pipeline_20k_matches_the_floor_model(prefect_server, tmp_path):
     bench = _bench()
     result = bench.bench_size(
-        20_000, items=2_000, seed=11, extra=1_000, api_url=prefect_server["api_url"],
-        prefect_home=Path(prefect_server["home"]), work=tmp_path, verify=True, log=lambda _: None,
+        20_000,
+        items=2_000,
+        seed=11,
+        extra=1_000,
+        api_url=prefect_server["api_url"],
+        prefect_home=Path(prefect_server["home"]),
+        work=tmp_path,
+        verify=True,
+        log=lambda _: None,
     )
     assert result["mismatch"] is None
     assert result["verified"] is True
@@ -61,7 +67,12 @@ def test_the_floor_is_the_reference_model():
     available = {1: 3, 2: 0}
     decided = reference.decide([(1, {1: 2}), (2, {1: 2}), (3, {9: 1, 2: 5}), (4, {1: 1}), (5, {2: 1})], available)
     assert [(oid, reason) for oid, reason, _ in decided] == [
-        (1, None), (2, "INSUFFICIENT_STOCK"), (3, "UNKNOWN_INVENTORY"), (4, None), (5, "INSUFFICIENT_STOCK")]
+        (1, None),
+        (2, "INSUFFICIENT_STOCK"),
+        (3, "UNKNOWN_INVENTORY"),
+        (4, None),
+        (5, "INSUFFICIENT_STOCK"),
+    ]
     assert decided[1][2] == {"short": [{"inventory_id": 1, "needed": 2, "available": 1}]}
     assert decided[2][2] == {"unknown": [9]}
     assert available == {1: 0, 2: 0}

@@ -14,11 +14,14 @@ Invariants (the issue's "Done when", read with /work/notes/issue9-decisions.md):
 
 Speed: no Prefect flow run per example; the pipeline runs in-process through the tasks' own code
 (hostile.run_pipeline mirrors flows/steps.py), on a DuckDB file the test holds open (hostile.WarmStore).
-Reproducible: derandomized, so every run draws the same 200 examples.
+Shards: the 200 examples run as four tests of 50 (tests/shards.py), so the suite's workers share them (one test of
+200 was the suite's longest). Reproducible: shard i draws from seed i, so every run draws the same examples.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -28,9 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
-from hypothesis import strategies as st
-
+import shards
 from hostile import (
     INT64_MAX,
     HostileRemote,
@@ -48,8 +49,11 @@ from hostile import (
     stored,
     total_counts,
 )
+from hypothesis import HealthCheck, Phase, assume, given, seed, settings
+from hypothesis import strategies as st
+from tiers import examples
 
-EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", examples(200)))
 # Shrinking re-runs two pipeline passes per step and can take minutes; a failing example is printed (and
 # reproducible: derandomized) without it. HOSTILE_SHRINK=1 asks for the smallest failing example.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("HOSTILE_SHRINK") else [])
@@ -61,7 +65,7 @@ PLACED_BAD = ["yesterday", "", 20261120, None, "2026-13-45T00:00:00Z"]
 TEXT_OK = ["C-1", "C-2", "Zoë 🚀", "x" * 1000]
 TEXT_BAD = ["", 42, None, Raw('"C-\\ud800"'), "y" * 1001, ["C-1"]]
 KNOWN_ITEMS = list(range(101, 111))
-LINE_ITEMS = KNOWN_ITEMS + [111, 112]  # never stocked: UNKNOWN_INVENTORY
+LINE_ITEMS = [*KNOWN_ITEMS, 111, 112]  # never stocked: UNKNOWN_INVENTORY
 QTY_SMALL = [1, 2, 3]
 QTY_BIG = [2**53 - 1, 2**53, 2**53 + 1, 2**62, INT64_MAX]
 QTY_BAD = [0, -1, 2**63, 2**64, 10**30, 1.0, Raw("1e3"), 2.5, True, "2", None]
@@ -85,8 +89,10 @@ def lines_st(draw):
     if kind == "not-list":
         return draw(st.sampled_from(["101", 101, None]))
     n = draw(st.integers(1, 3))
-    lines = [{"inventory_id": draw(st.sampled_from(LINE_ITEMS)), "quantity": draw(st.sampled_from(QTY_SMALL))}
-             for _ in range(n)]
+    lines = [
+        {"inventory_id": draw(st.sampled_from(LINE_ITEMS)), "quantity": draw(st.sampled_from(QTY_SMALL))}
+        for _ in range(n)
+    ]
     if kind == "big":
         lines[0]["quantity"] = draw(st.sampled_from(QTY_BIG))
     elif kind == "bad-qty":
@@ -105,11 +111,18 @@ def lines_st(draw):
 @st.composite
 def order_body_st(draw, oid):
     """An order record with this id; each other field valid (mostly) or not."""
-    def pick(ok, bad):
-        return draw(st.sampled_from(bad + [MISSING])) if draw(st.integers(0, 11)) == 0 else draw(st.sampled_from(ok))
 
-    return _record({"id": oid, "placed_at": pick(PLACED_OK, PLACED_BAD), "customer_id": pick(TEXT_OK, TEXT_BAD),
-                    "items": draw(lines_st())})
+    def pick(ok, bad):
+        return draw(st.sampled_from([*bad, MISSING])) if draw(st.integers(0, 11)) == 0 else draw(st.sampled_from(ok))
+
+    return _record(
+        {
+            "id": oid,
+            "placed_at": pick(PLACED_OK, PLACED_BAD),
+            "customer_id": pick(TEXT_OK, TEXT_BAD),
+            "items": draw(lines_st()),
+        }
+    )
 
 
 @st.composite
@@ -131,7 +144,7 @@ def orders_st(draw):
             if draw(st.booleans()):
                 records.append(draw(st.sampled_from(NOT_OBJECTS)))
             else:
-                bad_id = draw(st.sampled_from(ID_BAD + [MISSING]))
+                bad_id = draw(st.sampled_from([*ID_BAD, MISSING]))
                 records.append(draw(order_body_st(bad_id)))
             keys.append(key)
             continue
@@ -153,9 +166,15 @@ def orders_st(draw):
 
 
 def stock_record(inventory_id, quantity, **change):
-    record = {"inventory_id": inventory_id, "product_id": 1, "sku": f"SKU-{inventory_id}",
-              "product_name": "Thing", "warehouse_id": 1, "quantity": quantity,
-              "updated_at": "2026-11-20T09:00:00Z"}
+    record = {
+        "inventory_id": inventory_id,
+        "product_id": 1,
+        "sku": f"SKU-{inventory_id}",
+        "product_name": "Thing",
+        "warehouse_id": 1,
+        "quantity": quantity,
+        "updated_at": "2026-11-20T09:00:00Z",
+    }
     record.update(change)
     return _record(record)
 
@@ -170,12 +189,25 @@ def stock_st(draw):
         if kind == "bad-qty":
             base = stock_record(inventory_id, draw(st.sampled_from(STOCK_QTY_BAD)))
         elif kind == "bad-field":
-            field, value = draw(st.sampled_from([("sku", ""), ("product_name", Raw('"\\udfff"')), ("sku", "s" * 1001),
-                                                  ("updated_at", "soon"), ("product_id", "1"), ("warehouse_id", 1.5)]))
+            field, value = draw(
+                st.sampled_from(
+                    [
+                        ("sku", ""),
+                        ("product_name", Raw('"\\udfff"')),
+                        ("sku", "s" * 1001),
+                        ("updated_at", "soon"),
+                        ("product_id", "1"),
+                        ("warehouse_id", 1.5),
+                    ]
+                )
+            )
             base = stock_record(inventory_id, quantity, **{field: value})
         elif kind == "missing":
-            base = {k: v for k, v in stock_record(inventory_id, quantity).items()
-                    if k != draw(st.sampled_from(["quantity", "sku"]))}
+            base = {
+                k: v
+                for k, v in stock_record(inventory_id, quantity).items()
+                if k != draw(st.sampled_from(["quantity", "sku"]))
+            }
         else:
             base = stock_record(inventory_id, quantity)
         records.append(base)
@@ -186,8 +218,10 @@ def stock_st(draw):
             records.append({**base, "quantity": draw(st.sampled_from(STOCK_QTY_OK))})
         elif extra == "broken":
             records.append({**base, "quantity": -1})
-    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
-        records.append(draw(st.sampled_from([stock_record(draw(st.sampled_from(INV_BAD + [MISSING])), 1), 7, None])))
+    records.extend(
+        draw(st.sampled_from([stock_record(draw(st.sampled_from([*INV_BAD, MISSING])), 1), 7, None]))
+        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2])))
+    )
     return draw(st.permutations(records))
 
 
@@ -204,19 +238,24 @@ def example_st(draw):
     orders, keys = draw(orders_st())
     page_size = draw(st.integers(1, 5))
     return {
-        "orders": orders, "keys": keys, "stock": draw(stock_st()), "page_size": page_size,
+        "orders": orders,
+        "keys": keys,
+        "stock": draw(stock_st()),
+        "page_size": page_size,
         "overlap": draw(st.sampled_from([0, 0, 0, 0, 0, 0, 0, 1])),
         "serve_limit": draw(st.sampled_from([None] * 6 + [1, 2, 7])),
         "skip_ahead": draw(st.sampled_from([0] * 9 + [1])),
         # small chunks put repeats in later batches; each batch costs a validation (~45 ms), so not too often
         "pages_per_chunk": draw(st.sampled_from([None] * 6 + [1, 2, 3])),
         # per distinct query, in the order first asked: (fault, how many times before it answers)
-        "faults": draw(st.lists(st.tuples(st.sampled_from(sorted(FAULTS)), st.sampled_from([0, 0, 0, 1, 2])),
-                                max_size=4)),
+        "faults": draw(
+            st.lists(st.tuples(st.sampled_from(sorted(FAULTS)), st.sampled_from([0, 0, 0, 1, 2])), max_size=4)
+        ),
     }
 
 
 # ---- the oracle: what the decisions say about each record --------------------------------------------------------
+
 
 def _int_in(value, low: int) -> bool:
     return type(value) is int and low <= value <= INT64_MAX
@@ -240,23 +279,34 @@ def order_valid(record) -> bool:
     items = record.get("items")
     if type(items) is not list or not items:
         return False
-    if not all(type(line) is dict and _int_in(line.get("inventory_id"), 1) and _int_in(line.get("quantity"), 1)
-               for line in items):
+    if not all(
+        type(line) is dict and _int_in(line.get("inventory_id"), 1) and _int_in(line.get("quantity"), 1)
+        for line in items
+    ):
         return False
     return sum(line["quantity"] for line in items) <= INT64_MAX
 
 
 def stock_valid(record) -> bool:
-    return (type(record) is dict and _int_in(record.get("inventory_id"), 1) and _int_in(record.get("product_id"), 1)
-            and _int_in(record.get("warehouse_id"), 1) and _int_in(record.get("quantity"), 0)
-            and _text(record.get("sku")) and _text(record.get("product_name"))
-            and record.get("updated_at") == "2026-11-20T09:00:00Z")
+    return (
+        type(record) is dict
+        and _int_in(record.get("inventory_id"), 1)
+        and _int_in(record.get("product_id"), 1)
+        and _int_in(record.get("warehouse_id"), 1)
+        and _int_in(record.get("quantity"), 0)
+        and _text(record.get("sku"))
+        and _text(record.get("product_name"))
+        and record.get("updated_at") == "2026-11-20T09:00:00Z"
+    )
 
 
 def identity(record: dict):
     """What makes two copies of an order the same (the decisions: placed_at, customer_id, lines in order)."""
-    return (record["placed_at"], record["customer_id"],
-            tuple((line["inventory_id"], line["quantity"]) for line in record["items"]))
+    return (
+        record["placed_at"],
+        record["customer_id"],
+        tuple((line["inventory_id"], line["quantity"]) for line in record["items"]),
+    )
 
 
 def has_bad_text(value) -> bool:
@@ -280,8 +330,15 @@ def never_stalls(example: dict) -> bool:
     records whose ids are not storable (the cursor is then that last id). Any other page stops the run.
     Examples that would stop are not drawn: the property is about runs that end (stopping is tested in
     test_hostile.py and test_paging_protocol.py)."""
-    compiled = _Compiled(Script(orders=example["orders"], keys=example["keys"], overlap=example["overlap"],
-                                serve_limit=example["serve_limit"], skip_ahead=example["skip_ahead"]))
+    compiled = _Compiled(
+        Script(
+            orders=example["orders"],
+            keys=example["keys"],
+            overlap=example["overlap"],
+            serve_limit=example["serve_limit"],
+            skip_ahead=example["skip_ahead"],
+        )
+    )
     parsed = [as_received(r) for r in example["orders"]]
     position = {id(r): i for i, r in enumerate(example["orders"])}
 
@@ -295,7 +352,7 @@ def never_stalls(example: dict) -> bool:
             page, nxt = compiled.orders_page(after, example["page_size"])
             records = [parsed[position[id(r)]] for r in page]
             ids = [r["id"] for r in records if usable(r)]
-            if any(b < a for a, b in zip([after, *ids], ids)) or any(i <= after for i in ids):
+            if any(b < a for a, b in itertools.pairwise([after, *ids])) or any(i <= after for i in ids):
                 return False
             if nxt is None:
                 after = max([after, *ids])
@@ -389,7 +446,7 @@ def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: 
     """`served_runs`: per run, the pages served (each a list of records), in order."""
     first: dict[int, dict] = {}
     expected_rejects: list[tuple] = []  # ("raw", canon) or ("key", key) or ("conflict", key)
-    for result, pages in zip(runs, served_runs):
+    for result, pages in zip(runs, served_runs, strict=True):
         served = [record for page in pages for record in page]
         want = Counter()
         for page in pages:
@@ -429,15 +486,17 @@ def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: 
             assert c["received"] == c["loaded"] + c["rejected"] + c["repeated"], batch
         got = total_counts(result.order_counts, "orders")
         assert got["received"] == len(served), (got, len(served))
-        assert got == {"received": len(served), **{k: want[k] for k in ("loaded", "rejected", "repeated")}}, \
-            (got, dict(want))
+        assert got == {"received": len(served), **{k: want[k] for k in ("loaded", "rejected", "repeated")}}, (
+            got,
+            dict(want),
+        )
 
     # every valid order served: stored once, as its first valid copy
     assert sorted(state["orders"]) == sorted(first)
     for oid, copy in first.items():
         row = state["orders"][oid]
         assert row["customer_id"] == copy["customer_id"] and row["placed_at"] == instant(copy["placed_at"]), oid
-        assert state["lines"][oid] == [(l["inventory_id"], l["quantity"]) for l in copy["items"]], oid
+        assert state["lines"][oid] == [(line["inventory_id"], line["quantity"]) for line in copy["items"]], oid
 
     # every invalid copy received and every conflict: one reject each, with reasons
     rows = [r for r in state["rejects"] if r["source"] == "order"]
@@ -455,11 +514,11 @@ def check_orders(runs: list, served_runs: list[list[list]], state: dict, stats: 
     for want in sorted(expected_rejects, key=lambda w: w[0] != "raw"):  # exact raw matches first
         kind, value = want
         if kind == "raw":
-            take(lambda r: "conflict" not in r["reasons"] and _raw_canon(r) == value)
+            take(lambda r, value=value: "conflict" not in r["reasons"] and _raw_canon(r) == value)
         elif kind == "key":
-            take(lambda r: "conflict" not in r["reasons"] and r["record_key"] == value)
+            take(lambda r, value=value: "conflict" not in r["reasons"] and r["record_key"] == value)
         else:
-            take(lambda r: "conflict" in r["reasons"] and r["record_key"] == value)
+            take(lambda r, value=value: "conflict" in r["reasons"] and r["record_key"] == value)
 
 
 def _raw_canon(row: dict) -> str | None:
@@ -470,7 +529,7 @@ def _raw_canon(row: dict) -> str | None:
 
 
 def check_stock(runs: list, stock_served: list[list], state: dict, stats: Counter) -> None:
-    for result, served in zip(runs, stock_served):
+    for result, served in zip(runs, stock_served, strict=True):
         assert len(result.stock_counts) == 1, result.problems
         counts = loader_counts(result.stock_counts[0], "stock")
         assert counts["received"] == len(served), (counts, len(served))
@@ -479,10 +538,8 @@ def check_stock(runs: list, stock_served: list[list], state: dict, stats: Counte
         assert all(r["reasons"] and r["reasons"].strip() for r in run_rejects)
         raws = Counter()
         for r in run_rejects:
-            try:
+            with contextlib.suppress(ValueError):
                 raws[canon(json.loads(r["raw"]))] += 1
-            except ValueError:
-                pass
         invalid = [p for p in map(as_received, served) if not stock_valid(p)]
         stats["invalid stock"] += len(invalid)
         assert len(run_rejects) >= len(invalid)
@@ -524,35 +581,65 @@ def check_decisions(state: dict) -> None:
 
 # ---- the test -------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
+
+SHARD_SIZE = 50
+SHARDS = shards.counts(EXAMPLES, SHARD_SIZE)
+
+
+@pytest.fixture
 def remote():
+    """One per shard (a loopback server thread: it starts in milliseconds), so shards need not share a worker."""
     with HostileRemote(max_trickle_s=5) as hostile:
         yield hostile
 
 
-# Each example is two pipeline passes (~0.5 s of CPU, most of it pandera's fixed cost per batch): 200 take
-# 1.5-2 minutes on a quiet 2-core machine and several times that on a busy one; not the suite's 600 s default.
+# Each example is two pipeline passes (~0.5 s of CPU, most of it pandera's fixed cost per batch): a shard of 50
+# takes about half a minute on a quiet 2-core machine and several times that on a busy one.
 @pytest.mark.timeout(1800)
-def test_a_run_and_a_rerun_against_a_hostile_remote_keep_every_invariant(remote, tmp_path_factory, small_ca_bundle):
+@pytest.mark.parametrize("shard, count", enumerate(SHARDS), ids=shards.ids(SHARDS))
+def test_a_run_and_a_rerun_against_a_hostile_remote_keep_every_invariant(
+    shard, count, remote, tmp_path_factory, small_ca_bundle
+):
     stats: Counter = Counter()
     started = time.monotonic()
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True, phases=PHASES,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @seed(shard)
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
     @given(example=example_st())
     def check(example):
         assume(never_stalls(example) and one_stock_snapshot(example))
         stats["examples"] += 1
         stats["overlap"] += example["overlap"] > 0
         stats["faults"] += any(times for _, times in example["faults"])
-        remote.script(orders=example["orders"], keys=example["keys"], stock=example["stock"],
-                      overlap=example["overlap"], serve_limit=example["serve_limit"],
-                      skip_ahead=example["skip_ahead"], fault=fault_plan(example["faults"]))
-        with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as directory, \
-                WarmStore(Path(directory) / "orderly.duckdb") as warm:
-            options = settings_for(remote.url, warm.path, ORDERLY_PAGE_SIZE=example["page_size"],
-                                   ORDERLY_HTTP_RETRIES=3, ORDERLY_HTTP_TIMEOUT=2, ORDERLY_FETCH_CONCURRENCY=2,
-                                   ORDERLY_RETRY_AFTER_CAP=0.2)
+        remote.script(
+            orders=example["orders"],
+            keys=example["keys"],
+            stock=example["stock"],
+            overlap=example["overlap"],
+            serve_limit=example["serve_limit"],
+            skip_ahead=example["skip_ahead"],
+            fault=fault_plan(example["faults"]),
+        )
+        with (
+            tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as directory,
+            WarmStore(Path(directory) / "orderly.duckdb") as warm,
+        ):
+            options = settings_for(
+                remote.url,
+                warm.path,
+                ORDERLY_PAGE_SIZE=example["page_size"],
+                ORDERLY_HTTP_RETRIES=3,
+                ORDERLY_HTTP_TIMEOUT=2,
+                ORDERLY_FETCH_CONCURRENCY=2,
+                ORDERLY_RETRY_AFTER_CAP=0.2,
+            )
             runs, orders_served, stock_served, states = [], [], [], []
             for _ in range(2):
                 result = run_pipeline(options, pages_per_chunk=example["pages_per_chunk"], record_run=False)
@@ -576,7 +663,10 @@ def test_a_run_and_a_rerun_against_a_hostile_remote_keep_every_invariant(remote,
     check()
     elapsed = time.monotonic() - started
     print(f"\n{stats['examples']} examples in {elapsed:.1f} s: {dict(stats)}")
-    # The examples did exercise what the property is about.
-    assert stats["examples"] >= EXAMPLES * 0.9
-    for kind in ("invalid orders", "repeats", "conflicts", "invalid stock", "stock conflicts", "overlap", "faults"):
-        assert stats[kind] > 0, (kind, dict(stats))
+    assert stats["examples"] >= count * 0.9
+    # The examples of all the shards did exercise what the property is about (checked by the shard that ends last;
+    # the fast profile's few examples need not meet every kind).
+    everything = shards.pooled(tmp_path_factory, "boundary", shard, len(SHARDS), stats)
+    if everything and EXAMPLES >= SHARD_SIZE:
+        for kind in ("invalid orders", "repeats", "conflicts", "invalid stock", "stock conflicts", "overlap", "faults"):
+            assert everything[kind] > 0, (kind, dict(everything))

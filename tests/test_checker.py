@@ -8,7 +8,6 @@ from datetime import datetime
 
 import httpx
 import pytest
-
 import reference
 from conftest import run_cli
 
@@ -70,8 +69,14 @@ def test_random_scenarios_match_the_independent_checker(cli_env, sandbox_server,
         if expected[order["id"]][0] == "PROCESSED":
             for line in order["items"]:
                 allocated[line["inventory_id"]] = allocated.get(line["inventory_id"], 0) + line["quantity"]
-    want = {s["inventory_id"]: (s["quantity"], allocated.get(s["inventory_id"], 0),
-                                s["quantity"] - allocated.get(s["inventory_id"], 0)) for s in served_stock}
+    want = {
+        s["inventory_id"]: (
+            s["quantity"],
+            allocated.get(s["inventory_id"], 0),
+            s["quantity"] - allocated.get(s["inventory_id"], 0),
+        )
+        for s in served_stock
+    }
     stock = json.loads(run_cli(["stock", "--json"], env).stdout)["items"]
     assert {i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"]) for i in stock} == want
     assert all(i["available"] >= 0 for i in stock)
@@ -87,6 +92,7 @@ def test_20k_orders_are_decided_correctly(cli_env, sandbox_server):
 
 
 # ---- a scenario with broken records: the checker applies the contract's schema rules itself ----------------
+
 
 def _int(value, minimum) -> bool:
     return type(value) is int and value >= minimum
@@ -112,8 +118,9 @@ def well_formed_order(o) -> bool:
     items = o.get("items")
     if not (_timestamp(o.get("placed_at")) and _text(o.get("customer_id")) and isinstance(items, list) and items):
         return False
-    return all(isinstance(line, dict) and _int(line.get("inventory_id"), 1) and _int(line.get("quantity"), 1)
-               for line in items)
+    return all(
+        isinstance(line, dict) and _int(line.get("inventory_id"), 1) and _int(line.get("quantity"), 1) for line in items
+    )
 
 
 def good_orders(orders: list) -> tuple[list[dict], int]:
@@ -129,9 +136,16 @@ def good_orders(orders: list) -> tuple[list[dict], int]:
 
 
 def well_formed_stock(s) -> bool:
-    return (isinstance(s, dict) and _int(s.get("inventory_id"), 1) and _int(s.get("product_id"), 0)
-            and _int(s.get("warehouse_id"), 0) and _int(s.get("quantity"), 0) and _text(s.get("sku"))
-            and _text(s.get("product_name")) and _timestamp(s.get("updated_at")))
+    return (
+        isinstance(s, dict)
+        and _int(s.get("inventory_id"), 1)
+        and _int(s.get("product_id"), 0)
+        and _int(s.get("warehouse_id"), 0)
+        and _int(s.get("quantity"), 0)
+        and _text(s.get("sku"))
+        and _text(s.get("product_name"))
+        and _timestamp(s.get("updated_at"))
+    )
 
 
 def good_stock(stock: list) -> tuple[list[dict], int]:
@@ -163,8 +177,10 @@ def test_broken_records_are_quarantined_and_the_rest_decided_by_the_rule(cli_env
 
     rejects = json.loads(run_cli(["rejects", "--json"], env).stdout)
     by_source = Counter(r["source"] for r in rejects)
-    assert by_source == {"order": len(orders) - len(orders_ok) - order_repeats,
-                         "stock": len(stock) - len(stock_ok) - stock_repeats}
+    assert by_source == {
+        "order": len(orders) - len(orders_ok) - order_repeats,
+        "stock": len(stock) - len(stock_ok) - stock_repeats,
+    }
     assert all(r["reasons"] and "Traceback" not in r["reasons"] for r in rejects)
     (run,) = json.loads(run_cli(["runs", "--json"], env).stdout)
     # received = loaded + rejected (+ unchanged repeats), for orders and for stock, each under its own name

@@ -1,4 +1,5 @@
-"""The `orderly` command end to end: subprocesses, the session's Prefect server, `orderly sandbox` over loopback HTTP."""
+"""The `orderly` command end to end: subprocesses, the session's Prefect server, `orderly sandbox` over loopback
+HTTP."""
 
 from __future__ import annotations
 
@@ -10,18 +11,26 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ORDERLY, ROOT, SEED_TABLE, UNKNOWN, free_port, run_cli, stop, wait_for
+
 from orderly.store.schema import RUN_COUNTERS
 
+NO_RECONCILE = {
+    f"reconcile_{name}": 0 for name in ("remote", "stored", "missing", "added", "changed")
+}  # not a reconcile
 
-
-NO_RECONCILE = {f"reconcile_{name}": 0 for name in ("remote", "stored", "missing", "added", "changed")}  # not a reconcile
 
 def expected_status_json() -> list[dict]:
     return [
-        {"order_id": oid, "status": status, "items": items, "total_qty": qty,
-         "reason": None if status == "PROCESSED" else ("UNKNOWN_INVENTORY" if oid in UNKNOWN else "INSUFFICIENT_STOCK")}
+        {
+            "order_id": oid,
+            "status": status,
+            "items": items,
+            "total_qty": qty,
+            "reason": None
+            if status == "PROCESSED"
+            else ("UNKNOWN_INVENTORY" if oid in UNKNOWN else "INSUFFICIENT_STOCK"),
+        }
         for oid, (items, qty, status) in SEED_TABLE.items()
     ]
 
@@ -55,14 +64,23 @@ def seeded(prefect_server, tmp_path_factory):
     """One `orderly run` against `orderly sandbox` (the seed data set) over loopback; the query tests read it."""
     tmp = tmp_path_factory.mktemp("cli")
     port = free_port()
-    sandbox = subprocess.Popen([ORDERLY, "sandbox", "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sandbox = subprocess.Popen(
+        [ORDERLY, "sandbox", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{url}/health", sandbox, timeout=60)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
-        env.update(ORDERLY_DB=str(tmp / "orderly.duckdb"), PREFECT_API_URL=prefect_server["api_url"],
-                   PREFECT_HOME=prefect_server["home"], ORDERLY_ORDERS_URL=url, ORDERLY_WAREHOUSE_URL=url)
+        env.update(
+            ORDERLY_DB=str(tmp / "orderly.duckdb"),
+            PREFECT_API_URL=prefect_server["api_url"],
+            PREFECT_HOME=prefect_server["home"],
+            ORDERLY_ORDERS_URL=url,
+            ORDERLY_WAREHOUSE_URL=url,
+        )
         result = run_cli(["run"], env)
         yield {"env": env, "run": result, "url": url}
     finally:
@@ -89,8 +107,16 @@ def test_stock_json(seeded):
     assert got["snapshot"]["loaded"] == 8 and got["snapshot"]["rejected"] == 0
     items = {i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"]) for i in got["items"]}
     # allocated = the processed orders' lines: 6 takes 2 of 101, 8 takes 2 of 310, 9: 206, 10: 420, 12: 530, 16: 640
-    assert items == {101: (5, 2, 3), 102: (0, 0, 0), 205: (0, 0, 0), 206: (2, 1, 1), 310: (3, 2, 1),
-                     420: (1, 1, 0), 530: (2, 1, 1), 640: (1, 1, 0)}
+    assert items == {
+        101: (5, 2, 3),
+        102: (0, 0, 0),
+        205: (0, 0, 0),
+        206: (2, 1, 1),
+        310: (3, 2, 1),
+        420: (1, 1, 0),
+        530: (2, 1, 1),
+        640: (1, 1, 0),
+    }
     assert {"product_id", "sku", "product_name", "warehouse_id"} <= set(got["items"][0])
 
 
@@ -113,10 +139,27 @@ def test_runs_json(seeded):
     assert len(runs) == 1
     (run,) = runs
     assert (run["flow"], run["state"], run["processed"], run["failed"], run["reset"]) == (
-        "pipeline", "COMPLETED", 6, 9, 0)
+        "pipeline",
+        "COMPLETED",
+        6,
+        9,
+        0,
+    )
     assert {name: run[name] for name in RUN_COUNTERS} == {
-        "stock_fetched": 8, "stock_loaded": 8, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 15, "orders_loaded": 15,
-        "orders_rejected": 0, "orders_repeated": 0, "processed": 6, "failed": 9, "waiting": 0, "reset": 0, **NO_RECONCILE}
+        "stock_fetched": 8,
+        "stock_loaded": 8,
+        "stock_rejected": 0,
+        "stock_repeated": 0,
+        "orders_fetched": 15,
+        "orders_loaded": 15,
+        "orders_rejected": 0,
+        "orders_repeated": 0,
+        "processed": 6,
+        "failed": 9,
+        "waiting": 0,
+        "reset": 0,
+        **NO_RECONCILE,
+    }
     assert {"run_id", "started_at", "ended_at", "duration_s", "message"} <= set(run)
     # the same counts, in words, in the run's own summary line (the flow's return value) and the runs table
     words = "stock 8 fetched, 8 loaded; orders 15 fetched, 15 loaded; processed 6, failed 9"
@@ -137,11 +180,22 @@ def test_explain_names_the_short_item_on_the_seed(seeded):
     assert "order 2: FAILED INSUFFICIENT_STOCK" in human
     assert "why: item 205 short: needed 1, available 0 (when its turn came)" in human
     explained = json.loads(run_cli(["explain", "2", "--json"], seeded["env"]).stdout)
-    assert list(explained) == ["order_id", "status", "reason", "items", "total_qty", "lines", "explanation",
-                               "decided_at", "decided_run"]
+    assert list(explained) == [
+        "order_id",
+        "status",
+        "reason",
+        "items",
+        "total_qty",
+        "lines",
+        "explanation",
+        "decided_at",
+        "decided_run",
+    ]
     assert explained["explanation"] == {"short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
-    assert [(l["inventory_id"], l["quantity"], l["on_hand"], l["allocated"], l["available"])
-            for l in explained["lines"]] == [(101, 1, 5, 2, 3), (205, 1, 0, 0, 0)]
+    assert [
+        (line["inventory_id"], line["quantity"], line["on_hand"], line["allocated"], line["available"])
+        for line in explained["lines"]
+    ] == [(101, 1, 5, 2, 3), (205, 1, 0, 0, 0)]
     runs = json.loads(run_cli(["runs", "--json"], seeded["env"]).stdout)
     assert explained["decided_run"] == runs[0]["run_id"]
     unknown = run_cli(["explain", "3"], seeded["env"]).stdout
@@ -166,8 +220,9 @@ def test_query_commands_do_not_import_prefect(seeded):
         "assert not loaded, loaded\n"
         "print('NO-PREFECT')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=seeded["env"], capture_output=True, text=True,
-                            timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=seeded["env"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("NO-PREFECT")
     assert '"order_id": 16' in result.stdout  # the commands did run and read the store
@@ -189,19 +244,24 @@ def test_reset_then_process_prints_the_table_again(cli_env, sandbox_server):
     assert status_json(env) == expected_status_json()
     history = json.loads(run_cli(["history", "6", "--json"], env).stdout)
     assert [(h["from_status"], h["to_status"]) for h in history] == [
-        ("NEW", "PROCESSED"), ("PROCESSED", "NEW"), ("NEW", "PROCESSED")]
+        ("NEW", "PROCESSED"),
+        ("PROCESSED", "NEW"),
+        ("NEW", "PROCESSED"),
+    ]
     assert len({h["run_id"] for h in history}) == 3
     runs = json.loads(run_cli(["runs", "--json"], env).stdout)
     assert [(r["flow"], r["state"]) for r in runs] == [
-        ("process-all", "COMPLETED"), ("reset-state", "COMPLETED"), ("pipeline", "COMPLETED")]
+        ("process-all", "COMPLETED"),
+        ("reset-state", "COMPLETED"),
+        ("pipeline", "COMPLETED"),
+    ]
     assert runs[1]["reset"] == 15
     # three runs seconds apart: Prefect's ids (UUIDv7, time first) may share 8 characters; the tables' never do
-    changes = [line.split()[-1] for line in run_cli(["history", "6"], env).stdout.splitlines()
-               if line[:4].isdigit()]
+    changes = [line.split()[-1] for line in run_cli(["history", "6"], env).stdout.splitlines() if line[:4].isdigit()]
     listed = [line.split()[0] for line in run_cli(["runs"], env).stdout.splitlines() if re.match(r"[0-9a-f]{8}", line)]
     assert len(set(changes)) == len(set(listed)) == 3, (changes, listed)
-    assert all(h["run_id"].startswith(shown) for h, shown in zip(history, changes))
-    assert all(r["run_id"].startswith(shown) and len(shown) >= 8 for r, shown in zip(runs, listed))
+    assert all(h["run_id"].startswith(shown) for h, shown in zip(history, changes, strict=True))
+    assert all(r["run_id"].startswith(shown) and len(shown) >= 8 for r, shown in zip(runs, listed, strict=True))
 
     # process --order 999: one line, nothing changed, and no run started: the id is checked before any flow
     run_cli(["reset", "--order", "10", "--order", "11"], env)
@@ -264,11 +324,13 @@ def test_a_dry_run_writes_nothing_and_a_real_run_then_decides_the_same(cli_env, 
     real = json.loads(run_cli(["process", "--json"], env).stdout)
     assert real == {"processed": 6, "failed": 9, "waiting": 0}
     assert {r["order_id"]: (r["status"], r["reason"]) for r in status_json(env)} == {
-        c["order_id"]: (c["to_status"], c["reason"]) for c in preview["changes"]}
+        c["order_id"]: (c["to_status"], c["reason"]) for c in preview["changes"]
+    }
     for order_id, change in by_id.items():
         (recorded,) = json.loads(run_cli(["history", str(order_id), "--json"], env).stdout)
-        assert {k: recorded[k] for k in ("from_status", "to_status", "reason", "details")} == \
-            {k: change[k] for k in ("from_status", "to_status", "reason", "details")}
+        assert {k: recorded[k] for k in ("from_status", "to_status", "reason", "details")} == {
+            k: change[k] for k in ("from_status", "to_status", "reason", "details")
+        }
     assert [r["flow"] for r in json.loads(run_cli(["runs", "--json"], env).stdout)] == ["process-all", "sync"]
 
 
@@ -280,8 +342,10 @@ def test_reset_failed_for_lack_of_stock_then_process_retries_just_those(cli_env,
     result = run_cli(["reset", "--status", "FAILED", "--reason", "INSUFFICIENT_STOCK"], env)
     assert "reset 6" in result.stdout
     after = {r["order_id"]: (r["status"], r["reason"]) for r in status_json(env)}
-    assert after == {oid: ("NEW", None) if reason == "INSUFFICIENT_STOCK" else (status, reason)
-                     for oid, (status, reason) in decided.items()}
+    assert after == {
+        oid: ("NEW", None) if reason == "INSUFFICIENT_STOCK" else (status, reason)
+        for oid, (status, reason) in decided.items()
+    }
     assert "reset 3" in run_cli(["reset", "--reason", "UNKNOWN_INVENTORY"], env).stdout
     assert "reset 6" in run_cli(["reset", "--status", "PROCESSED"], env).stdout
     assert {r["status"] for r in status_json(env)} == {"NEW"}
@@ -289,10 +353,13 @@ def test_reset_failed_for_lack_of_stock_then_process_retries_just_those(cli_env,
     assert status_json(env) == expected_status_json()
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["reset", "--status", "DONE"], "unknown status 'DONE': use one of NEW, PROCESSED, FAILED"),
-    (["reset", "--reason", "LATE"], "unknown reason 'LATE': use one of UNKNOWN_INVENTORY, INSUFFICIENT_STOCK"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["reset", "--status", "DONE"], "unknown status 'DONE': use one of NEW, PROCESSED, FAILED"),
+        (["reset", "--reason", "LATE"], "unknown reason 'LATE': use one of UNKNOWN_INVENTORY, INSUFFICIENT_STOCK"),
+    ],
+)
 def test_a_bad_status_or_reason_is_one_line_before_any_flow_starts(tmp_path, args, fragment):
     code = (
         "import sys\n"
@@ -306,8 +373,15 @@ def test_a_bad_status_or_reason_is_one_line_before_any_flow_starts(tmp_path, arg
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))}
     env["ORDERLY_DB"] = str(tmp_path / "orderly.duckdb")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
-                            cwd=ROOT, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2
     assert_one_line_error(result, fragment)
 
@@ -321,10 +395,17 @@ def test_reset_everything_asks_first_on_a_terminal(cli_env, sandbox_server):
     decided = status_json(env)
     primary, secondary = pty.openpty()
     try:
-        process = subprocess.Popen([ORDERLY, "reset"], env=env, cwd=ROOT, stdin=secondary,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [ORDERLY, "reset"],
+            env=env,
+            cwd=ROOT,
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         os.write(primary, b"n\n")
-        out, err = process.communicate(timeout=60)
+        _out, err = process.communicate(timeout=60)
     finally:
         os.close(primary)
         os.close(secondary)
@@ -340,32 +421,65 @@ def test_huge_quantities_end_to_end_over_http(cli_env, stub_server):
 
     big = 2**63 - 1
     stamp = "2026-11-20T09:00:00Z"
-    stock = [{"inventory_id": 7, "product_id": 1, "sku": "A", "product_name": "A", "warehouse_id": 1,
-              "quantity": 2**53 + 1, "updated_at": stamp},
-             {"inventory_id": 8, "product_id": 2, "sku": "B", "product_name": "B", "warehouse_id": 1,
-              "quantity": big, "updated_at": stamp}]
+    stock = [
+        {
+            "inventory_id": 7,
+            "product_id": 1,
+            "sku": "A",
+            "product_name": "A",
+            "warehouse_id": 1,
+            "quantity": 2**53 + 1,
+            "updated_at": stamp,
+        },
+        {
+            "inventory_id": 8,
+            "product_id": 2,
+            "sku": "B",
+            "product_name": "B",
+            "warehouse_id": 1,
+            "quantity": big,
+            "updated_at": stamp,
+        },
+    ]
     quantities = {1: (7, 2**53 + 1), 2: (7, 1), 3: (8, 2**62), 4: (8, 2**62), 5: (8, 2**62 - 1), 6: (8, 1)}
-    orders = [{"id": oid, "placed_at": stamp, "customer_id": "C", "items": [{"inventory_id": i, "quantity": q}]}
-              for oid, (i, q) in quantities.items()]
+    orders = [
+        {"id": oid, "placed_at": stamp, "customer_id": "C", "items": [{"inventory_id": i, "quantity": q}]}
+        for oid, (i, q) in quantities.items()
+    ]
 
     def handler(path, params, headers):
         if path == "/stock":
-            return 200, {"Content-Type": "application/json"}, orjson.dumps(
-                {"items": stock, "page": 1, "per_page": 1000, "total_pages": 1})
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                orjson.dumps({"items": stock, "page": 1, "per_page": 1000, "total_pages": 1}),
+            )
         after = int(params.get("after_id", 0))
-        return 200, {"Content-Type": "application/json"}, orjson.dumps(
-            {"orders": [o for o in orders if o["id"] > after], "next_after_id": None})
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            orjson.dumps({"orders": [o for o in orders if o["id"] > after], "next_after_id": None}),
+        )
 
     stub = stub_server(handler)
     env = {**cli_env, "ORDERLY_ORDERS_URL": stub.url, "ORDERLY_WAREHOUSE_URL": stub.url}
     run_cli(["run"], env)
     assert {r["order_id"]: r["status"] for r in status_json(env)} == {
-        1: "PROCESSED", 2: "FAILED", 3: "PROCESSED", 4: "FAILED", 5: "PROCESSED", 6: "FAILED"}
-    items = {i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"])
-             for i in json.loads(run_cli(["stock", "--json"], env).stdout)["items"]}
+        1: "PROCESSED",
+        2: "FAILED",
+        3: "PROCESSED",
+        4: "FAILED",
+        5: "PROCESSED",
+        6: "FAILED",
+    }
+    items = {
+        i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"])
+        for i in json.loads(run_cli(["stock", "--json"], env).stdout)["items"]
+    }
     assert items == {7: (2**53 + 1, 2**53 + 1, 0), 8: (big, big, 0)}
     assert json.loads(run_cli(["explain", "4", "--json"], env).stdout)["explanation"] == {
-        "short": [{"inventory_id": 8, "needed": 2**62, "available": 2**62 - 1}]}
+        "short": [{"inventory_id": 8, "needed": 2**62, "available": 2**62 - 1}]
+    }
 
 
 def test_a_long_sync_shows_progress_on_a_terminal_and_nothing_on_a_pipe(cli_env, sandbox_server):
@@ -374,12 +488,19 @@ def test_a_long_sync_shows_progress_on_a_terminal_and_nothing_on_a_pipe(cli_env,
     import pty
 
     url = sandbox_server("--latency-ms", "200")
-    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "1",
-           "COLUMNS": "100", "TERM": "xterm"}
+    env = {
+        **cli_env,
+        "ORDERLY_ORDERS_URL": url,
+        "ORDERLY_WAREHOUSE_URL": url,
+        "ORDERLY_PAGE_SIZE": "1",
+        "COLUMNS": "100",
+        "TERM": "xterm",
+    }
     primary, secondary = pty.openpty()
     try:
-        process = subprocess.Popen([ORDERLY, "sync"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=secondary)
+        process = subprocess.Popen(
+            [ORDERLY, "sync"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=secondary
+        )
         os.close(secondary)
         shown = b""
         while True:

@@ -15,9 +15,8 @@ import subprocess
 import sys
 
 import pytest
-
 from cli_store import build_store
-from conftest import ORDERLY, ROOT, free_port
+from conftest import ORDERLY, free_port
 
 DEAD_PREFECT = f"http://127.0.0.1:{free_port()}/api"  # nothing listens: a data-changing command must say so at once
 
@@ -26,16 +25,39 @@ BAD_LIMITS = ["", "abc", "-1", "0", str(2**63), str(10**30), "é", "1.5"]
 BAD_RUNS = ["", "xyz", "é", "ffff", "abc-", "12345678" * 6]
 BAD_SINCE = ["", "abc", "é", "10" * 15 + "d", "99999999d", "2026-13-45", "-5d", "5 parsecs"]
 
-COMMANDS = ["run", "sync", "reconcile", "process", "reset", "status", "stock", "history", "explain", "runs", "rejects", "doctor",
-            "ui", "sandbox", "serve"]
+COMMANDS = [
+    "run",
+    "sync",
+    "reconcile",
+    "process",
+    "reset",
+    "status",
+    "stock",
+    "history",
+    "explain",
+    "runs",
+    "rejects",
+    "doctor",
+    "ui",
+    "sandbox",
+    "serve",
+]
 WITH_ARGS = {"history": ["2"], "explain": ["2"], "reset": ["--yes"]}  # valid arguments, for the bad-settings cases
 
 BAD_SETTINGS = [
-    {"ORDERLY_PAGE_SIZE": "0"}, {"ORDERLY_PAGE_SIZE": "abc"}, {"ORDERLY_PAGE_SIZE": str(2**63)},
+    {"ORDERLY_PAGE_SIZE": "0"},
+    {"ORDERLY_PAGE_SIZE": "abc"},
+    {"ORDERLY_PAGE_SIZE": str(2**63)},
     {"ORDERLY_DB": "{tmp}"},  # a directory
-    {"ORDERLY_ORDERS_URL": "not a url"}, {"ORDERLY_WAREHOUSE_URL": "ftp://warehouse"}, {"ORDERLY_ORDERS_URL": "http://"},
-    {"ORDERLY_API_TOKEN": "two words"}, {"ORDERLY_MAX_STOCK_AGE": "nan"}, {"ORDERLY_HTTP_TIMEOUT": "-1"},
-    {"ORDERLY_LOCK_TIMEOUT": str(10**30)}, {"ORDERLY_SANDBOX_SEED": "é"}, {"ORDERLY_FETCH_CONCURRENCY": "1e3"},
+    {"ORDERLY_ORDERS_URL": "not a url"},
+    {"ORDERLY_WAREHOUSE_URL": "ftp://warehouse"},
+    {"ORDERLY_ORDERS_URL": "http://"},
+    {"ORDERLY_API_TOKEN": "two words"},
+    {"ORDERLY_MAX_STOCK_AGE": "nan"},
+    {"ORDERLY_HTTP_TIMEOUT": "-1"},
+    {"ORDERLY_LOCK_TIMEOUT": str(10**30)},
+    {"ORDERLY_SANDBOX_SEED": "é"},
+    {"ORDERLY_FETCH_CONCURRENCY": "1e3"},
 ]
 
 
@@ -86,8 +108,15 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
         add(["ui", "--port", value])
         add(["sandbox", "--port", value])
     add(["ui", "--host", "0.0.0.0"])  # beyond loopback without ORDERLY_UI_TOKEN
-    for option, value in (("--fault-rate", "2"), ("--fault-rate", "nan"), ("--latency-ms", "-1"), ("--orders", "-1"),
-                          ("--items", "0"), ("--seed", str(2**63)), ("--bad-rate", "abc")):
+    for option, value in (
+        ("--fault-rate", "2"),
+        ("--fault-rate", "nan"),
+        ("--latency-ms", "-1"),
+        ("--orders", "-1"),
+        ("--items", "0"),
+        ("--seed", str(2**63)),
+        ("--bad-rate", "abc"),
+    ):
         add(["sandbox", option, value])
     add(["sandbox"], {"ORDERLY_SANDBOX_TOKEN": "has space"})
     # data-changing commands with good arguments but a Prefect server that is down
@@ -150,10 +179,18 @@ def corpus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("corpus")
     build_store(tmp / "orderly.duckdb")  # the seed, decided: orders 2..16 exist, 999 does not
     payload = json.dumps([[args, _filled(env, tmp)] for _, args, env, _ in CASES])
-    done = subprocess.run([sys.executable, "-c", DRIVER], input=payload, env=_env(tmp), capture_output=True,
-                          text=True, timeout=300, cwd=tmp, stdin=None)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER],
+        input=payload,
+        env=_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp,
+        stdin=None,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    return {"tmp": tmp, "results": dict(zip((label for label, *_ in CASES), json.loads(done.stdout)))}
+    return {"tmp": tmp, "results": dict(zip((label for label, *_ in CASES), json.loads(done.stdout), strict=True))}
 
 
 def assert_one_clean_line(code, expected: int, out: str, err: str) -> None:
@@ -171,9 +208,11 @@ def test_bad_usage_is_one_line(corpus, label, args, env, expected):
     assert not result["prefect"], "Prefect was imported before the command gave up"
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_the_corpus_covers_every_command():
-    help_text = subprocess.run([ORDERLY, "--help"], capture_output=True, text=True, timeout=60,
-                               env={**os.environ, "COLUMNS": "200"}).stdout
+    help_text = subprocess.run(
+        [ORDERLY, "--help"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+    ).stdout
     listed = set(re.findall(r"^│ (\w+) ", help_text, flags=re.M))
     assert listed and listed == set(COMMANDS), listed ^ set(COMMANDS)
 
@@ -192,16 +231,41 @@ def test_the_lines_say_what_to_do(corpus):
     assert said["explain 5 ORDERLY_DB={tmp}/none.duckdb"].endswith("run `orderly sync` first)")
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_a_sample_through_the_real_executable(corpus):
     """The same promise through the installed `orderly` (its entry point, real streams), several at once."""
     tmp = corpus["tmp"]
-    sample = [c for c in CASES if c[0] in {"history abc", "status --limit 0", "process --order 999", "run",
-                                          "status ORDERLY_PAGE_SIZE=abc", "doctor ORDERLY_PAGE_SIZE=0",
-                                          "runs xyz", "ui --port 65536"}]
+    sample = [
+        c
+        for c in CASES
+        if c[0]
+        in {
+            "history abc",
+            "status --limit 0",
+            "process --order 999",
+            "run",
+            "status ORDERLY_PAGE_SIZE=abc",
+            "doctor ORDERLY_PAGE_SIZE=0",
+            "runs xyz",
+            "ui --port 65536",
+        }
+    ]
     assert len(sample) == 8
-    running = [(case, subprocess.Popen([ORDERLY, *case[1]], env={**_env(tmp), **_filled(case[2], tmp)}, cwd=tmp,
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True)) for case in sample]
+    running = [
+        (
+            case,
+            subprocess.Popen(
+                [ORDERLY, *case[1]],
+                env={**_env(tmp), **_filled(case[2], tmp)},
+                cwd=tmp,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for case in sample
+    ]
     for (label, _, _, expected), process in running:
         out, err = process.communicate(timeout=120)
         assert_one_clean_line(process.returncode, expected, out, err)

@@ -11,10 +11,8 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from cli_store import build_store, seed_records
 from conftest import ORDERLY, ROOT, SEED_TABLE, free_port
 
@@ -59,7 +57,9 @@ def store(tmp_path_factory) -> dict[str, str]:
     """The seed, decided, with one item's names far too long for a terminal, a FAILED run and a quarantined record."""
     stock, orders = seed_records()
     stock[0].update(product_name=LONG_NAME, sku=LONG_SKU)
-    orders.append({"id": 17, "placed_at": "2026-11-20T10:00:00Z", "customer_id": "C", "items": []})  # no lines: rejected
+    orders.append(
+        {"id": 17, "placed_at": "2026-11-20T10:00:00Z", "customer_id": "C", "items": []}
+    )  # no lines: rejected
     path = tmp_path_factory.mktemp("queries") / "orderly.duckdb"
     build_store(path, stock, orders, run_id=RUN_A)
     build_store(path, stock, orders, run_id=RUN_B, decide=False, failed_run=FAILED_REASON)
@@ -95,7 +95,9 @@ def test_runs_show_short_ids_that_tell_runs_apart_and_the_reason_of_a_failed_run
     assert len(shown) == 3 and len(set(shown)) == 3 and {RUN_A[:10], RUN_B[:10]} < set(shown), shown
     assert {len(run_id) for run_id in shown} == {10} and RUN_A not in out
     assert "orders 16 fetched, 15 loaded, 1 rejected; processed 6, failed 9" in " ".join(out.split())  # in words
-    (failed,) = [r for r in json.loads(invoke(["runs", "--json"], store, monkeypatch, capsys)[1]) if r["state"] == "FAILED"]
+    (failed,) = [
+        r for r in json.loads(invoke(["runs", "--json"], store, monkeypatch, capsys)[1]) if r["state"] == "FAILED"
+    ]
     assert failed["message"] == FAILED_REASON and len(failed["run_id"]) == 36
 
 
@@ -156,15 +158,20 @@ def test_status_table_ends_with_the_counts_and_programs_get_only_data(store, mon
 
 
 def test_csv_carries_the_json_fields(store, monkeypatch, capsys):
-    for args, pick in ((["status"], lambda j: j), (["stock"], lambda j: j["items"]), (["runs"], lambda j: j),
-                       (["rejects"], lambda j: j), (["history", "2"], lambda j: j)):
+    for args, pick in (
+        (["status"], lambda j: j),
+        (["stock"], lambda j: j["items"]),
+        (["runs"], lambda j: j),
+        (["rejects"], lambda j: j),
+        (["history", "2"], lambda j: j),
+    ):
         _, as_json, _ = invoke([*args, "--json"], store, monkeypatch, capsys)
         code, as_csv, err = invoke([*args, "--csv"], store, monkeypatch, capsys)
         assert code == 0, err
         expected = pick(json.loads(as_json))
         rows = list(csv.DictReader(io.StringIO(as_csv)))
         assert len(rows) == len(expected) > 0, args
-        for row, want in zip(rows, expected):
+        for row, want in zip(rows, expected, strict=True):
             assert list(row) == list(want), args  # the same fields, in the same order
             for name, value in want.items():
                 shown = "" if value is None else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
@@ -179,8 +186,12 @@ def test_csv_carries_the_json_fields(store, monkeypatch, capsys):
 def test_a_missing_database_is_said_on_stderr_and_reads_as_empty(tmp_path, monkeypatch, capsys):
     env = {"ORDERLY_DB": str(tmp_path / "orderly.duckdb")}
     absolute = str(tmp_path / "orderly.duckdb")
-    for args, empty in ((["status", "--json"], []), (["runs", "--json"], []), (["rejects", "--json"], []),
-                        (["stock", "--json"], {"snapshot": None, "items": []})):
+    for args, empty in (
+        (["status", "--json"], []),
+        (["runs", "--json"], []),
+        (["rejects", "--json"], []),
+        (["stock", "--json"], {"snapshot": None, "items": []}),
+    ):
         code, out, err = invoke(args, env, monkeypatch, capsys)
         assert code == 0 and json.loads(out) == empty, args
         assert one_line(err) == f"note: no database at {absolute} (ORDERLY_DB); run `orderly sync` first"
@@ -203,8 +214,9 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
 
     primary, secondary = pty.openpty()
     try:
-        process = subprocess.Popen([ORDERLY, *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=secondary,
-                                   stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [ORDERLY, *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=secondary, stderr=subprocess.PIPE
+        )
         os.close(secondary)
         chunks = []
         while True:
@@ -221,6 +233,7 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
     return b"".join(chunks).decode()
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_statuses_in_colour_on_a_terminal_only_and_never_with_no_color(store):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "NO_COLOR", "FORCE_COLOR"))}
     env = {**base, **store, "COLUMNS": "80", "TERM": "xterm-256color"}
@@ -236,15 +249,26 @@ def test_statuses_in_colour_on_a_terminal_only_and_never_with_no_color(store):
 def test_doctor_names_each_problem_in_one_line_and_never_a_token(tmp_path, monkeypatch, capsys):
     token, ui_token, password = "tok-3f9a1c77e2", "ui-token-0123456789abcdef", "pa55word"
     dead = f"http://127.0.0.1:{free_port()}"
-    env = {"ORDERLY_DB": str(tmp_path / "missing.duckdb"), "ORDERLY_API_TOKEN": token, "ORDERLY_UI_TOKEN": ui_token,
-           "ORDERLY_ORDERS_URL": f"http://ops:{password}@127.0.0.1:{free_port()}/?key={token}",
-           "ORDERLY_WAREHOUSE_URL": dead, "PREFECT_API_URL": f"{dead}/api", "ORDERLY_PAGE_SIZE": "0"}
+    env = {
+        "ORDERLY_DB": str(tmp_path / "missing.duckdb"),
+        "ORDERLY_API_TOKEN": token,
+        "ORDERLY_UI_TOKEN": ui_token,
+        "ORDERLY_ORDERS_URL": f"http://ops:{password}@127.0.0.1:{free_port()}/?key={token}",
+        "ORDERLY_WAREHOUSE_URL": dead,
+        "PREFECT_API_URL": f"{dead}/api",
+        "ORDERLY_PAGE_SIZE": "0",
+    }
     code, out, err = invoke(["doctor"], env, monkeypatch, capsys, width=200)
     assert code == 1
     assert "5 problems" in one_line(err)
     problems = [line for line in out.splitlines() if line.startswith("PROBLEM")]
     assert [line.split()[1] for line in problems] == [
-        "database:", "ORDERLY_PAGE_SIZE:", "Prefect:", "orders:", "warehouse:"]
+        "database:",
+        "ORDERLY_PAGE_SIZE:",
+        "Prefect:",
+        "orders:",
+        "warehouse:",
+    ]
     assert f"no database at {tmp_path / 'missing.duckdb'} (ORDERLY_DB): run `orderly sync`" in problems[0]
     assert "make server" in problems[2] and "connection refused" in problems[2]
     assert "nothing answers at" in problems[4] and "ORDERLY_WAREHOUSE_URL" in problems[4]
@@ -257,20 +281,39 @@ def test_doctor_all_good_and_remotes_that_answer_or_refuse(store, stub_server, m
     def handler(path, params, headers):
         if headers.get("Authorization") != "Bearer good-token":
             return 401, {}, b"{}"
-        body = {"/orders": {"orders": [], "next_after_id": None}, "/api/health": True,
-                "/stock": {"items": [], "page": 1, "per_page": 1, "total_pages": 1}}.get(path)
-        return (200, {"Content-Type": "application/json"}, json.dumps(body).encode()) if body is not None else (404, {}, b"")
+        body = {
+            "/orders": {"orders": [], "next_after_id": None},
+            "/api/health": True,
+            "/stock": {"items": [], "page": 1, "per_page": 1, "total_pages": 1},
+        }.get(path)
+        return (
+            (200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+            if body is not None
+            else (404, {}, b"")
+        )
 
     stub = stub_server(handler)
-    env = {**store, "ORDERLY_ORDERS_URL": stub.url, "ORDERLY_WAREHOUSE_URL": stub.url, "ORDERLY_MAX_STOCK_AGE": "1e9",
-           "ORDERLY_API_TOKEN": "good-token"}
+    env = {
+        **store,
+        "ORDERLY_ORDERS_URL": stub.url,
+        "ORDERLY_WAREHOUSE_URL": stub.url,
+        "ORDERLY_MAX_STOCK_AGE": "1e9",
+        "ORDERLY_API_TOKEN": "good-token",
+    }
     code, out, err = invoke(["doctor"], env, monkeypatch, capsys, width=200)
     assert code == 0 and err == "", out
     assert [line.split()[:2] for line in out.splitlines()[:4]] == [
-        ["ok", "database:"], ["ok", "Prefect:"], ["ok", "orders:"], ["ok", "warehouse:"]]
+        ["ok", "database:"],
+        ["ok", "Prefect:"],
+        ["ok", "orders:"],
+        ["ok", "warehouse:"],
+    ]
     shown = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("ORDERLY_")}
     assert (shown["ORDERLY_MAX_ORDER_PAGES"], shown["ORDERLY_LOOKBACK_ORDERS"], shown["ORDERLY_MAX_BODY_BYTES"]) == (
-        "100000", "1000", "16777216")  # the paging bounds issue 17 added, with their defaults
+        "100000",
+        "1000",
+        "16777216",
+    )  # the paging bounds issue 17 added, with their defaults
     code, out, err = invoke(["doctor"], {**env, "ORDERLY_API_TOKEN": "bad-token"}, monkeypatch, capsys, width=200)
     assert code == 1 and "2 problems" in one_line(err)
     assert "answers 401: the token is refused: set ORDERLY_API_TOKEN" in out and "bad-token" not in out
@@ -284,8 +327,15 @@ def _with_a_terminal_for_stdin(args: list[str], env: dict[str, str], answer: byt
 
     primary, secondary = pty.openpty()
     try:
-        process = subprocess.Popen([ORDERLY, *args], env=env, cwd=ROOT, stdin=secondary, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [ORDERLY, *args],
+            env=env,
+            cwd=ROOT,
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if answer is not None:
             os.write(primary, answer)
         _, err = process.communicate(timeout=60)
@@ -295,12 +345,16 @@ def _with_a_terminal_for_stdin(args: list[str], env: dict[str, str], answer: byt
     return process.returncode, err
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_reset_asks_on_a_terminal_only_when_everything_would_go_back(store):
     """Declining changes nothing and starts nothing. --yes, --order or a filter are not asked: they reach the flow,
     here stopped at once by a Prefect server that is down (so no flow runs and the store stays as it is)."""
     dead = f"http://127.0.0.1:{free_port()}/api"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))}, **store,
-           "PREFECT_API_URL": dead}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))},
+        **store,
+        "PREFECT_API_URL": dead,
+    }
     question = "Put every PROCESSED and FAILED order back to NEW?"
     code, err = _with_a_terminal_for_stdin(["reset"], env, b"n\n")
     assert code == 1 and question in err and "nothing was reset" in err and "Traceback" not in err
@@ -308,20 +362,26 @@ def test_reset_asks_on_a_terminal_only_when_everything_would_go_back(store):
         code, err = _with_a_terminal_for_stdin(args, env, None)
         assert code == 2 and question not in err, (args, err)
         assert one_line(err).startswith("error: no Prefect server answers")
-    piped = subprocess.run([ORDERLY, "reset"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
-                           text=True, timeout=60)  # a script: never asked
+    piped = subprocess.run(
+        [ORDERLY, "reset"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )  # a script: never asked
     assert piped.returncode == 2 and question not in piped.stderr
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_a_prefect_url_that_answers_but_is_no_prefect_api_is_one_line(store, stub_server):
     """Something listens at PREFECT_API_URL, but its /health is not Prefect's (here a 404): the data-changing
     commands stop before importing Prefect, and the doctor says the same, each in one line."""
     stub = stub_server(lambda path, params, headers: (404, {}, b"not here"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))}, **store,
-           "PREFECT_API_URL": f"{stub.url}/not-prefect"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API"))},
+        **store,
+        "PREFECT_API_URL": f"{stub.url}/not-prefect",
+    }
     for args in (["sync"], ["doctor"]):
-        result = subprocess.run([ORDERLY, *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [ORDERLY, *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+        )
         said = result.stdout + result.stderr
         assert result.returncode == (2 if args == ["sync"] else 1), said
         assert "answers 404 to /health: is it a Prefect API" in said and "Traceback" not in said, said

@@ -9,20 +9,32 @@ import threading
 import time
 
 import duckdb
-
 from conftest import ORDERLY, ROOT, run_cli
 
 SANDBOX_ARGS = ("--orders", "600", "--seed", "11")
 
 
 def remote_env(env: dict, url: str, **extra) -> dict:
-    return {**env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "50",
-            "ORDERLY_LOCK_TIMEOUT": "60", **extra}
+    return {
+        **env,
+        "ORDERLY_ORDERS_URL": url,
+        "ORDERLY_WAREHOUSE_URL": url,
+        "ORDERLY_PAGE_SIZE": "50",
+        "ORDERLY_LOCK_TIMEOUT": "60",
+        **extra,
+    }
 
 
 def start(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([ORDERLY, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [ORDERLY, *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str, str]:
@@ -52,8 +64,10 @@ def history_counts(env: dict) -> dict[int, int]:
 def table_doubles(env: dict) -> list:
     con = duckdb.connect(env["ORDERLY_DB"], read_only=True)
     try:
-        return (con.execute("SELECT order_id FROM orders GROUP BY 1 HAVING count(*) > 1").fetchall()
-                + con.execute("SELECT order_id, line_no FROM order_lines GROUP BY ALL HAVING count(*) > 1").fetchall())
+        return (
+            con.execute("SELECT order_id FROM orders GROUP BY 1 HAVING count(*) > 1").fetchall()
+            + con.execute("SELECT order_id, line_no FROM order_lines GROUP BY ALL HAVING count(*) > 1").fetchall()
+        )
     finally:
         con.close()
 

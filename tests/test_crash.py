@@ -9,12 +9,11 @@ import random
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import duckdb
 import orjson
-
 from conftest import ORDERLY, ROOT, run_cli
+
 from orderly.sandbox import seed_dataset
 
 OK_JSON = {"Content-Type": "application/json"}
@@ -29,6 +28,7 @@ def stock_json(env: dict) -> dict:
 
 
 # ---- a stock sync that could not read every page changes nothing ------------------------------------
+
 
 def test_stock_sync_missing_a_page_changes_nothing(cli_env, stub_server):
     """The warehouse answers pages 1 and 3 with new quantities but page 2 with 500 for good: the snapshot,
@@ -68,13 +68,16 @@ def test_stock_sync_missing_a_page_changes_nothing(cli_env, stub_server):
 
 # ---- SIGKILL at random moments ----------------------------------------------------------------------
 
+
 def db_state(path: str) -> dict:
     con = duckdb.connect(path, read_only=True)
     try:
         q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
         return {
-            "orders": q("SELECT order_id, placed_at, customer_id, items, total_qty, fingerprint, status, reason "
-                        "FROM orders ORDER BY order_id"),
+            "orders": q(
+                "SELECT order_id, placed_at, customer_id, items, total_qty, fingerprint, status, reason "
+                "FROM orders ORDER BY order_id"
+            ),
             "lines": q("SELECT order_id, line_no, inventory_id, quantity FROM order_lines ORDER BY ALL"),
             "stock": q("SELECT inventory_id, product_id, sku, quantity FROM stock_items ORDER BY ALL"),
             "cursor": q("SELECT after_id FROM cursors"),
@@ -88,21 +91,26 @@ def db_state(path: str) -> dict:
         con.close()
 
 
-def test_sigkill_at_random_moments_then_a_clean_run_equals_one_clean_run(
-    cli_env, sandbox_server, tmp_path
-):
+def test_sigkill_at_random_moments_then_a_clean_run_equals_one_clean_run(cli_env, sandbox_server, tmp_path):
     url = sandbox_server("--orders", "3000", "--seed", "7", "--latency-ms", "20")
     env = remote_env(cli_env, url, ORDERLY_PAGE_SIZE="20", ORDERLY_LOCK_TIMEOUT="60")
     reference_env = {**env, "ORDERLY_DB": str(tmp_path / "reference.duckdb")}
-    reference = subprocess.Popen([ORDERLY, "run"], env=reference_env, cwd=ROOT, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+    reference = subprocess.Popen(
+        [ORDERLY, "run"], env=reference_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
     rng = random.Random(20261124)
     kills = []
     for _ in range(6):
         delay = rng.uniform(1.0, 4.5)
-        process = subprocess.Popen([ORDERLY, "run"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            [ORDERLY, "run"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             process.wait(timeout=delay)
             kills.append((round(delay, 2), f"finished first ({process.returncode})"))
@@ -113,7 +121,7 @@ def test_sigkill_at_random_moments_then_a_clean_run_equals_one_clean_run(
     # Killed runs make progress, so a later run may finish: at least half must die mid-run.
     assert sum(1 for _, what in kills if what == "killed") >= 3, kills
 
-    out, err = reference.communicate(timeout=120)
+    _out, err = reference.communicate(timeout=120)
     assert reference.returncode == 0, err
     started = time.monotonic()
     final = run_cli(["run"], env)
@@ -128,5 +136,6 @@ def test_sigkill_at_random_moments_then_a_clean_run_equals_one_clean_run(
     assert got["history"] == want["history"] and len(got["history"]) == len(got["orders"]) == 3000
     runs = dict(got["runs"])
     assert "RUNNING" not in runs and runs.get("COMPLETED", 0) >= 1
-    assert json.loads(run_cli(["status", "--json"], env).stdout) == \
-        json.loads(run_cli(["status", "--json"], reference_env).stdout)
+    assert json.loads(run_cli(["status", "--json"], env).stdout) == json.loads(
+        run_cli(["status", "--json"], reference_env).stdout
+    )

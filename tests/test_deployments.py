@@ -1,8 +1,10 @@
-"""`orderly serve` against the session's real Prefect server: deployments, schedules, artifacts, one writer at a time."""
+"""`orderly serve` against the session's real Prefect server: deployments, schedules, artifacts, one writer at a
+time."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -10,8 +12,8 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-
 from conftest import ORDERLY, ROOT, pause_schedule, run_cli, stop
+
 from orderly.store.schema import RUN_COUNTERS
 
 SEED = {"orders": 15, "PROCESSED": 6, "FAILED": 9}
@@ -74,9 +76,10 @@ def served(prefect_server, tmp_path_factory):
         PREFECT_RUNNER_POLL_FREQUENCY="1",  # the runner checks for triggered runs every second, not every 10
     )
     run_cli(["sync"], env)
-    log = open(tmp / "serve.log", "w")
-    process = subprocess.Popen([ORDERLY, "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    with open(tmp / "serve.log", "w") as log:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            [ORDERLY, "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     async def registered():
         async with _client(prefect_server["api_url"]) as client:
@@ -104,7 +107,6 @@ def served(prefect_server, tmp_path_factory):
         yield {"env": env, "api_url": prefect_server["api_url"], "deployments": deployments, "log": tmp / "serve.log"}
     finally:
         stop(process)
-        log.close()
 
 
 def test_serve_without_a_server_fails_with_one_line(tmp_path):
@@ -123,7 +125,9 @@ def test_three_deployments_pipeline_scheduled_every_300_s_others_on_demand(serve
     assert all(s.active for s in pipeline.schedules)
     reconcile = deployments["reconcile/reconcile"]  # daily at a fixed hour, never at once when serve starts
     assert [s.schedule.cron for s in reconcile.schedules] == ["30 3 * * *"]
-    assert reconcile.global_concurrency_limit is not None and reconcile.global_concurrency_limit.name == "orderly-writes"
+    assert (
+        reconcile.global_concurrency_limit is not None and reconcile.global_concurrency_limit.name == "orderly-writes"
+    )
     for name in ("process-all/process-all", "reset-state/reset-state"):
         assert deployments[name].schedules == []
         assert "order_ids" in deployments[name].parameter_openapi_schema["properties"]
@@ -168,22 +172,34 @@ def test_process_all_run_publishes_the_orders_status_table(served):
 
         async with _client(served["api_url"]) as client:
             found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            )
             return {a.key: a for a in found}
 
     found = asyncio.run(artifacts())
     assert {"orders-status", "orders-run-summary"} <= set(found)
     # They name the run and who started it: this one was asked for through the API, as the UI's button does.
     assert found["orders-status"].description.startswith(
-        "Orders after `process all` (process-all, started by the UI or API): "), found["orders-status"].description
-    assert found["orders-run-summary"].description == \
-        "Summary of `process all` (process-all, started by the UI or API): completed"
+        "Orders after `process all` (process-all, started by the UI or API): "
+    ), found["orders-status"].description
+    assert (
+        found["orders-run-summary"].description
+        == "Summary of `process all` (process-all, started by the UI or API): completed"
+    )
     table = found["orders-status"].data
     table = json.loads(table) if isinstance(table, str) else table
     status = json.loads(run_cli(["status", "--json"], served["env"]).stdout)
     assert len(table) == SEED["orders"]
-    assert table == [{"Order ID": o["order_id"], "Status": o["status"], "Items": o["items"],
-                      "Total Qty": o["total_qty"], "Reason": o["reason"] or ""} for o in status]
+    assert table == [
+        {
+            "Order ID": o["order_id"],
+            "Status": o["status"],
+            "Items": o["items"],
+            "Total Qty": o["total_qty"],
+            "Reason": o["reason"] or "",
+        }
+        for o in status
+    ]
     assert sum(row["Status"] == "PROCESSED" for row in table) == SEED["PROCESSED"]
     assert sum(row["Status"] == "FAILED" for row in table) == SEED["FAILED"]
     summary = found["orders-run-summary"].data
@@ -198,23 +214,30 @@ def test_process_all_run_publishes_the_orders_status_table(served):
 
 
 def test_runs_triggered_together_never_overlap(served):
-    runs = asyncio.run(_trigger(
-        served["api_url"],
-        ("reset-state/reset-state", {}),
-        ("process-all/process-all", {"order_ids": [6, 8]}),
-        ("pipeline/pipeline", {}),
-    ))
+    runs = asyncio.run(
+        _trigger(
+            served["api_url"],
+            ("reset-state/reset-state", {}),
+            ("process-all/process-all", {"order_ids": [6, 8]}),
+            ("pipeline/pipeline", {}),
+        )
+    )
     assert all(r.state.is_completed() for r in runs), [(r.name, r.state_name) for r in runs]
     assert [r.name for r in runs] == ["reset all", "process orders 6,8", "pipeline: sync and process"]
     # As Prefect saw them: one flow run at a time (the others waited for the shared slot before starting).
     prefect_spans = sorted((r.start_time, r.end_time, r.name) for r in runs)
-    for (_, end, first), (start, _, second) in zip(prefect_spans, prefect_spans[1:]):
+    for (_, end, first), (start, _, second) in itertools.pairwise(prefect_spans):
         assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
     recorded = {r["run_id"]: r for r in json.loads(run_cli(["runs", "--json"], served["env"]).stdout)}
-    spans = sorted((datetime.fromisoformat(recorded[str(r.id)]["started_at"]),
-                    datetime.fromisoformat(recorded[str(r.id)]["ended_at"]), recorded[str(r.id)]["flow"])
-                   for r in runs)
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+    spans = sorted(
+        (
+            datetime.fromisoformat(recorded[str(r.id)]["started_at"]),
+            datetime.fromisoformat(recorded[str(r.id)]["ended_at"]),
+            recorded[str(r.id)]["flow"],
+        )
+        for r in runs
+    )
+    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
         assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
 
 
@@ -224,7 +247,8 @@ def _artifacts(api_url: str, flow_run_id) -> dict:
 
         async with _client(api_url) as client:
             found = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
             return {a.key: a for a in found}
 
     return asyncio.run(read())
@@ -238,8 +262,9 @@ def test_reset_by_reason_then_a_dry_run_deployment_previews_without_writing(serv
     for name in ("reset-state/reset-state", "process-all/process-all"):
         [run] = asyncio.run(_trigger(served["api_url"], (name, {})))
         assert run.state.is_completed(), (run.state, served["log"].read_text()[-3000:])
-    [reset] = asyncio.run(_trigger(served["api_url"], ("reset-state/reset-state",
-                                                      {"status": "FAILED", "reason": "INSUFFICIENT_STOCK"})))
+    [reset] = asyncio.run(
+        _trigger(served["api_url"], ("reset-state/reset-state", {"status": "FAILED", "reason": "INSUFFICIENT_STOCK"}))
+    )
     assert reset.state.is_completed(), (reset.state, served["log"].read_text()[-3000:])
     assert reset.name == "reset all FAILED INSUFFICIENT_STOCK"
     status = json.loads(run_cli(["status", "--json"], served["env"]).stdout)
@@ -255,8 +280,9 @@ def test_reset_by_reason_then_a_dry_run_deployment_previews_without_writing(serv
     preview = _artifacts(served["api_url"], dry.id)["orders-process-preview"]
     table = json.loads(preview.data) if isinstance(preview.data, str) else preview.data
     assert {row["Order ID"] for row in table} == new
-    assert all(row["Would be"] == "FAILED" and row["Reason"] == "INSUFFICIENT_STOCK" and "short" in row["Why"]
-               for row in table)
+    assert all(
+        row["Would be"] == "FAILED" and row["Reason"] == "INSUFFICIENT_STOCK" and "short" in row["Why"] for row in table
+    )
     assert "would process 0, fail 6" in preview.description and "nothing was written" in preview.description
 
 
@@ -272,8 +298,12 @@ def test_prefect_yaml_describes_the_same_deployments_for_a_process_work_pool():
     assert not any(word in settings for word in ("image", "registry", "docker", "http"))
     deployments = {d["name"]: d for d in config["deployments"]}
     assert set(deployments) == {"pipeline", "process-all", "reset-state", "reconcile"}
-    flows = {"pipeline": orders.pipeline, "process-all": orders.process_all, "reset-state": orders.reset_state,
-             "reconcile": orders.reconcile}
+    flows = {
+        "pipeline": orders.pipeline,
+        "process-all": orders.process_all,
+        "reset-state": orders.reset_state,
+        "reconcile": orders.reconcile,
+    }
     for name, deployment in deployments.items():
         path, function = deployment["entrypoint"].split(":")
         assert (ROOT / path).exists() and getattr(orders, function) is flows[name] and flows[name].name == name

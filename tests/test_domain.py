@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import decide as reference_decide
+from reference import demand_of
 
 from domain import Decisions, Reason, Status, decide, parse_reason, parse_status, reset, stock_refusal
-
-from reference import decide as reference_decide, demand_of
 
 BIG = 2**63 - 1
 
 
-def decided(stock: dict[int, int], orders: dict[int, list[tuple[int, int]]], stale: set[int] = frozenset()
-            ) -> Decisions:
+def decided(
+    stock: dict[int, int], orders: dict[int, list[tuple[int, int]]], stale: set[int] = frozenset()
+) -> Decisions:
     """Run the rule on {order_id: [(item, quantity), ...]} against {item: available}, some items stale."""
     rows = [(oid, item, qty) for oid, lines in orders.items() for item, qty in lines]
-    return decide([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], list(stock), list(stock.values()),
-                  [item in stale for item in stock])
+    return decide(
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        list(stock),
+        list(stock.values()),
+        [item in stale for item in stock],
+    )
 
 
 def outcome(decisions: Decisions) -> dict[int, str | None]:
@@ -31,16 +38,19 @@ def outcome(decisions: Decisions) -> dict[int, str | None]:
 
 def explanations(decisions: Decisions) -> dict[int, dict]:
     found: dict[int, dict] = {}
-    for order_id, item in zip(*(decisions.unknown[k].tolist() for k in ("order_id", "inventory_id"))):
+    for order_id, item in zip(*(decisions.unknown[k].tolist() for k in ("order_id", "inventory_id")), strict=True):
         found.setdefault(order_id, {"unknown": []})["unknown"].append(item)
     for order_id, item, needed, available in zip(
-            *(decisions.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available"))):
+        *(decisions.short[k].tolist() for k in ("order_id", "inventory_id", "needed", "available")), strict=True
+    ):
         found.setdefault(order_id, {"short": []})["short"].append(
-            {"inventory_id": item, "needed": needed, "available": available})
+            {"inventory_id": item, "needed": needed, "available": available}
+        )
     return found
 
 
 # ---- the rule ---------------------------------------------------------------------------------
+
 
 def test_an_order_covered_by_stock_is_processed():
     d = decided({101: 5}, {1: [(101, 2)]})
@@ -49,7 +59,7 @@ def test_an_order_covered_by_stock_is_processed():
 
 def waiting(decisions: Decisions) -> dict[int, list[int]]:
     found: dict[int, list[int]] = {}
-    for order_id, item in zip(*(decisions.waiting[k].tolist() for k in ("order_id", "inventory_id"))):
+    for order_id, item in zip(*(decisions.waiting[k].tolist() for k in ("order_id", "inventory_id")), strict=True):
         found.setdefault(order_id, []).append(item)
     return found
 
@@ -109,8 +119,14 @@ def test_exactly_enough_is_enough_and_the_earlier_order_wins():
 def test_a_short_order_names_each_short_item_with_what_was_available_at_its_turn():
     d = decided({1: 3, 2: 2, 3: 9}, {5: [(1, 2)], 6: [(1, 2), (2, 5), (3, 1)]})
     assert outcome(d) == {5: None, 6: "INSUFFICIENT_STOCK"}
-    assert explanations(d) == {6: {"short": [{"inventory_id": 1, "needed": 2, "available": 1},
-                                             {"inventory_id": 2, "needed": 5, "available": 2}]}}
+    assert explanations(d) == {
+        6: {
+            "short": [
+                {"inventory_id": 1, "needed": 2, "available": 1},
+                {"inventory_id": 2, "needed": 5, "available": 2},
+            ]
+        }
+    }
 
 
 def test_orders_come_in_any_order_and_are_decided_in_ascending_id():
@@ -142,6 +158,7 @@ def test_a_quantity_below_one_is_refused():
 
 # ---- exact integers (issue 9, case 3) -----------------------------------------------------------
 
+
 def test_past_2_53_the_second_order_is_short():
     on_hand = 2**53 + 1
     d = decided({7: on_hand}, {1: [(7, on_hand)], 2: [(7, 1)]})
@@ -172,8 +189,13 @@ def test_many_orders_whose_sum_wraps_int64_back_to_small_are_not_mistaken_for_fi
     orders = {i: [(7, 2**62)] for i in range(1, 5)}
     orders[5] = [(7, 3)]
     d = decided({7: 10}, orders)
-    assert outcome(d) == {1: "INSUFFICIENT_STOCK", 2: "INSUFFICIENT_STOCK", 3: "INSUFFICIENT_STOCK",
-                          4: "INSUFFICIENT_STOCK", 5: None}
+    assert outcome(d) == {
+        1: "INSUFFICIENT_STOCK",
+        2: "INSUFFICIENT_STOCK",
+        3: "INSUFFICIENT_STOCK",
+        4: "INSUFFICIENT_STOCK",
+        5: None,
+    }
 
 
 def test_the_columns_are_int64_never_float():
@@ -187,14 +209,38 @@ def test_the_columns_are_int64_never_float():
 
 SEED_STOCK = {101: 5, 102: 0, 205: 0, 206: 2, 310: 3, 420: 1, 530: 2, 640: 1}
 SEED_ORDERS = {
-    2: [(101, 1), (205, 1)], 3: [(999, 1)], 4: [(310, 4)], 5: [(102, 2)], 6: [(101, 2)], 7: [(777, 1)],
-    8: [(310, 2)], 9: [(206, 1)], 10: [(420, 1)], 11: [(420, 1)], 12: [(530, 1)], 13: [(888, 1)], 14: [(205, 1)],
-    15: [(640, 1), (640, 3)], 16: [(640, 1)],
+    2: [(101, 1), (205, 1)],
+    3: [(999, 1)],
+    4: [(310, 4)],
+    5: [(102, 2)],
+    6: [(101, 2)],
+    7: [(777, 1)],
+    8: [(310, 2)],
+    9: [(206, 1)],
+    10: [(420, 1)],
+    11: [(420, 1)],
+    12: [(530, 1)],
+    13: [(888, 1)],
+    14: [(205, 1)],
+    15: [(640, 1), (640, 3)],
+    16: [(640, 1)],
 }
 SEED_EXPECTED = {
-    2: "INSUFFICIENT_STOCK", 3: "UNKNOWN_INVENTORY", 4: "INSUFFICIENT_STOCK", 5: "INSUFFICIENT_STOCK", 6: None,
-    7: "UNKNOWN_INVENTORY", 8: None, 9: None, 10: None, 11: "INSUFFICIENT_STOCK", 12: None,
-    13: "UNKNOWN_INVENTORY", 14: "INSUFFICIENT_STOCK", 15: "INSUFFICIENT_STOCK", 16: None,
+    2: "INSUFFICIENT_STOCK",
+    3: "UNKNOWN_INVENTORY",
+    4: "INSUFFICIENT_STOCK",
+    5: "INSUFFICIENT_STOCK",
+    6: None,
+    7: "UNKNOWN_INVENTORY",
+    8: None,
+    9: None,
+    10: None,
+    11: "INSUFFICIENT_STOCK",
+    12: None,
+    13: "UNKNOWN_INVENTORY",
+    14: "INSUFFICIENT_STOCK",
+    15: "INSUFFICIENT_STOCK",
+    16: None,
 }
 
 
@@ -208,6 +254,7 @@ def test_the_seed_gives_the_seed_table_and_the_reference_agrees():
 
 
 # ---- reset ------------------------------------------------------------------------------------
+
 
 def test_reset_moves_decided_orders_back_to_new_and_leaves_new_ones():
     d = reset([6, 2, 3], ["PROCESSED", "FAILED", "NEW"])
@@ -226,6 +273,7 @@ def test_decisions_hand_the_store_plain_values():
 
 
 # ---- refusing to process, and the operator's words ---------------------------------------------
+
 
 def test_processing_refuses_without_a_snapshot_or_with_a_stale_one():
     assert "no complete stock snapshot" in stock_refusal(None, 900)

@@ -8,15 +8,16 @@ The client-level tests drive orderly.remote against a scripted loopback server (
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
 import orjson
 import pytest
-
 from conftest import free_port, run_cli
+
 from orderly.errors import RemoteError
-from orderly.remote import BACKOFF_BASE, RemoteClient, _HonourRetryAfter, Retryable
+from orderly.remote import BACKOFF_BASE, RemoteClient, Retryable, _HonourRetryAfter
 from orderly.sandbox import seed_dataset
 from orderly.settings import Settings
 
@@ -24,8 +25,15 @@ OK_JSON = {"Content-Type": "application/json"}
 
 
 def settings_for(url: str, **overrides) -> Settings:
-    values = dict(orders_url=url, warehouse_url=url, http_timeout=0.5, http_retries=3, retry_after_cap=5.0,
-                  page_size=3, fetch_concurrency=4)
+    values = {
+        "orders_url": url,
+        "warehouse_url": url,
+        "http_timeout": 0.5,
+        "http_retries": 3,
+        "retry_after_cap": 5.0,
+        "page_size": 3,
+        "fetch_concurrency": 4,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -89,6 +97,7 @@ FAILURES = {
 def test_transient_failure_is_retried_on_that_page_only(stub_server, kind):
     """Page 2 of stock and the second page of orders fail twice, then answer: the same records arrive as
     from a healthy service, and only the failing page was asked again (2 retries), not the whole sync."""
+
     def fault(path, params, n):
         flaky = (path == "/stock" and params["page"] == "2") or (path == "/orders" and params["after_id"] == "4")
         return FAILURES[kind] if flaky and n < 2 else None
@@ -113,7 +122,7 @@ def test_retries_are_bounded_and_end_in_one_line(stub_server):
     assert "\n" not in message and f"{stub.url}/stock" in message and "ORDERLY_HTTP_RETRIES" in message
     # Exponential back-off with full jitter: pause n is at most BACKOFF_BASE * 2**(n-1).
     assert elapsed < BACKOFF_BASE * (1 + 2 + 4 + 8) + 3.0
-    gaps = [b["at"] - a["at"] for a, b in zip(stub.requests, stub.requests[1:])]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(stub.requests)]
     for n, gap in enumerate(gaps, start=1):
         assert gap <= BACKOFF_BASE * 2 ** (n - 1) + 0.5, gaps
 
@@ -171,8 +180,9 @@ def test_refused_connection_recovers_when_the_service_comes_back(stub_server):
 
     def come_up_later():
         time.sleep(0.25)
-        from conftest import StubServer
         from http.server import ThreadingHTTPServer
+
+        from conftest import StubServer
 
         holder["stub"] = stub = StubServer(serve_dataset(SEED))
         # rebind the stub on the port the client was told about
@@ -230,8 +240,10 @@ def test_429_retry_after_as_http_date(stub_server):
 
 # ---- final failures ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("status, setting", [(401, "ORDERLY_API_TOKEN"), (403, "ORDERLY_API_TOKEN"),
-                                             (404, "ORDERLY_WAREHOUSE_URL")])
+
+@pytest.mark.parametrize(
+    "status, setting", [(401, "ORDERLY_API_TOKEN"), (403, "ORDERLY_API_TOKEN"), (404, "ORDERLY_WAREHOUSE_URL")]
+)
 def test_refusals_fail_at_once_naming_url_and_setting(stub_server, status, setting):
     stub = stub_server(lambda path, params, headers: (status, OK_JSON, b'{"error": "no"}'))
     started = time.monotonic()
@@ -245,6 +257,7 @@ def test_refusals_fail_at_once_naming_url_and_setting(stub_server, status, setti
 
 def test_refusal_on_a_later_page_stops_the_other_pages(stub_server):
     """Stock pages run concurrently; one page refused ends the snapshot at once, no page keeps fetching."""
+
     def fault(path, params, n):
         if params.get("page") == "2":
             return 403, OK_JSON, b"{}"
@@ -266,9 +279,12 @@ def test_stock_pages_are_fetched_concurrently(stub_server):
     stub = stub_server(serve_dataset(SEED, fault))
     started = time.monotonic()
     # A generous timeout: this is about the concurrency bound, and a 0.5 s one was retried on a busy machine.
-    assert asyncio.run(RemoteClient(settings_for(stub.url, page_size=1, fetch_concurrency=4,
-                                                 http_timeout=10)).stock_snapshot()) \
+    assert (
+        asyncio.run(
+            RemoteClient(settings_for(stub.url, page_size=1, fetch_concurrency=4, http_timeout=10)).stock_snapshot()
+        )
         == SEED_STOCK
+    )
     elapsed = time.monotonic() - started
     assert len(stub.requests) == 8 and stub.max_in_flight == 4
     assert elapsed < 7 * 0.25  # serially it would take 1.75 s; 4 at a time, about 0.5 s
@@ -280,8 +296,16 @@ SANDBOX_ARGS = ["--orders", "400", "--items", "60"]
 
 
 def fast_env(env: dict, url: str, **extra) -> dict:
-    return {**env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": url, "ORDERLY_PAGE_SIZE": "50",
-            "ORDERLY_HTTP_TIMEOUT": "0.5", "ORDERLY_RETRY_AFTER_CAP": "0.2", "ORDERLY_HTTP_RETRIES": "5", **extra}
+    return {
+        **env,
+        "ORDERLY_ORDERS_URL": url,
+        "ORDERLY_WAREHOUSE_URL": url,
+        "ORDERLY_PAGE_SIZE": "50",
+        "ORDERLY_HTTP_TIMEOUT": "0.5",
+        "ORDERLY_RETRY_AFTER_CAP": "0.2",
+        "ORDERLY_HTTP_RETRIES": "5",
+        **extra,
+    }
 
 
 def statuses(env: dict) -> list[dict]:
@@ -300,15 +324,25 @@ def test_runs_against_30_percent_faulted_sandboxes_match_clean_runs(cli_env, san
     jobs = {}
     for seed in seeds:
         url = sandbox_server(*SANDBOX_ARGS, "--fault-rate", "0.3", "--seed", str(seed), "--token", f"T{seed}")
-        faulted = fast_env(cli_env, url, ORDERLY_API_TOKEN=f"T{seed}",
-                           ORDERLY_DB=f"{cli_env['ORDERLY_DB']}.faulted{seed}")
-        clean = {**cli_env, "ORDERLY_DB": f"{cli_env['ORDERLY_DB']}.clean{seed}", "ORDERLY_PAGE_SIZE": "50",
-                 "ORDERLY_SANDBOX_ORDERS": SANDBOX_ARGS[1], "ORDERLY_SANDBOX_ITEMS": SANDBOX_ARGS[3],
-                 "ORDERLY_SANDBOX_SEED": str(seed)}  # the in-process sandbox, no faults: the same data set
+        faulted = fast_env(
+            cli_env, url, ORDERLY_API_TOKEN=f"T{seed}", ORDERLY_DB=f"{cli_env['ORDERLY_DB']}.faulted{seed}"
+        )
+        clean = {
+            **cli_env,
+            "ORDERLY_DB": f"{cli_env['ORDERLY_DB']}.clean{seed}",
+            "ORDERLY_PAGE_SIZE": "50",
+            "ORDERLY_SANDBOX_ORDERS": SANDBOX_ARGS[1],
+            "ORDERLY_SANDBOX_ITEMS": SANDBOX_ARGS[3],
+            "ORDERLY_SANDBOX_SEED": str(seed),
+        }  # the in-process sandbox, no faults: the same data set
         for name, env in (("faulted", faulted), ("clean", clean)):
-            jobs[seed, name] = (env, subprocess.Popen([ORDERLY, "run"], env=env, cwd=ROOT, text=True,
-                                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    for (seed, name), (env, process) in jobs.items():
+            jobs[seed, name] = (
+                env,
+                subprocess.Popen(
+                    [ORDERLY, "run"], env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                ),
+            )
+    for (seed, name), (_env, process) in jobs.items():
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0 and "Traceback" not in err, (seed, name, out, err)
     for seed in seeds:
@@ -319,12 +353,18 @@ def test_runs_against_30_percent_faulted_sandboxes_match_clean_runs(cli_env, san
 
 # ---- stale stock --------------------------------------------------------------------------------------
 
+
 def test_processing_refuses_without_a_fresh_complete_snapshot(cli_env, sandbox_server):
     """Local stock serves while the warehouse is down, but not forever (ORDERLY_MAX_STOCK_AGE)."""
     url = sandbox_server()
     down = f"http://127.0.0.1:{free_port()}"  # the warehouse: nothing listens
-    env = {**cli_env, "ORDERLY_ORDERS_URL": url, "ORDERLY_WAREHOUSE_URL": down, "ORDERLY_HTTP_RETRIES": "0",
-           "ORDERLY_MAX_STOCK_AGE": "900"}
+    env = {
+        **cli_env,
+        "ORDERLY_ORDERS_URL": url,
+        "ORDERLY_WAREHOUSE_URL": down,
+        "ORDERLY_HTTP_RETRIES": "0",
+        "ORDERLY_MAX_STOCK_AGE": "900",
+    }
 
     never = run_cli(["run"], env, check=False)  # orders arrive, stock never did
     assert never.returncode != 0
@@ -351,6 +391,7 @@ def test_processing_refuses_without_a_fresh_complete_snapshot(cli_env, sandbox_s
 
 # ---- bad records ----------------------------------------------------------------------------------------
 
+
 def test_bad_records_are_quarantined_and_good_ones_load(cli_env, sandbox_server):
     """A clean sync, then the same shop a little later (more orders, so other on-hand figures) served with
     15% broken records: good records of every page load, each broken one is quarantined with its reasons,
@@ -365,8 +406,9 @@ def test_bad_records_are_quarantined_and_good_ones_load(cli_env, sandbox_server)
     assert len(first_ids) == 300
 
     bad_url = sandbox_server("--orders", "340", "--seed", "5", "--bad-rate", "0.15")
-    env.update(ORDERLY_ORDERS_URL=bad_url, ORDERLY_WAREHOUSE_URL=bad_url,
-               ORDERLY_LOOKBACK_ORDERS="0")  # read only what is new: the first 300 are the clean sync's
+    env.update(
+        ORDERLY_ORDERS_URL=bad_url, ORDERLY_WAREHOUSE_URL=bad_url, ORDERLY_LOOKBACK_ORDERS="0"
+    )  # read only what is new: the first 300 are the clean sync's
     run_cli(["sync"], env)
     second = {i["inventory_id"]: i["on_hand"] for i in json.loads(run_cli(["stock", "--json"], env).stdout)["items"]}
     rejects = json.loads(run_cli(["rejects", "--json"], env).stdout)
@@ -407,13 +449,18 @@ def test_bad_records_are_quarantined_and_good_ones_load(cli_env, sandbox_server)
     assert len(order_rejects) == len(served_new) - len(expected) and all(r["reasons"] for r in order_rejects)
     run = json.loads(run_cli(["runs", "--json"], env).stdout)[0]
     for source in ("orders", "stock"):  # received = loaded + quarantined + unchanged repeats
-        assert run[f"{source}_fetched"] == (run[f"{source}_loaded"] + run[f"{source}_rejected"]
-                                            + run.get(f"{source}_repeated", 0))
+        assert run[f"{source}_fetched"] == (
+            run[f"{source}_loaded"] + run[f"{source}_rejected"] + run.get(f"{source}_repeated", 0)
+        )
 
 
 def _order(order_id: int, quantity: int = 1) -> dict:
-    return {"id": order_id, "placed_at": "2026-11-20T09:15:00Z", "customer_id": f"C-{order_id}",
-            "items": [{"inventory_id": 101, "quantity": quantity}]}
+    return {
+        "id": order_id,
+        "placed_at": "2026-11-20T09:15:00Z",
+        "customer_id": f"C-{order_id}",
+        "items": [{"inventory_id": 101, "quantity": quantity}],
+    }
 
 
 def test_resent_orders_and_the_cursor(cli_env, stub_server):
@@ -457,6 +504,7 @@ def test_resent_orders_and_the_cursor(cli_env, stub_server):
 def test_a_small_retry_after_cap_does_not_cut_retries_short(stub_server):
     """ORDERLY_RETRY_AFTER_CAP bounds a 429's wait only; it once also capped the whole retry budget, so a cap
     of 0 (or a time-out longer than twice the cap) left no retry at all."""
+
     def fault(path, params, n):
         return (200, OK_JSON, b"{}", 0.4) if n < 2 else None
 

@@ -6,16 +6,14 @@ import json
 
 import duckdb
 import pytest
-
-from orderly.errors import RunIncomplete, StaleStock, UnknownOrders
-
 import reference
 from conftest import SEED_TABLE, UNKNOWN
 
+from orderly.errors import RunIncomplete, StaleStock, UnknownOrders
 
 
 @pytest.fixture(scope="session")
-def harness():
+def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
@@ -23,10 +21,20 @@ def harness():
 
 
 @pytest.fixture
-def db(harness, tmp_path, monkeypatch):
-    for name in ("ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL", "ORDERLY_API_TOKEN", "ORDERLY_MAX_STOCK_AGE",
-                 "ORDERLY_SANDBOX_ORDERS", "ORDERLY_SANDBOX_ITEMS", "ORDERLY_SANDBOX_FAULT_RATE",
-                 "ORDERLY_SANDBOX_BAD_RATE", "ORDERLY_SANDBOX_LATENCY_MS", "ORDERLY_PAGE_SIZE", "PREFECT_API_URL"):
+def db(prefect_harness, tmp_path, monkeypatch):
+    for name in (
+        "ORDERLY_ORDERS_URL",
+        "ORDERLY_WAREHOUSE_URL",
+        "ORDERLY_API_TOKEN",
+        "ORDERLY_MAX_STOCK_AGE",
+        "ORDERLY_SANDBOX_ORDERS",
+        "ORDERLY_SANDBOX_ITEMS",
+        "ORDERLY_SANDBOX_FAULT_RATE",
+        "ORDERLY_SANDBOX_BAD_RATE",
+        "ORDERLY_SANDBOX_LATENCY_MS",
+        "ORDERLY_PAGE_SIZE",
+        "PREFECT_API_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "flows.duckdb"
     monkeypatch.setenv("ORDERLY_DB", str(path))
@@ -79,18 +87,30 @@ def test_reset_then_process_all_gives_the_table_again_with_history(db):
     pipeline()
     assert reset_state()["reset"] == 15
     assert {t[2] for t in table(db).values()} == {"NEW"}
-    stock = read(db, """SELECT count(*) FROM order_lines l JOIN orders o USING (order_id)
-                        WHERE o.status = 'PROCESSED'""")
+    stock = read(
+        db,
+        """SELECT count(*) FROM order_lines l JOIN orders o USING (order_id)
+                        WHERE o.status = 'PROCESSED'""",
+    )
     assert stock == [(0,)]  # nothing allocated any more
     process_all()
     assert table(db) == SEED_TABLE
     run_ids = [r[0] for r in runs(db)]
-    assert [r[1:3] for r in runs(db)] == [("pipeline", "COMPLETED"), ("reset-state", "COMPLETED"),
-                                         ("process-all", "COMPLETED")]
-    history = read(db, "SELECT run_id, from_status, to_status, reason FROM status_changes WHERE order_id = 6 "
-                       "ORDER BY changed_at, rowid")
-    assert history == [(run_ids[0], "NEW", "PROCESSED", None), (run_ids[1], "PROCESSED", "NEW", "RESET"),
-                       (run_ids[2], "NEW", "PROCESSED", None)]
+    assert [r[1:3] for r in runs(db)] == [
+        ("pipeline", "COMPLETED"),
+        ("reset-state", "COMPLETED"),
+        ("process-all", "COMPLETED"),
+    ]
+    history = read(
+        db,
+        "SELECT run_id, from_status, to_status, reason FROM status_changes WHERE order_id = 6 "
+        "ORDER BY changed_at, rowid",
+    )
+    assert history == [
+        (run_ids[0], "NEW", "PROCESSED", None),
+        (run_ids[1], "PROCESSED", "NEW", "RESET"),
+        (run_ids[2], "NEW", "PROCESSED", None),
+    ]
     assert read(db, "SELECT count(*) FROM status_changes")[0][0] == 45
 
 
@@ -188,7 +208,8 @@ def test_a_dry_run_of_process_all_writes_nothing_and_decides_as_the_real_run(db)
     recorded = dict(read(db, "SELECT order_id, details FROM status_changes"))
     assert {c["order_id"]: (c["to_status"], c["details"]) for c in preview["changes"]} == {
         oid: (status, None if recorded[oid] is None else json.loads(recorded[oid]))
-        for oid, (_, _, status) in SEED_TABLE.items()}
+        for oid, (_, _, status) in SEED_TABLE.items()
+    }
     assert [r[1] for r in runs(db)] == ["sync", "process-all"]
 
 
@@ -198,7 +219,8 @@ def test_reset_state_puts_back_only_what_matches(db):
     pipeline()
     assert reset_state(status="FAILED", reason="INSUFFICIENT_STOCK") == {"reset": 6}
     assert {oid for oid, (_, _, status) in table(db).items() if status == "NEW"} == {
-        oid for oid, (_, _, status) in SEED_TABLE.items() if status == "FAILED" and oid not in UNKNOWN}
+        oid for oid, (_, _, status) in SEED_TABLE.items() if status == "FAILED" and oid not in UNKNOWN
+    }
     assert process_all() == {"processed": 0, "failed": 6, "waiting": 0}  # the stock has not changed: they lack it still
     assert table(db) == SEED_TABLE
     from prefect.exceptions import ParameterTypeError
@@ -215,7 +237,9 @@ def test_the_same_stock_again_is_a_fresh_snapshot_without_validation(db, monkeyp
 
     validated = []
     real_validate = ingest.validate_stock
-    monkeypatch.setattr(ingest, "validate_stock", lambda records: validated.append(len(records)) or real_validate(records))
+    monkeypatch.setattr(
+        ingest, "validate_stock", lambda records: validated.append(len(records)) or real_validate(records)
+    )
     first = pipeline(return_state=True)
     assert validated == [8]
     second = pipeline(return_state=True)

@@ -23,8 +23,11 @@ def test_an_outcome_prefect_wrote_reads_back_here(tmp_path):
 
     outcome = {"flow_run_id": "abc", "state": "COMPLETED", "outcome": {"processed": 6, "notes": ["é ✓"]}}
     path = tmp_path / "outcome"
-    path.write_bytes(ResultRecord(result=outcome, metadata=ResultRecordMetadata(
-        serializer=JSONSerializer(), storage_key=str(path))).serialize())
+    path.write_bytes(
+        ResultRecord(
+            result=outcome, metadata=ResultRecordMetadata(serializer=JSONSerializer(), storage_key=str(path))
+        ).serialize()
+    )
     assert handoff._read_record(path) == outcome
 
 
@@ -64,13 +67,15 @@ def test_without_a_server_no_worker_is_found(tmp_path):
 
 # ---- waiting on the server, below the HTTP boundary ---------------------------------------------------
 
+
 def _server(answers):
     """A mock Prefect API answering each request with the next of `answers` for its path."""
     import httpx
 
     def handle(request):
-        status, body = answers[request.url.path].pop(0) if len(answers[request.url.path]) > 1 else \
-            answers[request.url.path][0]
+        status, body = (
+            answers[request.url.path].pop(0) if len(answers[request.url.path]) > 1 else answers[request.url.path][0]
+        )
         return httpx.Response(status, json=body)
 
     return httpx.Client(base_url="http://prefect/api", transport=httpx.MockTransport(handle))
@@ -78,8 +83,12 @@ def _server(answers):
 
 def test_a_busy_server_is_asked_again_and_its_answer_used(monkeypatch):
     monkeypatch.setattr(handoff.time, "sleep", lambda _: None)
-    client = _server({"/api/task_runs/r1": [(503, {}), (500, {}), (200, {"state": {"type": "COMPLETED"}})],
-                      "/api/task_workers/filter": [(200, [{"task_keys": ["k"]}])]})
+    client = _server(
+        {
+            "/api/task_runs/r1": [(503, {}), (500, {}), (200, {"state": {"type": "COMPLETED"}})],
+            "/api/task_workers/filter": [(200, [{"task_keys": ["k"]}])],
+        }
+    )
     assert handoff._wait(client, "r1", "http://prefect/api", "k") == {"type": "COMPLETED"}
 
 
@@ -93,12 +102,16 @@ def test_a_server_that_keeps_failing_is_gone_in_one_line(monkeypatch):
 
 
 def test_a_worker_missing_twice_in_a_row_is_gone_but_once_is_not(monkeypatch):
-    clock = iter(range(0, 10_000))
+    clock = iter(range(10_000))
     monkeypatch.setattr(handoff.time, "sleep", lambda _: None)
     monkeypatch.setattr(handoff.time, "monotonic", lambda: float(next(clock)))
     running = (200, {"state": {"type": "RUNNING"}})
-    client = _server({"/api/task_runs/r1": [running, running, running, (200, {"state": {"type": "COMPLETED"}})],
-                      "/api/task_workers/filter": [(200, []), (200, [{"task_keys": ["k"]}])]})
+    client = _server(
+        {
+            "/api/task_runs/r1": [running, running, running, (200, {"state": {"type": "COMPLETED"}})],
+            "/api/task_workers/filter": [(200, []), (200, [{"task_keys": ["k"]}])],
+        }
+    )
     assert handoff._wait(client, "r1", "http://prefect/api", "k")["type"] == "COMPLETED"
     client = _server({"/api/task_runs/r1": [running], "/api/task_workers/filter": [(200, [])]})
     with pytest.raises(handoff.WorkerGone, match="went away before the run ended"):
@@ -109,8 +122,12 @@ def test_a_run_the_worker_never_starts_is_withdrawn(monkeypatch):
     clock = iter(range(0, 100_000, 7))
     monkeypatch.setattr(handoff.time, "sleep", lambda _: None)
     monkeypatch.setattr(handoff.time, "monotonic", lambda: float(next(clock)))
-    client = _server({"/api/task_runs/r1": [(200, {"state": {"type": "SCHEDULED"}})],
-                      "/api/task_workers/filter": [(200, [{"task_keys": ["k"]}])]})
+    client = _server(
+        {
+            "/api/task_runs/r1": [(200, {"state": {"type": "SCHEDULED"}})],
+            "/api/task_workers/filter": [(200, [{"task_keys": ["k"]}])],
+        }
+    )
     with pytest.raises(handoff.NotStarted, match="did not start the run within 120 s"):
         handoff._wait(client, "r1", "http://prefect/api", "k")
     deleted = _server({"/api/task_runs/r1": [(404, {})]})

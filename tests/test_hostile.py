@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from conftest import ORDERLY, ROOT
 from hostile import (
     INT64_MAX,
@@ -40,8 +39,8 @@ from hostile import (
     hostile_env,
     html,
     item,
-    order,
     loader_counts,
+    order,
     query,
     run_pipeline,
     settings_for,
@@ -102,6 +101,7 @@ def ten_orders() -> list[dict]:
 
 # ==== 1. orders: overlaps, repeats, skips, pages that go backwards or ignore `limit` =======================
 
+
 @pytest.mark.parametrize("overlap, pages_per_chunk", [(1, None), (1, 1), (2, 2)])
 def test_overlapping_pages_stop_the_sync_and_lose_nothing(remote, warm, overlap, pages_per_chunk):
     """Case 1: each page re-sends the last `overlap` orders of the previous one (a `>=` cursor): page 2 holds
@@ -142,8 +142,12 @@ def test_two_different_copies_on_one_page_are_neither_kept(remote, warm):
     """Two different copies of one id on one page have no first: neither becomes an order, both are quarantined
     as a conflict; the orders around them load. (A changed copy in a later run keeps the first: see
     test_repeats_in_a_later_run_are_no_ops_or_conflicts.)"""
-    records = [order(1, (101, 1)), order(2, (101, 2), customer="first"), order(2, (101, 5), customer="second"),
-               order(3, (101, 3))]
+    records = [
+        order(1, (101, 1)),
+        order(2, (101, 2), customer="first"),
+        order(2, (101, 5), customer="second"),
+        order(3, (101, 3)),
+    ]
     remote.script(orders=records, stock=[item(101, 100)], keys=[1, 2, 2, 3])
     result = run(remote, warm, ORDERLY_PAGE_SIZE=10)
     assert_counts_add_up(result)
@@ -151,8 +155,7 @@ def test_two_different_copies_on_one_page_are_neither_kept(remote, warm):
     assert sorted(state["orders"]) == [1, 3]
     conflicts = order_rejects(state)
     assert [r["record_key"] for r in conflicts] == ["2", "2"], conflicts
-    assert all("came twice on one page with different content; neither copy is kept" in r["reasons"]
-               for r in conflicts)
+    assert all("came twice on one page with different content; neither copy is kept" in r["reasons"] for r in conflicts)
     assert sorted('"first"' in r["raw"] for r in conflicts) == [False, True]
 
 
@@ -180,7 +183,7 @@ def test_repeats_in_a_later_run_are_no_ops_or_conflicts(remote, warm):
     before = stored(warm)
     changed = [order(i, (101, 1)) for i in range(1, 5)]
     changed[2] = order(3, (101, 7))
-    remote.script(orders=changed + [order(5, (101, 1)), order(6, (101, 1))], stock=[item(101, 100)], overlap=4)
+    remote.script(orders=[*changed, order(5, (101, 1)), order(6, (101, 1))], stock=[item(101, 100)], overlap=4)
     result = run(remote, warm, ORDERLY_PAGE_SIZE=10)
     assert_counts_add_up(result)
     state = stored(warm)
@@ -216,8 +219,11 @@ def test_a_page_that_skips_ahead_stops_the_sync_and_loses_nothing(remote, warm):
 def test_next_after_id_going_backwards_stops_with_one_line_and_loses_nothing(remote, warm):
     """Page 2 says next_after_id=1 (behind the cursor): the run stops with one line rather than loop; the
     next run against a sane service loads every order exactly once."""
-    remote.script(orders=ten_orders(), stock=[item(101, 100)],
-                  next_after_id=lambda after_id, default: 1 if after_id == 3 else default)
+    remote.script(
+        orders=ten_orders(),
+        stock=[item(101, 100)],
+        next_after_id=lambda after_id, default: 1 if after_id == 3 else default,
+    )
     first = run(remote, warm)
     assert len(first.problems) == 1, first.problems
     problem = first.problems[0]
@@ -233,6 +239,7 @@ def test_next_after_id_going_backwards_stops_with_one_line_and_loses_nothing(rem
 def test_a_repeated_page_loses_nothing(remote, warm):
     """The service answers the second request with the first page again. Whatever the run makes of it (it may
     stop, saying why in one line), nothing is lost or quarantined: a second run stores every order once."""
+
     def repeat(request):
         if request.path == "/orders" and request.params.get("after_id") == "3" and request.n == 0:
             return remote.normal("/orders", after_id=0, limit=request.params["limit"])
@@ -249,6 +256,7 @@ def test_a_repeated_page_loses_nothing(remote, warm):
 
 
 # ==== 2. values at and past the integer bounds ============================================================
+
 
 def test_quantities_summing_past_int64_are_quarantined_and_the_rest_is_processed(remote, warm):
     """Case 2: an order of two lines of 2**62 (sum 2**63) is quarantined, "quantities sum past 2**63-1"; the
@@ -362,6 +370,7 @@ def test_text_fields_must_be_short_valid_unicode(remote, warm):
 
 # ==== 3. exact integer decisions ====================================================================
 
+
 def test_on_hand_2_53_plus_1_is_decided_exactly(remote, warm):
     """Case 3: on hand 2**53+1; an order for 2**53+1 then one for 1: PROCESSED then FAILED, available 0
     (float64 would see 2**53+1 as 2**53 and let both through)."""
@@ -381,8 +390,12 @@ def test_stock_of_int64_max_is_processed_exactly(remote, warm):
     result = run(remote, warm)
     assert not result.problems, result.problems
     state = stored(warm)
-    assert statuses(state) == {1: ("PROCESSED", None), 2: ("PROCESSED", None),
-                               3: ("FAILED", "INSUFFICIENT_STOCK"), 4: ("PROCESSED", None)}
+    assert statuses(state) == {
+        1: ("PROCESSED", None),
+        2: ("PROCESSED", None),
+        3: ("FAILED", "INSUFFICIENT_STOCK"),
+        4: ("PROCESSED", None),
+    }
     assert state["stock"] == {101: INT64_MAX, 102: INT64_MAX}
 
 
@@ -394,6 +407,7 @@ def test_demands_above_2_53_are_summed_exactly_within_an_order(remote, warm):
 
 
 # ==== stock: duplicates and bad values ===================================================================
+
 
 def test_an_identical_stock_record_twice_is_one_item(remote, warm):
     remote.script(stock=[item(101, 5), item(102, 7), item(101, 5)], orders=[order(1, (101, 5))])
@@ -411,8 +425,15 @@ def test_a_quarantined_stock_record_keeps_the_last_good_value(remote, warm):
     remote.script(stock=[item(100 + i, 5) for i in range(1, 9)])
     run(remote, warm)
     assert stored(warm)["stock"] == {100 + i: 5 for i in range(1, 9)}
-    broken = [item(101, 50), item(101, 60), item(102, -1), item(103, 2**63), item(104, 2**64), item(105, 1.0),
-              item(106, True)]
+    broken = [
+        item(101, 50),
+        item(101, 60),
+        item(102, -1),
+        item(103, 2**63),
+        item(104, 2**64),
+        item(105, 1.0),
+        item(106, True),
+    ]
     remote.script(stock=[*broken, item(107, 9), item(108, 0)])
     result = run(remote, warm)
     assert not result.problems, result.problems
@@ -423,6 +444,7 @@ def test_a_quarantined_stock_record_keeps_the_last_good_value(remote, warm):
 
 
 # ==== the client: envelopes, total_pages, deadlines, bodies ========================================================
+
 
 def client_settings(remote: HostileRemote, tmp_path: Path, **env):
     return settings_for(remote.url, tmp_path / "unused.duckdb", **env)
@@ -435,7 +457,9 @@ async def _all_orders(client) -> list:
     return records
 
 
-@pytest.mark.parametrize("value", [2**63, 2**64, -1, 1.5, "5", True], ids=["2**63", "2**64", "-1", "1.5", "str", "true"])
+@pytest.mark.parametrize(
+    "value", [2**63, 2**64, -1, 1.5, "5", True], ids=["2**63", "2**64", "-1", "1.5", "str", "true"]
+)
 def test_a_next_after_id_that_is_not_a_bigint_refuses_the_envelope(remote, tmp_path, value):
     """Case 2: next_after_id must be null or an int in 0..2**63-1; otherwise the envelope is refused (retried
     as a bad body), then one line naming the service URL."""
@@ -451,8 +475,11 @@ def test_a_next_after_id_that_is_not_a_bigint_refuses_the_envelope(remote, tmp_p
 
 
 def test_next_after_id_2_63_in_the_pipeline_moves_nothing(remote, warm):
-    remote.script(orders=ten_orders(), stock=[item(101, 100)],
-                  next_after_id=lambda after_id, default: 2**63 if after_id == 0 else default)
+    remote.script(
+        orders=ten_orders(),
+        stock=[item(101, 100)],
+        next_after_id=lambda after_id, default: 2**63 if after_id == 0 else default,
+    )
     result = run(remote, warm, ORDERLY_HTTP_RETRIES=1)
     assert len(result.problems) == 1 and f"{remote.url}/orders" in result.problems[0]
     state = stored(warm)
@@ -466,8 +493,9 @@ def test_stock_pages_that_disagree_on_total_pages_are_not_a_snapshot(remote, tmp
     from orderly.errors import RemoteError
     from orderly.remote import RemoteClient
 
-    remote.script(stock=[item(100 + i, 1) for i in range(6)],
-                  total_pages=lambda page, computed: first if page == 1 else later)
+    remote.script(
+        stock=[item(100 + i, 1) for i in range(6)], total_pages=lambda page, computed: first if page == 1 else later
+    )
     with pytest.raises(RemoteError) as failed:
         asyncio.run(RemoteClient(client_settings(remote, tmp_path, ORDERLY_PAGE_SIZE=2)).stock_snapshot())
     message = str(failed.value)
@@ -495,12 +523,23 @@ print(json.dumps(outcome))
 def stock_client_in_subprocess(remote: HostileRemote, timeout: float, **env) -> dict:
     """The client in its own process, so a client that builds a million coroutines cannot take the test run's
     memory or time with it (killed after `timeout` s)."""
-    values = {"ORDERLY_ORDERS_URL": remote.url, "ORDERLY_WAREHOUSE_URL": remote.url, "ORDERLY_PAGE_SIZE": "2",
-              "ORDERLY_HTTP_RETRIES": "0", "ORDERLY_HTTP_TIMEOUT": "5", **{k: str(v) for k, v in env.items()}}
+    values = {
+        "ORDERLY_ORDERS_URL": remote.url,
+        "ORDERLY_WAREHOUSE_URL": remote.url,
+        "ORDERLY_PAGE_SIZE": "2",
+        "ORDERLY_HTTP_RETRIES": "0",
+        "ORDERLY_HTTP_TIMEOUT": "5",
+        **{k: str(v) for k, v in env.items()},
+    }
     started = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-c", _STOCK_CLIENT, json.dumps(values)], capture_output=True,
-                              text=True, timeout=timeout, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-c", _STOCK_CLIENT, json.dumps(values)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the stock client did not finish within {timeout} s ({len(remote.requests)} requests)")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -523,6 +562,7 @@ def test_a_huge_total_pages_is_fetched_lazily_within_the_concurrency_bound(remot
     """Case 5: total_pages=10**6 allowed by the setting; page 40 answers 404. The client schedules pages as it
     goes (no million coroutines up front), ends quickly on the 404, and never has more than
     ORDERLY_FETCH_CONCURRENCY requests in flight."""
+
     def fault(request):
         if request.path == "/stock" and int(request.params["page"]) >= 40:
             return error(404)
@@ -531,8 +571,9 @@ def test_a_huge_total_pages_is_fetched_lazily_within_the_concurrency_bound(remot
         return None
 
     remote.script(stock=[item(101, 1), item(102, 2)], total_pages=lambda page, computed: 10**6, fault=fault)
-    outcome = stock_client_in_subprocess(remote, timeout=10, ORDERLY_MAX_STOCK_PAGES=1_000_000,
-                                         ORDERLY_FETCH_CONCURRENCY=3)
+    outcome = stock_client_in_subprocess(
+        remote, timeout=10, ORDERLY_MAX_STOCK_PAGES=1_000_000, ORDERLY_FETCH_CONCURRENCY=3
+    )
     assert outcome["error"] and "404" in outcome["error"], outcome
     assert outcome["elapsed"] < 5, outcome
     assert remote.max_in_flight <= 3, remote.max_in_flight
@@ -546,8 +587,11 @@ def test_a_body_trickling_a_byte_at_a_time_is_bounded_by_the_timeout(remote, tmp
     from orderly.errors import RemoteError
     from orderly.remote import RemoteClient
 
-    remote.script(orders=ten_orders(), stock=[item(101, 1)],
-                  fault=lambda request: slow(request.normal(), 0.5) if request.path == path else None)
+    remote.script(
+        orders=ten_orders(),
+        stock=[item(101, 1)],
+        fault=lambda request: slow(request.normal(), 0.5) if request.path == path else None,
+    )
     client = RemoteClient(client_settings(remote, tmp_path, ORDERLY_HTTP_TIMEOUT=2, ORDERLY_HTTP_RETRIES=0))
     started = time.monotonic()
     with pytest.raises(RemoteError) as failed:
@@ -587,8 +631,10 @@ def test_a_bad_body_once_is_retried(remote, tmp_path, kind):
     from orderly.remote import RemoteClient
 
     def fault(request):
-        first = request.n == 0 and (request.path == "/stock" and request.params["page"] == "2"
-                                    or request.path == "/orders" and request.params["after_id"] == "3")
+        first = request.n == 0 and (
+            (request.path == "/stock" and request.params["page"] == "2")
+            or (request.path == "/orders" and request.params["after_id"] == "3")
+        )
         return BAD_BODIES[kind](request.normal()) if first else None
 
     stock = [item(100 + i, i) for i in range(7)]
@@ -622,6 +668,7 @@ def test_a_bad_body_every_time_fails_in_one_line(remote, tmp_path, kind):
 
 
 # ==== the command, as the operator sees it ===========================================================================
+
 
 def assert_one_clean_line(result: subprocess.CompletedProcess, *fragments: str) -> str:
     """A non-zero exit and exactly one line on stderr holding `fragments`; no traceback, no class name."""
@@ -659,26 +706,32 @@ def test_cli_hostile_values_are_quarantined_and_the_rest_decided_exactly(cli_env
     2**64 are quarantined; every other order loads and is decided in exact integers against on-hand
     2**63-1 and 2**53+1. Exit 0; a rerun changes nothing."""
     records = [
-        order(1, (102, 2**53 + 1)),                      # PROCESSED: takes all of 102
-        order(2, (102, 1)),                              # FAILED: 102 is empty now
-        order(3, (103, 2**62), (103, 2**62)),            # quarantined: sum past 2**63-1
-        order(4, (101, 2**62)),                          # PROCESSED
-        {**order(5, (103, 1)), "id": 2**64},             # quarantined: id past 64 bits
-        order(6, (101, 2**62 - 1)),                      # PROCESSED: 101 is now exactly empty
-        order(7, (101, 1)),                              # FAILED
-        order(8, (103, 2**63)),                          # quarantined: quantity out of range
-        order(9, (103, 1)),                              # PROCESSED
-        {**order(10, (103, 1)), "id": 2**63},            # quarantined, on the last page
+        order(1, (102, 2**53 + 1)),  # PROCESSED: takes all of 102
+        order(2, (102, 1)),  # FAILED: 102 is empty now
+        order(3, (103, 2**62), (103, 2**62)),  # quarantined: sum past 2**63-1
+        order(4, (101, 2**62)),  # PROCESSED
+        {**order(5, (103, 1)), "id": 2**64},  # quarantined: id past 64 bits
+        order(6, (101, 2**62 - 1)),  # PROCESSED: 101 is now exactly empty
+        order(7, (101, 1)),  # FAILED
+        order(8, (103, 2**63)),  # quarantined: quantity out of range
+        order(9, (103, 1)),  # PROCESSED
+        {**order(10, (103, 1)), "id": 2**63},  # quarantined, on the last page
     ]
-    remote.script(orders=records, stock=[item(101, INT64_MAX), item(102, 2**53 + 1), item(103, 10)],
-                  keys=list(range(1, 11)))
+    remote.script(
+        orders=records, stock=[item(101, INT64_MAX), item(102, 2**53 + 1), item(103, 10)], keys=list(range(1, 11))
+    )
     env = hostile_env(cli_env, remote.url)
     first = cli(["run"], env)
     assert first.returncode == 0, first.stderr
     rows = {r["order_id"]: (r["status"], r["reason"], r["total_qty"]) for r in query(["status"], env)}
-    assert rows == {1: ("PROCESSED", None, 2**53 + 1), 2: ("FAILED", "INSUFFICIENT_STOCK", 1),
-                    4: ("PROCESSED", None, 2**62), 6: ("PROCESSED", None, 2**62 - 1),
-                    7: ("FAILED", "INSUFFICIENT_STOCK", 1), 9: ("PROCESSED", None, 1)}
+    assert rows == {
+        1: ("PROCESSED", None, 2**53 + 1),
+        2: ("FAILED", "INSUFFICIENT_STOCK", 1),
+        4: ("PROCESSED", None, 2**62),
+        6: ("PROCESSED", None, 2**62 - 1),
+        7: ("FAILED", "INSUFFICIENT_STOCK", 1),
+        9: ("PROCESSED", None, 1),
+    }
     stock = {i["inventory_id"]: (i["on_hand"], i["available"]) for i in query(["stock"], env)["items"]}
     assert stock == {101: (INT64_MAX, 0), 102: (2**53 + 1, 0), 103: (10, 9)}
     rejects = query(["rejects"], env)
@@ -694,7 +747,7 @@ def test_cli_hostile_values_are_quarantined_and_the_rest_decided_exactly(cli_env
     # The rerun reads the look-back window again (every order here: fewer than ORDERLY_LOOKBACK_ORDERS), so it
     # receives the four bad records again and quarantines them again, with the same reasons: rejects log each
     # copy received (received = loaded + rejected + repeats per run).
-    again_rejected = order_rejects(after)[len(order_rejects(before)):]
+    again_rejected = order_rejects(after)[len(order_rejects(before)) :]
     assert after["history"] == before["history"] and len(order_rejects(before)) == 4
     assert sorted(r["reasons"] for r in again_rejected) == sorted(r["reasons"] for r in order_rejects(before))
 
@@ -702,8 +755,11 @@ def test_cli_hostile_values_are_quarantined_and_the_rest_decided_exactly(cli_env
 def test_cli_next_after_id_past_int64_is_one_line(cli_env, remote):
     """Case 2: the orders service says next_after_id=2**63: refused (retried as a bad body), then one line
     naming the service URL; non-zero exit; nothing half-loaded."""
-    remote.script(orders=ten_orders(), stock=[item(101, 100)],
-                  next_after_id=lambda after_id, default: 2**63 if after_id == 0 else default)
+    remote.script(
+        orders=ten_orders(),
+        stock=[item(101, 100)],
+        next_after_id=lambda after_id, default: 2**63 if after_id == 0 else default,
+    )
     env = hostile_env(cli_env, remote.url)
     result = cli(["sync"], env)
     assert_one_clean_line(result, f"{remote.url}/orders")
@@ -725,8 +781,11 @@ def test_cli_first_run_against_a_failing_warehouse_names_the_cause(cli_env, remo
     stderr, and the run's message in `orderly runs`, name the URL and the setting to fix, before any "no
     stock snapshot" consequence; exit 5 (a remote failure). The orders still arrive, NEW."""
     answer, setting = REFUSALS[kind]
-    remote.script(orders=ten_orders(), stock=[item(101, 100)],
-                  fault=lambda request: answer() if request.path == "/stock" else None)
+    remote.script(
+        orders=ten_orders(),
+        stock=[item(101, 100)],
+        fault=lambda request: answer() if request.path == "/stock" else None,
+    )
     env = hostile_env(cli_env, remote.url)
     result = cli(["run"], env)
     line = assert_one_clean_line(result, f"{remote.url}/stock", setting)
@@ -754,9 +813,11 @@ def test_cli_total_pages_that_change_leave_the_stock_as_it_was(cli_env, remote):
     assert before == {101: 10, 102: 10, 103: 10, 104: 10, 105: 10, 106: 10}
     snapshots = good["snapshot"]["snapshot_id"]
 
-    remote.script(orders=[order(1, (101, 1)), order(2, (105, 1)), order(3, (106, 2))],
-                  stock=[item(100 + i, 20) for i in range(1, 7)],
-                  total_pages=lambda page, computed: 2 if page == 1 else 3)
+    remote.script(
+        orders=[order(1, (101, 1)), order(2, (105, 1)), order(3, (106, 2))],
+        stock=[item(100 + i, 20) for i in range(1, 7)],
+        total_pages=lambda page, computed: 2 if page == 1 else 3,
+    )
     result = cli(["run"], env)
     assert_one_clean_line(result, "total_pages")
     after = query(["stock"], env)
@@ -770,20 +831,39 @@ def test_cli_total_pages_that_change_leave_the_stock_as_it_was(cli_env, remote):
 # ==== settings and usage errors ===================================================================================
 
 BAD_SETTINGS = [
-    ("ORDERLY_MAX_STOCK_AGE", "nan"), ("ORDERLY_MAX_STOCK_AGE", "inf"), ("ORDERLY_MAX_STOCK_AGE", "-1"),
-    ("ORDERLY_RETRY_AFTER_CAP", "nan"), ("ORDERLY_RETRY_AFTER_CAP", "-5"),
-    ("ORDERLY_HTTP_RETRIES", "nan"), ("ORDERLY_HTTP_RETRIES", "1.5"), ("ORDERLY_HTTP_RETRIES", "-1"),
+    ("ORDERLY_MAX_STOCK_AGE", "nan"),
+    ("ORDERLY_MAX_STOCK_AGE", "inf"),
+    ("ORDERLY_MAX_STOCK_AGE", "-1"),
+    ("ORDERLY_RETRY_AFTER_CAP", "nan"),
+    ("ORDERLY_RETRY_AFTER_CAP", "-5"),
+    ("ORDERLY_HTTP_RETRIES", "nan"),
+    ("ORDERLY_HTTP_RETRIES", "1.5"),
+    ("ORDERLY_HTTP_RETRIES", "-1"),
     ("ORDERLY_HTTP_RETRIES", "101"),
-    ("ORDERLY_PAGE_SIZE", "5000"), ("ORDERLY_PAGE_SIZE", "0"), ("ORDERLY_PAGE_SIZE", "2.5"),
-    ("ORDERLY_FETCH_CONCURRENCY", "0"), ("ORDERLY_FETCH_CONCURRENCY", "65"),
-    ("ORDERLY_HTTP_TIMEOUT", "0"), ("ORDERLY_HTTP_TIMEOUT", "nan"), ("ORDERLY_HTTP_TIMEOUT", "-inf"),
-    ("ORDERLY_LOCK_TIMEOUT", "-1"), ("ORDERLY_LOCK_TIMEOUT", "nan"),
-    ("ORDERLY_MAX_STOCK_PAGES", "0"), ("ORDERLY_MAX_STOCK_PAGES", "1000001"), ("ORDERLY_MAX_STOCK_PAGES", "lots"),
-    ("ORDERLY_SCHEDULE_SECONDS", "5"), ("ORDERLY_SCHEDULE_SECONDS", "nan"),
-    ("ORDERLY_ORDERS_URL", "http://[::1"), ("ORDERLY_ORDERS_URL", "ftp://example.invalid/"),
-    ("ORDERLY_WAREHOUSE_URL", "http://"), ("ORDERLY_WAREHOUSE_URL", "http://[::1"),
-    ("ORDERLY_API_TOKEN", "s3cr3t\nXyZzYQ"), ("ORDERLY_API_TOKEN", "tök3nQQ"), ("ORDERLY_API_TOKEN", "two W0rdsZZ"),
-    ("ORDERLY_UI_TOKEN", "ui\nXyZzYQ"), ("ORDERLY_SANDBOX_TOKEN", "sändbQQ"),
+    ("ORDERLY_PAGE_SIZE", "5000"),
+    ("ORDERLY_PAGE_SIZE", "0"),
+    ("ORDERLY_PAGE_SIZE", "2.5"),
+    ("ORDERLY_FETCH_CONCURRENCY", "0"),
+    ("ORDERLY_FETCH_CONCURRENCY", "65"),
+    ("ORDERLY_HTTP_TIMEOUT", "0"),
+    ("ORDERLY_HTTP_TIMEOUT", "nan"),
+    ("ORDERLY_HTTP_TIMEOUT", "-inf"),
+    ("ORDERLY_LOCK_TIMEOUT", "-1"),
+    ("ORDERLY_LOCK_TIMEOUT", "nan"),
+    ("ORDERLY_MAX_STOCK_PAGES", "0"),
+    ("ORDERLY_MAX_STOCK_PAGES", "1000001"),
+    ("ORDERLY_MAX_STOCK_PAGES", "lots"),
+    ("ORDERLY_SCHEDULE_SECONDS", "5"),
+    ("ORDERLY_SCHEDULE_SECONDS", "nan"),
+    ("ORDERLY_ORDERS_URL", "http://[::1"),
+    ("ORDERLY_ORDERS_URL", "ftp://example.invalid/"),
+    ("ORDERLY_WAREHOUSE_URL", "http://"),
+    ("ORDERLY_WAREHOUSE_URL", "http://[::1"),
+    ("ORDERLY_API_TOKEN", "s3cr3t\nXyZzYQ"),
+    ("ORDERLY_API_TOKEN", "tök3nQQ"),
+    ("ORDERLY_API_TOKEN", "two W0rdsZZ"),
+    ("ORDERLY_UI_TOKEN", "ui\nXyZzYQ"),
+    ("ORDERLY_SANDBOX_TOKEN", "sändbQQ"),
 ]
 SECRET_MARKS = ("XyZzYQ", "tök3nQQ", "W0rdsZZ", "sändbQQ")
 
@@ -804,11 +884,16 @@ def test_every_bad_value_of_a_setting_is_refused_naming_it(name, value):
 # (`status`) checks too, even settings it does not use; data-changing commands stop before Prefect starts and
 # before the store is touched.
 SETTING_RUNS = [
-    ("ORDERLY_MAX_STOCK_AGE", "nan", "status"), ("ORDERLY_HTTP_RETRIES", "1.5", "status"),
-    ("ORDERLY_PAGE_SIZE", "5000", "status"), ("ORDERLY_MAX_STOCK_PAGES", "0", "status"),
-    ("ORDERLY_SCHEDULE_SECONDS", "5", "status"), ("ORDERLY_ORDERS_URL", "http://[::1", "status"),
-    ("ORDERLY_API_TOKEN", "tök3nQQ", "status"), ("ORDERLY_SANDBOX_TOKEN", "sändbQQ", "status"),
-    ("ORDERLY_MAX_STOCK_AGE", "nan", "run"), ("ORDERLY_HTTP_RETRIES", "nan", "sync"),
+    ("ORDERLY_MAX_STOCK_AGE", "nan", "status"),
+    ("ORDERLY_HTTP_RETRIES", "1.5", "status"),
+    ("ORDERLY_PAGE_SIZE", "5000", "status"),
+    ("ORDERLY_MAX_STOCK_PAGES", "0", "status"),
+    ("ORDERLY_SCHEDULE_SECONDS", "5", "status"),
+    ("ORDERLY_ORDERS_URL", "http://[::1", "status"),
+    ("ORDERLY_API_TOKEN", "tök3nQQ", "status"),
+    ("ORDERLY_SANDBOX_TOKEN", "sändbQQ", "status"),
+    ("ORDERLY_MAX_STOCK_AGE", "nan", "run"),
+    ("ORDERLY_HTTP_RETRIES", "nan", "sync"),
     ("ORDERLY_API_TOKEN", "s3cr3t\nXyZzYQ", "run"),
 ]
 
@@ -824,8 +909,12 @@ def setting_results(tmp_path_factory):
     def one(numbered):
         number, case = numbered
         name, value, command = case
-        env = {**base, "ORDERLY_DB": str(tmp / f"{number}.duckdb"), "PREFECT_API_URL": "http://127.0.0.1:9/api",
-               name: value}
+        env = {
+            **base,
+            "ORDERLY_DB": str(tmp / f"{number}.duckdb"),
+            "PREFECT_API_URL": "http://127.0.0.1:9/api",
+            name: value,
+        }
         started = time.monotonic()
         done = subprocess.run([ORDERLY, command], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
         return case, (done, time.monotonic() - started, Path(env["ORDERLY_DB"]).exists())
@@ -834,11 +923,12 @@ def setting_results(tmp_path_factory):
         return dict(pool.map(one, enumerate(SETTING_RUNS)))
 
 
+@pytest.mark.slow  # setting_results runs the `orderly` executable (tests/tiers.py)
 @pytest.mark.parametrize("case", SETTING_RUNS, ids=[f"{c}-{n}={v!r}" for n, v, c in SETTING_RUNS])
 def test_a_bad_setting_is_refused_up_front_naming_the_variable(setting_results, case):
     """Case 8: every setting checked once, before anything runs (query commands too): exit 2, one line naming
     the variable, fast, nothing created; a token's value is never echoed."""
-    name, value, command = case
+    name, _value, _command = case
     result, elapsed, db_created = setting_results[case]
     line = assert_one_clean_line(result, name)
     assert result.returncode == 2, (result.returncode, line)
@@ -876,8 +966,9 @@ def usage_results(tmp_path_factory, prefect_server):
 
     def one(args):
         try:
-            return tuple(args), subprocess.run([ORDERLY, *args], env=env, capture_output=True, text=True,
-                                               timeout=20, cwd=ROOT)
+            return tuple(args), subprocess.run(
+                [ORDERLY, *args], env=env, capture_output=True, text=True, timeout=20, cwd=ROOT
+            )
         except subprocess.TimeoutExpired:
             return tuple(args), None
 
@@ -902,8 +993,9 @@ def test_orderly_alone_prints_the_help_and_exits_2(usage_results):
     assert result is not None
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Usage" in result.stdout + result.stderr and "run" in result.stdout + result.stderr
-    assert not any(re.fullmatch(r"\s*error:?\s*", line, re.IGNORECASE) for line in result.stderr.splitlines()), \
+    assert not any(re.fullmatch(r"\s*error:?\s*", line, re.IGNORECASE) for line in result.stderr.splitlines()), (
         result.stderr
+    )
     assert "Traceback" not in result.stderr and not CLASS_NAME.search(result.stderr)
 
 
@@ -911,8 +1003,12 @@ def test_cli_two_different_copies_on_one_page_are_neither_kept(cli_env, remote):
     """Class 12 as the operator sees it: order 2 comes twice on one page with different lines. Neither copy
     becomes an order, both are in `orderly rejects` as a conflict; the other orders are decided; exit 0. A second
     run (the look-back reads the page again) stores it no more than the first did."""
-    records = [order(1, (101, 1)), order(2, (101, 2), customer="first"), order(2, (101, 5), customer="second"),
-               order(3, (101, 3))]
+    records = [
+        order(1, (101, 1)),
+        order(2, (101, 2), customer="first"),
+        order(2, (101, 5), customer="second"),
+        order(3, (101, 3)),
+    ]
     remote.script(orders=records, stock=[item(101, 100)], keys=[1, 2, 2, 3])
     env = hostile_env(cli_env, remote.url, ORDERLY_PAGE_SIZE=10)
     for _ in range(2):

@@ -4,6 +4,7 @@ Real processes throughout: the CLI, its server, psutil to watch them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,6 @@ import time
 import httpx
 import psutil
 import pytest
-
 from conftest import ORDERLY, ROOT
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX process semantics")
@@ -27,10 +27,13 @@ def prefect_home(tmp_path_factory):
 @pytest.fixture
 def env(tmp_path, prefect_home):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_"))}
-    env.update(ORDERLY_DB=str(tmp_path / "orderly.duckdb"), PREFECT_HOME=str(prefect_home),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               # a cold first start (database migrations) on a busy machine can take longer than Prefect's 20 s
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+    env.update(
+        ORDERLY_DB=str(tmp_path / "orderly.duckdb"),
+        PREFECT_HOME=str(prefect_home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        # a cold first start (database migrations) on a busy machine can take longer than Prefect's 20 s
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+    )
     return env
 
 
@@ -60,23 +63,29 @@ class Watched:
     """`orderly ARGS` started in its own session, with every descendant seen while it ran."""
 
     def __init__(self, args: list[str], env: dict) -> None:
-        self.process = subprocess.Popen([ORDERLY, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [ORDERLY, *args],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.seen: dict[tuple[int, float], psutil.Process] = {}
 
     def look(self) -> list[psutil.Process]:
         found = _descendants(self.process.pid)
         for child in found:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 self.seen.setdefault((child.pid, child.create_time()), child)
-            except psutil.NoSuchProcess:
-                pass
         return found
 
     def wait_for_server(self, timeout: float) -> psutil.Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"orderly exited with {self.process.returncode} before its server answered"
+            assert self.process.poll() is None, (
+                f"orderly exited with {self.process.returncode} before its server answered"
+            )
             for child in self.look():
                 if _answers_health(child):
                     return child
@@ -98,10 +107,8 @@ class Watched:
     def cleanup(self) -> None:
         """Kill whatever is left so a failing test does not itself leave servers behind."""
         for process in [*self.seen.values()]:
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.kill()
-            except psutil.Error:
-                pass
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()

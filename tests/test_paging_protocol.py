@@ -19,9 +19,8 @@ import re
 import subprocess
 import time
 
-import pytest
-
 import hostile
+import pytest
 from hostile import HostileRemote, Reply, WarmStore, cli, item, order, query, run_pipeline, settings_for, stored
 
 # An exception's class name in what the operator reads.
@@ -29,8 +28,11 @@ CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Violation|Broken
 
 # How each broken rule may be worded: the line must name the rule, not necessarily in these exact words.
 RULES = {
-    "empty": re.compile(r"(empty|\bno\b[\w ]*\borders?\b|null).*(next_after_id|cursor)"
-                        r"|(next_after_id|cursor).*(empty|\bno\b[\w ]*\borders?\b|null)", re.I),
+    "empty": re.compile(
+        r"(empty|\bno\b[\w ]*\borders?\b|null).*(next_after_id|cursor)"
+        r"|(next_after_id|cursor).*(empty|\bno\b[\w ]*\borders?\b|null)",
+        re.I,
+    ),
     "above": re.compile(r"above|below|<=|greater|higher|not after", re.I),
     "next": re.compile(r"next_after_id", re.I),
     "ascending": re.compile(r"ascend|descend|go(es)? down|decreas|out of order|backward", re.I),
@@ -92,10 +94,12 @@ def page_reply(records: list, next_after_id) -> Reply:
 
 def on_orders(after_id: int, reply):
     """A fault that answers `reply(request)` to /orders?after_id=`after_id`, and normally otherwise."""
+
     def fault(request):
         if request.path == "/orders" and request.params.get("after_id") == str(after_id):
             return reply(request)
         return None
+
     return fault
 
 
@@ -106,11 +110,9 @@ def assert_not_followed(remote, cursor: int) -> None:
     assert remote.count("/orders", after_id=cursor) <= 1
 
 
-# ==== class 1: the cursor never moves past orders it never saw ======================================================
-
+# ==== class 1: the cursor never moves past orders it never saw ===============================================
 def test_an_empty_page_carrying_a_cursor_stops_the_sync_and_the_next_run_gets_the_rest(remote, warm):
-    remote.script(orders=orders(*range(1, 10)), stock=STOCK,
-                  fault=on_orders(3, lambda request: page_reply([], 6)))
+    remote.script(orders=orders(*range(1, 10)), stock=STOCK, fault=on_orders(3, lambda request: page_reply([], 6)))
     result = run(remote, warm)
     assert_violation(result, remote, "empty")
     state = stored(warm)
@@ -161,16 +163,22 @@ def test_a_next_after_id_past_the_pages_last_id_is_a_skip_and_loads_nothing(remo
 
 
 def test_a_skip_on_a_later_page_keeps_the_pages_before_it(remote, warm):
-    remote.script(orders=orders(*range(1, 13)), stock=STOCK,
-                  next_after_id=lambda after_id, default: 8 if after_id == 3 else default)
+    remote.script(
+        orders=orders(*range(1, 13)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: 8 if after_id == 3 else default,
+    )
     result = run(remote, warm)
     assert_violation(result, remote, "next")
     assert stored_ids(warm) == [1, 2, 3] and stored(warm)["cursor"] == 3
 
 
 def test_a_next_after_id_before_the_pages_last_id_is_a_violation(remote, warm):
-    remote.script(orders=orders(*range(1, 10)), stock=STOCK,
-                  next_after_id=lambda after_id, default: default - 1 if after_id == 3 and default else default)
+    remote.script(
+        orders=orders(*range(1, 10)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: default - 1 if after_id == 3 and default else default,
+    )
     result = run(remote, warm)
     assert_violation(result, remote, "next")
     assert stored_ids(warm) == [1, 2, 3] and stored(warm)["cursor"] == 3
@@ -188,9 +196,10 @@ def test_ids_going_down_within_a_page_load_nothing_of_that_page(remote, warm):
 
 # ==== class 1, third way: a record rejected for its id never moves the cursor =========================================
 
+
 @pytest.mark.parametrize("bad_id", [2**63, 2**64, "7", 7.5, None, -1, 0])
 def test_a_bad_id_at_the_end_of_the_last_page_does_not_move_the_cursor(remote, warm, bad_id):
-    records = orders(1, 2, 3, 4, 5) + [{**orders(6)[0], "id": bad_id}]
+    records = [*orders(1, 2, 3, 4, 5), {**orders(6)[0], "id": bad_id}]
     remote.script(orders=records, keys=list(range(1, 7)), stock=STOCK)
     result = run(remote, warm)
     assert not orders_problems(result), result.problems
@@ -200,9 +209,13 @@ def test_a_bad_id_at_the_end_of_the_last_page_does_not_move_the_cursor(remote, w
 
 
 def test_a_bad_id_at_the_end_of_a_middle_page_with_a_correct_cursor_loses_nothing(remote, warm):
-    records = orders(1, 2) + [{**orders(3)[0], "id": 10**30}] + orders(4, 5, 6, 7)
-    remote.script(orders=records, keys=list(range(1, 8)), stock=STOCK,
-                  next_after_id=lambda after_id, default: 2 if after_id == 0 else default)
+    records = [*orders(1, 2), {**orders(3)[0], "id": 10**30}, *orders(4, 5, 6, 7)]
+    remote.script(
+        orders=records,
+        keys=list(range(1, 8)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: 2 if after_id == 0 else default,
+    )
     result = run(remote, warm)
     assert not result.problems, result.problems
     state = stored(warm)
@@ -213,7 +226,7 @@ def test_a_cursor_carried_by_a_bad_id_at_the_end_of_a_page_skips_nothing(remote,
     """The service counts the corrupt record as id 3 and says next_after_id=3, while the page's largest valid id
     is 2. Either reading keeps every order: the page is a violation (nothing of it loads, the run fails), or the
     cursor stops at 2 and the next page is asked from there; never from 3."""
-    records = orders(1, 2) + [{**orders(3)[0], "id": "3"}] + orders(4, 5, 6)
+    records = [*orders(1, 2), {**orders(3)[0], "id": "3"}, *orders(4, 5, 6)]
     remote.script(orders=records, keys=list(range(1, 7)), stock=STOCK)
     result = run(remote, warm)
     state = stored(warm)
@@ -227,9 +240,13 @@ def test_a_cursor_carried_by_a_bad_id_at_the_end_of_a_page_skips_nothing(remote,
 
 
 def test_a_cursor_carried_past_a_bad_id_in_the_middle_of_a_page_is_a_violation(remote, warm):
-    records = orders(1) + [{**orders(2)[0], "id": 2**64}] + orders(3, 4, 5, 6)
-    remote.script(orders=records, keys=list(range(1, 7)), stock=STOCK,
-                  next_after_id=lambda after_id, default: 4 if after_id == 0 else default)  # page 1: 1, bad, 3
+    records = [*orders(1), {**orders(2)[0], "id": 2**64}, *orders(3, 4, 5, 6)]
+    remote.script(
+        orders=records,
+        keys=list(range(1, 7)),
+        stock=STOCK,
+        next_after_id=lambda after_id, default: 4 if after_id == 0 else default,
+    )  # page 1: 1, bad, 3
     result = run(remote, warm)
     assert_violation(result, remote, "next")
     assert stored(warm)["orders"] == {}
@@ -251,7 +268,8 @@ def endless_new_orders(request):
     return None
 
 
-# ==== class 2: pages that never end ====================================================================================
+# ==== class 2: pages that never end ===================================================================================
+
 
 def test_endless_empty_pages_with_a_growing_cursor_end_at_the_first(remote, warm):
     remote.script(orders=[], stock=STOCK, fault=endless_empty_pages)
@@ -293,7 +311,7 @@ def test_one_page_past_orderly_max_order_pages_stops_with_the_pages_read_kept(re
     assert stored_ids(warm) == list(range(1, 10))
 
 
-# ==== class 3: late lower ids, the look-back and the reconcile ===========================================================
+# ==== class 3: late lower ids, the look-back and the reconcile ========================================================
 
 LATE = [i for i in range(1, 14) if i != 11]  # 11 is committed after 12 was served
 
@@ -367,11 +385,12 @@ def test_reconcile_obeys_the_same_rules(remote, warm):
     assert last_run_state(warm) == "FAILED"
 
 
-# ==== class 12: copies of one id on one page =============================================================================
+# ==== class 12: copies of one id on one page ==========================================================================
+
 
 def test_two_different_copies_of_one_id_on_one_page_store_neither_and_reject_both(remote, warm):
     one, two = orders(2)[0], {**orders(2)[0], "customer_id": "C-other"}
-    remote.script(orders=orders(1) + [one, two] + orders(3, 4, 5), stock=STOCK)  # page 1: 1, 2, 2'
+    remote.script(orders=[*orders(1), one, two, *orders(3, 4, 5)], stock=STOCK)  # page 1: 1, 2, 2'
     result = run(remote, warm)
     assert not orders_problems(result), result.problems
     state = stored(warm)
@@ -393,13 +412,13 @@ def test_the_same_copy_twice_on_one_page_is_stored_once(remote, warm):
 
 def test_a_valid_copy_beside_an_invalid_one_on_one_page_is_stored(remote, warm):
     broken = {**orders(2)[0], "items": []}
-    remote.script(orders=orders(1, 2) + [broken] + orders(3), stock=STOCK)
+    remote.script(orders=[*orders(1, 2), broken, *orders(3)], stock=STOCK)
     result = run(remote, warm)
     assert not orders_problems(result), result.problems
     assert stored_ids(warm) == [1, 2, 3]
 
 
-# ==== class 6a: stock snapshots that lie by repetition ===================================================================
+# ==== class 6a: stock snapshots that lie by repetition ================================================================
 
 SIX = [item(100 + i, 10) for i in range(1, 7)]  # per page 2 (ORDERLY_PAGE_SIZE=2): three pages
 
@@ -408,8 +427,11 @@ def _good_snapshot_then(remote, warm, fault) -> hostile.PipelineResult:
     remote.script(orders=orders(1), stock=SIX)
     first = run_pipeline(settings(remote, warm, ORDERLY_PAGE_SIZE=2), process=True)
     assert not first.problems, first.problems
-    remote.script(orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
-                  stock=[item(100 + i, 20) for i in range(1, 7)], fault=fault)
+    remote.script(
+        orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
+        stock=[item(100 + i, 20) for i in range(1, 7)],
+        fault=fault,
+    )
     return run_pipeline(settings(remote, warm, ORDERLY_PAGE_SIZE=2), process=True)
 
 
@@ -422,11 +444,13 @@ def _stock_problem(result, remote) -> str:
 
 def page_one_always(remote: HostileRemote):
     """A warehouse that ignores `page`: page 1's items for every page (echoing the page asked for)."""
+
     def fault(request):
         if request.path == "/stock":
             body = json.loads(remote.normal("/stock", page=1, per_page=request.params["per_page"]).body)
             return Reply.json({**body, "page": int(request.params["page"])})
         return None
+
     return fault
 
 
@@ -496,14 +520,15 @@ def test_an_incomplete_snapshot_still_lets_the_orders_arrive(remote, warm):
     assert sorted(state["orders"]) == [1, 2, 3, 4] and state["stock"] == {}
 
 
-# ==== class 13: the same pages always give the same store ================================================================
+# ==== class 13: the same pages always give the same store =============================================================
+
 
 def test_the_same_pages_twice_give_the_same_store(remote, tmp_path):
     """Page by page (3 a page): run 1 serves [1, 2, 2] [3, 5, 5'] [6, bad, 7]; run 2 serves [1, 2', 3] [4, 5, 5']
     [6, 7]: an unchanged repeat, two different copies on one page (twice), a bad id, a changed copy in a later run."""
     variant = {**orders(5)[0], "customer_id": "C-late"}
-    first_pages = orders(1, 2, 2, 3, 5) + [variant] + orders(6) + [{**orders(7)[0], "id": "7"}] + orders(7)
-    second_pages = orders(1) + [{**orders(2)[0], "customer_id": "C-x"}] + orders(3, 4, 5) + [variant] + orders(6, 7)
+    first_pages = [*orders(1, 2, 2, 3, 5), variant, *orders(6), {**orders(7)[0], "id": "7"}, *orders(7)]
+    second_pages = [*orders(1), {**orders(2)[0], "customer_id": "C-x"}, *orders(3, 4, 5), variant, *orders(6, 7)]
     states = []
     for name in ("a", "b"):
         with WarmStore(tmp_path / f"{name}.duckdb") as store:
@@ -518,11 +543,15 @@ def test_the_same_pages_twice_give_the_same_store(remote, tmp_path):
 
 def _comparable(state: dict) -> dict:
     """A store without what differs by nature between two runs of the same pages: run ids and times."""
-    return {**state, "rejects": [{k: v for k, v in r.items() if k != "run_id"} for r in state["rejects"]],
-            "runs": [(r["state"], r["message"]) for r in state["runs"]]}
+    return {
+        **state,
+        "rejects": [{k: v for k, v in r.items() if k != "run_id"} for r in state["rejects"]],
+        "runs": [(r["state"], r["message"]) for r in state["runs"]],
+    }
 
 
-# ==== the command, as the operator sees it ==================================================================================
+# ==== the command, as the operator sees it ============================================================================
+
 
 def hostile_env(cli_env: dict, url: str, **extra) -> dict:
     return hostile.hostile_env(cli_env, url, **{"ORDERLY_HTTP_RETRIES": 0, **extra})  # a bad page: at once
@@ -578,8 +607,11 @@ def test_cli_a_warehouse_that_ignores_page_changes_no_stock_and_fails_the_run(cl
     env = hostile_env(cli_env, remote.url, ORDERLY_PAGE_SIZE=2)
     assert cli(["run"], env).returncode == 0
     before = {i["inventory_id"]: i["on_hand"] for i in query(["stock"], env)["items"]}
-    remote.script(orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
-                  stock=[item(100 + i, 20) for i in range(1, 7)], fault=page_one_always(remote))
+    remote.script(
+        orders=[order(1, (102, 1), customer="C-1"), order(2, (105, 1)), order(3, (106, 2))],
+        stock=[item(100 + i, 20) for i in range(1, 7)],
+        fault=page_one_always(remote),
+    )
     result = cli(["run"], env)
     assert result.returncode == 5, (result.returncode, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

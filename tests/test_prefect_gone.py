@@ -8,6 +8,7 @@ over loopback, the real DuckDB file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,9 +19,9 @@ from pathlib import Path
 import duckdb
 import psutil
 import pytest
-
 from conftest import ORDERLY, ROOT, run_cli
 from hostile import HostileRemote, item, order
+
 from orderly.localproc import start_prefect_server, stop
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX process semantics")
@@ -36,9 +37,11 @@ def _orders() -> list[dict]:
 @pytest.fixture
 def remote():
     with HostileRemote() as hostile:
-        hostile.script(orders=_orders(), stock=[item(101, 5), item(102, 50), item(103, 50)],
-                       fault=lambda request: replace(request.normal(), delay=PAGE_DELAY)
-                       if request.path == "/orders" else None)
+        hostile.script(
+            orders=_orders(),
+            stock=[item(101, 5), item(102, 50), item(103, 50)],
+            fault=lambda request: replace(request.normal(), delay=PAGE_DELAY) if request.path == "/orders" else None,
+        )
         yield hostile
 
 
@@ -50,18 +53,32 @@ def prefect_home(tmp_path_factory):
 
 def _env(tmp_path: Path, remote: HostileRemote, home: Path, api: str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_"))}
-    env.update(ORDERLY_DB=str(tmp_path / "orderly.duckdb"), PREFECT_HOME=str(home),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
-               ORDERLY_ORDERS_URL=remote.url, ORDERLY_WAREHOUSE_URL=remote.url, ORDERLY_PAGE_SIZE="3",
-               ORDERLY_HTTP_TIMEOUT="10")
+    env.update(
+        ORDERLY_DB=str(tmp_path / "orderly.duckdb"),
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        ORDERLY_ORDERS_URL=remote.url,
+        ORDERLY_WAREHOUSE_URL=remote.url,
+        ORDERLY_PAGE_SIZE="3",
+        ORDERLY_HTTP_TIMEOUT="10",
+    )
     if api:
         env["PREFECT_API_URL"] = api
     return env
 
 
 def _start(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([ORDERLY, "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [ORDERLY, "run"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_orders_page(remote: HostileRemote, process: subprocess.Popen, pages: int, timeout: float) -> None:
@@ -103,7 +120,7 @@ def _committed(db: str) -> str:
 
     with duckdb.connect(db, read_only=True) as con:
         row = con.execute(f"SELECT {', '.join(RUN_COUNTERS)} FROM runs").fetchall()[0]
-    return counts_in_words(dict(zip(RUN_COUNTERS, row)))
+    return counts_in_words(dict(zip(RUN_COUNTERS, row, strict=True)))
 
 
 def test_the_server_going_away_ends_the_run_in_seconds_keeping_what_was_committed(tmp_path, remote, prefect_home):
@@ -114,7 +131,7 @@ def test_the_server_going_away_ends_the_run_in_seconds_keeping_what_was_committe
         _wait_for_orders_page(remote, process, pages=4, timeout=120)
         os.killpg(server.pid, signal.SIGKILL)  # the server and its children, at once
         server.wait()
-        took, out, err = _ended_within(process, 10)
+        _took, _out, err = _ended_within(process, 10)
     finally:
         stop(server)
         if process.poll() is None:
@@ -158,13 +175,11 @@ def test_sigterm_ends_a_run_on_its_temporary_server_within_5_s(tmp_path, remote,
         seen = _children(process.pid)
         assert seen, "no temporary server under orderly"
         process.send_signal(signal.SIGTERM)
-        took, out, err = _ended_within(process, 5)
+        _took, _out, err = _ended_within(process, 5)
     finally:
         for child in seen:
-            try:
+            with contextlib.suppress(psutil.Error):
                 child.kill()
-            except psutil.Error:
-                pass
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -178,8 +193,10 @@ def test_sigterm_ends_a_run_on_its_temporary_server_within_5_s(tmp_path, remote,
     assert state == "FAILED" and message == "terminated (SIGTERM)", (state, message)
 
 
-_TEMP_NOTE = ("note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
-              "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api")
+_TEMP_NOTE = (
+    "note: PREFECT_API_URL is not set, so Prefect starts a temporary server for this command (about 7 s). "
+    "For speed and the UI: `make server`, then export PREFECT_API_URL=http://127.0.0.1:4200/api"
+)
 
 
 def test_sigterm_ends_a_run_on_a_real_server_within_5_s(tmp_path, remote, prefect_server):
@@ -188,7 +205,7 @@ def test_sigterm_ends_a_run_on_a_real_server_within_5_s(tmp_path, remote, prefec
     try:
         _wait_for_orders_page(remote, process, pages=2, timeout=120)
         process.send_signal(signal.SIGTERM)
-        took, out, err = _ended_within(process, 5)
+        _took, _out, err = _ended_within(process, 5)
     finally:
         if process.poll() is None:
             process.kill()

@@ -10,7 +10,6 @@ import time
 
 import duckdb
 import pytest
-
 from conftest import ORDERLY, ROOT, run_cli
 from hostile import HostileRemote, error, item, one_ca_bundle, order
 
@@ -26,9 +25,16 @@ def remote():
 def test_status_answers_while_a_sync_waits_on_a_429(cli_env, remote, tmp_path):
     ten = [order(i, (101, 1)) for i in range(1, 11)]
     remote.script(orders=ten[:6], stock=[item(101, 100)])
-    env = {**cli_env, "ORDERLY_ORDERS_URL": remote.url, "ORDERLY_WAREHOUSE_URL": remote.url,
-           "ORDERLY_PAGE_SIZE": "3", "ORDERLY_HTTP_RETRIES": "2", "ORDERLY_RETRY_AFTER_CAP": str(WAIT_S),
-           "ORDERLY_LOCK_TIMEOUT": "30", "SSL_CERT_FILE": one_ca_bundle(tmp_path)}
+    env = {
+        **cli_env,
+        "ORDERLY_ORDERS_URL": remote.url,
+        "ORDERLY_WAREHOUSE_URL": remote.url,
+        "ORDERLY_PAGE_SIZE": "3",
+        "ORDERLY_HTTP_RETRIES": "2",
+        "ORDERLY_RETRY_AFTER_CAP": str(WAIT_S),
+        "ORDERLY_LOCK_TIMEOUT": "30",
+        "SSL_CERT_FILE": one_ca_bundle(tmp_path),
+    }
     run_cli(["sync"], env)  # a store holding orders 1-6
 
     def slow_second_page(request):
@@ -37,8 +43,15 @@ def test_status_answers_while_a_sync_waits_on_a_429(cli_env, remote, tmp_path):
         return None
 
     remote.script(orders=ten, stock=[item(101, 100)], fault=slow_second_page)
-    sync = subprocess.Popen([ORDERLY, "sync"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sync = subprocess.Popen(
+        [ORDERLY, "sync"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not any(r["status"] == 429 for r in remote.requests):
@@ -62,7 +75,7 @@ def test_status_answers_while_a_sync_waits_on_a_429(cli_env, remote, tmp_path):
         assert took < 3.0 and time.monotonic() - asked < WAIT_S - 1, took  # the sync is still waiting
         assert sync.poll() is None
     finally:
-        out, err = sync.communicate(timeout=120)
+        _out, err = sync.communicate(timeout=120)
     assert sync.returncode == 0, err
     final = json.loads(run_cli(["status", "--json"], env).stdout)
     assert [row["order_id"] for row in final] == list(range(1, 11))

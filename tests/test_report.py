@@ -23,5 +23,7 @@ def test_a_deployment_run_names_the_schedule_the_ui_or_an_automation():
     assert run_origin(flow_run(deployment_id=deployment, auto_scheduled=True)) == "the schedule"
     assert run_origin(flow_run(deployment_id=deployment)) == "the UI or API"
     by_automation = CreatedBy(id=uuid.uuid4(), type="AUTOMATION", display_value="Orderly: run failed or crashed")
-    assert run_origin(flow_run(deployment_id=deployment, created_by=by_automation)) == \
-        "automation Orderly: run failed or crashed"
+    assert (
+        run_origin(flow_run(deployment_id=deployment, created_by=by_automation))
+        == "automation Orderly: run failed or crashed"
+    )

@@ -23,10 +23,11 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
-import reference
 from orderly.sandbox import (
     FAULT_KINDS,
     create_app,
@@ -44,8 +45,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # order id -> (lines, total quantity), from the original shop's demo
 SEED_ORDERS = {
-    2: (2, 2), 3: (1, 1), 4: (1, 4), 5: (1, 2), 6: (1, 2), 7: (1, 1), 8: (1, 2), 9: (1, 1),
-    10: (1, 1), 11: (1, 1), 12: (1, 1), 13: (1, 1), 14: (1, 1), 15: (2, 4), 16: (1, 1),
+    2: (2, 2),
+    3: (1, 1),
+    4: (1, 4),
+    5: (1, 2),
+    6: (1, 2),
+    7: (1, 1),
+    8: (1, 2),
+    9: (1, 1),
+    10: (1, 1),
+    11: (1, 1),
+    12: (1, 1),
+    13: (1, 1),
+    14: (1, 1),
+    15: (2, 4),
+    16: (1, 1),
 }
 SEED_STOCK = [
     (101, 1, "MUG-BLK", "Black mug", 1, 5),
@@ -96,9 +110,11 @@ def order_problems(rec: dict) -> set[str]:
         found.add("no_lines")
     else:
         for line in items:
-            if set(line) != {"inventory_id", "quantity"} or not _is_int(line["inventory_id"]):
-                found.add("wrong_type")
-            elif not _is_int(line["quantity"]):
+            if (
+                set(line) != {"inventory_id", "quantity"}
+                or not _is_int(line["inventory_id"])
+                or not _is_int(line["quantity"])
+            ):
                 found.add("wrong_type")
             elif line["quantity"] < 1:
                 found.add("line_quantity")
@@ -166,7 +182,9 @@ def test_seed_orders_exact():
     assert all(order_problems(o) == set() and set(o) == ORDER_KEYS for o in orders)
     by_id = {o["id"]: o for o in orders}
     assert by_id[2] == {
-        "id": 2, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C-1001",
+        "id": 2,
+        "placed_at": "2026-11-20T09:15:00Z",
+        "customer_id": "C-1001",
         "items": [{"inventory_id": 101, "quantity": 1}, {"inventory_id": 205, "quantity": 1}],
     }
     assert [(line["inventory_id"], line["quantity"]) for line in by_id[15]["items"]] == [(640, 1), (640, 3)]
@@ -268,9 +286,16 @@ def test_seed_in_process_http():
 
 async def _check_errors(c: httpx.AsyncClient) -> None:
     bad = [
-        "/orders?limit=0", "/orders?limit=1001", "/orders?limit=abc", "/orders?after_id=1.5",
-        "/orders?after_id=-1", "/orders?limit=1_000", "/stock?page=0", "/stock?per_page=0",
-        "/stock?per_page=1001", "/stock?page=two",
+        "/orders?limit=0",
+        "/orders?limit=1001",
+        "/orders?limit=abc",
+        "/orders?after_id=1.5",
+        "/orders?after_id=-1",
+        "/orders?limit=1_000",
+        "/stock?page=0",
+        "/stock?per_page=0",
+        "/stock?per_page=1001",
+        "/stock?page=two",
     ]
     for url in bad:
         r = await c.get(url)
@@ -301,8 +326,12 @@ def running_sandbox(env: dict[str, str]):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_SANDBOX_")}
     full_env.update(env)
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(port)], cwd=ROOT, env=full_env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code, str(port)],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -327,17 +356,23 @@ def running_sandbox(env: dict[str, str]):
             proc.wait(timeout=5)
 
 
+@pytest.mark.slow  # the sandbox in a subprocess (tests/tiers.py)
 def test_seed_over_loopback():
     with running_sandbox({}) as (base, banner):
         # what it serves, then the lines that point Orderly at it, ready to paste
-        assert banner == [f"sandbox serving 15 orders and 8 stock items on {base}",
-                          f"export ORDERLY_ORDERS_URL={base}", f"export ORDERLY_WAREHOUSE_URL={base}"]
+        assert banner == [
+            f"sandbox serving 15 orders and 8 stock items on {base}",
+            f"export ORDERLY_ORDERS_URL={base}",
+            f"export ORDERLY_WAREHOUSE_URL={base}",
+        ]
 
         async def main():
             async with httpx.AsyncClient(base_url=base, timeout=5) as c:
                 orders, requests = await _get_all_orders(c, 5)
                 assert requests == 3
-                assert {o["id"]: (len(o["items"]), sum(li["quantity"] for li in o["items"])) for o in orders} == SEED_ORDERS
+                assert {
+                    o["id"]: (len(o["items"]), sum(li["quantity"] for li in o["items"])) for o in orders
+                } == SEED_ORDERS
                 assert [o["id"] for o in orders] == sorted(SEED_ORDERS)
                 body = (await c.get("/stock", params={"page": 3, "per_page": 3})).json()
                 assert body["total_pages"] == 3 and [s["inventory_id"] for s in body["items"]] == [530, 640]
@@ -346,6 +381,7 @@ def test_seed_over_loopback():
         asyncio.run(main())
 
 
+@pytest.mark.slow  # the sandbox in a subprocess (tests/tiers.py)
 def test_generated_over_loopback_with_token_and_timing():
     n = 100_000
     env = {"ORDERLY_SANDBOX_ORDERS": str(n), "ORDERLY_SANDBOX_SEED": "5", "ORDERLY_SANDBOX_TOKEN": "s3cret"}
@@ -365,7 +401,10 @@ def test_generated_over_loopback_with_token_and_timing():
                 t = time.perf_counter()
                 orders, requests = await _get_all_orders(c, 1000)
                 dt = time.perf_counter() - t
-            print(f"\nloopback: {len(orders)} orders in {requests} pages of 1000: {dt:.2f} s, {len(orders) / dt:,.0f} orders/s")
+            print(
+                f"\nloopback: {len(orders)} orders in {requests} pages of 1000: {dt:.2f} s, "
+                f"{len(orders) / dt:,.0f} orders/s"
+            )
             assert len(orders) == n and requests == n // 1000
             assert orders[:1000] == generate(n, seed=5).orders_page(0, 1000)["orders"]
 
@@ -375,8 +414,15 @@ def test_generated_over_loopback_with_token_and_timing():
 # ------------------------------------------------------------------ generated data sets
 
 
-@pytest.mark.parametrize("host, connect", [("0.0.0.0", "http://127.0.0.1:8100"), ("::", "http://[::1]:8100"),
-                                           ("::1", "http://[::1]:8100"), ("localhost", "http://localhost:8100")])
+@pytest.mark.parametrize(
+    "host, connect",
+    [
+        ("0.0.0.0", "http://127.0.0.1:8100"),
+        ("::", "http://[::1]:8100"),
+        ("::1", "http://[::1]:8100"),
+        ("localhost", "http://localhost:8100"),
+    ],
+)
 def test_the_start_lines_point_at_an_address_a_client_can_reach(host, connect):
     from orderly.sandbox.app import start_lines
     from orderly.settings import SandboxSettings
@@ -385,12 +431,19 @@ def test_the_start_lines_point_at_an_address_a_client_can_reach(host, connect):
     assert lines[1:] == [f"export ORDERLY_ORDERS_URL={connect}", f"export ORDERLY_WAREHOUSE_URL={connect}"]
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_the_sandbox_and_the_page_default_to_different_ports():
     """Both run side by side on one machine: `orderly ui` on 8000, `orderly sandbox` on 8100."""
     env = {**os.environ, "COLUMNS": "200"}
     for command, port in (("sandbox", 8100), ("ui", 8000)):
-        shown = subprocess.run([str(Path(sys.executable).parent / "orderly"), command, "--help"], env=env, cwd=ROOT,
-                               capture_output=True, text=True, timeout=60).stdout
+        shown = subprocess.run(
+            [str(Path(sys.executable).parent / "orderly"), command, "--help"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         (line,) = [line for line in shown.splitlines() if "--port" in line]
         assert f"[default: {port}]" in line, line
 
@@ -561,7 +614,7 @@ def page_requests(draw):
     return generate(orders, items, seed, bad_rate), after_id, limit
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(page_requests())
 def test_orders_page_json_is_orjson_of_orders_page(request):
     ds, after_id, limit = request
@@ -604,14 +657,20 @@ def order_columns(draw):
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(order_columns())
 def test_orders_json_writes_any_columns_as_orjson_does(columns):
     ids, seconds, customers, counts, inventory, quantity, next_after_id = columns
     placed = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
     orders = [
-        {"id": int(ids[i]), "placed_at": placed[i] + "Z", "customer_id": f"C-{customers[i]}",
-         "items": [{"inventory_id": int(inventory[i, j]), "quantity": int(quantity[i, j])} for j in range(counts[i])]}
+        {
+            "id": int(ids[i]),
+            "placed_at": placed[i] + "Z",
+            "customer_id": f"C-{customers[i]}",
+            "items": [
+                {"inventory_id": int(inventory[i, j]), "quantity": int(quantity[i, j])} for j in range(counts[i])
+            ],
+        }
         for i in range(len(ids))
     ]
     expected = orjson.dumps({"orders": orders, "next_after_id": next_after_id})
@@ -733,7 +792,7 @@ def test_faults_are_deterministic_and_end():
                 streak = 0 if r == "ok" else streak + 1
                 assert streak <= 3, attempts
             if rate == 1.0:
-                assert attempts == attempts[:3] + ["ok"] + attempts[4:7] + ["ok"] + attempts[8:11] + ["ok"]
+                assert attempts == [*attempts[:3], "ok", *attempts[4:7], "ok", *attempts[8:11], "ok"]
                 assert "ok" not in attempts[:3]
 
 
@@ -744,8 +803,12 @@ def test_token():
         transport = in_process_transport(settings)
         async with httpx.AsyncClient(base_url="http://sandbox", transport=transport) as c:
             for path in ("/orders", "/stock"):
-                for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "t0p-secret"},
-                                {"Authorization": "Bearer t0p-secret2"}):
+                for headers in (
+                    {},
+                    {"Authorization": "Bearer wrong"},
+                    {"Authorization": "t0p-secret"},
+                    {"Authorization": "Bearer t0p-secret2"},
+                ):
                     r = await c.get(path, headers=headers)
                     assert r.status_code == 401 and r.json() == {"error": "unauthorized"}
                     assert "t0p" not in r.text and "t0p" not in str(r.headers)

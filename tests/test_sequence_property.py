@@ -26,30 +26,36 @@ And the determinism property (issue 17, class 13): the same served pages, run in
 same store.
 
 Speed: in-process (hostile.run_pipeline / run_reconcile, the production use case without Prefect), on DuckDB files
-held open (hostile.WarmStore), no HTTP retries. SEQUENCE_EXAMPLES sets the count (default 200, as CI runs it).
+held open (hostile.WarmStore), no HTTP retries. SEQUENCE_EXAMPLES sets the count (default 200, as CI runs it, in
+shards of 50).
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+import hostile
 import pytest
+import shards
+from hostile import HostileRemote, Reply, WarmStore, error, item, order, settings_for, stored
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
-import hostile
-from hostile import HostileRemote, Reply, WarmStore, error, item, order, settings_for, stored
-
-EXAMPLES = int(os.environ.get("SEQUENCE_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("SEQUENCE_EXAMPLES", examples(200)))
 DETERMINISM_EXAMPLES = int(os.environ.get("SEQUENCE_DETERMINISM_EXAMPLES", str(max(EXAMPLES // 5, 10))))
 # Shrinking re-runs several pipeline passes per step; a failing example is printed without it. SEQUENCE_SHRINK=1
 # asks for the smallest one.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("SEQUENCE_SHRINK") else [])
+# The examples run as tests of about 50 each (tests/shards.py), so the suite's workers share them (one test of 200
+# was the suite's longest); each shard draws its own random examples, as the one test did.
+SHARD_SIZE = 50
+SHARDS = shards.counts(EXAMPLES, SHARD_SIZE)
 
 STOCK = [item(101, 10**6), item(102, 10**6), item(103, 10**6)]
 BAD_IDS = [2**63, 2**64, "7", 7.5, None, -3, 0]
@@ -68,8 +74,11 @@ def variant(record: dict, tag: str = "V") -> dict:
 
 
 def identity(record: dict) -> tuple:
-    return (record["placed_at"], record["customer_id"],
-            tuple((line["inventory_id"], line["quantity"]) for line in record["items"]))
+    return (
+        record["placed_at"],
+        record["customer_id"],
+        tuple((line["inventory_id"], line["quantity"]) for line in record["items"]),
+    )
 
 
 def valid_id(record) -> int | None:
@@ -80,7 +89,7 @@ def valid_id(record) -> int | None:
 def breaks_protocol(after_id: int, records: list, next_after_id) -> bool:
     """The contract's page rules, written here independently of orderly.paging."""
     ids = [rid for rid in map(valid_id, records) if rid is not None]
-    if any(rid <= after_id for rid in ids) or any(b < a for a, b in zip(ids, ids[1:])):
+    if any(rid <= after_id for rid in ids) or any(b < a for a, b in itertools.pairwise(ids)):
         return True
     if next_after_id is None:
         return False
@@ -107,6 +116,7 @@ def followed(log: list[dict]) -> list[dict]:
 
 # ---- the served pages ----------------------------------------------------------------------------------------
 
+
 class ModelService:
     """Answers /orders from the visible model and a drawn treatment per request; logs every page it served."""
 
@@ -130,8 +140,9 @@ class ModelService:
         records = following[:limit]
         next_after_id = records[-1]["id"] if len(following) > limit else None
         records, next_after_id, failed = self.treat(kind, pick, after_id, records, next_after_id)
-        self.log.append({"after_id": after_id, "records": records, "next_after_id": next_after_id, "kind": kind,
-                         "failed": failed})
+        self.log.append(
+            {"after_id": after_id, "records": records, "next_after_id": next_after_id, "kind": kind, "failed": failed}
+        )
         if failed:
             return error(503)
         return Reply.json({"orders": records, "next_after_id": next_after_id})
@@ -164,6 +175,7 @@ class ModelService:
 
 
 # ---- the oracle ------------------------------------------------------------------------------------------------
+
 
 class Oracle:
     """What the contract says the store holds, from the pages served."""
@@ -228,14 +240,16 @@ def sequence_st(draw):
     n = draw(st.integers(1, 30))
     runs = draw(st.integers(2, 4))
     # the run from which each id is visible: most at once; some committed late (visible only from a later run)
-    visible_from = {i: (draw(st.integers(1, runs - 1)) if draw(st.integers(0, 4)) == 0 else 0)
-                    for i in range(1, n + 1)}
+    visible_from = {i: (draw(st.integers(1, runs - 1)) if draw(st.integers(0, 4)) == 0 else 0) for i in range(1, n + 1)}
     plans = [draw(st.lists(treatment_st, max_size=12)) for _ in range(runs)]
     reconcile_plan = draw(st.lists(treatment_st.filter(lambda t: t[0] != "pair"), max_size=12))
     if draw(st.integers(0, 2)) == 0:
         reconcile_plan = []  # often a clean reconcile: then the end state is pinned down completely
     return {
-        "n": n, "visible_from": visible_from, "plans": plans, "reconcile_plan": reconcile_plan,
+        "n": n,
+        "visible_from": visible_from,
+        "plans": plans,
+        "reconcile_plan": reconcile_plan,
         "page_size": draw(st.integers(1, 4)),
         "lookback": draw(st.sampled_from([0, 0, 1, 2, 1000])),
         "max_pages": draw(st.sampled_from([100_000] * 5 + [2, 4])),
@@ -243,6 +257,7 @@ def sequence_st(draw):
 
 
 # ---- the checks ------------------------------------------------------------------------------------------------
+
 
 def orders_problems(result) -> list[str]:
     return [p for p in result.problems if "/orders" in p or p.startswith("orders")]
@@ -252,11 +267,19 @@ def check_store(state: dict, oracle: Oracle) -> None:
     assert sorted(state["orders"]) == sorted(oracle.orders), (sorted(state["orders"]), sorted(oracle.orders))
     for oid, copy in oracle.orders.items():
         assert state["orders"][oid]["customer_id"] == copy["customer_id"], oid
-        assert state["lines"][oid] == [(l["inventory_id"], l["quantity"]) for l in copy["items"]], oid
+        assert state["lines"][oid] == [(line["inventory_id"], line["quantity"]) for line in copy["items"]], oid
 
 
-def check_run(result, expected: dict, state: dict, oracle: Oracle, visible: list[int], start: int,
-              log: list[dict], cursor_before: int | None) -> None:
+def check_run(
+    result,
+    expected: dict,
+    state: dict,
+    oracle: Oracle,
+    visible: list[int],
+    start: int,
+    log: list[dict],
+    cursor_before: int | None,
+) -> None:
     assert log, "the run asked for no orders page"
     assert log[0]["after_id"] == start, (log[0]["after_id"], start)  # the look-back start
     problems = orders_problems(result)
@@ -275,29 +298,46 @@ def check_run(result, expected: dict, state: dict, oracle: Oracle, visible: list
         assert cursor == max(visible, default=cursor), (cursor, max(visible, default=None))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def remote():
+    """One per test (a loopback server thread: it starts in milliseconds), so the shards need not share a worker."""
     with HostileRemote(max_trickle_s=5) as server:
         yield server
 
 
 @pytest.mark.timeout(1800)
-def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(remote, tmp_path_factory, small_ca_bundle):
+@pytest.mark.parametrize("shard, count", enumerate(SHARDS), ids=shards.ids(SHARDS))
+def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(
+    shard, count, remote, tmp_path_factory, small_ca_bundle
+):
     stats: Counter = Counter()
     service = ModelService()
     started = time.monotonic()
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True, phases=PHASES,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(example=sequence_st())
     def check(example):
         stats["examples"] += 1
         oracle = Oracle()
-        with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as directory, \
-                WarmStore(Path(directory) / "orderly.duckdb") as warm:
-            options = settings_for(remote.url, warm.path, ORDERLY_PAGE_SIZE=example["page_size"],
-                                   ORDERLY_HTTP_RETRIES=0, ORDERLY_LOOKBACK_ORDERS=example["lookback"],
-                                   ORDERLY_MAX_ORDER_PAGES=example["max_pages"])
+        with (
+            tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as directory,
+            WarmStore(Path(directory) / "orderly.duckdb") as warm,
+        ):
+            options = settings_for(
+                remote.url,
+                warm.path,
+                ORDERLY_PAGE_SIZE=example["page_size"],
+                ORDERLY_HTTP_RETRIES=0,
+                ORDERLY_LOOKBACK_ORDERS=example["lookback"],
+                ORDERLY_MAX_ORDER_PAGES=example["max_pages"],
+            )
             cursor = None  # no store yet
             for run, plan in enumerate(example["plans"]):
                 visible = [i for i, k in example["visible_from"].items() if k <= run]
@@ -335,19 +375,22 @@ def test_no_order_is_lost_with_exit_0_over_runs_and_a_reconcile(remote, tmp_path
     check()
     elapsed = time.monotonic() - started
     print(f"\n{stats['examples']} examples in {elapsed:.1f} s: {dict(stats)}")
-    assert stats["examples"] >= EXAMPLES
-    # the examples did exercise what the property is about
-    if EXAMPLES >= 50:
+    assert stats["examples"] >= count
+    # the examples of all the shards did exercise what the property is about (checked by the shard that ends last)
+    everything = shards.pooled(tmp_path_factory, "sequence", shard, len(SHARDS), stats)
+    if everything and EXAMPLES >= 50:
         for kind in ("failed runs", "clean runs", "clean reconciles", "lost then found", *WITHIN, *BREAKING):
-            assert stats[kind] > 0, (kind, dict(stats))
+            assert everything[kind] > 0, (kind, dict(everything))
 
 
 # ---- determinism (class 13) --------------------------------------------------------------------------------------
+
 
 @st.composite
 def pages_st(draw):
     """Two runs' worth of orders as a service holds them: ascending ids, some repeated (same or different copy),
     some corrupt ids, a later run re-serving some ids changed."""
+
     def holding(tag: str) -> list:
         records = []
         for oid in sorted(draw(st.sets(st.integers(1, 12), max_size=10))):
@@ -368,16 +411,27 @@ def pages_st(draw):
 @pytest.mark.timeout(1800)
 def test_the_same_pages_always_give_the_same_store(remote, tmp_path_factory, small_ca_bundle):
 
-    @settings(max_examples=DETERMINISM_EXAMPLES, deadline=None, database=None, print_blob=True, phases=PHASES,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=DETERMINISM_EXAMPLES,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(example=pages_st())
     def check(example):
         states = []
         with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as directory:
             for name in ("first", "second"):
                 with WarmStore(Path(directory) / f"{name}.duckdb") as warm:
-                    options = settings_for(remote.url, warm.path, ORDERLY_PAGE_SIZE=example["page_size"],
-                                           ORDERLY_HTTP_RETRIES=0, ORDERLY_FETCH_CONCURRENCY=2)
+                    options = settings_for(
+                        remote.url,
+                        warm.path,
+                        ORDERLY_PAGE_SIZE=example["page_size"],
+                        ORDERLY_HTTP_RETRIES=0,
+                        ORDERLY_FETCH_CONCURRENCY=2,
+                    )
                     for records in example["runs"]:
                         remote.script(orders=records, stock=STOCK)
                         hostile.run_pipeline(options, process=True)
@@ -389,5 +443,8 @@ def test_the_same_pages_always_give_the_same_store(remote, tmp_path_factory, sma
 
 def comparable(state: dict) -> dict:
     """A store without what differs by nature between two runs of the same pages: run ids."""
-    return {**state, "rejects": [(r["source"], r["record_key"], r["raw"], r["reasons"]) for r in state["rejects"]],
-            "runs": [(r["state"], r["message"]) for r in state["runs"]]}
+    return {
+        **state,
+        "rejects": [(r["source"], r["record_key"], r["raw"], r["reasons"]) for r in state["rejects"]],
+        "runs": [(r["state"], r["message"]) for r in state["runs"]],
+    }

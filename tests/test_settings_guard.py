@@ -14,14 +14,17 @@ import pytest
 
 from tests.conftest import ORDERLY, ROOT, free_port, run_cli
 
+pytestmark = pytest.mark.slow  # each test runs the `orderly` executable (tests/tiers.py)
+
 PASSWORD, KEY = "pw-Zq81xK", "key-Vb55tQ"
 
 
 def orderly(args: list[str], **settings: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERLY_", "PREFECT_API_URL"))}
     env.update(settings)
-    return subprocess.run([ORDERLY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [ORDERLY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 def refused(result: subprocess.CompletedProcess, *words: str) -> str:
@@ -35,27 +38,40 @@ def refused(result: subprocess.CompletedProcess, *words: str) -> str:
 
 @pytest.mark.parametrize("command", ["status", "run"])
 def test_an_unknown_orderly_variable_is_refused_with_a_did_you_mean(command, tmp_path):
-    line = refused(orderly([command], ORDERLY_DB=str(tmp_path / "o.duckdb"), ORDERLY_WAREHOUSE_URLL="http://x"),
-                   "ORDERLY_WAREHOUSE_URLL", "did you mean ORDERLY_WAREHOUSE_URL?")
+    line = refused(
+        orderly([command], ORDERLY_DB=str(tmp_path / "o.duckdb"), ORDERLY_WAREHOUSE_URLL="http://x"),
+        "ORDERLY_WAREHOUSE_URLL",
+        "did you mean ORDERLY_WAREHOUSE_URL?",
+    )
     assert "http://x" not in line  # the value of an unknown variable is not repeated
 
 
 def test_every_known_setting_is_accepted_and_the_list_is_the_settings_one():
     from orderly.settings import SETTING_NAMES, Settings
 
-    for name in ("ORDERLY_SANDBOX_SEED", "ORDERLY_LOCK_TIMEOUT", "ORDERLY_SCHEDULE_SECONDS", "ORDERLY_UI_TOKEN",
-                 "ORDERLY_MAX_ORDER_PAGES", "ORDERLY_LOOKBACK_ORDERS", "ORDERLY_MAX_BODY_BYTES", "ORDERLY_DEBUG",
-                 "ORDERLY_WEBHOOK_URL", "ORDERLY_WEBHOOK_SECRET", "ORDERLY_WEBHOOK_BATCH", "ORDERLY_WEBHOOK_MAX_LAG"):
+    for name in (
+        "ORDERLY_SANDBOX_SEED",
+        "ORDERLY_LOCK_TIMEOUT",
+        "ORDERLY_SCHEDULE_SECONDS",
+        "ORDERLY_UI_TOKEN",
+        "ORDERLY_MAX_ORDER_PAGES",
+        "ORDERLY_LOOKBACK_ORDERS",
+        "ORDERLY_MAX_BODY_BYTES",
+        "ORDERLY_DEBUG",
+        "ORDERLY_WEBHOOK_URL",
+        "ORDERLY_WEBHOOK_SECRET",
+        "ORDERLY_WEBHOOK_BATCH",
+        "ORDERLY_WEBHOOK_MAX_LAG",
+    ):
         assert name in SETTING_NAMES
-    Settings.from_env({name: "" for name in SETTING_NAMES})  # every known name, unset: the defaults
+    Settings.from_env(dict.fromkeys(SETTING_NAMES, ""))  # every known name, unset: the defaults
 
 
 @pytest.mark.parametrize("given", ["ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL"])
 @pytest.mark.parametrize("command", ["status", "sync"])
 def test_one_remote_url_without_the_other_is_refused(given, command, tmp_path):
     other = ({"ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL"} - {given}).pop()
-    refused(orderly([command], ORDERLY_DB=str(tmp_path / "o.duckdb"), **{given: "http://127.0.0.1:9"}),
-            given, other)
+    refused(orderly([command], ORDERLY_DB=str(tmp_path / "o.duckdb"), **{given: "http://127.0.0.1:9"}), given, other)
     assert not (tmp_path / "o.duckdb").exists()
 
 
@@ -87,13 +103,30 @@ def _unusable_stores(tmp_path: Path) -> dict[str, Path]:
     con.close()
     fifo = tmp_path / "fifo.duckdb"
     os.mkfifo(fifo)  # opening it to read would block for ever: refused by its type, never opened
-    return {"directory": tmp_path, "text": text, "binary": binary, "empty": empty, "other-version": other,
-            "newer-orderly": newer, "fifo": fifo, "no-such-directory": tmp_path / "missing" / "o.duckdb",
-            "cannot-create": Path("/proc/orderly-settings17.duckdb")}
+    return {
+        "directory": tmp_path,
+        "text": text,
+        "binary": binary,
+        "empty": empty,
+        "other-version": other,
+        "newer-orderly": newer,
+        "fifo": fifo,
+        "no-such-directory": tmp_path / "missing" / "o.duckdb",
+        "cannot-create": Path("/proc/orderly-settings17.duckdb"),
+    }
 
 
-KINDS = ["directory", "text", "binary", "empty", "other-version", "newer-orderly", "fifo", "no-such-directory",
-         "cannot-create"]
+KINDS = [
+    "directory",
+    "text",
+    "binary",
+    "empty",
+    "other-version",
+    "newer-orderly",
+    "fifo",
+    "no-such-directory",
+    "cannot-create",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -122,6 +155,7 @@ def test_a_directory_without_write_permission_is_refused(tmp_path):
 
 
 # ---- one masking function: a URL's password and query string are never shown ----------------------------
+
 
 def test_mask_url_hides_userinfo_and_query_even_when_the_url_does_not_parse():
     from orderly.settings import mask_url

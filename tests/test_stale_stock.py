@@ -9,15 +9,14 @@ import json
 
 import duckdb
 import pytest
+from conftest import run_cli
+from hostile import HostileRemote, item, order
+from test_store import load_orders, load_stock, order_rec, statuses, stock_rec
 
 from orderly import service
 from orderly.records import records_digest
 from orderly.store import open_store, queries, writes
 from orderly.validation import validate_stock
-
-from conftest import run_cli
-from hostile import HostileRemote, item, order
-from test_store import load_orders, load_stock, order_rec, statuses, stock_rec
 
 AGE = 900
 
@@ -43,6 +42,7 @@ def history_rows(con) -> int:
 
 
 # ---- the store: what confirms an item -------------------------------------------------------------------------
+
 
 def test_a_snapshot_whose_every_record_is_quarantined_confirms_nothing(con):
     load_stock(con, [stock_rec(101, 5), stock_rec(102, 3)])
@@ -81,20 +81,39 @@ def test_a_repeated_snapshot_refreshes_the_confirmation_of_every_item(con):
 
 # ---- processing: orders that need a stale item wait ------------------------------------------------------------
 
+
 def test_orders_needing_a_stale_item_stay_new_and_the_run_says_which(con):
     load_stock(con, [stock_rec(101, 5), stock_rec(102, 3), stock_rec(205, 9)])
     age_everything(con)
     load_stock(con, [stock_rec(101, -1), stock_rec(102, 3), stock_rec(205, -1)])  # 101 and 205 quarantined
-    load_orders(con, [order_rec(1, (101, 1)), order_rec(2, (102, 3)), order_rec(3, (205, 1), (102, 1)),
-                      order_rec(4, (102, 1)), order_rec(5, (999, 1))])
+    load_orders(
+        con,
+        [
+            order_rec(1, (101, 1)),
+            order_rec(2, (102, 3)),
+            order_rec(3, (205, 1), (102, 1)),
+            order_rec(4, (102, 1)),
+            order_rec(5, (999, 1)),
+        ],
+    )
     writes.start_run(con, "run-1", "process-all")
     outcome = service.process(con, "run-1", max_stock_age=AGE)
     # 3 waits and takes nothing, so 4 is decided as if it were not there: 2 took all of 102, 4 is short
-    assert statuses(con) == {1: ("NEW", None), 2: ("PROCESSED", None), 3: ("NEW", None),
-                             4: ("FAILED", "INSUFFICIENT_STOCK"), 5: ("FAILED", "UNKNOWN_INVENTORY")}
-    assert outcome == {"processed": 1, "failed": 2, "waiting": 2, "waiting_items": [101, 205],
-                       "note": "2 orders wait for stale stock: items 101, 205 "
-                               "(last good value older than ORDERLY_MAX_STOCK_AGE=900 s)"}
+    assert statuses(con) == {
+        1: ("NEW", None),
+        2: ("PROCESSED", None),
+        3: ("NEW", None),
+        4: ("FAILED", "INSUFFICIENT_STOCK"),
+        5: ("FAILED", "UNKNOWN_INVENTORY"),
+    }
+    assert outcome == {
+        "processed": 1,
+        "failed": 2,
+        "waiting": 2,
+        "waiting_items": [101, 205],
+        "note": "2 orders wait for stale stock: items 101, 205 "
+        "(last good value older than ORDERLY_MAX_STOCK_AGE=900 s)",
+    }
     assert queries.order_history(con, 1) == [] and queries.order_history(con, 3) == []
     (run,) = queries.recent_runs(con)
     assert (run["processed"], run["failed"], run["waiting"]) == (1, 2, 2)
@@ -125,26 +144,35 @@ def test_within_the_bound_nothing_waits(con):
 
 # ---- the command --------------------------------------------------------------------------------------------
 
+
 def test_cli_run_after_a_snapshot_of_only_rejects_leaves_orders_new_and_says_why(cli_env):
     """Class 6b as the operator sees it: a good sync, then (the stock 2 h old) a snapshot whose every record is
     rejected. The new orders wait, NEW; exit 0 (waiting is not a refusal of the run); the summary line counts
     them and the next line names the items; `orderly runs` keeps the count and the line."""
     with HostileRemote() as remote:
-        env = {**cli_env, "ORDERLY_ORDERS_URL": remote.url, "ORDERLY_WAREHOUSE_URL": remote.url,
-               "ORDERLY_HTTP_RETRIES": "1", "ORDERLY_HTTP_TIMEOUT": "2"}
+        env = {
+            **cli_env,
+            "ORDERLY_ORDERS_URL": remote.url,
+            "ORDERLY_WAREHOUSE_URL": remote.url,
+            "ORDERLY_HTTP_RETRIES": "1",
+            "ORDERLY_HTTP_TIMEOUT": "2",
+        }
         remote.script(orders=[order(1, (101, 1))], stock=[item(101, 10), item(205, 10), item(300, 10)])
         first = run_cli(["run"], env, check=False)
         assert first.returncode == 0, first.stderr
         with duckdb.connect(env["ORDERLY_DB"]) as db:
             age_everything(db)
-        remote.script(orders=[order(1, (101, 1)), order(2, (101, 2)), order(3, (205, 1), (300, 1)), order(4, (300, 1))],
-                      stock=[item(101, -1), item(205, "x"), item(300, None)])
+        remote.script(
+            orders=[order(1, (101, 1)), order(2, (101, 2)), order(3, (205, 1), (300, 1)), order(4, (300, 1))],
+            stock=[item(101, -1), item(205, "x"), item(300, None)],
+        )
         second = run_cli(["run"], env, check=False)
     assert second.returncode == 0, second.stderr
     assert "Traceback" not in second.stdout + second.stderr
     assert "waiting 3" in second.stdout
-    assert ("3 orders wait for stale stock: items 101, 205, 300 "
-            "(last good value older than ORDERLY_MAX_STOCK_AGE=900 s)") in second.stdout
+    assert (
+        "3 orders wait for stale stock: items 101, 205, 300 (last good value older than ORDERLY_MAX_STOCK_AGE=900 s)"
+    ) in second.stdout
     rows = json.loads(run_cli(["status", "--json"], env).stdout)
     assert {r["order_id"]: r["status"] for r in rows} == {1: "PROCESSED", 2: "NEW", 3: "NEW", 4: "NEW"}
     latest = json.loads(run_cli(["runs", "--json"], env).stdout)[0]
@@ -156,6 +184,7 @@ def test_the_run_summary_artifact_counts_the_waiting_and_keeps_the_note():
     from tasks.report import summary_markdown
 
     note = "2 orders wait for stale stock: items 101, 205 (last good value older than ORDERLY_MAX_STOCK_AGE=900 s)"
-    markdown = summary_markdown("pipeline", "COMPLETED", 1.0, {"processed": 1, "waiting": 2}, None, {"NEW": 2}, [],
-                                [note])
+    markdown = summary_markdown(
+        "pipeline", "COMPLETED", 1.0, {"processed": 1, "waiting": 2}, None, {"NEW": 2}, [], [note]
+    )
     assert "| waiting | 2 |" in markdown and f"## Notes\n- {note}" in markdown

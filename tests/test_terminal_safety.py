@@ -14,6 +14,8 @@ import pytest
 from tests.cli_store import build_store, seed_records
 from tests.conftest import ORDERLY, ROOT
 
+pytestmark = pytest.mark.slow  # each test runs the `orderly` executable (tests/tiers.py)
+
 ESC_SKU = "\x1b[31mRED"
 FORMULA = '=HYPERLINK("http://evil.example","click")'
 
@@ -31,8 +33,10 @@ def hostile_store(tmp_path_factory):
     run_id = build_store(path, stock, orders)
     # A reason that quotes what the remote sent (a validator may), and a key that is text: the table shows both
     con = duckdb.connect(str(path))
-    con.execute("INSERT INTO rejects VALUES (?, 'stock', ?, ?, ?, now())",
-                [run_id, "=1+1\x1b[5m", '{"sku": "\\u001b[2J"}', "sku is not valid: '\x1b[2J\x1b[H'"])
+    con.execute(
+        "INSERT INTO rejects VALUES (?, 'stock', ?, ?, ?, now())",
+        [run_id, "=1+1\x1b[5m", '{"sku": "\\u001b[2J"}', "sku is not valid: '\x1b[2J\x1b[H'"],
+    )
     con.close()
     return path
 
@@ -40,14 +44,15 @@ def hostile_store(tmp_path_factory):
 def orderly(args: list[str], db) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
     env.update(ORDERLY_DB=str(db), COLUMNS="200")
-    result = subprocess.run([ORDERLY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [ORDERLY, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
     assert result.returncode == 0, result.stderr
     return result
 
 
 def no_raw_controls(text: str) -> None:
-    raw = [ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7f <= ord(ch) <= 0x9f or ch == "\u202e"]
+    raw = [ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F or ch == "\u202e"]
     assert not raw, f"raw control characters reached the output: {raw!r}"
 
 
@@ -67,8 +72,11 @@ def test_stock_csv_escapes_and_guards_formulas(hostile_store):
     assert second["product_name"].startswith("'+cmd") and second["product_name"].endswith("\\x07")
     assert third["sku"] == "'@SUM(1+1)"
     # numbers stay numbers: nothing numeric is quoted, even a negative one would not be (it is not text)
-    assert all(not r[name].startswith("'") for r in rows.values()
-               for name in ("inventory_id", "on_hand", "allocated", "available"))
+    assert all(
+        not r[name].startswith("'")
+        for r in rows.values()
+        for name in ("inventory_id", "on_hand", "allocated", "available")
+    )
 
 
 def test_status_csv_and_rejects_are_safe(hostile_store):

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-
 from conftest import ORDERLY, ROOT, pause_schedule, run_cli, stop
 from uihelp import UiProcess, seed_rows
 
@@ -28,8 +27,11 @@ def seeded(prefect_server, tmp_path_factory):
     """One `orderly run` on the seed sandbox into a fresh store, and `orderly ui` on it."""
     tmp = tmp_path_factory.mktemp("ui")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
-    env.update(ORDERLY_DB=str(tmp / "orderly.duckdb"), PREFECT_API_URL=prefect_server["api_url"],
-               PREFECT_HOME=prefect_server["home"])
+    env.update(
+        ORDERLY_DB=str(tmp / "orderly.duckdb"),
+        PREFECT_API_URL=prefect_server["api_url"],
+        PREFECT_HOME=prefect_server["home"],
+    )
     run_cli(["run"], env)
     ui = UiProcess(env, tmp)
     try:
@@ -43,9 +45,15 @@ def served(seeded):
     """`orderly serve --no-worker` on the same store, so the buttons start its deployments (the worker's presses
     are test_worker's); ready once Prefect says so."""
     env = {**seeded["env"], "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    log = open(seeded["tmp"] / "serve.log", "w")
-    process = subprocess.Popen([ORDERLY, "serve", "--no-worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    with open(seeded["tmp"] / "serve.log", "w") as log:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            [ORDERLY, "serve", "--no-worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while not all(_deployment(seeded["api"], name).get("status") == "READY" for name in DEPLOYMENTS.values()):
@@ -64,7 +72,6 @@ def served(seeded):
             httpx.post(f"{seeded['api']}/deployments/{pipeline}/resume_deployment", timeout=10)
     finally:
         stop(process)
-        log.close()
 
 
 def _deployment(api: str, name: str) -> dict:
@@ -105,6 +112,7 @@ def _press_all(url: str, buttons: list[str], origin: str | None) -> list[httpx.R
 
 # ---- the read API ----------------------------------------------------------------------------------
 
+
 def test_the_orders_api_is_the_seed_table_with_counts(seeded):
     page = _orders(seeded["url"])
     assert page["orders"] == seed_rows()
@@ -138,21 +146,42 @@ def test_one_order_has_its_explanation_and_history(seeded):
     got = httpx.get(f"{url}/api/orders/15", timeout=10).json()
     order = got["order"]
     assert {k: order[k] for k in ("order_id", "status", "reason", "items", "total_qty")} == {
-        "order_id": 15, "status": "FAILED", "reason": "INSUFFICIENT_STOCK", "items": 2, "total_qty": 4}
-    assert set(order) == {"order_id", "status", "reason", "items", "total_qty", "lines", "explanation",
-                          "decided_at", "decided_run", "decided_run_short", "why"}
+        "order_id": 15,
+        "status": "FAILED",
+        "reason": "INSUFFICIENT_STOCK",
+        "items": 2,
+        "total_qty": 4,
+    }
+    assert set(order) == {
+        "order_id",
+        "status",
+        "reason",
+        "items",
+        "total_qty",
+        "lines",
+        "explanation",
+        "decided_at",
+        "decided_run",
+        "decided_run_short",
+        "why",
+    }
     # order 15 asks 1 + 3 of item 640, which has 1 on hand, allocated to order 16
-    assert [(l["line_no"], l["inventory_id"], l["quantity"], l["on_hand"], l["allocated"], l["available"])
-            for l in order["lines"]] == [(0, 640, 1, 1, 1, 0), (1, 640, 3, 1, 1, 0)]
+    assert [
+        (line["line_no"], line["inventory_id"], line["quantity"], line["on_hand"], line["allocated"], line["available"])
+        for line in order["lines"]
+    ] == [(0, 640, 1, 1, 1, 0), (1, 640, 3, 1, 1, 0)]
     assert [(h["from_status"], h["to_status"], h["reason"]) for h in got["history"]] == [
-        ("NEW", "FAILED", "INSUFFICIENT_STOCK")]
+        ("NEW", "FAILED", "INSUFFICIENT_STOCK")
+    ]
     assert order["decided_run"] == got["history"][-1]["run_id"]
     # worded as `orderly explain` and `orderly history` word it (one source), each short item by SKU and name
     assert order["why"] == "item 640 (PEN-SET, Pen set) short: needed 4, available 1 (when its turn came)"
     assert got["history"][-1]["why"] == "item 640 (PEN-SET, Pen set) short: needed 4, available 1"
     assert order["decided_run"].startswith(order["decided_run_short"]) and len(order["decided_run_short"]) >= 8
     unknown = httpx.get(f"{url}/api/orders/3", timeout=10).json()["order"]
-    assert [(l["on_hand"], l["allocated"], l["available"]) for l in unknown["lines"]] == [(None, None, None)]
+    assert [(line["on_hand"], line["allocated"], line["available"]) for line in unknown["lines"]] == [
+        (None, None, None)
+    ]
     assert unknown["why"] == "item 999 is not in the stock snapshot"
     assert httpx.get(f"{url}/api/orders/6", timeout=10).json()["order"]["why"] is None  # PROCESSED
     missing = httpx.get(f"{url}/api/orders/999", timeout=10)
@@ -164,8 +193,16 @@ def test_stock_with_its_snapshot_age_and_the_last_runs(seeded):
     stock = httpx.get(f"{url}/api/stock", timeout=10).json()
     assert stock["snapshot"]["loaded"] == 8 and 0 <= stock["snapshot"]["age_seconds"] < 3600
     items = {i["inventory_id"]: (i["on_hand"], i["allocated"], i["available"]) for i in stock["items"]}
-    assert items == {101: (5, 2, 3), 102: (0, 0, 0), 205: (0, 0, 0), 206: (2, 1, 1), 310: (3, 2, 1),
-                     420: (1, 1, 0), 530: (2, 1, 1), 640: (1, 1, 0)}
+    assert items == {
+        101: (5, 2, 3),
+        102: (0, 0, 0),
+        205: (0, 0, 0),
+        206: (2, 1, 1),
+        310: (3, 2, 1),
+        420: (1, 1, 0),
+        530: (2, 1, 1),
+        640: (1, 1, 0),
+    }
     paged = httpx.get(f"{url}/api/stock", params={"limit": 3, "after": 205}, timeout=10).json()
     assert [i["inventory_id"] for i in paged["items"]] == [206, 310, 420] and paged["has_next"]
     runs = httpx.get(f"{url}/api/runs", timeout=10).json()
@@ -176,25 +213,28 @@ def test_stock_with_its_snapshot_age_and_the_last_runs(seeded):
     assert runs["prefect_ui"] == seeded["api"].removesuffix("/api")
 
 
-@pytest.mark.parametrize("path, params", [
-    ("/api/orders", {"limit": "0"}),
-    ("/api/orders", {"limit": "501"}),
-    ("/api/orders", {"limit": "ten"}),
-    ("/api/orders", {"after": "-1"}),
-    ("/api/orders", {"after": str(2**63)}),
-    ("/api/orders", {"after": "1e3"}),
-    ("/api/orders", {"before": "١٢"}),  # Arabic-Indic digits: isdigit() says yes, int() would take them
-    ("/api/orders", {"status": "SHIPPED"}),
-    ("/api/orders", {"reason": "'; DROP TABLE orders; --"}),
-    ("/api/orders", {"last": "maybe"}),
-    ("/api/orders", {"after": "2", "before": "9"}),
-    ("/api/orders", {"page": "2"}),
-    ("/api/orders", [("limit", "5"), ("limit", "6")]),
-    ("/api/stock", {"limit": "99999"}),
-    ("/api/runs", {"limit": "0"}),
-    ("/api/orders/abc", {}),
-    ("/api/orders/99999999999999999999", {}),
-])
+@pytest.mark.parametrize(
+    "path, params",
+    [
+        ("/api/orders", {"limit": "0"}),
+        ("/api/orders", {"limit": "501"}),
+        ("/api/orders", {"limit": "ten"}),
+        ("/api/orders", {"after": "-1"}),
+        ("/api/orders", {"after": str(2**63)}),
+        ("/api/orders", {"after": "1e3"}),
+        ("/api/orders", {"before": "١٢"}),  # Arabic-Indic digits: isdigit() says yes, int() would take them
+        ("/api/orders", {"status": "SHIPPED"}),
+        ("/api/orders", {"reason": "'; DROP TABLE orders; --"}),
+        ("/api/orders", {"last": "maybe"}),
+        ("/api/orders", {"after": "2", "before": "9"}),
+        ("/api/orders", {"page": "2"}),
+        ("/api/orders", [("limit", "5"), ("limit", "6")]),
+        ("/api/stock", {"limit": "99999"}),
+        ("/api/runs", {"limit": "0"}),
+        ("/api/orders/abc", {}),
+        ("/api/orders/99999999999999999999", {}),
+    ],
+)
 def test_bad_query_parameters_get_a_400_with_one_line(seeded, path, params):
     answer = httpx.get(f"{seeded['url']}{path}", params=params, timeout=10)
     assert answer.status_code == 400, answer.text
@@ -218,14 +258,16 @@ def test_the_page_and_its_files_come_from_orderly_itself(seeded):
     assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert "/static/orderly.js" in assets and "/static/orderly.css" in assets
     for asset in assets:
-        assert asset.startswith("/static/") or asset.startswith("data:"), asset  # no CDN, nothing remote
+        assert asset.startswith(("/static/", "data:")), asset  # no CDN, nothing remote
         if asset.startswith("/static/"):
             assert httpx.get(f"{url}{asset}", timeout=10).status_code == 200
     for asset in ("/static/orderly.js", "/static/orderly.css"):
         text = httpx.get(f"{url}{asset}", timeout=10).text
         assert "http://" not in text and "https://" not in text and "@import" not in text
-    assert page.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in page.headers[
-        "content-security-policy"]
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
 
 
 def test_reads_never_import_prefect(seeded):
@@ -247,21 +289,26 @@ def test_reads_never_import_prefect(seeded):
         "assert not loaded, loaded[:5]\n"
         "print('NO-PREFECT')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=seeded["env"], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=seeded["env"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert result.returncode == 0 and result.stdout.strip().endswith("NO-PREFECT"), result.stderr[-2000:]
 
 
 # ---- refusals --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "http://evil.example"},
-    {"Origin": "null"},
-    {"Origin": "http://127.0.0.1:1"},  # another port is another origin
-    {"Origin": "https://127.0.0.1"},
-    {"Sec-Fetch-Site": "cross-site"},
-    {"Sec-Fetch-Site": "same-site"},
-])
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1:1"},  # another port is another origin
+        {"Origin": "https://127.0.0.1"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
 def test_a_cross_site_post_cannot_press_a_button(seeded, headers):
     url = seeded["url"]
     before = httpx.get(f"{url}/api/action", timeout=10).json()["run"]
@@ -277,7 +324,10 @@ def test_another_host_name_is_refused_against_dns_rebinding(seeded):
     for path in ("/api/orders", "/"):
         answer = httpx.get(f"{url}{path}", headers={"Host": f"evil.example:{seeded['ui'].port}"}, timeout=10)
         assert answer.status_code == 403 and "loopback" in answer.json()["error"]
-    assert httpx.get(f"{url}/api/orders", headers={"Host": f"localhost:{seeded['ui'].port}"}, timeout=10).status_code == 200
+    assert (
+        httpx.get(f"{url}/api/orders", headers={"Host": f"localhost:{seeded['ui'].port}"}, timeout=10).status_code
+        == 200
+    )
 
 
 def _ui_exit(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -312,10 +362,20 @@ def test_with_a_token_every_api_call_needs_it(seeded, tmp_path, host):
         url = ui.url
         assert httpx.get(f"{url}/api/config", timeout=10).json() == {"auth_required": True}
         assert httpx.get(f"{url}/", timeout=10).status_code == 200  # the page itself holds no data: it asks
-        for headers in ({}, {"Authorization": "Bearer wrong-token-0000000000"}, {"Authorization": f"Basic {TOKEN}"},
-                        {"Authorization": f"Bearer {TOKEN[:-1]}"}, {"Authorization": f"Bearer {TOKEN}x"}):
-            for method, path in (("GET", "/api/orders"), ("GET", "/api/orders/15"), ("GET", "/api/stock"),
-                                 ("POST", "/api/process"), ("POST", "/api/reset")):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong-token-0000000000"},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": f"Bearer {TOKEN[:-1]}"},
+            {"Authorization": f"Bearer {TOKEN}x"},
+        ):
+            for method, path in (
+                ("GET", "/api/orders"),
+                ("GET", "/api/orders/15"),
+                ("GET", "/api/stock"),
+                ("POST", "/api/process"),
+                ("POST", "/api/reset"),
+            ):
                 answer = httpx.request(method, f"{url}{path}", headers=headers, timeout=10)
                 assert answer.status_code == 401, (method, path, headers, answer.text)
                 assert answer.headers["www-authenticate"] == "Bearer" and TOKEN not in answer.text
@@ -325,13 +385,17 @@ def test_with_a_token_every_api_call_needs_it(seeded, tmp_path, host):
         cross = httpx.post(f"{url}/api/process", headers={**good, "Origin": "http://evil.example"}, timeout=10)
         assert cross.status_code == 403  # the token does not make a cross-site press acceptable
         if host == "0.0.0.0":  # any Host name is served there: the token is what guards it
-            assert httpx.get(f"{url}/api/orders", headers={**good, "Host": "orders.example"}, timeout=10).status_code == 200
+            assert (
+                httpx.get(f"{url}/api/orders", headers={**good, "Host": "orders.example"}, timeout=10).status_code
+                == 200
+            )
     finally:
         log = ui.stop()
     assert TOKEN not in log
 
 
 # ---- the buttons -----------------------------------------------------------------------------------
+
 
 def test_concurrent_presses_start_one_deployment_run(served):
     url, api = served["url"], served["api"]
@@ -360,9 +424,12 @@ def test_concurrent_presses_start_one_deployment_run(served):
 
 def test_without_a_prefect_server_the_page_runs_the_flow_and_shows_why_it_failed(seeded, tmp_path):
     env = {k: v for k, v in seeded["env"].items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",  # a busy machine needs more than 20 s
-               ORDERLY_MAX_STOCK_AGE="0")  # every snapshot is too old: Process All must refuse, with its reason
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",  # a busy machine needs more than 20 s
+        ORDERLY_MAX_STOCK_AGE="0",
+    )  # every snapshot is too old: Process All must refuse, with its reason
     ui = UiProcess(env, tmp_path)
     try:
         answers = _press_all(ui.url, ["process"] * 6, origin=None)
@@ -388,7 +455,9 @@ INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
 def browser(tmp_path):
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
     if missing:
-        message = f"the browser test needs Debian's chromium and chromium-driver ({', '.join(missing)} missing): {INSTALL}"
+        message = (
+            f"the browser test needs Debian's chromium and chromium-driver ({', '.join(missing)} missing): {INSTALL}"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -398,9 +467,17 @@ def browser(tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1280,900",
-                 f"--user-data-dir={tmp_path / 'chromium'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))  # never downloads one
     driver.set_page_load_timeout(60)
@@ -435,8 +512,9 @@ return element.scrollWidth <= element.clientWidth && page.scrollWidth <= page.cl
 
 
 def _seed_as_shown() -> list[list[str]]:
-    return [[str(r["order_id"]), r["status"], str(r["items"]), str(r["total_qty"]), r["reason"] or ""]
-            for r in seed_rows()]
+    return [
+        [str(r["order_id"]), r["status"], str(r["items"]), str(r["total_qty"]), r["reason"] or ""] for r in seed_rows()
+    ]
 
 
 def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(served, browser):
@@ -460,9 +538,11 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
 
         def ended(d) -> bool:
             status = d.find_element(By.ID, "run-status")
-            return (status.get_attribute("data-started") not in {None, shown_before}
-                    and status.get_attribute("data-button") == button
-                    and status.get_attribute("data-state") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+            return (
+                status.get_attribute("data-started") not in {None, shown_before}
+                and status.get_attribute("data-button") == button
+                and status.get_attribute("data-state") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+            )
 
         wait.until(ended)
         status = browser.find_element(By.ID, "run-status")
@@ -476,8 +556,9 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
 
     pressed("reset-state", "reset")
     wait.until(lambda d: [row[1] for row in d.execute_script(TABLE_JS)] == ["NEW"] * 15)
-    assert browser.execute_script(TABLE_JS) == [[oid, "NEW", items, qty, ""]
-                                                for oid, _, items, qty, _ in _seed_as_shown()]
+    assert browser.execute_script(TABLE_JS) == [
+        [oid, "NEW", items, qty, ""] for oid, _, items, qty, _ in _seed_as_shown()
+    ]
     assert "reset 15" in browser.find_element(By.ID, "run-status").text
 
     pressed("process-all", "process")
@@ -493,7 +574,7 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
     assert len({len(run_id) for run_id in shown}) == 1 and len(shown[0]) >= 8, shown
     pipeline = [run for run in runs if run["flow"] == "pipeline"][-1]  # the seeded `orderly run`
     assert (pipeline["stock"], pipeline["orders"]) == ("8 fetched, 8 loaded", "15 fetched, 15 loaded"), pipeline
-    assert [run for run in runs if run["flow"] == "process-all"][0]["stock"] == ""  # nothing fetched there
+    assert next(run for run in runs if run["flow"] == "process-all")["stock"] == ""  # nothing fetched there
     assert browser.execute_script(FITS_JS.replace("ELEMENT", "document.getElementById('runs')"))
 
     # one order's explanation and history
@@ -519,7 +600,8 @@ def test_in_a_browser_reset_state_then_process_all_gives_the_seed_table_again(se
         "const say = (run) => { renderRun(run); return document.getElementById('run-status').innerText; };"
         "const said = [say({button: 'process', state: 'RUNNING', mode: 'local', final: false}),"
         "              say({button: 'process', state: 'COMPLETED', mode: 'local', final: true})];"
-        "state.prefectUi = saved; renderRun(state.run); return said;")
+        "state.prefectUi = saved; renderRun(state.run); return said;"
+    )
     assert "the run uses a temporary one" in said[0] and "the run used a temporary one" in said[1], said
     errors = [entry for entry in browser.get_log("browser") if entry.get("level") == "SEVERE"]
     assert not errors, errors

@@ -9,9 +9,10 @@ import time
 import duckdb
 import httpx
 import pytest
-
 from bigstore import build
 from uihelp import UiProcess
+
+pytestmark = pytest.mark.slow  # `orderly ui` as a subprocess, on a store of 200,000 orders (tests/tiers.py)
 
 ORDERS = 200_000
 FAST_S = 1.0  # "well under a second": measured about 0.01-0.15 s here (see the report printed with -s)
@@ -26,8 +27,12 @@ def large(tmp_path_factory):
     try:
         expected = {
             "counts": dict(con.execute("SELECT status, count(*) FROM orders GROUP BY 1").fetchall()),
-            "rows": {oid: (status, items, qty, reason) for oid, status, items, qty, reason in con.execute(
-                "SELECT order_id, status, items, total_qty, reason FROM orders").fetchall()},
+            "rows": {
+                oid: (status, items, qty, reason)
+                for oid, status, items, qty, reason in con.execute(
+                    "SELECT order_id, status, items, total_qty, reason FROM orders"
+                ).fetchall()
+            },
         }
     finally:
         con.close()
@@ -62,8 +67,11 @@ def test_pages_anywhere_in_a_large_store_answer_fast_and_right(large):
         ("middle page", {"after": 100_000, "limit": 50}, list(range(100_001, 100_051))),
         ("last page", {"last": 1, "limit": 50}, list(range(ORDERS - 49, ORDERS + 1))),
         ("page before", {"before": 150_000, "limit": 500}, list(range(149_500, 150_000))),
-        ("FAILED, deep", {"status": "FAILED", "after": 180_000, "limit": 100},
-         [oid for oid in failed_ids if oid > 180_000][:100]),
+        (
+            "FAILED, deep",
+            {"status": "FAILED", "after": 180_000, "limit": 100},
+            [oid for oid in failed_ids if oid > 180_000][:100],
+        ),
         ("FAILED, last", {"status": "FAILED", "last": 1, "limit": 100}, failed_ids[-100:]),
     ]
     for label, params, ids in checks:

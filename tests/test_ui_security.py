@@ -13,11 +13,23 @@ from orderly.ui.security import cross_site, is_loopback, token_matches
 TOKEN = "t0ken-abcdefghijklmnop"
 
 
-@pytest.mark.parametrize("host, loopback", [
-    ("127.0.0.1", True), ("127.8.9.10", True), ("localhost", True), ("LOCALHOST", True), ("::1", True),
-    ("[::1]", True), ("0.0.0.0", False), ("::", False), ("192.168.1.4", False), ("example.com", False),
-    ("localhost.example.com", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.4", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+        ("", False),
+    ],
+)
 def test_loopback_addresses(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -26,32 +38,45 @@ def _headers(**values: str) -> Headers:
     return Headers({name.replace("_", "-"): value for name, value in values.items()})
 
 
-@pytest.mark.parametrize("headers, refused", [
-    (_headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8000"), False),
-    (_headers(host="localhost:8000", origin="http://LOCALHOST:8000"), False),
-    (_headers(host="[::1]:8000", origin="http://[::1]:8000"), False),
-    (_headers(host="127.0.0.1", origin="http://127.0.0.1:80"), False),        # the default port, spelled out
-    (_headers(host="127.0.0.1:8000", sec_fetch_site="same-origin"), False),
-    (_headers(host="127.0.0.1:8000", sec_fetch_site="none"), False),           # typed in the address bar
-    (_headers(host="127.0.0.1:8000"), False),                                  # not a browser (curl)
-    (_headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8001"), True),
-    (_headers(host="127.0.0.1:8000", origin="https://127.0.0.1:8000"), True),
-    (_headers(host="127.0.0.1:8000", origin="http://localhost:8000"), True),   # another origin, same machine
-    (_headers(host="127.0.0.1:8000", origin="null"), True),
-    (_headers(host="127.0.0.1:8000", origin="garbage"), True),
-    (_headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8000", sec_fetch_site="cross-site"), False),
-    (_headers(host="127.0.0.1:8000", sec_fetch_site="cross-site"), True),
-    (_headers(host="127.0.0.1:8000", sec_fetch_site="same-site"), True),
-])
+@pytest.mark.parametrize(
+    "headers, refused",
+    [
+        (_headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8000"), False),
+        (_headers(host="localhost:8000", origin="http://LOCALHOST:8000"), False),
+        (_headers(host="[::1]:8000", origin="http://[::1]:8000"), False),
+        (_headers(host="127.0.0.1", origin="http://127.0.0.1:80"), False),  # the default port, spelled out
+        (_headers(host="127.0.0.1:8000", sec_fetch_site="same-origin"), False),
+        (_headers(host="127.0.0.1:8000", sec_fetch_site="none"), False),  # typed in the address bar
+        (_headers(host="127.0.0.1:8000"), False),  # not a browser (curl)
+        (_headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8001"), True),
+        (_headers(host="127.0.0.1:8000", origin="https://127.0.0.1:8000"), True),
+        (_headers(host="127.0.0.1:8000", origin="http://localhost:8000"), True),  # another origin, same machine
+        (_headers(host="127.0.0.1:8000", origin="null"), True),
+        (_headers(host="127.0.0.1:8000", origin="garbage"), True),
+        (_headers(host="127.0.0.1:8000", origin="http://127.0.0.1:8000", sec_fetch_site="cross-site"), False),
+        (_headers(host="127.0.0.1:8000", sec_fetch_site="cross-site"), True),
+        (_headers(host="127.0.0.1:8000", sec_fetch_site="same-site"), True),
+    ],
+)
 def test_cross_site_requests(headers, refused):
     assert (cross_site(headers, "http") is not None) is refused
 
 
-@pytest.mark.parametrize("header, ok", [
-    (f"Bearer {TOKEN}", True), (f"bearer {TOKEN}", True), (f"Bearer  {TOKEN} ", True),
-    (None, False), ("", False), (f"Basic {TOKEN}", False), (TOKEN, False), (f"Bearer {TOKEN[:-1]}", False),
-    (f"Bearer {TOKEN}0", False), ("Bearer tökén", False),
-])
+@pytest.mark.parametrize(
+    "header, ok",
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),
+        (f"Bearer  {TOKEN} ", True),
+        (None, False),
+        ("", False),
+        (f"Basic {TOKEN}", False),
+        (TOKEN, False),
+        (f"Bearer {TOKEN[:-1]}", False),
+        (f"Bearer {TOKEN}0", False),
+        ("Bearer tökén", False),
+    ],
+)
 def test_token_matching(header, ok):
     assert token_matches(header, TOKEN) is ok
 

@@ -8,8 +8,8 @@ import os
 
 import duckdb
 import pytest
-
 from conftest import run_cli
+
 from orderly import service
 from orderly.explanations import NOT_RECORDED
 from orderly.store import open_store, queries
@@ -19,7 +19,10 @@ from orderly.store.schema import MIGRATIONS, RUN_COUNTERS
 TABLES = ("orders", "order_lines", "stock_items", "stock_snapshots", "status_changes", "rejects", "cursors")
 
 
-NO_RECONCILE = {f"reconcile_{name}": 0 for name in ("remote", "stored", "missing", "added", "changed")}  # not a reconcile
+NO_RECONCILE = {
+    f"reconcile_{name}": 0 for name in ("remote", "stored", "missing", "added", "changed")
+}  # not a reconcile
+
 
 def build_version_1(path) -> None:
     """What a pipeline run and a reset, then a process run, left in a version-1 file: one snapshot of three
@@ -91,8 +94,20 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
 
     # the old mixed counters split exactly: the stock's share is in its snapshot, repeats are what is left
     assert {k: runs["run-1"][k] for k in RUN_COUNTERS} == {
-        "stock_fetched": 3, "stock_loaded": 3, "stock_rejected": 0, "stock_repeated": 0, "orders_fetched": 6, "orders_loaded": 4,
-        "orders_rejected": 1, "orders_repeated": 1, "processed": 2, "failed": 2, "waiting": 0, "reset": 0, **NO_RECONCILE}
+        "stock_fetched": 3,
+        "stock_loaded": 3,
+        "stock_rejected": 0,
+        "stock_repeated": 0,
+        "orders_fetched": 6,
+        "orders_loaded": 4,
+        "orders_rejected": 1,
+        "orders_repeated": 1,
+        "processed": 2,
+        "failed": 2,
+        "waiting": 0,
+        "reset": 0,
+        **NO_RECONCILE,
+    }
     assert runs["run-2"]["reset"] == 4 and runs["run-2"]["orders_fetched"] == 0
     assert (runs["run-3"]["state"], runs["run-3"]["message"]) == ("FAILED", "no complete stock snapshot yet")
     assert "fetched" not in runs["run-1"]
@@ -107,10 +122,12 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
         service.reset(con, "run-4", [2])
         service.process(con, "run-5", max_stock_age=900)
         assert queries.explain_order(con, 2)["explanation"] == {
-            "short": [{"inventory_id": 205, "needed": 1, "available": 0}]}
+            "short": [{"inventory_id": 205, "needed": 1, "available": 0}]
+        }
         assert queries.explain_order(con, 3)["explanation"] is None  # still the old decision
 
 
+@pytest.mark.slow  # runs the `orderly` executable (tests/tiers.py)
 def test_the_command_line_says_an_old_explanation_was_not_recorded(tmp_path):
     path = tmp_path / "old.duckdb"
     build_version_1(path)
@@ -130,11 +147,14 @@ def test_an_upgrade_confirms_each_item_no_later_than_a_snapshot_proves(tmp_path,
     path = tmp_path / "old.duckdb"
     build_version_1(path)
     con = duckdb.connect(str(path))
-    con.execute("INSERT INTO stock_snapshots VALUES (2, 'run-3', now() - INTERVAL 10 SECOND, ?, 3, ?)",
-                [3 + latest_rejected, latest_rejected])  # three items loaded either way
+    con.execute(
+        "INSERT INTO stock_snapshots VALUES (2, 'run-3', now() - INTERVAL 10 SECOND, ?, 3, ?)",
+        [3 + latest_rejected, latest_rejected],
+    )  # three items loaded either way
     con.close()
     with open_store(path) as con:
-        expected = con.execute("SELECT completed_at FROM stock_snapshots WHERE snapshot_id = ?",
-                               [confirmed_by]).fetchone()[0]
+        expected = con.execute(
+            "SELECT completed_at FROM stock_snapshots WHERE snapshot_id = ?", [confirmed_by]
+        ).fetchone()[0]
         confirmed = {row[0] for row in con.execute("SELECT confirmed_at FROM stock_items").fetchall()}
     assert confirmed == {expected}

@@ -12,15 +12,26 @@ STAMP = "2026-11-20T09:00:00Z"
 
 
 def stock_rec(inv, qty=3, **over):
-    rec = {"inventory_id": inv, "product_id": 1, "sku": f"SKU-{inv}", "product_name": f"Item {inv}",
-           "warehouse_id": 1, "quantity": qty, "updated_at": STAMP}
+    rec = {
+        "inventory_id": inv,
+        "product_id": 1,
+        "sku": f"SKU-{inv}",
+        "product_name": f"Item {inv}",
+        "warehouse_id": 1,
+        "quantity": qty,
+        "updated_at": STAMP,
+    }
     rec.update(over)
     return rec
 
 
 def order_rec(oid, lines=((101, 1),), **over):
-    rec = {"id": oid, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C-1",
-           "items": [{"inventory_id": i, "quantity": q} for i, q in lines]}
+    rec = {
+        "id": oid,
+        "placed_at": "2026-11-20T09:15:00Z",
+        "customer_id": "C-1",
+        "items": [{"inventory_id": i, "quantity": q} for i, q in lines],
+    }
     rec.update(over)
     return rec
 
@@ -48,26 +59,29 @@ def check_orders(batch, bad_positions, reason_fragment):
     return valid
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    (order_rec(5, [(101, 0)]), "quantity 0 is below 1"),
-    (order_rec(5, [(101, -2)]), "quantity -2 is below 1"),
-    (order_rec(5, [(101, 1), (102, 0)]), "items[1].quantity"),
-    (order_rec(5, []), "order has no lines"),
-    (without(order_rec(5), "id"), "id is missing"),
-    (order_rec(None), "id is missing"),
-    (order_rec("two"), "id must be an integer, got 'two'"),
-    (order_rec("3"), "id must be an integer, got '3'"),
-    (order_rec(True), "id must be an integer, got True"),
-    (order_rec(5, [(101, "two")]), "quantity must be an integer, got 'two'"),
-    (order_rec(5, [(101, "3")]), "quantity must be an integer, got '3'"),
-    (order_rec(5, [(101, True)]), "quantity must be an integer, got True"),
-    (order_rec(5, [(101, 1.5)]), "quantity must be an integer"),
-    (order_rec(5, [("101", 1)]), "inventory_id must be an integer"),
-    (order_rec(5, placed_at="yesterday"), "placed_at is not an ISO-8601 timestamp"),
-    (order_rec(5, placed_at="2026-13-45T99:00:00Z"), "placed_at is not an ISO-8601 timestamp"),
-    (order_rec(5, placed_at=None), "placed_at is missing"),
-    (order_rec(5, items="lots"), "items: missing or not a list"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        (order_rec(5, [(101, 0)]), "quantity 0 is below 1"),
+        (order_rec(5, [(101, -2)]), "quantity -2 is below 1"),
+        (order_rec(5, [(101, 1), (102, 0)]), "items[1].quantity"),
+        (order_rec(5, []), "order has no lines"),
+        (without(order_rec(5), "id"), "id is missing"),
+        (order_rec(None), "id is missing"),
+        (order_rec("two"), "id must be an integer, got 'two'"),
+        (order_rec("3"), "id must be an integer, got '3'"),
+        (order_rec(True), "id must be an integer, got True"),
+        (order_rec(5, [(101, "two")]), "quantity must be an integer, got 'two'"),
+        (order_rec(5, [(101, "3")]), "quantity must be an integer, got '3'"),
+        (order_rec(5, [(101, True)]), "quantity must be an integer, got True"),
+        (order_rec(5, [(101, 1.5)]), "quantity must be an integer"),
+        (order_rec(5, [("101", 1)]), "inventory_id must be an integer"),
+        (order_rec(5, placed_at="yesterday"), "placed_at is not an ISO-8601 timestamp"),
+        (order_rec(5, placed_at="2026-13-45T99:00:00Z"), "placed_at is not an ISO-8601 timestamp"),
+        (order_rec(5, placed_at=None), "placed_at is missing"),
+        (order_rec(5, items="lots"), "items: missing or not a list"),
+    ],
+)
 def test_a_bad_order_is_quarantined_and_its_neighbours_kept(bad, fragment):
     batch = [order_rec(2, [(101, 1), (205, 1)]), bad, order_rec(7, [(310, 2)])]
     valid = check_orders(batch, {1}, fragment)
@@ -97,10 +111,13 @@ def test_an_order_whose_quantities_sum_past_the_bound_is_quarantined():
     assert valid.lines.to_pandas()[valid.lines.to_pandas()["order_id"] == 3]["quantity"].tolist() == [2**62, 2**62 - 2, 1]
 
 
-@pytest.mark.parametrize("customer, fragment", [
-    ("x" * 1001, "(1003 characters)"),
-    ("   ", "non-empty string"),
-])
+@pytest.mark.parametrize(
+    "customer, fragment",
+    [
+        ("x" * 1001, "(1003 characters)"),
+        ("   ", "non-empty string"),
+    ],
+)
 def test_text_fields_are_bounded(customer, fragment):
     check_orders([order_rec(2, customer_id=customer), order_rec(3, customer_id="y" * 1000)], {0}, fragment)
 
@@ -136,18 +153,21 @@ def check_stock(batch, bad_positions, fragment):
     return valid
 
 
-@pytest.mark.parametrize("bad, fragment", [
-    (stock_rec(102, -1), "quantity -1 is below 0"),
-    (stock_rec(102, "two"), "quantity must be an integer, got 'two'"),
-    (stock_rec(102, "3"), "quantity must be an integer, got '3'"),
-    (stock_rec(102, True), "quantity must be an integer, got True"),
-    (stock_rec(102, None), "quantity is missing"),
-    (without(stock_rec(102), "inventory_id"), "inventory_id is missing"),
-    (stock_rec("102"), "inventory_id must be an integer"),
-    (stock_rec(102, updated_at="soon"), "updated_at is not an ISO-8601 timestamp"),
-    (stock_rec(102, sku=""), "sku must be a non-empty string"),
-    (stock_rec(102, warehouse_id="north"), "warehouse_id must be an integer"),
-])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        (stock_rec(102, -1), "quantity -1 is below 0"),
+        (stock_rec(102, "two"), "quantity must be an integer, got 'two'"),
+        (stock_rec(102, "3"), "quantity must be an integer, got '3'"),
+        (stock_rec(102, True), "quantity must be an integer, got True"),
+        (stock_rec(102, None), "quantity is missing"),
+        (without(stock_rec(102), "inventory_id"), "inventory_id is missing"),
+        (stock_rec("102"), "inventory_id must be an integer"),
+        (stock_rec(102, updated_at="soon"), "updated_at is not an ISO-8601 timestamp"),
+        (stock_rec(102, sku=""), "sku must be a non-empty string"),
+        (stock_rec(102, warehouse_id="north"), "warehouse_id must be an integer"),
+    ],
+)
 def test_a_bad_stock_record_is_quarantined_and_its_neighbours_kept(bad, fragment):
     batch = [stock_rec(101, 5), bad, stock_rec(103, 0)]
     valid = check_stock(batch, {1}, fragment)
@@ -171,15 +191,34 @@ def test_zero_stock_is_valid():
     assert len(valid.rejects) == 0 and valid.items["quantity"].tolist() == [0]
 
 
-@pytest.mark.parametrize("text, fragment", [
-    # orjson (the client's parser) keeps integers up to 2**64 - 1 as int: beyond BIGINT, they must not crash the batch
-    ('{"id": 9223372036854775808, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
-     '"items": [{"inventory_id": 1, "quantity": 1}]}', "id 9223372036854775808 is out of range"),
-    ('{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
-     '"items": [{"inventory_id": 18446744073709551615, "quantity": 1}]}', "inventory_id 18446744073709551615 is out of range"),
-    ('{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
-     '"items": [{"inventory_id": 1, "quantity": 1180591620717411303424}]}', "quantity must be an integer"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        # orjson (the client's parser) keeps integers up to 2**64 - 1 as int: beyond BIGINT, they must not crash the
+        # batch
+        (
+            (
+                '{"id": 9223372036854775808, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
+                '"items": [{"inventory_id": 1, "quantity": 1}]}'
+            ),
+            "id 9223372036854775808 is out of range",
+        ),
+        (
+            (
+                '{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
+                '"items": [{"inventory_id": 18446744073709551615, "quantity": 1}]}'
+            ),
+            "inventory_id 18446744073709551615 is out of range",
+        ),
+        (
+            (
+                '{"id": 5, "placed_at": "2026-11-20T09:15:00Z", "customer_id": "C", '
+                '"items": [{"inventory_id": 1, "quantity": 1180591620717411303424}]}'
+            ),
+            "quantity must be an integer",
+        ),
+    ],
+)
 def test_an_integer_beyond_64_bits_is_quarantined_not_a_crash(text, fragment):
     import orjson
 

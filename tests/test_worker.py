@@ -3,6 +3,7 @@ a kill -9 in the middle of a run, two `serve` processes at once, and its Prefect
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -12,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import ORDERLY, ROOT, run_cli, start_prefect_server, stop
-from orderly.localproc import ServeProcess
 from test_crash import db_state, remote_env
 from uihelp import UiProcess, seed_rows
+
+from orderly.localproc import ServeProcess
 
 SEED_COUNTS = {"processed": 6, "failed": 9, "waiting": 0}
 
@@ -82,12 +83,17 @@ def test_a_press_and_commands_are_decided_in_the_worker_and_recorded_as_any_run(
         # every run above ran in the worker's process, each with its row and its artifacts
         rows = query(env["ORDERLY_DB"], "SELECT flow, pid, state FROM runs WHERE flow <> 'sync' ORDER BY started_at")
         pid = serve.process.pid
-        assert rows == [("process-all", pid, "COMPLETED"), ("reset-state", pid, "COMPLETED"),
-                        ("process-all", pid, "COMPLETED")], rows
-        artifact = httpx.post(f"{api}/artifacts/latest/filter", timeout=10,
-                              json={"artifacts": {"key": {"any_": ["orders-run-summary"]}}}).json()
-        assert artifact and artifact[0]["flow_run_id"] in {r[0] for r in query(
-            env["ORDERLY_DB"], "SELECT run_id FROM runs WHERE flow = 'process-all'")}
+        assert rows == [
+            ("process-all", pid, "COMPLETED"),
+            ("reset-state", pid, "COMPLETED"),
+            ("process-all", pid, "COMPLETED"),
+        ], rows
+        artifact = httpx.post(
+            f"{api}/artifacts/latest/filter", timeout=10, json={"artifacts": {"key": {"any_": ["orders-run-summary"]}}}
+        ).json()
+        assert artifact and artifact[0]["flow_run_id"] in {
+            r[0] for r in query(env["ORDERLY_DB"], "SELECT run_id FROM runs WHERE flow = 'process-all'")
+        }
         # each hand-off's parameters and outcome are gone once read: nothing piles up beside the store
         exchange = Path(env["ORDERLY_DB"] + ".worker")
         assert exchange.is_dir() and [p for p in exchange.rglob("*") if p.is_file()] == []
@@ -121,9 +127,9 @@ def test_the_pipeline_deployments_runs_are_run_in_the_worker(seeded_env, tmp_pat
             assert time.monotonic() < deadline, state
             time.sleep(0.3)
         assert state == "COMPLETED"
-        assert query(env["ORDERLY_DB"], f"SELECT flow, pid, state, processed, failed FROM runs "
-                                        f"WHERE run_id = '{run['id']}'") == [
-            ("pipeline", serve.process.pid, "COMPLETED", 6, 9)]
+        assert query(
+            env["ORDERLY_DB"], f"SELECT flow, pid, state, processed, failed FROM runs WHERE run_id = '{run['id']}'"
+        ) == [("pipeline", serve.process.pid, "COMPLETED", 6, 9)]
     finally:
         log = serve.stop()
     assert "Traceback" not in log
@@ -141,7 +147,8 @@ def test_a_refusal_in_the_worker_is_the_commands_and_a_press_syncs_stale_stock_f
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 4 and len(lines) == 1 and "stock" in lines[0], refused.stderr
         assert query(env["ORDERLY_DB"], "SELECT pid, state FROM runs WHERE flow = 'process-all'") == [
-            (serve.process.pid, "FAILED")]
+            (serve.process.pid, "FAILED")
+        ]
         run = press(ui.url, "process")
         assert (run["state"], run["counts"]) == ("COMPLETED", SEED_COUNTS), run
         snapshots = query(env["ORDERLY_DB"], "SELECT count(*) FROM stock_snapshots")[0][0]
@@ -152,17 +159,19 @@ def test_a_refusal_in_the_worker_is_the_commands_and_a_press_syncs_stale_stock_f
 
 
 def test_kill_9_of_the_worker_mid_run_loses_nothing_and_the_next_run_decides_the_rest(
-        cli_env, sandbox_server, tmp_path):
+    cli_env, sandbox_server, tmp_path
+):
     url = sandbox_server("--orders", "3000", "--seed", "7", "--latency-ms", "20")
-    env = remote_env(cli_env, url, ORDERLY_PAGE_SIZE="20", ORDERLY_LOCK_TIMEOUT="60",
-                     ORDERLY_SCHEDULE_SECONDS="3600")
+    env = remote_env(cli_env, url, ORDERLY_PAGE_SIZE="20", ORDERLY_LOCK_TIMEOUT="60", ORDERLY_SCHEDULE_SECONDS="3600")
     api = env["PREFECT_API_URL"]
     reference_env = {**env, "ORDERLY_DB": str(tmp_path / "reference.duckdb")}
-    reference = subprocess.Popen([ORDERLY, "run"], env=reference_env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)
+    reference = subprocess.Popen(
+        [ORDERLY, "run"], env=reference_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     serve = ServeProcess(env, tmp_path / "serve-1.log")
-    command = subprocess.Popen([ORDERLY, "run"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = subprocess.Popen(
+        [ORDERLY, "run"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while not running_in(env["ORDERLY_DB"], serve.process.pid):
         assert command.poll() is None and time.monotonic() < deadline, command.communicate()
@@ -170,7 +179,7 @@ def test_kill_9_of_the_worker_mid_run_loses_nothing_and_the_next_run_decides_the
     time.sleep(random.Random(20261203).uniform(0.5, 2.0))  # somewhere in its ingest or its decisions
     assert command.poll() is None, command.communicate()
     serve.kill9()
-    out, err = command.communicate(timeout=30)  # the caller does not wait for a worker that is gone
+    _out, err = command.communicate(timeout=30)  # the caller does not wait for a worker that is gone
     lines = err.strip().splitlines()
     assert command.returncode == 6 and len(lines) == 1 and "worker" in lines[0], err
     (killed,) = query(env["ORDERLY_DB"], "SELECT run_id FROM runs WHERE state = 'RUNNING'")
@@ -204,18 +213,25 @@ def test_two_serve_processes_never_decide_at_once(seeded_env, tmp_path):
     finally:
         first.stop()
         second.stop()
-    runs = query(env["ORDERLY_DB"], "SELECT started_at, ended_at, pid FROM runs "
-                                    "WHERE flow IN ('process-all', 'reset-state') ORDER BY started_at")
+    runs = query(
+        env["ORDERLY_DB"],
+        "SELECT started_at, ended_at, pid FROM runs WHERE flow IN ('process-all', 'reset-state') ORDER BY started_at",
+    )
     assert len(runs) == len(commands)
-    for (_, ended, _), (started, _, _) in zip(runs, runs[1:]):
+    for (_, ended, _), (started, _, _) in itertools.pairwise(runs):
         assert ended <= started, runs  # one decides, then the other: never two at once
     # Which worker takes a run is the Prefect server's choice (on a busy machine it may give all to one): what must
     # hold is that runs from two serve processes never overlap, whoever took them.
     assert {pid for *_, pid in runs} <= {first.process.pid, second.process.pid}
     # whatever order they ran in, the stock adds up: nothing allocated twice, nothing lost
     on_hand = dict(query(env["ORDERLY_DB"], "SELECT inventory_id, quantity FROM stock_items"))
-    allocated = dict(query(env["ORDERLY_DB"], "SELECT l.inventory_id, sum(l.quantity) FROM order_lines l "
-                                              "JOIN orders o USING (order_id) WHERE o.status = 'PROCESSED' GROUP BY 1"))
+    allocated = dict(
+        query(
+            env["ORDERLY_DB"],
+            "SELECT l.inventory_id, sum(l.quantity) FROM order_lines l "
+            "JOIN orders o USING (order_id) WHERE o.status = 'PROCESSED' GROUP BY 1",
+        )
+    )
     assert all(allocated[item] <= on_hand[item] for item in allocated), (allocated, on_hand)
 
 

@@ -6,6 +6,8 @@ importing Prefect, then the flow: 5 to 25 s depending on the machine's load) add
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -16,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-
 from conftest import ROOT, SEED_TABLE, run_cli, stop
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -25,7 +26,9 @@ ROUNDS = 2  # process-all and reset-state, triggered together this many times ea
 
 def _prefect(args: list[str], env: dict, timeout: float = 120) -> None:
     result = subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"prefect {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"prefect {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
 
 
 def _wait_final(api: str, run_ids: list[str], timeout: float) -> list[dict]:
@@ -44,8 +47,13 @@ def test_two_workers_run_process_all_and_reset_state_one_at_a_time(prefect_serve
     workers: list[subprocess.Popen] = []
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
-        env.update(PREFECT_API_URL=api, PREFECT_HOME=prefect_server["home"], ORDERLY_DB=str(tmp_path / "orderly.duckdb"),
-                   PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="1")
+        env.update(
+            PREFECT_API_URL=api,
+            PREFECT_HOME=prefect_server["home"],
+            ORDERLY_DB=str(tmp_path / "orderly.duckdb"),
+            PREFECT_WORKER_QUERY_SECONDS="2",
+            PREFECT_WORKER_PREFETCH_SECONDS="1",
+        )
         _prefect(["work-pool", "create", "orderly", "--type", "process", "--overwrite"], env)
         _prefect(["--no-prompt", "deploy", "--all"], env, timeout=180)
         _prefect_setup(env)
@@ -57,24 +65,37 @@ def test_two_workers_run_process_all_and_reset_state_one_at_a_time(prefect_serve
         assert _table(env) == SEED_TABLE
 
         for name in ("worker-1", "worker-2"):
-            log = open(tmp_path / f"{name}.log", "w")
-            workers.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "orderly", "--name", name],
-                                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True))
-            log.close()
+            with open(tmp_path / f"{name}.log", "w") as log:  # the worker has its own copy of the descriptor
+                workers.append(
+                    subprocess.Popen(
+                        [PREFECT, "worker", "start", "--pool", "orderly", "--name", name],
+                        env=env,
+                        cwd=tmp_path,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
 
-        deployments = {name: httpx.get(f"{api}/deployments/name/{name}/{name}", timeout=10).json()["id"]
-                       for name in ("process-all", "reset-state")}
-        run_ids = [httpx.post(f"{api}/deployments/{deployments[name]}/create_flow_run", json={}, timeout=10)
-                   .raise_for_status().json()["id"]
-                   for _ in range(ROUNDS) for name in ("process-all", "reset-state")]
+        deployments = {
+            name: httpx.get(f"{api}/deployments/name/{name}/{name}", timeout=10).json()["id"]
+            for name in ("process-all", "reset-state")
+        }
+        run_ids = [
+            httpx.post(f"{api}/deployments/{deployments[name]}/create_flow_run", json={}, timeout=10)
+            .raise_for_status()
+            .json()["id"]
+            for _ in range(ROUNDS)
+            for name in ("process-all", "reset-state")
+        ]
         runs = _wait_final(api, run_ids, timeout=300)
         logs = "\n".join((tmp_path / f"worker-{n}.log").read_text()[-2000:] for n in (1, 2))
         assert all(r["state"]["type"] == "COMPLETED" for r in runs), ([(r["name"], r["state"]) for r in runs], logs)
 
-        spans = sorted((datetime.fromisoformat(r["start_time"]), datetime.fromisoformat(r["end_time"]), r["name"])
-                       for r in runs)
-        for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        spans = sorted(
+            (datetime.fromisoformat(r["start_time"]), datetime.fromisoformat(r["end_time"]), r["name"]) for r in runs
+        )
+        for (_, end, first), (start, _, second) in itertools.pairwise(spans):
             assert end <= start, f"{first} (ended {end}) overlapped {second} (started {start})"
 
         # The worker passed its environment to each flow run: every run wrote to this test's DuckDB file.
@@ -84,8 +105,11 @@ def test_two_workers_run_process_all_and_reset_state_one_at_a_time(prefect_serve
 
         # One after the other: the run that finished last decides the table.
         last = max(runs, key=lambda r: r["end_time"])
-        expected = SEED_TABLE if last["name"] == "process all" else {
-            order: (items, qty, "NEW") for order, (items, qty, _) in SEED_TABLE.items()}
+        expected = (
+            SEED_TABLE
+            if last["name"] == "process all"
+            else {order: (items, qty, "NEW") for order, (items, qty, _) in SEED_TABLE.items()}
+        )
         assert _table(env) == expected, last["name"]
     finally:
         # A worker starts each flow run in a session of its own: gather them before the worker goes.
@@ -93,10 +117,8 @@ def test_two_workers_run_process_all_and_reset_state_one_at_a_time(prefect_serve
         for worker in workers:
             stop(worker)
         for pid in strays:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _descendants(pid: int) -> list[int]:
@@ -119,8 +141,9 @@ def _descendants(pid: int) -> list[int]:
 
 def _prefect_setup(env: dict) -> None:
     """The worker path's one step after `prefect deploy` (README): the shared write slot and the alerts."""
-    result = subprocess.run([sys.executable, "-m", "flows.deployments"], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.deployments"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -13,8 +13,15 @@ __all__ = ["UiProcess", "seed_rows", "stop"]
 def seed_rows() -> list[dict]:
     """The seed's orders table, as /api/orders lists it."""
     return [
-        {"order_id": oid, "status": status, "items": items, "total_qty": qty,
-         "reason": None if status == "PROCESSED" else ("UNKNOWN_INVENTORY" if oid in UNKNOWN else "INSUFFICIENT_STOCK")}
+        {
+            "order_id": oid,
+            "status": status,
+            "items": items,
+            "total_qty": qty,
+            "reason": None
+            if status == "PROCESSED"
+            else ("UNKNOWN_INVENTORY" if oid in UNKNOWN else "INSUFFICIENT_STOCK"),
+        }
         for oid, (items, qty, status) in SEED_TABLE.items()
     ]
 
@@ -27,8 +34,12 @@ class UiProcess:
         self.log = Path(log_dir) / f"ui-{self.port}.log"
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(
-                [ORDERLY, "ui", "--host", host, "--port", str(self.port), *args], env=env, cwd=ROOT,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [ORDERLY, "ui", "--host", host, "--port", str(self.port), *args],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.url = f"http://127.0.0.1:{self.port}"
         try:

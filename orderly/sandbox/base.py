@@ -7,7 +7,8 @@ the tests and an independent checker all read exactly the same records.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import orjson
 

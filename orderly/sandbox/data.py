@@ -15,8 +15,16 @@ from .generated import ORDER_FLAWS, STOCK_FLAWS, GeneratedDataSet, default_items
 from .seed import SeedDataSet
 
 __all__ = [
-    "MAX_PAGE", "ORDER_FLAWS", "STOCK_FLAWS", "DataSet", "GeneratedDataSet", "SeedDataSet",
-    "dataset_for", "default_items", "generate", "seed_dataset",
+    "MAX_PAGE",
+    "ORDER_FLAWS",
+    "STOCK_FLAWS",
+    "DataSet",
+    "GeneratedDataSet",
+    "SeedDataSet",
+    "dataset_for",
+    "default_items",
+    "generate",
+    "seed_dataset",
 ]
 
 

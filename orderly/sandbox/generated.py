@@ -41,9 +41,11 @@ MEAN_QTY = 3.0  # quantities are uniform 1..5
 STOCK_SHARE_LOW, STOCK_SHARE_HIGH = 0.45, 1.35
 MIN_STOCK_BASIS = 6.0
 # Every stream a page of orders draws from (`_order_columns` hashes them in one go); line 0 repeats nothing.
-_ORDER_STREAMS = [_GAP, _NLINES, _CUSTOMER, _TIME, _BAD] + [
-    field + line for field in (_ITEM, _QTY, _UNKNOWN, _UNKNOWN_ITEM) for line in range(MAX_LINES)
-] + [_REPEAT + line for line in range(1, MAX_LINES)]
+_ORDER_STREAMS = (
+    [_GAP, _NLINES, _CUSTOMER, _TIME, _BAD]
+    + [field + line for field in (_ITEM, _QTY, _UNKNOWN, _UNKNOWN_ITEM) for line in range(MAX_LINES)]
+    + [_REPEAT + line for line in range(1, MAX_LINES)]
+)
 
 ORDER_FLAWS = ("line_quantity", "missing_id", "no_lines", "duplicate_id", "wrong_type", "bad_timestamp")
 STOCK_FLAWS = ("negative_quantity", "missing_id", "duplicate_id", "wrong_type", "bad_timestamp")
@@ -283,7 +285,10 @@ class GeneratedDataSet(DataSet):
             ids=self._ids(ks, h),
             placed_seconds=ks * _SLOT_SECONDS + h.below(_TIME, ks, _SLOT_SECONDS),
             customers=10_000 + h.below(_CUSTOMER, ks, 90_000),
-            n_lines=n_lines, inv=inv, qty=qty, bad=bad,
+            n_lines=n_lines,
+            inv=inv,
+            qty=qty,
+            bad=bad,
         )
 
     @staticmethod
@@ -299,7 +304,7 @@ class GeneratedDataSet(DataSet):
                 "items": [{"inventory_id": inv_l[i][j], "quantity": qty_l[i][j]} for j in range(n)],
             }
             for i, (oid, at, cust, n) in enumerate(
-                zip(c.ids.tolist(), placed, c.customers.tolist(), c.n_lines.tolist())
+                zip(c.ids.tolist(), placed, c.customers.tolist(), c.n_lines.tolist(), strict=True)
             )
         ]
 
@@ -371,7 +376,7 @@ class GeneratedDataSet(DataSet):
             ks = np.arange(k0, min(self.order_count, k0 + 100_000), dtype=np.int64)
             hit = ks[self._h.unit(_BAD, ks) < self.bad_rate]
             kinds = self._h.below(_BAD_KIND, hit, len(ORDER_FLAWS))
-            for oid, kind in zip(self._ids(hit).tolist(), kinds.tolist()):
+            for oid, kind in zip(self._ids(hit).tolist(), kinds.tolist(), strict=True):
                 flaws[oid] = ORDER_FLAWS[kind]
         return flaws
 
@@ -381,7 +386,9 @@ class GeneratedDataSet(DataSet):
         js = np.arange(self.items, dtype=np.int64)
         hit = js[self._h.unit(_S_BAD, js) < self.bad_rate]
         kinds = self._h.below(_S_BAD_KIND, hit, len(STOCK_FLAWS))
-        return {int(self.inventory_ids[j]): STOCK_FLAWS[kind] for j, kind in zip(hit.tolist(), kinds.tolist())}
+        return {
+            int(self.inventory_ids[j]): STOCK_FLAWS[kind] for j, kind in zip(hit.tolist(), kinds.tolist(), strict=True)
+        }
 
 
 def _break_order(rec: dict[str, Any], kind: str, variant: int) -> None:

@@ -4,9 +4,9 @@ Building 1,000 order dicts (and their line dicts) for orjson cost the sandbox 5 
 benchmark's fetch floor. Here every order is one row of a byte matrix laid out field by field (the constants
 copied from one template row, integers as ASCII digits four at a time); every byte the record does not have
 (an integer's leading zeros, the lines past an order's count) is left NUL, and one boolean pass drops the NULs.
-That is a fixed number of numpy calls a page, whatever its size. The bytes are exactly what `orjson.dumps` gives for the dict form
-(tests/test_sandbox.py checks that over many pages); JSON text never holds a NUL byte, so dropping them cannot
-eat real content.
+That is a fixed number of numpy calls a page, whatever its size. The bytes are exactly what `orjson.dumps` gives
+for the dict form (tests/test_sandbox.py checks that over many pages); JSON text never holds a NUL byte, so dropping
+them cannot eat real content.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _digits(columns: list[np.ndarray]) -> list[np.ndarray]:
         quads.append(_QUADS.take(quad))
         rest = above
     out = np.stack(quads[::-1], axis=-1).view(np.uint8)  # [column, row, 4 * steps]
-    return [out[i, :, 4 * steps - w:] for i, w in enumerate(column_widths)]
+    return [out[i, :, 4 * steps - w :] for i, w in enumerate(column_widths)]
 
 
 def _timestamp(unix_seconds: np.ndarray) -> list[np.ndarray | str]:
@@ -101,7 +101,7 @@ def _rows(count: int, groups: list[tuple[list[np.ndarray | str], np.ndarray | No
             if isinstance(piece, str):
                 at += len(piece)
             else:
-                rows[:, at:at + piece.shape[1]] = piece
+                rows[:, at : at + piece.shape[1]] = piece
                 at += piece.shape[1]
         if keep is not None:
             rows[~keep, start:at] = 0
@@ -128,10 +128,17 @@ def orders_page_json(
         return b'{"orders":[' + tail
     lines = inventory_ids.shape[1]
     order_id, customer, *line_fields = _digits([ids, customer_numbers, *inventory_ids.T, *quantities.T])
-    head = [',{"id":', order_id, ',"placed_at":"', *_timestamp(placed_unix_seconds), '","customer_id":"C-', customer,
-            '","items":[']
+    head = [
+        ',{"id":',
+        order_id,
+        ',"placed_at":"',
+        *_timestamp(placed_unix_seconds),
+        '","customer_id":"C-',
+        customer,
+        '","items":[',
+    ]
     groups = [(head, None)]
-    for j, (inventory_id, quantity) in enumerate(zip(line_fields[:lines], line_fields[lines:])):
+    for j, (inventory_id, quantity) in enumerate(zip(line_fields[:lines], line_fields[lines:], strict=True)):
         line = [',{"inventory_id":' if j else '{"inventory_id":', inventory_id, ',"quantity":', quantity, "}"]
         groups.append((line, line_counts > j))  # lines past an order's count are zeroed, so dropped
     groups.append((["]}"], None))

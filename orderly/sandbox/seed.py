@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .base import DataSet, check_page_size
@@ -46,7 +46,7 @@ _ORDERS: dict[int, list[tuple[int, int]]] = {
     16: [(640, 1)],
 }
 
-_FIRST_PLACED = datetime(2026, 11, 20, 9, 15, tzinfo=timezone.utc)
+_FIRST_PLACED = datetime(2026, 11, 20, 9, 15, tzinfo=UTC)
 
 
 def _order(order_id: int, lines: list[tuple[int, int]]) -> dict[str, Any]:
@@ -67,8 +67,15 @@ class SeedDataSet(DataSet):
         self._orders = [_order(oid, lines) for oid, lines in sorted(_ORDERS.items())]
         self._ids = [o["id"] for o in self._orders]
         self._stock = [
-            {"inventory_id": inv, "product_id": pid, "sku": sku, "product_name": name,
-             "warehouse_id": wh, "quantity": qty, "updated_at": STOCK_UPDATED_AT}
+            {
+                "inventory_id": inv,
+                "product_id": pid,
+                "sku": sku,
+                "product_name": name,
+                "warehouse_id": wh,
+                "quantity": qty,
+                "updated_at": STOCK_UPDATED_AT,
+            }
             for inv, pid, sku, name, wh, qty in _STOCK
         ]
         self.order_count = len(self._orders)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -71,13 +72,17 @@ def connect(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) 
 def _unusable(path: Path, error: duckdb.Error) -> StoreUnusable:
     """DuckDB's reason in one line: the file is not a store this version can open."""
     first = (str(error).strip().splitlines() or ["cannot be opened"])[0]
-    return StoreUnusable(f"ORDERLY_DB={str(path)!r} cannot be opened as a store by this version ({first}): "
-                         "point ORDERLY_DB at the store, or move this file away")
+    return StoreUnusable(
+        f"ORDERLY_DB={str(path)!r} cannot be opened as a store by this version ({first}): "
+        "point ORDERLY_DB at the store, or move this file away"
+    )
 
 
 def _newer(path: Path, version: int) -> StoreUnusable:
-    return StoreUnusable(f"ORDERLY_DB={str(path)!r} is a store of a newer Orderly (schema version {version}, "
-                            f"this one knows {len(MIGRATIONS)}): upgrade Orderly, or point ORDERLY_DB elsewhere")
+    return StoreUnusable(
+        f"ORDERLY_DB={str(path)!r} is a store of a newer Orderly (schema version {version}, "
+        f"this one knows {len(MIGRATIONS)}): upgrade Orderly, or point ORDERLY_DB elsewhere"
+    )
 
 
 def probe(path: Path) -> None:
@@ -107,14 +112,14 @@ def probe(path: Path) -> None:
         raise _newer(path, version)
 
 
-def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
     """The first row or None. DuckDB 2.0 keeps a result open after fetchone(), blocking the next
     register() on the connection, so every read here fetches to the end."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0] if rows else None
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     row = first_row(con, sql, params)
     return None if row is None else row[0]
 
@@ -123,7 +128,7 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     exists = scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'")
     if not exists:
         return 0
-    return scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version")
+    return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -146,8 +151,9 @@ BULK_CHECKPOINT_THRESHOLD = "64MB"
 
 
 @contextmanager
-def open_store(path: Path, *, lock_timeout: float = 30.0, read_only: bool = False,
-               bulk: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_store(
+    path: Path, *, lock_timeout: float = 30.0, read_only: bool = False, bulk: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """The store, closed (and so checkpointed) at the end. `bulk`: one connection held for many load
     transactions (an ingest), checkpointed every BULK_CHECKPOINT_THRESHOLD of WAL and when it closes."""
     con = connect(path, lock_timeout=lock_timeout, read_only=read_only)
@@ -188,7 +194,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 
 @contextmanager
-def registered(con: duckdb.DuckDBPyConnection, **tables) -> Iterator[None]:
+def registered(con: duckdb.DuckDBPyConnection, **tables: Any) -> Iterator[None]:
     """Arrow tables (or frames) visible to SQL under these names while the block runs."""
     for name, table in tables.items():
         con.register(name, table)
@@ -196,7 +202,5 @@ def registered(con: duckdb.DuckDBPyConnection, **tables) -> Iterator[None]:
         yield
     finally:
         for name in tables:
-            try:
+            with suppress(duckdb.TransactionException):  # the failed statement says why
                 con.unregister(name)
-            except duckdb.TransactionException:  # the statement that failed says why; this must not hide it
-                pass

@@ -7,12 +7,25 @@ in its own transaction, and nothing it holds is lost.
 # The run counters: one name each, used alike by the `runs` table, `orderly runs`, the run summary artifact
 # and a flow's return value. Each is counted once, in the transaction that does what it counts.
 RUN_COUNTERS = (
-    "stock_fetched", "stock_loaded", "stock_rejected", "stock_repeated",
-    "orders_fetched", "orders_loaded", "orders_rejected", "orders_repeated",
-    "processed", "failed", "waiting", "reset",
+    "stock_fetched",
+    "stock_loaded",
+    "stock_rejected",
+    "stock_repeated",
+    "orders_fetched",
+    "orders_loaded",
+    "orders_rejected",
+    "orders_repeated",
+    "processed",
+    "failed",
+    "waiting",
+    "reset",
     # A reconciliation (orderly reconcile): order ids at the remote, those already stored, missing, added now,
     # and changed copies (conflicts). A missing order means the incremental path lost one.
-    "reconcile_remote", "reconcile_stored", "reconcile_missing", "reconcile_added", "reconcile_changed",
+    "reconcile_remote",
+    "reconcile_stored",
+    "reconcile_missing",
+    "reconcile_added",
+    "reconcile_changed",
 )
 
 MIGRATIONS: list[str] = [

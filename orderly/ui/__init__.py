@@ -14,7 +14,6 @@ from orderly.errors import UiRefused
 from orderly.settings import Settings
 from orderly.ui.security import is_loopback
 
-
 UI_TOKEN_MIN_LENGTH = 16  # a token a page on the network asks for: too long to guess
 
 
@@ -33,8 +32,10 @@ def check(settings: Settings, host: str) -> bool:
         raise UiRefused(f"ORDERLY_UI_TOKEN must be at least {UI_TOKEN_MIN_LENGTH} characters (a long random string)")
     loopback = is_loopback(host)
     if not loopback and settings.ui_token is None:
-        raise UiRefused(f"--host {host} is not a loopback address, so the page needs ORDERLY_UI_TOKEN "
-                        "(a long random string the page then asks for); or leave --host at 127.0.0.1")
+        raise UiRefused(
+            f"--host {host} is not a loopback address, so the page needs ORDERLY_UI_TOKEN "
+            "(a long random string the page then asks for); or leave --host at 127.0.0.1"
+        )
     return loopback
 
 
@@ -48,7 +49,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     bound_port = sock.getsockname()[1]
     app = create_app(settings.db_path, token=settings.ui_token, loopback_hosts_only=loopback, settings=settings)
     shown = f"[{host}]" if ":" in host else host
-    print(f"orderly ui: http://{shown}:{bound_port}/ (store {settings.db_path}; Ctrl-C stops)",
-          file=sys.stderr, flush=True)
+    print(
+        f"orderly ui: http://{shown}:{bound_port}/ (store {settings.db_path}; Ctrl-C stops)",
+        file=sys.stderr,
+        flush=True,
+    )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     server.run(sockets=[sock])

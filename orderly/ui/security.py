@@ -18,7 +18,7 @@ PUBLIC_API = {"/api/config"}  # tells the page whether to ask for the token; not
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'none'",
+    "base-uri 'none'; form-action 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -100,7 +100,8 @@ class Guard:
         if refusal is not None:
             status, message, extra = refusal
             return await JSONResponse({"error": message}, status_code=status, headers=extra)(
-                scope, receive, send_with_headers)
+                scope, receive, send_with_headers
+            )
         await self.app(scope, receive, send_with_headers)
 
     def _refusal(self, scope: Scope) -> tuple[int, str, dict] | None:
@@ -110,9 +111,13 @@ class Guard:
             if not is_loopback(host):
                 return 403, "refused: this page answers only to localhost or a loopback address", {}
         path = scope["path"]
-        if self.token and path.startswith("/api/") and path not in PUBLIC_API:
-            if not token_matches(headers.get("authorization"), self.token):
-                return 401, "this page needs its access token (ORDERLY_UI_TOKEN)", {"WWW-Authenticate": "Bearer"}
+        if (
+            self.token
+            and path.startswith("/api/")
+            and path not in PUBLIC_API
+            and not token_matches(headers.get("authorization"), self.token)
+        ):
+            return 401, "this page needs its access token (ORDERLY_UI_TOKEN)", {"WWW-Authenticate": "Bearer"}
         if scope["method"] not in SAFE_METHODS:
             why = cross_site(headers, scope.get("scheme", "http"))
             if why is not None:

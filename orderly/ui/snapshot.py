@@ -30,8 +30,8 @@ from orderly.store import connect
 T = TypeVar("T")
 
 REFRESH_WAIT_S = 0.2  # a copy exists: wait this long for a writer, then answer from the copy (stale)
-FIRST_WAIT_S = 5.0    # no copy yet: there is nothing else to answer from, so wait longer
-BUSY_MEMORY_S = 1.0   # after a refresh found the store busy, the next ones within this time do not wait
+FIRST_WAIT_S = 5.0  # no copy yet: there is nothing else to answer from, so wait longer
+BUSY_MEMORY_S = 1.0  # after a refresh found the store busy, the next ones within this time do not wait
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -94,7 +94,7 @@ class StoreReader:
         atexit.register(shutil.rmtree, self._dir, ignore_errors=True)  # also when the server did not shut down
         self._names = itertools.count(1)
         self._refreshing = threading.Lock()  # one refresh at a time
-        self._state = threading.Lock()       # guards _current
+        self._state = threading.Lock()  # guards _current
         self._current: _Copy | None = None
         self._busy_at = float("-inf")
 
@@ -215,4 +215,4 @@ def busy_message(db_path: Path) -> str:
     return f"the store {db_path} is busy: a run is writing and this page has no copy of it yet; try again shortly"
 
 
-__all__ = ["Read", "StoreReader", "StoreBusy", "busy_message"]
+__all__ = ["Read", "StoreBusy", "StoreReader", "busy_message"]
