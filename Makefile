@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install run lint lint-later test test-fast bench bench-peers server serve clean
+.PHONY: install run lint test test-fast bench bench-peers server serve clean
 
 install: $(STAMP)
 
@@ -19,25 +19,13 @@ run: install
 	$(BIN)/orderly run
 	$(BIN)/orderly status
 
-# The files being rewritten on the ingest branch: left out of `make lint` until it merges. `make lint-later` shows
-# what is left to fix in them (then empty this list; mypy checks orderly/ingest.py strictly by then too).
-LINT_LATER := orderly/ingest.py orderly/wire.py orderly/records.py orderly/validation.py orderly/schemas.py \
-	orderly/schema_shortcut.py orderly/remote.py orderly/paging.py orderly/store/writes.py orderly/store/queries.py bench
-comma := ,
-empty :=
-space := $(empty) $(empty)
-# Strict typing (pyproject.toml's [tool.mypy]) covers the rule, the store and the use cases.
-TYPED := $(filter-out $(LINT_LATER),domain $(wildcard orderly/store/*.py) orderly/service.py orderly/ingest.py)
+# Strict typing (pyproject.toml's [tool.mypy]) covers the rule, the store, the use cases and the ingest.
+TYPED := domain orderly/store orderly/service.py orderly/ingest.py
 
 lint: install
-	$(BIN)/ruff check --extend-exclude $(subst $(space),$(comma),$(LINT_LATER)) .
-	$(BIN)/ruff format --check --extend-exclude $(subst $(space),$(comma),$(LINT_LATER)) .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(TYPED)
-
-lint-later: install
-	-$(BIN)/ruff check $(LINT_LATER)
-	-$(BIN)/ruff format --diff $(LINT_LATER)
-	-$(BIN)/mypy $(filter %.py,$(LINT_LATER))
 
 # Tests run on up to 4 processes (one per core), which take whole groups of tests as they free up: a module's
 # tests stay together when they share a module-scoped fixture (tests/conftest.py), the slow tier goes first. The

@@ -87,12 +87,15 @@ def load_bare(path: Path, batches) -> float:
             INSERT INTO orders (order_id, placed_at, customer_id, items, total_qty, fingerprint, status, reason,
                                 loaded_run, loaded_at)
             SELECT o.order_id, o.placed_at, o.customer_id, n.items, n.total_qty, 0, 'NEW', NULL, NULL, now()
-            FROM o JOIN (SELECT rec, count(*)::INTEGER AS items, sum(quantity)::BIGINT AS total_qty FROM l GROUP BY rec) n
+            FROM o JOIN (SELECT rec, count(*)::INTEGER AS items, sum(quantity)::BIGINT AS total_qty
+                         FROM l GROUP BY rec) n
                  USING (rec)
         """)
         con.execute("INSERT INTO order_lines SELECT order_id, line_no, inventory_id, quantity FROM l")
-        con.execute("INSERT INTO cursors VALUES ('orders', ?) ON CONFLICT (name) DO UPDATE SET after_id = excluded.after_id",
-                    [cursor])
+        con.execute(
+            "INSERT INTO cursors VALUES ('orders', ?) ON CONFLICT (name) DO UPDATE SET after_id = excluded.after_id",
+            [cursor],
+        )
         con.commit()
         con.unregister("o")
         con.unregister("l")
@@ -110,9 +113,16 @@ def main() -> int:
     args = parser.parse_args()
     started = time.perf_counter()
     batches = chunks(args.orders, args.items, args.seed, args.chunk)
-    print(f"{args.orders:,} orders validated in {len(batches)} chunks in {time.perf_counter() - started:.1f} s", flush=True)
-    variants = {"reopen": load_reopen, "session": load_session, "bare": load_bare,
-                "session16mb": lambda path, batches: load_session(path, batches, bulk=False)}
+    print(
+        f"{args.orders:,} orders validated in {len(batches)} chunks in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    variants = {
+        "reopen": load_reopen,
+        "session": load_session,
+        "bare": load_bare,
+        "session16mb": lambda path, batches: load_session(path, batches, bulk=False),
+    }
     result = {"orders": args.orders, "chunks": len(batches)}
     with tempfile.TemporaryDirectory(prefix="orderly-load-") as work:
         for name in args.variants.split(","):

@@ -28,37 +28,47 @@ def main() -> int:
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
-    source = rest_api_source({
-        "client": {"base_url": args.url},
-        "resources": [
-            {
-                "name": "orders",
-                "endpoint": {
-                    "path": "orders",
-                    "params": {"limit": 1000},
-                    "data_selector": "orders",
-                    # the contract's cursor: the next page asks for after_id = the body's next_after_id
-                    "paginator": {"type": "cursor", "cursor_path": "next_after_id", "cursor_param": "after_id"},
+    source = rest_api_source(
+        {
+            "client": {"base_url": args.url},
+            "resources": [
+                {
+                    "name": "orders",
+                    "endpoint": {
+                        "path": "orders",
+                        "params": {"limit": 1000},
+                        "data_selector": "orders",
+                        # the contract's cursor: the next page asks for after_id = the body's next_after_id
+                        "paginator": {"type": "cursor", "cursor_path": "next_after_id", "cursor_param": "after_id"},
+                    },
+                    "primary_key": "id",
+                    "write_disposition": "append",
                 },
-                "primary_key": "id",
-                "write_disposition": "append",
-            },
-            {
-                "name": "stock",
-                "endpoint": {
-                    "path": "stock",
-                    "params": {"per_page": 1000},
-                    "data_selector": "items",
-                    "paginator": {"type": "page_number", "base_page": 1, "page_param": "page",
-                                  "total_path": "total_pages"},
+                {
+                    "name": "stock",
+                    "endpoint": {
+                        "path": "stock",
+                        "params": {"per_page": 1000},
+                        "data_selector": "items",
+                        "paginator": {
+                            "type": "page_number",
+                            "base_page": 1,
+                            "page_param": "page",
+                            "total_path": "total_pages",
+                        },
+                    },
+                    "primary_key": "inventory_id",
+                    "write_disposition": "replace",
                 },
-                "primary_key": "inventory_id",
-                "write_disposition": "replace",
-            },
-        ],
-    })
-    pipeline = dlt.pipeline(pipeline_name="orderly_peer", destination=dlt.destinations.duckdb(str(work / "dlt_peer.duckdb")),
-                            dataset_name="sandbox", pipelines_dir=str(work / "pipelines"))
+            ],
+        }
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name="orderly_peer",
+        destination=dlt.destinations.duckdb(str(work / "dlt_peer.duckdb")),
+        dataset_name="sandbox",
+        pipelines_dir=str(work / "pipelines"),
+    )
     info = pipeline.run(source)
     info.raise_on_failed_jobs()
     counts = pipeline.last_trace.last_normalize_info.row_counts

@@ -54,8 +54,12 @@ def press_bench(base_env: dict, work: Path, presses: int = 500, timed: int = 20,
     db = work / "seed.duckdb"
     env = {**base_env, "ORDERLY_DB": str(db), "ORDERLY_SCHEDULE_SECONDS": "86400"}
     port = free_port()
-    sandbox = subprocess.Popen([ORDERLY, "sandbox", "--port", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    sandbox = subprocess.Popen(
+        [ORDERLY, "sandbox", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     serve = ui = None
     try:
         url = f"http://127.0.0.1:{port}"
@@ -64,8 +68,14 @@ def press_bench(base_env: dict, work: Path, presses: int = 500, timed: int = 20,
         subprocess.run([ORDERLY, "sync"], env=env, cwd=ROOT, check=True, capture_output=True)
         serve = ServeProcess(env, work / "serve-presses.log")
         ui_port = free_port()
-        ui = subprocess.Popen([ORDERLY, "ui", "--port", str(ui_port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        ui = subprocess.Popen(
+            [ORDERLY, "ui", "--port", str(ui_port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         page = f"http://127.0.0.1:{ui_port}"
         wait_for(f"{page}/api/config", ui, timeout=60)
         times, rss_warm = [], None
@@ -79,19 +89,26 @@ def press_bench(base_env: dict, work: Path, presses: int = 500, timed: int = 20,
                     rss_warm = rss_mb(serve)
         rss_end = rss_mb(serve)
         p95 = sorted(times)[math.ceil(0.95 * len(times)) - 1]  # nearest rank: the 19th of 20
-        log(f"  {len(times)} presses of Process All: p50 {statistics.median(times):.2f} s, p95 {p95:.2f} s; "
-            f"worker RSS {rss_warm:.0f} -> {rss_end:.0f} MB over {presses} presses")
+        log(
+            f"  {len(times)} presses of Process All: p50 {statistics.median(times):.2f} s, p95 {p95:.2f} s; "
+            f"worker RSS {rss_warm:.0f} -> {rss_end:.0f} MB over {presses} presses"
+        )
         cli = []
         for _ in range(5):
             _wall(["reset", "--yes"], env)
             cli.append(_wall(["process"], env))
         log(f"  `orderly process` with the worker serving: median {statistics.median(cli):.2f} s of 5")
-        return {"press_p50_s": round(statistics.median(times), 3),
-                "press_p95_s": round(p95, 3),
-                "press_times_s": [round(t, 3) for t in times],
-                "cli_process_s": round(statistics.median(cli), 3), "cli_process_times_s": [round(t, 3) for t in cli],
-                "presses": presses, "worker_rss_warm_mb": round(rss_warm, 1), "worker_rss_end_mb": round(rss_end, 1),
-                "worker_rss_growth_mb": round(rss_end - rss_warm, 1)}
+        return {
+            "press_p50_s": round(statistics.median(times), 3),
+            "press_p95_s": round(p95, 3),
+            "press_times_s": [round(t, 3) for t in times],
+            "cli_process_s": round(statistics.median(cli), 3),
+            "cli_process_times_s": [round(t, 3) for t in cli],
+            "presses": presses,
+            "worker_rss_warm_mb": round(rss_warm, 1),
+            "worker_rss_end_mb": round(rss_end, 1),
+            "worker_rss_growth_mb": round(rss_end - rss_warm, 1),
+        }
     finally:
         for process in (ui, sandbox):
             if process is not None:

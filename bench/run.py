@@ -33,6 +33,7 @@ The last line printed is one JSON object; the same object goes to bench/results/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,11 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-import numpy as np
 import psutil
 
 from orderly.localproc import free_port, start_prefect_server, stop, wait_for
@@ -66,7 +66,8 @@ STEP_OF_TASK = {
     "sync_stock": "stock",
     "ingest_orders": "ingest",
     "process_new_orders": "process",
-    "publish_report": "report", "publish_reconciliation": "report",
+    "publish_report": "report",
+    "publish_reconciliation": "report",
     "reconcile_orders": "reconcile",
 }
 STEPS = ("stock", "ingest", "process", "report", "reconcile")
@@ -74,12 +75,27 @@ STEPS = ("stock", "ingest", "process", "report", "reconcile")
 
 # ---- subprocesses --------------------------------------------------------------------------
 
+
 def start_sandbox(orders: int, items: int, seed: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        [ORDERLY, "sandbox", "--host", "127.0.0.1", "--port", str(port),
-         "--orders", str(orders), "--items", str(items), "--seed", str(seed)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            ORDERLY,
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--orders",
+            str(orders),
+            "--items",
+            str(items),
+            "--seed",
+            str(seed),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/health", process, timeout=60)
@@ -96,10 +112,8 @@ def run_monitored(args: list[str], env: dict, poll: float = 0.05) -> dict:
         try:
             rss = watched.memory_info().rss
             for child in watched.children(recursive=True):
-                try:
+                with contextlib.suppress(psutil.Error):
                     rss += child.memory_info().rss
-                except psutil.Error:
-                    pass
             peak = max(peak, rss)
         except psutil.Error:
             pass
@@ -113,6 +127,7 @@ def run_monitored(args: list[str], env: dict, poll: float = 0.05) -> dict:
 
 # ---- what the server recorded --------------------------------------------------------------
 
+
 def latest_run_id(db: Path) -> str:
     return latest_run(db)["run_id"]
 
@@ -125,7 +140,7 @@ def latest_run(db: Path) -> dict:
     try:
         cursor = con.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
         names = [d[0] for d in cursor.description]
-        return dict(zip(names, cursor.fetchall()[0]))
+        return dict(zip(names, cursor.fetchall()[0], strict=True))
     finally:
         con.close()
 
@@ -162,8 +177,8 @@ def step_times(api_url: str, flow_run_id: str, settle: float = 10.0) -> dict:
             time.sleep(0.5)
         response = client.get(f"/flow_runs/{flow_run_id}")
         flow_s = response.json().get("total_run_time") if response.status_code == 200 else None
-    steps = {step: 0.0 for step in STEPS}
-    calls = {step: 0 for step in STEPS}
+    steps = dict.fromkeys(STEPS, 0.0)
+    calls = dict.fromkeys(STEPS, 0)
     for r in runs:
         step = STEP_OF_TASK.get(_task_name(r))
         if step is None:
@@ -188,6 +203,7 @@ def _task_name(run: dict) -> str:
 
 
 # ---- the fetch floor and a peer ---------------------------------------------------------------
+
 
 def fetch_floor(url: str, page_size: int = 1000, decode: str = "orjson") -> dict:
     """The same order pages from the same server with nothing but httpx and a decoder: one client, pages in a row
@@ -222,6 +238,7 @@ def _floor_decoder(decode: str):
         def with_orjson(content: bytes) -> tuple[int, int | None]:
             body = orjson.loads(content)
             return len(body["orders"]), body["next_after_id"]
+
         return with_orjson
     if decode == "msgspec":
         typed = msgspec.json.Decoder(_FloorPage)
@@ -229,19 +246,22 @@ def _floor_decoder(decode: str):
         def with_msgspec(content: bytes) -> tuple[int, int | None]:
             body = typed.decode(content)
             return len(body.orders), body.next_after_id
+
         return with_msgspec
 
     def bytes_only(content: bytes) -> tuple[int, int | None]:
-        tail = content[content.rfind(b'"next_after_id":') + 16:].rstrip(b"} \n")
+        tail = content[content.rfind(b'"next_after_id":') + 16 :].rstrip(b"} \n")
         return content.count(b'"id":'), None if tail == b"null" else int(tail)
+
     return bytes_only
 
 
 # The contract's orders page as typed structs: the msgspec floor's decode, independent of Orderly's code. Built with
 # defstruct: this module's annotations are strings, which msgspec resolves only in an importable module.
 _FloorLine = msgspec.defstruct("FloorLine", [("inventory_id", int), ("quantity", int)], gc=False)
-_FloorOrder = msgspec.defstruct("FloorOrder", [("id", int), ("placed_at", str), ("customer_id", str),
-                                               ("items", list[_FloorLine])], gc=False)
+_FloorOrder = msgspec.defstruct(
+    "FloorOrder", [("id", int), ("placed_at", str), ("customer_id", str), ("items", list[_FloorLine])], gc=False
+)
 _FloorPage = msgspec.defstruct("FloorPage", [("orders", list[_FloorOrder]), ("next_after_id", int | None)], gc=False)
 
 
@@ -256,7 +276,7 @@ def sandbox_pages_s(orders: int, items: int, seed: int, page_size: int = 1000) -
     after_id = 0
     while True:
         body = data.orders_page_json(after_id, page_size)
-        tail = body[body.rfind(b'"next_after_id":') + 16:-1]
+        tail = body[body.rfind(b'"next_after_id":') + 16 : -1]
         if tail == b"null":
             return time.perf_counter() - started
         after_id = int(tail)
@@ -265,8 +285,9 @@ def sandbox_pages_s(orders: int, items: int, seed: int, page_size: int = 1000) -
 def prefect_floor(env: dict, tries: int = 2) -> float:
     """The wall time of bench/prefect_floor.py (import Prefect, one flow calling one task, exit), the fastest of
     `tries`: what any flow command costs on this machine and server before it does any work."""
-    return min(run_monitored([sys.executable, str(ROOT / "bench" / "prefect_floor.py")], env)["wall_s"]
-               for _ in range(tries))
+    return min(
+        run_monitored([sys.executable, str(ROOT / "bench" / "prefect_floor.py")], env)["wall_s"] for _ in range(tries)
+    )
 
 
 PEERS = ROOT / ".venv-peers"  # `make bench-peers`: dlt in an environment of its own, never a dependency of Orderly
@@ -282,32 +303,41 @@ def dlt_peer(orders: int, items: int, seed: int, work: Path, log=print) -> dict 
     sandbox, url = start_sandbox(orders, items, seed)
     try:
         log(f"  dlt rest_api -> duckdb: {orders:,} orders at the source ...")
-        result = run_monitored([str(python), str(ROOT / "bench" / "peer_dlt.py"), "--url", url,
-                                "--work", str(work / "dlt")], {**os.environ})
+        result = run_monitored(
+            [str(python), str(ROOT / "bench" / "peer_dlt.py"), "--url", url, "--work", str(work / "dlt")],
+            {**os.environ},
+        )
     finally:
         stop(sandbox)
     loaded = json.loads(result["stdout"].strip().splitlines()[-1])
     log(f"    {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB; {loaded}")
-    return {"dlt_s": round(result["wall_s"], 2), "dlt_peak_rss_mb": round(result["peak_rss_mb"], 1),
-            "dlt_orders": orders, "dlt_loaded": loaded}
+    return {
+        "dlt_s": round(result["wall_s"], 2),
+        "dlt_peak_rss_mb": round(result["peak_rss_mb"], 1),
+        "dlt_orders": orders,
+        "dlt_loaded": loaded,
+    }
 
 
 # ---- the floor -----------------------------------------------------------------------------
+
 
 def order_dicts(dataset, after_id: int = 0) -> list[tuple[int, dict[int, int]]]:
     """The orders with id > after_id as (id, {item: summed quantity}), ascending."""
     out = []
     while True:
         page = dataset.orders_page(after_id, 1000)
-        out.extend((rec["id"], reference.demand_of((line["inventory_id"], line["quantity"]) for line in rec["items"]))
-                   for rec in page["orders"])
+        out.extend(
+            (rec["id"], reference.demand_of((line["inventory_id"], line["quantity"]) for line in rec["items"]))
+            for rec in page["orders"]
+        )
         if page["next_after_id"] is None:
             return out
         after_id = page["next_after_id"]
 
 
 def stock_dict(dataset) -> dict[int, int]:
-    return {int(i): int(q) for i, q in zip(dataset.inventory_ids.tolist(), dataset.quantities.tolist())}
+    return {int(i): int(q) for i, q in zip(dataset.inventory_ids.tolist(), dataset.quantities.tolist(), strict=True)}
 
 
 def floor_model(n: int, extra: int, items: int, seed: int) -> dict:
@@ -333,8 +363,14 @@ def floor_model(n: int, extra: int, items: int, seed: int) -> dict:
             for item, qty in by_id[order_id].items():
                 available2[item] -= qty
     decided2 = reference.decide(new_orders, available2)
-    return {"run1": decided, "run2": decided2, "all": decided + decided2, "floor_s": floor_s,
-            "orders1": len(orders), "orders2": len(new_orders)}
+    return {
+        "run1": decided,
+        "run2": decided2,
+        "all": decided + decided2,
+        "floor_s": floor_s,
+        "orders1": len(orders),
+        "orders2": len(new_orders),
+    }
 
 
 def check_statuses(db: Path, expected: list[tuple[int, str | None, dict | None]]) -> str | None:
@@ -345,12 +381,14 @@ def check_statuses(db: Path, expected: list[tuple[int, str | None, dict | None]]
     con = duckdb.connect(str(db), read_only=True)
     try:
         rows = con.execute("SELECT order_id, status, reason FROM orders ORDER BY order_id").fetchall()
-        details = dict(con.execute("SELECT order_id, details FROM status_changes WHERE to_status = 'FAILED'").fetchall())
+        details = dict(
+            con.execute("SELECT order_id, details FROM status_changes WHERE to_status = 'FAILED'").fetchall()
+        )
     finally:
         con.close()
     if len(rows) != len(expected):
         return f"{len(rows)} orders in the store, the model has {len(expected)}"
-    for (oid, status, reason), (eid, ereason, explanation) in zip(rows, expected):
+    for (oid, status, reason), (eid, ereason, explanation) in zip(rows, expected, strict=False):
         want = ("PROCESSED", None) if ereason is None else ("FAILED", ereason)
         if oid != eid or (status, reason) != want:
             return f"order {oid}: store says {status}/{reason}, model says order {eid} {want[0]}/{want[1]}"
@@ -362,12 +400,15 @@ def check_statuses(db: Path, expected: list[tuple[int, str | None, dict | None]]
 
 # ---- one size ------------------------------------------------------------------------------
 
-def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_home: Path, work: Path,
-               verify: bool, log=print) -> dict:
+
+def bench_size(
+    n: int, items: int, seed: int, extra: int, api_url: str, prefect_home: Path, work: Path, verify: bool, log=print
+) -> dict:
     db = work / f"orderly-{n}.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
-    env.update(ORDERLY_DB=str(db), PREFECT_API_URL=api_url, PREFECT_HOME=str(prefect_home),
-               PREFECT_LOGGING_LEVEL="WARNING")
+    env.update(
+        ORDERLY_DB=str(db), PREFECT_API_URL=api_url, PREFECT_HOME=str(prefect_home), PREFECT_LOGGING_LEVEL="WARNING"
+    )
     runs = {}
     floor = None
 
@@ -378,9 +419,15 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         store = Path(run_env["ORDERLY_DB"])
         row = latest_run(store)
         timing = step_times(api_url, row["run_id"])
-        runs[label] = {"label": label, "orders_at_source": orders, **timing, "counters": row,
-                       "wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"],
-                       "summary": result["stdout"].strip().splitlines()[-1] if result["stdout"].strip() else ""}
+        runs[label] = {
+            "label": label,
+            "orders_at_source": orders,
+            **timing,
+            "counters": row,
+            "wall_s": result["wall_s"],
+            "peak_rss_mb": result["peak_rss_mb"],
+            "summary": result["stdout"].strip().splitlines()[-1] if result["stdout"].strip() else "",
+        }
         log(f"    {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB; {runs[label]['summary']}")
         return runs[label]
 
@@ -391,22 +438,30 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         measured("full", "run", env, n)
         floor = fetch_floor(url)  # the same pages from the same server, right after the run
         log(f"    fetch floor (httpx + orjson): {floor['orders']:,} orders in {floor['fetch_floor_s']:.2f} s")
-        floors = {f"fetch_floor_{name}_s": round(fetch_floor(url, decode=name)["fetch_floor_s"], 2)
-                  for name in ("msgspec", "none")}
+        floors = {
+            f"fetch_floor_{name}_s": round(fetch_floor(url, decode=name)["fetch_floor_s"], 2)
+            for name in ("msgspec", "none")
+        }
         floors["sandbox_pages_s"] = round(sandbox_pages_s(n, items, seed), 2)
-        log(f"    beside it: httpx + msgspec {floors['fetch_floor_msgspec_s']:.2f} s, httpx alone (no decode) "
-            f"{floors['fetch_floor_none_s']:.2f} s, the sandbox generating the pages {floors['sandbox_pages_s']:.2f} s")
+        log(
+            f"    beside it: httpx + msgspec {floors['fetch_floor_msgspec_s']:.2f} s, httpx alone (no decode) "
+            f"{floors['fetch_floor_none_s']:.2f} s, the sandbox generating the pages {floors['sandbox_pages_s']:.2f} s"
+        )
         reconciled = copy_store(db, work / f"orderly-{n}-reconcile.duckdb")
         measured("reconcile", "reconcile", {**env, "ORDERLY_DB": str(reconciled)}, n)
     finally:
         stop(sandbox)
-    found = {k: int(runs["reconcile"]["counters"].get(f"reconcile_{k}") or 0)
-             for k in ("remote", "stored", "missing", "added", "changed")}
+    found = {
+        k: int(runs["reconcile"]["counters"].get(f"reconcile_{k}") or 0)
+        for k in ("remote", "stored", "missing", "added", "changed")
+    }
     log(f"    reconcile found {found}")
     if (found["remote"], found["stored"], found["missing"]) != (n, n, 0):
-        raise RuntimeError(f"the reconcile at N={n:,} recorded {found} in the store's runs table; expected "
-                           f"remote == stored == {n:,} and missing == 0: the full run lost orders, or the reconcile "
-                           "miscounts")
+        raise RuntimeError(
+            f"the reconcile at N={n:,} recorded {found} in the store's runs table; expected "
+            f"remote == stored == {n:,} and missing == 0: the full run lost orders, or the reconcile "
+            "miscounts"
+        )
 
     # The incremental run (default look-back), and the same one without the look-back on a copy taken before it.
     sandbox, url = start_sandbox(n + extra, items, seed)
@@ -415,8 +470,12 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
         before = copy_store(db, work / f"orderly-{n}-nolookback.duckdb")
         through_worker = copy_store(db, work / f"orderly-{n}-worker.duckdb")
         measured("incremental", "run", env, n + extra)
-        measured("incremental_nolookback", "run", {**env, "ORDERLY_DB": str(before), "ORDERLY_LOOKBACK_ORDERS": "0"},
-                 n + extra)
+        measured(
+            "incremental_nolookback",
+            "run",
+            {**env, "ORDERLY_DB": str(before), "ORDERLY_LOOKBACK_ORDERS": "0"},
+            n + extra,
+        )
         inc_worker = incremental_through_worker({**env, "ORDERLY_DB": str(through_worker)}, work, log)
     finally:
         stop(sandbox)
@@ -474,14 +533,20 @@ def bench_size(n: int, items: int, seed: int, extra: int, api_url: str, prefect_
     }
 
 
-ROW_LABELS = (("full", "full"), ("incremental", "incremental"), ("incremental_nolookback", "inc. no LB"),
-              ("reconcile", "reconcile"))
+ROW_LABELS = (
+    ("full", "full"),
+    ("incremental", "incremental"),
+    ("incremental_nolookback", "inc. no LB"),
+    ("reconcile", "reconcile"),
+)
 
 
 def table(results: list[dict]) -> str:
     lines = []
-    head = f"{'orders':>10} {'run':>12} {'stock':>7} {'ingest':>7} {'process':>8} {'report':>7} {'recon.':>7} " \
-           f"{'steps':>7} {'wall':>7} {'rows/s':>9} {'RSS MB':>7}"
+    head = (
+        f"{'orders':>10} {'run':>12} {'stock':>7} {'ingest':>7} {'process':>8} {'report':>7} {'recon.':>7} "
+        f"{'steps':>7} {'wall':>7} {'rows/s':>9} {'RSS MB':>7}"
+    )
     lines.append(head)
     lines.append("-" * len(head))
     for r in results:
@@ -496,26 +561,33 @@ def table(results: list[dict]) -> str:
                 f"{s['report']:>7.2f} {s['reconcile']:>7.2f} {total:>7.2f} {wall:>7.1f} {rows / wall:>9,.0f} {rss:>7}"
             )
     lines.append("")
-    lines.append(f"{'orders':>10} {'process_s':>10} {'floor_s':>8} {'ratio':>6} {'ingest_s':>9} "
-                 f"{'fetch_floor_s':>14} {'ratio':>6} {'inc. wall':>9} {'prefect_floor_s':>15} "
-                 f"{'s per 100k (full)':>18} {'verified':>9}")
+    lines.append(
+        f"{'orders':>10} {'process_s':>10} {'floor_s':>8} {'ratio':>6} {'ingest_s':>9} "
+        f"{'fetch_floor_s':>14} {'ratio':>6} {'inc. wall':>9} {'prefect_floor_s':>15} "
+        f"{'s per 100k (full)':>18} {'verified':>9}"
+    )
     for r in results:
         ratio = r["process_s"] / r["floor_s"] if r["floor_s"] else float("nan")
         ingest = r.get("ingest_s") or float("nan")
         fetch_ratio = ingest / r["fetch_floor_s"] if r.get("fetch_floor_s") else float("nan")
-        lines.append(f"{r['orders']:>10,} {r['process_s']:>10.2f} {r['floor_s']:>8.2f} {ratio:>6.2f} {ingest:>9.2f} "
-                     f"{r['fetch_floor_s']:>14.2f} {fetch_ratio:>6.2f} {r['incremental_wall_s']:>9.2f} "
-                     f"{r['prefect_floor_s']:>15.2f} "
-                     f"{r['full_run_s'] / r['orders'] * 1e5:>18.2f} {str(r['verified']):>9}")
+        lines.append(
+            f"{r['orders']:>10,} {r['process_s']:>10.2f} {r['floor_s']:>8.2f} {ratio:>6.2f} {ingest:>9.2f} "
+            f"{r['fetch_floor_s']:>14.2f} {fetch_ratio:>6.2f} {r['incremental_wall_s']:>9.2f} "
+            f"{r['prefect_floor_s']:>15.2f} "
+            f"{r['full_run_s'] / r['orders'] * 1e5:>18.2f} {r['verified']!s:>9}"
+        )
     lines.append("")
-    lines.append(f"{'orders':>10} {'inc. ingest':>12} {'no LB ingest':>13} {'lookback_cost_s':>16} "
-                 f"{'fetched (LB / no LB)':>21} {'inc. wall / no LB':>18} {'reconcile wall':>15} {'task':>7} "
-                 f"{'RSS MB':>7} {'remote/stored/missing':>22}")
+    lines.append(
+        f"{'orders':>10} {'inc. ingest':>12} {'no LB ingest':>13} {'lookback_cost_s':>16} "
+        f"{'fetched (LB / no LB)':>21} {'inc. wall / no LB':>18} {'reconcile wall':>15} {'task':>7} "
+        f"{'RSS MB':>7} {'remote/stored/missing':>22}"
+    )
     for r in results:
         nan = float("nan")
         found = r["reconcile_found"]
         lines.append(
-            f"{r['orders']:>10,} {r['incremental_ingest_s'] or nan:>12.2f} {r['incremental_nolookback_ingest_s'] or nan:>13.2f} "
+            f"{r['orders']:>10,} {r['incremental_ingest_s'] or nan:>12.2f} "
+            f"{r['incremental_nolookback_ingest_s'] or nan:>13.2f} "
             f"{r['lookback_cost_s'] if r['lookback_cost_s'] is not None else nan:>16.2f} "
             f"{str(r['incremental_orders_fetched']) + ' / ' + str(r['incremental_nolookback_orders_fetched']):>21} "
             f"{str(r['incremental_wall_s']) + ' / ' + str(r['incremental_nolookback_wall_s']):>18} "
@@ -534,10 +606,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", type=int, default=1000, help="orders added for the incremental run")
     parser.add_argument("--no-verify", action="store_true", help="skip checking statuses against the floor model")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server log)")
-    parser.add_argument("--presses", type=int, default=500,
-                        help="presses of the page's buttons through the worker, on the seed (default 500; 0 skips)")
-    parser.add_argument("--peer-orders", type=int, default=100_000,
-                        help="orders for the dlt peer (default 100,000; needs `make bench-peers`; 0 skips it)")
+    parser.add_argument(
+        "--presses",
+        type=int,
+        default=500,
+        help="presses of the page's buttons through the worker, on the seed (default 500; 0 skips)",
+    )
+    parser.add_argument(
+        "--peer-orders",
+        type=int,
+        default=100_000,
+        help="orders for the dlt peer (default 100,000; needs `make bench-peers`; 0 skips it)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.orders]
 
@@ -553,8 +633,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in sizes:
             print(f"N = {n:,}", flush=True)
-            results.append(bench_size(n, args.items, args.seed, args.extra, api, home, work, not args.no_verify,
-                                      log=lambda m: print(m, flush=True)))
+            results.append(
+                bench_size(
+                    n,
+                    args.items,
+                    args.seed,
+                    args.extra,
+                    api,
+                    home,
+                    work,
+                    not args.no_verify,
+                    log=lambda m: print(m, flush=True),
+                )
+            )
             for db in work.glob("orderly-*.duckdb*"):  # a million-order file is ~100 MB: keep the disk tidy
                 shutil.rmtree(db) if db.is_dir() else db.unlink()  # a directory: a worker's exchange files
         if args.presses:
@@ -571,29 +662,56 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print(table(results))
-    headline = {k: results[-1][k] for k in ("orders", "full_run_s", "peak_rss_mb", "process_s", "floor_s",
-                                             "incremental_s", "incremental_wall_s", "incremental_worker_wall_s",
-                                             "ingest_s", "fetch_floor_s", "fetch_floor_msgspec_s",
-                                             "fetch_floor_none_s", "sandbox_pages_s",
-                                             "prefect_floor_s", "incremental_ingest_s",
-                                             "incremental_nolookback_wall_s", "incremental_nolookback_ingest_s",
-                                             "lookback_cost_s", "reconcile_wall_s", "reconcile_task_s",
-                                             "reconcile_peak_rss_mb")}
+    headline = {
+        k: results[-1][k]
+        for k in (
+            "orders",
+            "full_run_s",
+            "peak_rss_mb",
+            "process_s",
+            "floor_s",
+            "incremental_s",
+            "incremental_wall_s",
+            "incremental_worker_wall_s",
+            "ingest_s",
+            "fetch_floor_s",
+            "fetch_floor_msgspec_s",
+            "fetch_floor_none_s",
+            "sandbox_pages_s",
+            "prefect_floor_s",
+            "incremental_ingest_s",
+            "incremental_nolookback_wall_s",
+            "incremental_nolookback_ingest_s",
+            "lookback_cost_s",
+            "reconcile_wall_s",
+            "reconcile_task_s",
+            "reconcile_peak_rss_mb",
+        )
+    }
     # The issue 19 ratios, within one run: ingest against the fetch floor, process against the reference loop.
     headline["ingest_over_fetch_floor"] = round(headline["ingest_s"] / headline["fetch_floor_s"], 2)
     headline["process_over_floor"] = round(headline["process_s"] / headline["floor_s"], 2)
     if presses is not None:
-        headline.update({k: presses[k] for k in ("press_p50_s", "press_p95_s", "cli_process_s",
-                                                 "worker_rss_growth_mb")})
+        headline.update(
+            {k: presses[k] for k in ("press_p50_s", "press_p95_s", "cli_process_s", "worker_rss_growth_mb")}
+        )
     if peer is not None:
         headline["dlt_s"] = peer["dlt_s"]
-        print(f"dlt rest_api -> duckdb, {peer['dlt_orders']:,} orders and the stock: {peer['dlt_s']:.1f} s wall, "
-              f"peak RSS {peer['dlt_peak_rss_mb']:.0f} MB")
-    record = {**headline, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "cpus": os.cpu_count(), "load_average": os.getloadavg(), "sizes": results, "peer": peer,
-              "worker": presses}
+        print(
+            f"dlt rest_api -> duckdb, {peer['dlt_orders']:,} orders and the stock: {peer['dlt_s']:.1f} s wall, "
+            f"peak RSS {peer['dlt_peak_rss_mb']:.0f} MB"
+        )
+    record = {
+        **headline,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "sizes": results,
+        "peer": peer,
+        "worker": presses,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(headline))
     return 0 if all(r["verified"] is not False for r in results) else 1

@@ -11,15 +11,23 @@ domain.bounds, and must not pay for numpy, which the rule needs.
 
 from importlib import import_module
 
-_HOME = {"TRANSITIONS": "domain.decisions", "Decisions": "domain.decisions", "RESET": "domain.model",
-         "Reason": "domain.model", "Status": "domain.model", "parse_reason": "domain.model",
-         "parse_status": "domain.model", "decide": "domain.rule", "reset": "domain.rule",
-         "stock_refusal": "domain.rule"}
+_HOME = {
+    "TRANSITIONS": "domain.decisions",
+    "Decisions": "domain.decisions",
+    "RESET": "domain.model",
+    "Reason": "domain.model",
+    "Status": "domain.model",
+    "parse_reason": "domain.model",
+    "parse_status": "domain.model",
+    "decide": "domain.rule",
+    "reset": "domain.rule",
+    "stock_refusal": "domain.rule",
+}
 
 __all__ = list(_HOME)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _HOME:
         return getattr(import_module(_HOME[name]), name)
     if name in ("rule", "decisions", "model", "bounds"):

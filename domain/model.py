@@ -24,9 +24,10 @@ DECIDED = (Status.PROCESSED, Status.FAILED)  # the statuses a reset puts back to
 
 
 def in_words(names: tuple[StrEnum, ...] | type[StrEnum]) -> str:
-    """"NEW, PROCESSED or FAILED": the words as help texts and messages list them."""
+    """ "NEW, PROCESSED or FAILED": the words as help texts and messages list them."""
     words = [str(name) for name in names]
     return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
+
 
 _Names = TypeVar("_Names", bound=StrEnum)
 
@@ -41,8 +42,9 @@ def parse_decided(text: str | None) -> Status | None:
     put back, so `--status NEW` is a mistake, said at once rather than a run that resets nothing."""
     status = parse_status(text)
     if status is not None and status not in DECIDED:
-        raise ValueError(f"status {text!r} cannot be reset: a reset puts {in_words(DECIDED)} orders back to "
-                         f"{Status.NEW}")
+        raise ValueError(
+            f"status {text!r} cannot be reset: a reset puts {in_words(DECIDED)} orders back to {Status.NEW}"
+        )
     return status
 
 

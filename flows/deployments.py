@@ -25,8 +25,12 @@ from orderly.settings import Settings
 
 DEFAULT_SCHEDULE_SECONDS = Settings.schedule_seconds
 TAGS = ["orderly"]
-NAMES = ("pipeline/pipeline", "process-all/process-all", "reset-state/reset-state",
-         "reconcile/reconcile")  # flow/deployment
+NAMES = (
+    "pipeline/pipeline",
+    "process-all/process-all",
+    "reset-state/reset-state",
+    "reconcile/reconcile",
+)  # flow/deployment
 # Daily at 03:30 UTC, not "every 24 h from now": a fixed hour keeps it off the operator's busy hours and does not
 # start a full re-read the moment `serve` starts.
 RECONCILE_CRON = "30 3 * * *"
@@ -45,8 +49,9 @@ def check_server(settings: Settings) -> str:
         )
     why = why_not_answering(api, timeout=5)
     if why:
-        raise PrefectUnreachable(f"no Prefect server answers at PREFECT_API_URL={mask_url(api)} ({why}): "
-                                 "start one with `make server`")
+        raise PrefectUnreachable(
+            f"no Prefect server answers at PREFECT_API_URL={mask_url(api)} ({why}): start one with `make server`"
+        )
     return api
 
 
@@ -57,28 +62,38 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
     from flows.orders import pipeline, process_all, reconcile, reset_state
 
     # concurrency_limit=1 must stay: registering a deployment without one deletes the shared limit (flows.write_slot).
-    common = dict(concurrency_limit=1, entrypoint_type=EntrypointType.MODULE_PATH)
+    common = {"concurrency_limit": 1, "entrypoint_type": EntrypointType.MODULE_PATH}
     # The UI's deployment list shows names and tags, not descriptions: the buttons' names go in a tag (the names
     # themselves stay: scripts and the web page start the deployments by them).
     return [
         pipeline.to_deployment(
-            name="pipeline", interval=timedelta(seconds=every_seconds), **common, tags=TAGS,
+            name="pipeline",
+            interval=timedelta(seconds=every_seconds),
+            **common,
+            tags=TAGS,
             description=f"Every {every_seconds:g} s: sync stock, ingest new orders, process every NEW order.",
         ),
         process_all.to_deployment(
-            name="process-all", **common, tags=[*TAGS, "Process All"],
+            name="process-all",
+            **common,
+            tags=[*TAGS, "Process All"],
             description='"Process All": decide NEW orders (all, or the order_ids given) in ascending id; '
-                        'dry_run decides and writes nothing, publishing the preview as the orders-process-preview artifact.',
+            "dry_run decides and writes nothing, publishing the preview as the orders-process-preview artifact.",
         ),
         reset_state.to_deployment(
-            name="reset-state", **common, tags=[*TAGS, "Reset State"],
+            name="reset-state",
+            **common,
+            tags=[*TAGS, "Reset State"],
             description='"Reset State": put orders back to NEW (all, the order_ids given, and/or those with the '
-                        'status and failure reason given).',
+            "status and failure reason given).",
         ),
         reconcile.to_deployment(
-            name="reconcile", cron=RECONCILE_CRON, **common, tags=[*TAGS, "Reconcile"],
+            name="reconcile",
+            cron=RECONCILE_CRON,
+            **common,
+            tags=[*TAGS, "Reconcile"],
             description="Daily: re-read the whole orders remote under the paging rules, store any order missing "
-                        "locally, and record what was found (orders-reconciliation); an alert if any was missing.",
+            "locally, and record what was found (orders-reconciliation); an alert if any was missing.",
         ),
     ]
 
@@ -123,15 +138,24 @@ def serve_all(settings: Settings, worker: bool = True) -> None:
         serve_worker(settings, log)
         serve_pipeline(deployment_ids[0], log)
         served = deployments[1:]
-    prefect_watch.watch(api, refused_for=SERVER_GONE_AFTER_S,
-                        line=f"error: the Prefect server at {mask_url(api)} went away; orderly serve stops "
-                             "(start it again once the server is back)")
-    print(f"serving pipeline (every {every:g} s), process-all, reset-state and reconcile (daily) on {api}; "
-          f"one writing run at a time (global concurrency limit {WRITE_LIMIT}); "
-          f"alerts: {', '.join(alerts)}"
-          + ("; the Orderly worker decides the page's presses, the commands and the pipeline's runs here"
-             if worker else "")
-          + ". Ctrl-C stops.", flush=True)
+    prefect_watch.watch(
+        api,
+        refused_for=SERVER_GONE_AFTER_S,
+        line=f"error: the Prefect server at {mask_url(api)} went away; orderly serve stops "
+        "(start it again once the server is back)",
+    )
+    print(
+        f"serving pipeline (every {every:g} s), process-all, reset-state and reconcile (daily) on {api}; "
+        f"one writing run at a time (global concurrency limit {WRITE_LIMIT}); "
+        f"alerts: {', '.join(alerts)}"
+        + (
+            "; the Orderly worker decides the page's presses, the commands and the pipeline's runs here"
+            if worker
+            else ""
+        )
+        + ". Ctrl-C stops.",
+        flush=True,
+    )
     try:
         serve(*served, pause_on_shutdown=False, print_starting_message=False)
     finally:
@@ -155,8 +179,12 @@ def _errors_in_one_line() -> None:
                 record.exc_info = record.exc_text = None
             return True
 
-    handlers = {handler for name, logger in logging.root.manager.loggerDict.items()
-                if name.startswith("prefect") and isinstance(logger, logging.Logger) for handler in logger.handlers}
+    handlers = {
+        handler
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.startswith("prefect") and isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+    }
     for handler in handlers | set(logging.root.handlers):
         handler.addFilter(Untraced())
 
@@ -174,15 +202,21 @@ def set_up_deployed() -> list[str]:
         try:
             deployments = [client.read_deployment_by_name(name) for name in NAMES]
         except ObjectNotFound:
-            raise UsageError("the deployments are not registered: run `prefect --no-prompt deploy --all` "
-                                "in the checkout first") from None
+            raise UsageError(
+                "the deployments are not registered: run `prefect --no-prompt deploy --all` in the checkout first"
+            ) from None
     share_write_limit([deployment.id for deployment in deployments])
     # The pipeline's interval is whatever prefect.yaml gave it, not ORDERLY_SCHEDULE_SECONDS (the serve path's).
-    intervals = [s.schedule.interval.total_seconds() for s in deployments[0].schedules
-                 if s.active and getattr(s.schedule, "interval", None)]
+    intervals = [
+        s.schedule.interval.total_seconds()
+        for s in deployments[0].schedules
+        if s.active and getattr(s.schedule, "interval", None)
+    ]
     alerts = ensure_automations(min(intervals) if intervals else _settings.current().schedule_seconds)
-    return [f"{', '.join(NAMES)}: one run at a time between them (global concurrency limit {WRITE_LIMIT})",
-            *(f"automation: {name}" for name in alerts)]
+    return [
+        f"{', '.join(NAMES)}: one run at a time between them (global concurrency limit {WRITE_LIMIT})",
+        *(f"automation: {name}" for name in alerts),
+    ]
 
 
 def main() -> int:
@@ -191,8 +225,10 @@ def main() -> int:
 
     try:
         if not _settings.current().prefect_api_url:
-            raise PrefectUnreachable("python -m flows.deployments sets up deployments on a Prefect server: set "
-                                     "PREFECT_API_URL to the one the workers use (e.g. http://127.0.0.1:4200/api)")
+            raise PrefectUnreachable(
+                "python -m flows.deployments sets up deployments on a Prefect server: set "
+                "PREFECT_API_URL to the one the workers use (e.g. http://127.0.0.1:4200/api)"
+            )
         check_server(_settings.current())
         lines = set_up_deployed()
     except Exception as error:  # noqa: BLE001 - one line, as the command line says it (orderly.errors.explain)

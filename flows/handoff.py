@@ -16,11 +16,12 @@ own code, so an upgrade that changes them fails there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ NOT_STARTED_S = 120.0
 
 # ---- where the two sides exchange parameters and outcomes --------------------------------------------
 
+
 def exchange_dir(db_path: Path) -> Path:
     return Path(f"{Path(db_path).absolute()}.worker")
 
@@ -49,14 +51,26 @@ def exchange_dir(db_path: Path) -> Path:
 # The settings that change what a run does. A caller whose values differ from the worker's runs the command itself,
 # so a handed-off run is the run the caller asked for. Left out: secrets (never hashed either), and what only
 # shapes waiting or serving (ORDERLY_LOCK_TIMEOUT, ORDERLY_SCHEDULE_SECONDS, ORDERLY_UI_TOKEN).
-RUN_SETTINGS = ("max_stock_age", "http_timeout", "http_retries", "retry_after_cap", "page_size", "fetch_concurrency",
-                "max_stock_pages", "max_order_pages", "lookback_orders", "max_body_bytes")
+RUN_SETTINGS = (
+    "max_stock_age",
+    "http_timeout",
+    "http_retries",
+    "retry_after_cap",
+    "page_size",
+    "fetch_concurrency",
+    "max_stock_pages",
+    "max_order_pages",
+    "lookback_orders",
+    "max_body_bytes",
+)
 
 
 def identity(settings: Settings) -> str:
     """The part of the worker's task key that names its store and its run settings (flows.worker.for_settings)."""
-    shown = [str(Path(settings.db_path).absolute()), *(mask_url(url or "") for url in (settings.orders_url,
-                                                                                         settings.warehouse_url))]
+    shown = [
+        str(Path(settings.db_path).absolute()),
+        *(mask_url(url or "") for url in (settings.orders_url, settings.warehouse_url)),
+    ]
     shown += [repr(getattr(settings, name)) for name in RUN_SETTINGS]
     if settings.orders_url is None:  # the built-in sandbox: its data set is a setting too (its token is not shown)
         shown.append(repr(settings.sandbox))
@@ -67,8 +81,13 @@ def _record(result: Any, storage_key: str) -> bytes:
     """A JSON result record as Prefect's ResultRecord writes one (prefect._internal.result_records)."""
     from importlib.metadata import version
 
-    metadata = {"storage_key": storage_key, "expiration": None, "serializer": {"type": "json"},
-                "prefect_version": version("prefect"), "storage_block_id": None}
+    metadata = {
+        "storage_key": storage_key,
+        "expiration": None,
+        "serializer": {"type": "json"},
+        "prefect_version": version("prefect"),
+        "storage_block_id": None,
+    }
     return json.dumps({"metadata": metadata, "result": json.dumps(result)}).encode()
 
 
@@ -77,6 +96,7 @@ def _read_record(path: Path) -> Any:
 
 
 # ---- the caller's side -----------------------------------------------------------------------------------
+
 
 def worker_key(api: str, settings: Settings) -> str | None:
     """The task key of a worker of this store and these settings connected to the Prefect API at `api`, or None."""
@@ -101,11 +121,23 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
     parameters = exchange / "parameters" / parameters_id
     parameters.parent.mkdir(parents=True, exist_ok=True)
     parameters.write_bytes(_record({"parameters": {"command": command, "params": params}}, parameters_id))
-    state = {"type": "SCHEDULED", "name": "Scheduled",
-             "state_details": {"deferred": True, "task_parameters_id": parameters_id,
-                               "scheduled_time": datetime.now(timezone.utc).isoformat()}}
-    body = {"name": f"worker: {command}", "task_key": key, "dynamic_key": f"{key}-{uuid.uuid4().hex}",
-            "flow_run_id": None, "task_inputs": {"command": [], "params": []}, "state": state}
+    state = {
+        "type": "SCHEDULED",
+        "name": "Scheduled",
+        "state_details": {
+            "deferred": True,
+            "task_parameters_id": parameters_id,
+            "scheduled_time": datetime.now(UTC).isoformat(),
+        },
+    }
+    body = {
+        "name": f"worker: {command}",
+        "task_key": key,
+        "dynamic_key": f"{key}-{uuid.uuid4().hex}",
+        "flow_run_id": None,
+        "task_inputs": {"command": [], "params": []},
+        "state": state,
+    }
     try:
         with httpx.Client(base_url=api, timeout=TIMEOUT) as client:
             # The same dynamic key again returns the run already made: asking twice never makes two runs.
@@ -114,10 +146,8 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
                 final = _wait(client, run_id, api, key)
             except NotStarted:  # withdrawn: first what it needs to start, then the run itself
                 parameters.unlink(missing_ok=True)
-                try:
+                with contextlib.suppress(httpx.HTTPError):  # a run with no parameters cannot start anyway
                     client.delete(f"/task_runs/{run_id}")
-                except httpx.HTTPError:  # a run with no parameters cannot start anyway
-                    pass
                 raise
     finally:  # read by the worker once it started the run; a run it never started cannot start without it
         parameters.unlink(missing_ok=True)
@@ -127,8 +157,11 @@ def hand_off(command: str, params: dict[str, Any], api: str, db_path: Path, key:
     ended = _read_record(outcome)
     outcome.unlink(missing_ok=True)  # read once, by its one caller
     if ended["state"] != "COMPLETED":
-        raise RunFailed(ended.get("message") or f"the run ended {ended['state']}", int(ended.get("exit_code", 1)),
-                        ended.get("flow_run_id"))
+        raise RunFailed(
+            ended.get("message") or f"the run ended {ended['state']}",
+            int(ended.get("exit_code", 1)),
+            ended.get("flow_run_id"),
+        )
     return ended
 
 
@@ -147,16 +180,21 @@ def _wait(client: httpx.Client, run_id: str, api: str, key: str) -> dict[str, An
             return state
         now = time.monotonic()
         if state.get("type") == "SCHEDULED" and now - begun > NOT_STARTED_S:
-            raise NotStarted(f"the Orderly worker did not start the run within {NOT_STARTED_S:g} s (it is busy with "
-                             "a long run, or its Prefect server restarted); nothing was changed: run it again")
+            raise NotStarted(
+                f"the Orderly worker did not start the run within {NOT_STARTED_S:g} s (it is busy with "
+                "a long run, or its Prefect server restarted); nothing was changed: run it again"
+            )
         if now - checked >= STILL_SERVING_EVERY:
             checked = now
-            listed = _ask(client, "POST", "/task_workers/filter", api,
-                          json={"task_worker_filter": {"task_keys": [key]}})
+            listed = _ask(
+                client, "POST", "/task_workers/filter", api, json={"task_worker_filter": {"task_keys": [key]}}
+            )
             missed = 0 if listed.status_code == 200 and listed.json() else missed + 1
             if missed >= 2:  # twice in a row: not one slow answer
-                raise WorkerGone("the Orderly worker went away before the run ended; `orderly runs` shows what it "
-                                 "committed, and the next run decides whatever is left")
+                raise WorkerGone(
+                    "the Orderly worker went away before the run ended; `orderly runs` shows what it "
+                    "committed, and the next run decides whatever is left"
+                )
         time.sleep(0.05 if now - begun < 3 else 0.25)
 
 
@@ -168,8 +206,12 @@ def _ask(client: httpx.Client, method: str, path: str, api: str, **kwargs: Any) 
             answer = client.request(method, path, **kwargs)
             if answer.status_code < 500:
                 if answer.status_code >= 400 and answer.status_code != 404:
-                    raise RunFailed(f"the Prefect server at {mask_url(api)} refused to hand the run over "
-                                    f"({answer.status_code} to {method} {path})", 1, None)
+                    raise RunFailed(
+                        f"the Prefect server at {mask_url(api)} refused to hand the run over "
+                        f"({answer.status_code} to {method} {path})",
+                        1,
+                        None,
+                    )
                 return answer
             why = f"it answered {answer.status_code}"
         except httpx.TransportError as error:
@@ -178,8 +220,10 @@ def _ask(client: httpx.Client, method: str, path: str, api: str, **kwargs: Any) 
             why = failure_in_words(error, TIMEOUT.read or 0)
         failing_since = failing_since or time.monotonic()
         if time.monotonic() - failing_since >= GONE_AFTER_S:
-            raise WorkerGone(f"the Prefect server at {mask_url(api)} stopped answering ({why}) while the worker had "
-                             "the run; `orderly runs` shows what it committed")
+            raise WorkerGone(
+                f"the Prefect server at {mask_url(api)} stopped answering ({why}) while the worker had "
+                "the run; `orderly runs` shows what it committed"
+            )
         time.sleep(0.5)
 
 

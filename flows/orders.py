@@ -67,10 +67,12 @@ def reconcile() -> dict[str, Any]:
     return run.outcome()
 
 
-@flow(name="process-all",
-      flow_run_name=lambda: "process " + _which(_params()) + (" (dry run)" if _params().get("dry_run") else ""))
+@flow(
+    name="process-all",
+    flow_run_name=lambda: "process " + _which(_params()) + (" (dry run)" if _params().get("dry_run") else ""),
+)
 def process_all(order_ids: OrderIds = None, dry_run: bool = False, sync_stale_stock: bool = False) -> dict[str, Any]:
-    """"Process All": decide NEW orders (all, or those named) in ascending id.
+    """ "Process All": decide NEW orders (all, or those named) in ascending id.
 
     Args:
         order_ids: The orders to decide; empty: all NEW orders. Orders that are not NEW are left as they are.
@@ -81,8 +83,9 @@ def process_all(order_ids: OrderIds = None, dry_run: bool = False, sync_stale_st
     """
     settings = current_settings()
     if dry_run:
-        preview = process_new_orders(settings, str(runtime.flow_run.id or uuid.uuid4()), order_ids or None,
-                                     dry_run=True)
+        preview = process_new_orders(
+            settings, str(runtime.flow_run.id or uuid.uuid4()), order_ids or None, dry_run=True
+        )
         publish_preview(quote(preview))  # quote: Prefect would walk every row looking for futures
         return preview
     # A sync lets go of the store between its chunks, so a run that syncs first does not hold it (recorded_run).
@@ -95,9 +98,8 @@ def process_all(order_ids: OrderIds = None, dry_run: bool = False, sync_stale_st
 
 
 @flow(name="reset-state", flow_run_name=lambda: "reset " + _which(_params()))
-def reset_state(order_ids: OrderIds = None, status: StatusChoice = None,
-                reason: ReasonChoice = None) -> dict[str, int]:
-    """"Reset State": put orders back to NEW (all, those named, and/or those with this status and failure
+def reset_state(order_ids: OrderIds = None, status: StatusChoice = None, reason: ReasonChoice = None) -> dict[str, int]:
+    """ "Reset State": put orders back to NEW (all, those named, and/or those with this status and failure
     reason); PROCESSED ones release their stock. status=FAILED, reason=INSUFFICIENT_STOCK, then Process All,
     retries the orders that lacked stock.
 

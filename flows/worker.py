@@ -27,9 +27,11 @@ import contextvars
 import functools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prefect import Task, task
 
@@ -53,6 +55,7 @@ def _fresh(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`call` on the runs thread, in an empty context: the flow run is a run of its own, as from the command line,
     not a child of the worker's task run (whose context would also make Prefect write the flow's result to
     storage), and without Prefect's per-run heartbeat."""
+
     def run() -> Any:
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -95,14 +98,19 @@ def for_settings(settings: Settings) -> Task:
     return _task(identity(settings), str(exchange_dir(settings.db_path)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _task(name: str, exchange: str) -> Task:
     def run(command: str, params: dict[str, Any]) -> dict[str, Any]:
         return _run_command(command, params)
 
     run.__name__ = run.__qualname__ = KEY_PREFIX + name
-    return task(run, name="orderly-worker", task_run_name="worker: {command}", result_serializer="json",
-                result_storage=Path(exchange))  # a Path: local storage there, with no block to register
+    return task(
+        run,
+        name="orderly-worker",
+        task_run_name="worker: {command}",
+        result_serializer="json",
+        result_storage=Path(exchange),
+    )  # a Path: local storage there, with no block to register
 
 
 def recover_crashed(db_path: Path, lock_timeout: float) -> list[str]:
@@ -169,15 +177,14 @@ def _pipeline_runs(deployment_id, log: Callable[[str], None]) -> None:
 def _run_due(client, deployment_id, pipeline) -> None:
     """The pipeline's runs that are due: each claimed (Pending: one claimant, and only with the write slot free)
     and run in-process. Polling also tells the server the deployment is served (READY)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from prefect.exceptions import Abort, ObjectNotFound
     from prefect.flow_engine import run_flow
     from prefect.states import Pending
     from prefect.utilities.engine import propose_state_sync
 
-    for flow_run in client.get_scheduled_flow_runs_for_deployments([deployment_id],
-                                                                  scheduled_before=datetime.now(timezone.utc)):
+    for flow_run in client.get_scheduled_flow_runs_for_deployments([deployment_id], scheduled_before=datetime.now(UTC)):
         try:
             if not propose_state_sync(client, Pending(), flow_run_id=flow_run.id).is_pending():
                 continue

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from domain.bounds import MAX_INT
 from domain.model import DECIDED, Reason, Status, in_words
 from orderly import settings as _settings
-from orderly.cli_base import JsonOption, OrderOption, TABLE_ROWS, app, no_database, read, settings
-from orderly.cli_base import status_and_reason
+from orderly.cli_base import TABLE_ROWS, JsonOption, OrderOption, app, no_database, read, settings, status_and_reason
 from orderly.cli_output import Column, counts_in_words, err, out, print_json, table
 from orderly.errors import Declined, PrefectUnreachable, UnknownOrders, UsageError, explain, ids_in_words
 from orderly.settings import SandboxSettings, mask_url
 
-
 # ---- data-changing commands: each one is a Prefect flow run ------------------------------------
+
 
 def _run_flow(name: str, **params: Any) -> dict[str, int]:
     current = settings()  # a bad setting is reported before Prefect spends seconds starting up
@@ -91,10 +90,14 @@ def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:
         if (status_now == Status.NEW) != (wanted == Status.NEW):
             skipped.setdefault(status_now, []).append(order_id)
     for status_now, ids in skipped.items():
-        err.print(f"order{'s' if len(ids) > 1 else ''} {ids_in_words(ids)} {'are' if len(ids) > 1 else 'is'} {status_now}"
-                  f"{' already' if status_now == Status.NEW else ''}, skipped", markup=False)
-    return sorted(order_id for order_id, status_now in found.items()
-                  if (status_now == Status.NEW) == (wanted == Status.NEW))
+        err.print(
+            f"order{'s' if len(ids) > 1 else ''} {ids_in_words(ids)} {'are' if len(ids) > 1 else 'is'} {status_now}"
+            f"{' already' if status_now == Status.NEW else ''}, skipped",
+            markup=False,
+        )
+    return sorted(
+        order_id for order_id, status_now in found.items() if (status_now == Status.NEW) == (wanted == Status.NEW)
+    )
 
 
 # The counters that say a run changed something, or left orders waiting (which its note explains).
@@ -135,14 +138,21 @@ def reconcile() -> None:
 
 @app.command()
 def process(
-    order: Optional[list[int]] = OrderOption,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Decide exactly as a real run would, write nothing, "
-                                 "and show the changes it would make."),
-    sync_stale_stock: bool = typer.Option(False, "--sync-stale-stock", help="First sync stock when the snapshot is "
-                                          "missing or older than ORDERLY_MAX_STOCK_AGE (as the web page's press does)."),
+    order: list[int] | None = OrderOption,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Decide exactly as a real run would, write nothing, and show the changes it would make.",
+    ),
+    sync_stale_stock: bool = typer.Option(
+        False,
+        "--sync-stale-stock",
+        help="First sync stock when the snapshot is "
+        "missing or older than ORDERLY_MAX_STOCK_AGE (as the web page's press does).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """"Process All": process NEW orders (all, or those named), then show the orders table."""
+    """ "Process All": process NEW orders (all, or those named), then show the orders table."""
     named = _named_orders(order, Status.NEW)
     if named == [] or (dry_run and named is None and not _new_orders()):  # nothing for a flow to decide
         result: dict[str, Any] = {"processed": 0, "failed": 0, "waiting": 0, **({"changes": []} if dry_run else {})}
@@ -174,25 +184,33 @@ def _preview(preview: dict[str, Any], as_json: bool) -> None:
     err.print(f"dry run, nothing was written: would process {preview['processed']:,}, fail {preview['failed']:,}")
     if preview.get("note"):
         err.print(preview["note"], markup=False)
-    table([Column("Order ID", "id"), Column("Now", "status"), Column("Would be", "status"), Column("Reason", "code"),
-           Column("Why", "wrap")],
-          [[c["order_id"], c["from_status"], c["to_status"], c["reason"],
-            preview_why(c)]
-           for c in changes[:TABLE_ROWS]], empty="nothing would change")
+    table(
+        [
+            Column("Order ID", "id"),
+            Column("Now", "status"),
+            Column("Would be", "status"),
+            Column("Reason", "code"),
+            Column("Why", "wrap"),
+        ],
+        [[c["order_id"], c["from_status"], c["to_status"], c["reason"], preview_why(c)] for c in changes[:TABLE_ROWS]],
+        empty="nothing would change",
+    )
     if len(changes) > TABLE_ROWS:
         out.print(f"(the first {TABLE_ROWS:,} of {len(changes):,} changes; `--json` has them all)", markup=False)
 
 
 @app.command()
 def reset(
-    order: Optional[list[int]] = OrderOption,
-    status_name: Optional[str] = typer.Option(None, "--status", metavar="S",
-                                              help=f"Only orders with this status: {in_words(DECIDED)}."),
-    reason: Optional[str] = typer.Option(None, "--reason", metavar="R",
-                                         help=f"Only FAILED orders with this reason: {in_words(Reason)}."),
+    order: list[int] | None = OrderOption,
+    status_name: str | None = typer.Option(
+        None, "--status", metavar="S", help=f"Only orders with this status: {in_words(DECIDED)}."
+    ),
+    reason: str | None = typer.Option(
+        None, "--reason", metavar="R", help=f"Only FAILED orders with this reason: {in_words(Reason)}."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before resetting every order."),
 ) -> None:
-    """"Reset State": put orders back to NEW (all, those named, or those matching --status/--reason)."""
+    """ "Reset State": put orders back to NEW (all, those named, or those matching --status/--reason)."""
     status_name, reason = status_and_reason(status_name, reason, decided_only=True)
     if not (order or status_name or reason) and not yes and sys.stdin.isatty():
         import click
@@ -212,15 +230,19 @@ def reset(
 # The query commands register on the same app here, so `orderly --help` lists them after the data-changing ones.
 from orderly import cli_queries  # noqa: E402,F401
 
-
 # ---- the deployments ---------------------------------------------------------------------------
+
 
 @app.command()
 def serve(
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="Also run the Orderly worker, which decides the "
-                                "page's presses and the data-changing commands in this process, in about a second."),
+    worker: bool = typer.Option(
+        True,
+        "--worker/--no-worker",
+        help="Also run the Orderly worker, which decides the "
+        "page's presses and the data-changing commands in this process, in about a second.",
+    ),
 ) -> None:
-    """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""
+    """Serve the deployments: the pipeline every ORDERLY_SCHEDULE_SECONDS (300), Process All and Reset State on demand."""  # noqa: E501 (the line is --help's)
     _check_prefect_api(settings().prefect_api_url)
     from flows.deployments import serve_all  # checks the server and the schedule before importing Prefect
 
@@ -229,20 +251,24 @@ def serve(
 
 # ---- the sandbox -------------------------------------------------------------------------------
 
+
 @app.command()
 def sandbox(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8100, min=1, max=65535, help="Port to listen on (not 8000: `orderly ui` uses it)."),
-    orders: Optional[int] = typer.Option(None, min=0, max=100_000_000,
-                                         help="Generate this many orders (default: the seed data set)."),
-    items: Optional[int] = typer.Option(None, min=1, max=100_000_000, help="Inventory items in a generated data set."),
+    orders: int | None = typer.Option(
+        None, min=0, max=100_000_000, help="Generate this many orders (default: the seed data set)."
+    ),
+    items: int | None = typer.Option(None, min=1, max=100_000_000, help="Inventory items in a generated data set."),
     seed: int = typer.Option(0, min=0, max=MAX_INT, help="Seed of the generated data set and of the faults."),
-    fault_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                     help="Share of requests that fail (500, 503, 429, bad bodies, slow)."),
+    fault_rate: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of requests that fail (500, 503, 429, bad bodies, slow)."
+    ),
     latency_ms: float = typer.Option(0.0, min=0.0, max=600_000.0, help="Delay of every answer, in milliseconds."),
     bad_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of records that break the schema."),
-    token: Optional[str] = typer.Option(None, envvar="ORDERLY_SANDBOX_TOKEN", show_default=False,
-                                        help="Require this bearer token."),
+    token: str | None = typer.Option(
+        None, envvar="ORDERLY_SANDBOX_TOKEN", show_default=False, help="Require this bearer token."
+    ),
 ) -> None:
     """Serve the sandbox's two remote APIs (orders and stock) over HTTP."""
     from orderly.sandbox import serve
@@ -250,11 +276,23 @@ def sandbox(
 
     token = secret({"ORDERLY_SANDBOX_TOKEN": token or ""}, "ORDERLY_SANDBOX_TOKEN")  # --token: checked alike
     _refuse_taken_port(host, port)
-    serve(SandboxSettings(orders=orders, items=items, seed=seed, fault_rate=fault_rate, latency_ms=latency_ms,
-                          bad_rate=bad_rate, token=token), host=host, port=port)
+    serve(
+        SandboxSettings(
+            orders=orders,
+            items=items,
+            seed=seed,
+            fault_rate=fault_rate,
+            latency_ms=latency_ms,
+            bad_rate=bad_rate,
+            token=token,
+        ),
+        host=host,
+        port=port,
+    )
 
 
 # ---- the web page ------------------------------------------------------------------------------
+
 
 @app.command()
 def ui(
@@ -312,7 +350,7 @@ def main() -> None:
             sys.exit(status)
     except typer.Exit as done:
         sys.exit(done.exit_code)
-    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the promise is one line, never a traceback
+    except (Exception, KeyboardInterrupt) as error:
         explained = explain(error)  # the one mapping of errors to lines and exit statuses (orderly.errors)
         if not explained.expected and _settings.debug_wanted():
             raise

@@ -6,7 +6,7 @@ Each bad value is a BadArgument (exit 2) with one line that says what is accepte
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from orderly.errors import BadArgument
 
@@ -14,8 +14,10 @@ _AGE = re.compile(r"([0-9]{1,9})\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _RUN_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]{0,35}")
 
-SINCE_HELP = ("a date or time (2026-11-20, 2026-11-20T09:00, UTC unless it carries an offset such as Z or +02:00) "
-              "or an age (90s, 30m, 2h, 7d, 2w)")
+SINCE_HELP = (
+    "a date or time (2026-11-20, 2026-11-20T09:00, UTC unless it carries an offset such as Z or +02:00) "
+    "or an age (90s, 30m, 2h, 7d, 2w)"
+)
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -24,11 +26,11 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     age = _AGE.fullmatch(raw.lower())
     try:
         if age:
-            return (now or datetime.now(timezone.utc)) - timedelta(**{_UNITS[age[2]]: int(age[1])})
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[age[2]]: int(age[1])})
         when = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.upper().endswith("Z") else raw)
     except (ValueError, OverflowError):
         raise BadArgument(f"--since {text!r} is not {SINCE_HELP}") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def run_prefix(text: str) -> str:

@@ -26,7 +26,9 @@ def _plain_help() -> None:
 
     TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else (self.metavar or self.name.upper())
     TyperArgument.display_type_rich = lambda self, ctx: None
-    TyperArgument._usage_display_name = lambda self: self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+    TyperArgument._usage_display_name = lambda self: (
+        self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+    )
     for kind in (TyperOption, TyperArgument):
         kind._get_number_range_help_str = lambda self: None
 
@@ -69,13 +71,14 @@ def output_format(as_json: bool, as_csv: bool) -> str:
     return "json" if as_json else "csv" if as_csv else "table"
 
 
-def status_and_reason(status_name: str | None, reason: str | None,
-                      *, decided_only: bool = False) -> tuple[str | None, str | None]:
+def status_and_reason(
+    status_name: str | None, reason: str | None, *, decided_only: bool = False
+) -> tuple[str | None, str | None]:
     """The --status and --reason an operator typed, as the domain spells them; `decided_only`: a reset's, which
     cannot select NEW orders."""
     from domain.model import parse_decided, parse_reason, parse_status
 
-    status = (parse_decided if decided_only else parse_status)
+    status = parse_decided if decided_only else parse_status
     try:
         return tuple(None if v is None else str(v) for v in (status(status_name), parse_reason(reason)))
     except ValueError as error:

@@ -17,9 +17,10 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -31,8 +32,14 @@ from domain.model import Status
 GAP = 2  # columns are set apart by two spaces and no rule: more room for the data at 80 columns
 
 # An order's statuses (domain.model's words) and a run's states, each in the colour of its meaning.
-STATUS_STYLES = {Status.PROCESSED: "green", Status.FAILED: "red", Status.NEW: "yellow",
-                 "COMPLETED": "green", "CRASHED": "red", "RUNNING": "yellow"}
+STATUS_STYLES = {
+    Status.PROCESSED: "green",
+    Status.FAILED: "red",
+    Status.NEW: "yellow",
+    "COMPLETED": "green",
+    "CRASHED": "red",
+    "RUNNING": "yellow",
+}
 
 
 def _width() -> int | None:
@@ -53,12 +60,18 @@ def counts_in_words(counts: dict[str, Any], *, zeros: bool = False) -> str:
 
     parts = []
     for source in ("stock", "orders", "reconcile"):
-        words = [f"{counts[name]:,} {name.split('_', 1)[1]}" for name in counts
-                 if name.startswith(f"{source}_") and shown(name)]
+        words = [
+            f"{counts[name]:,} {name.split('_', 1)[1]}"
+            for name in counts
+            if name.startswith(f"{source}_") and shown(name)
+        ]
         if words:
             parts.append(f"{source} " + ", ".join(words))
-    rest = [f"{name} {counts[name]:,}" for name in counts
-            if not name.startswith(("stock_", "orders_", "reconcile_")) and shown(name)]
+    rest = [
+        f"{name} {counts[name]:,}"
+        for name in counts
+        if not name.startswith(("stock_", "orders_", "reconcile_")) and shown(name)
+    ]
     if rest:
         parts.append(", ".join(rest))
     return "; ".join(parts)
@@ -78,29 +91,52 @@ class Column:
     max_width: int | None = None
 
 
-def table(columns: Sequence[Column], rows: Iterable[Sequence[Any]], *, title: str | None = None,
-          console: Console | None = None, empty: str | None = None) -> None:
+def table(
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    console: Console | None = None,
+    empty: str | None = None,
+) -> None:
     """The rows as a table; with no rows and `empty`, that one line instead (a header alone says nothing)."""
     console = console or out
-    cells = [[_cell(value, column) for value, column in zip(row, columns)] for row in rows]
+    cells = [[_cell(value, column) for value, column in zip(row, columns, strict=True)] for row in rows]
     if not cells and empty:
         console.print(empty, markup=False)
         return
-    shown = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  padding=(0, 1), collapse_padding=True)
+    shown = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
     widths = _widths(columns, cells, console.width)
     needed = sum(widths) + GAP * (len(columns) - 1)
-    for column, width in zip(columns, widths):
-        shown.add_column(column.header, justify="right" if column.kind in ("id", "num") else "left",
-                         no_wrap=column.kind != "wrap", overflow="fold" if column.kind == "wrap" else "ellipsis",
-                         width=width)
+    for column, width in zip(columns, widths, strict=True):
+        shown.add_column(
+            column.header,
+            justify="right" if column.kind in ("id", "num") else "left",
+            no_wrap=column.kind != "wrap",
+            overflow="fold" if column.kind == "wrap" else "ellipsis",
+            width=width,
+        )
     for row in cells:
         shown.add_row(*row)
     # Past the terminal's width only when the ids and numbers alone do not fit (19-digit quantities):
     # the terminal then wraps the lines, but no number is ever cut.
     if needed > console.width:
-        console = Console(file=console.file, width=needed, highlight=False, no_color=console.no_color,
-                          color_system=console.color_system, force_terminal=console.is_terminal)
+        console = Console(
+            file=console.file,
+            width=needed,
+            highlight=False,
+            no_color=console.no_color,
+            color_system=console.color_system,
+            force_terminal=console.is_terminal,
+        )
     if console.is_terminal:
         return console.print(shown)
     # Piped: no cell padding after the last character of a line (a diff, a grep or a log reads it as noise).
@@ -113,7 +149,7 @@ def _widths(columns: Sequence[Column], cells: list[list[Text]], total: int) -> l
     """Ids, numbers, times and statuses get their full width; text columns share what is left, the narrow
     ones whole and the wide ones an equal share each (cut with an ellipsis, or wrapped)."""
     natural = [max([len(column.header), *(row[i].cell_len for row in cells)]) for i, column in enumerate(columns)]
-    natural = [min(width, column.max_width or width) for width, column in zip(natural, columns)]
+    natural = [min(width, column.max_width or width) for width, column in zip(natural, columns, strict=True)]
     flexible = [i for i, column in enumerate(columns) if column.kind in ("text", "wrap")]
     left = total - GAP * (len(columns) - 1) - sum(w for i, w in enumerate(natural) if i not in flexible)
     widths = list(natural)
@@ -175,6 +211,7 @@ def short_run(run_id: str | None, length: int) -> str:
 
 
 # ---- for programs --------------------------------------------------------------------------------
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):

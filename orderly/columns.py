@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.bounds import MAX_INT
-
 from orderly import schema_shortcut
 from orderly.schemas import OrderLineRecord, OrderRecord
 from orderly.stamps import canonical_seconds
@@ -73,12 +72,12 @@ def _unread_brackets(content: bytes, orders: int, lines: int) -> int:
 class OrderColumns:
     """One page's orders as typed columns: every record an object with the four fields and only valid values."""
 
-    order_id: np.ndarray        # int64, one per order
-    placed_at: pa.Array         # timestamp[us, UTC], as the store keeps it
-    customer_id: pa.Array       # string
-    line_counts: np.ndarray     # int64, one per order, >= 1
-    inventory_id: np.ndarray    # int64, one per line, the lines of every order in page order
-    quantity: np.ndarray        # int64, one per line
+    order_id: np.ndarray  # int64, one per order
+    placed_at: pa.Array  # timestamp[us, UTC], as the store keeps it
+    customer_id: pa.Array  # string
+    line_counts: np.ndarray  # int64, one per order, >= 1
+    inventory_id: np.ndarray  # int64, one per line, the lines of every order in page order
+    quantity: np.ndarray  # int64, one per line
     next_after_id: int
 
     def __len__(self) -> int:
@@ -91,10 +90,15 @@ class OrderColumns:
         """The page as the record path decodes it (tests compare the two; nothing in production calls this)."""
         stamps = pc.strftime(self.placed_at.cast(pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
         ends = np.cumsum(self.line_counts)
-        lines = [{"inventory_id": int(i), "quantity": int(q)} for i, q in zip(self.inventory_id, self.quantity)]
-        return [{"id": int(oid), "placed_at": stamp, "customer_id": customer, "items": lines[end - n:end]}
-                for oid, stamp, customer, n, end in zip(self.order_id, stamps, self.customer_id.to_pylist(),
-                                                        self.line_counts, ends)]
+        lines = [
+            {"inventory_id": int(i), "quantity": int(q)} for i, q in zip(self.inventory_id, self.quantity, strict=True)
+        ]
+        return [
+            {"id": int(oid), "placed_at": stamp, "customer_id": customer, "items": lines[end - n : end]}
+            for oid, stamp, customer, n, end in zip(
+                self.order_id, stamps, self.customer_id.to_pylist(), self.line_counts, ends, strict=True
+            )
+        ]
 
 
 def clean_orders(content: bytes) -> OrderColumns | None:
@@ -104,7 +108,7 @@ def clean_orders(content: bytes) -> OrderColumns | None:
     try:
         page = _DECODER.decode(content)
     except (msgspec.DecodeError, RecursionError):  # not JSON, a wrong type, a missing field, a null, nesting
-        return None                                  # deeper than it goes: the record path says which
+        return None  # deeper than it goes: the record path says which
     cursor, orders = page.next_after_id, page.orders
     if cursor is None or not 0 <= cursor <= MAX_INT:
         return None  # the last page (null) is the record path's: there a missing cursor and a null one differ
@@ -123,11 +127,17 @@ def clean_orders(content: bytes) -> OrderColumns | None:
     placed_text = pa.array(map(_PLACED, orders), pa.string(), size=count)
     customer_id = pa.array(map(_CUSTOMER, orders), pa.string(), size=count)
     del page, orders, items, lines  # the structs go now: from here on the page is columns
-    order_columns = {"id": pa.array(order_id), "placed_at": placed_text, "customer_id": customer_id,
-                     "n_lines": pa.array(line_counts)}
+    order_columns = {
+        "id": pa.array(order_id),
+        "placed_at": placed_text,
+        "customer_id": customer_id,
+        "n_lines": pa.array(line_counts),
+    }
     line_columns = {"inventory_id": pa.array(inventory_id), "quantity": pa.array(quantity)}
-    if not (schema_shortcut.columns_pass(OrderRecord, order_columns)
-            and schema_shortcut.columns_pass(OrderLineRecord, line_columns)):
+    if not (
+        schema_shortcut.columns_pass(OrderRecord, order_columns)
+        and schema_shortcut.columns_pass(OrderLineRecord, line_columns)
+    ):
         return None
     if len(quantity) and bool((quantity > MAX_INT // np.repeat(line_counts, line_counts)).any()):
         return None  # an order's quantities may sum past 2**63-1: the record path sums them exactly
@@ -144,5 +154,3 @@ def _utf8(content: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-

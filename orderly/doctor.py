@@ -21,14 +21,21 @@ CHECK_TIMEOUT = 3.0  # seconds per HTTP check: the doctor answers quickly even w
 SECRETS = ("ORDERLY_API_TOKEN", "ORDERLY_UI_TOKEN", "ORDERLY_SANDBOX_TOKEN")
 # (variable, Settings field, what the default means); the sandbox's own settings are shown only when set
 SHOWN = [
-    ("ORDERLY_DB", "db_path", None), ("ORDERLY_ORDERS_URL", "orders_url", "the built-in sandbox, in-process"),
+    ("ORDERLY_DB", "db_path", None),
+    ("ORDERLY_ORDERS_URL", "orders_url", "the built-in sandbox, in-process"),
     ("ORDERLY_WAREHOUSE_URL", "warehouse_url", "the built-in sandbox, in-process"),
-    ("ORDERLY_API_TOKEN", "api_token", "no token sent"), ("ORDERLY_MAX_STOCK_AGE", "max_stock_age", None),
-    ("ORDERLY_HTTP_TIMEOUT", "http_timeout", None), ("ORDERLY_HTTP_RETRIES", "http_retries", None),
-    ("ORDERLY_RETRY_AFTER_CAP", "retry_after_cap", None), ("ORDERLY_LOCK_TIMEOUT", "lock_timeout", None),
-    ("ORDERLY_PAGE_SIZE", "page_size", None), ("ORDERLY_FETCH_CONCURRENCY", "fetch_concurrency", None),
-    ("ORDERLY_MAX_STOCK_PAGES", "max_stock_pages", None), ("ORDERLY_MAX_ORDER_PAGES", "max_order_pages", None),
-    ("ORDERLY_LOOKBACK_ORDERS", "lookback_orders", None), ("ORDERLY_MAX_BODY_BYTES", "max_body_bytes", None),
+    ("ORDERLY_API_TOKEN", "api_token", "no token sent"),
+    ("ORDERLY_MAX_STOCK_AGE", "max_stock_age", None),
+    ("ORDERLY_HTTP_TIMEOUT", "http_timeout", None),
+    ("ORDERLY_HTTP_RETRIES", "http_retries", None),
+    ("ORDERLY_RETRY_AFTER_CAP", "retry_after_cap", None),
+    ("ORDERLY_LOCK_TIMEOUT", "lock_timeout", None),
+    ("ORDERLY_PAGE_SIZE", "page_size", None),
+    ("ORDERLY_FETCH_CONCURRENCY", "fetch_concurrency", None),
+    ("ORDERLY_MAX_STOCK_PAGES", "max_stock_pages", None),
+    ("ORDERLY_MAX_ORDER_PAGES", "max_order_pages", None),
+    ("ORDERLY_LOOKBACK_ORDERS", "lookback_orders", None),
+    ("ORDERLY_MAX_BODY_BYTES", "max_body_bytes", None),
     ("ORDERLY_SCHEDULE_SECONDS", "schedule_seconds", None),
     ("ORDERLY_UI_TOKEN", "ui_token", "the page listens on loopback only"),
 ]
@@ -62,24 +69,52 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
                 continue
             if name not in usable:
                 raise
-            checks.append(Check(name if name.isascii() and name.isprintable() else ascii(name), False,
-                                f"{error}: fix or unset it"))
+            checks.append(
+                Check(
+                    name if name.isascii() and name.isprintable() else ascii(name), False, f"{error}: fix or unset it"
+                )
+            )
             del usable[name]
-    shown = [(name, _shown(name, env, getattr(settings, field), meaning), _source(name, env, usable))
-             for name, field, meaning in SHOWN]
+    shown = [
+        (name, _shown(name, env, getattr(settings, field), meaning), _source(name, env, usable))
+        for name, field, meaning in SHOWN
+    ]
     if db_refused:  # the placeholder above is not what the operator set
         shown[0] = ("ORDERLY_DB", env.get("ORDERLY_DB") or DEFAULT_DB, "refused")
-    shown += [(name, _shown(name, env, env[name], None), "set") for name in sorted(env)
-              if name.startswith("ORDERLY_SANDBOX_") and env[name].strip()]
-    shown += [(name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
-              for name in ("PREFECT_API_URL", "PREFECT_HOME")]
+    shown += [
+        (name, _shown(name, env, env[name], None), "set")
+        for name in sorted(env)
+        if name.startswith("ORDERLY_SANDBOX_") and env[name].strip()
+    ]
+    shown += [
+        (name, _shown(name, env, env.get(name) or "", None), "set" if env.get(name) else "default")
+        for name in ("PREFECT_API_URL", "PREFECT_HOME")
+    ]
     checks.insert(0, db_refused or _database(settings))
     if "PREFECT_API_URL" in usable or "PREFECT_API_URL" not in env:  # a refused one has its line above
         checks.append(_prefect(settings.prefect_api_url, settings))
-    checks.append(_remote("orders", settings.orders_url, "/orders", {"after_id": 0, "limit": 1}, "orders",
-                          "ORDERLY_ORDERS_URL", settings))
-    checks.append(_remote("warehouse", settings.warehouse_url, "/stock", {"page": 1, "per_page": 1}, "items",
-                          "ORDERLY_WAREHOUSE_URL", settings))
+    checks.append(
+        _remote(
+            "orders",
+            settings.orders_url,
+            "/orders",
+            {"after_id": 0, "limit": 1},
+            "orders",
+            "ORDERLY_ORDERS_URL",
+            settings,
+        )
+    )
+    checks.append(
+        _remote(
+            "warehouse",
+            settings.warehouse_url,
+            "/stock",
+            {"page": 1, "per_page": 1},
+            "items",
+            "ORDERLY_WAREHOUSE_URL",
+            settings,
+        )
+    )
     return shown, checks
 
 
@@ -111,8 +146,11 @@ def _database(settings: Settings) -> Check:
 
     path = Path(settings.db_path).absolute()
     if not path.exists():
-        return Check("database", False, f"no database at {path} (ORDERLY_DB): run `orderly sync` to create it, "
-                                        "or point ORDERLY_DB at the store")
+        return Check(
+            "database",
+            False,
+            f"no database at {path} (ORDERLY_DB): run `orderly sync` to create it, or point ORDERLY_DB at the store",
+        )
     try:
         with open_store(path, lock_timeout=1.0, read_only=True) as con:
             counts = queries.status_counts(con)
@@ -121,15 +159,23 @@ def _database(settings: Settings) -> Check:
         return Check("database", True, f"{path} exists; another orderly process is writing to it just now")
     except Exception as error:  # noqa: BLE001 - whatever the file is, the doctor says so in one line
         first = (str(error).strip().splitlines() or ["unreadable"])[0]
-        return Check("database", False, f"{path} cannot be read as an Orderly store ({first}): "
-                                        "point ORDERLY_DB at the store, or move this file away")
+        return Check(
+            "database",
+            False,
+            f"{path} cannot be read as an Orderly store ({first}): "
+            "point ORDERLY_DB at the store, or move this file away",
+        )
     orders = sum(counts.values())
     per_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     stock = "no stock snapshot yet" if age is None else f"stock snapshot {age:.0f} s old"
     text = f"{path} exists: {orders} orders{' (' + per_status + ')' if per_status else ''}, {stock}"
     if age is not None and age > settings.max_stock_age:
-        return Check("database", False, f"{text}, older than ORDERLY_MAX_STOCK_AGE={settings.max_stock_age:g}: "
-                                        "processing refuses until `orderly sync` succeeds")
+        return Check(
+            "database",
+            False,
+            f"{text}, older than ORDERLY_MAX_STOCK_AGE={settings.max_stock_age:g}: "
+            "processing refuses until `orderly sync` succeeds",
+        )
     return Check("database", True, text)
 
 
@@ -137,23 +183,32 @@ def _prefect(api: str | None, settings: Settings) -> Check:
     from orderly.prefect_health import why_not_answering
 
     if not api:
-        return Check("Prefect", True, "PREFECT_API_URL unset: each data-changing command starts a temporary "
-                                      "Prefect server (about 7 s); `make server` and PREFECT_API_URL for speed and the UI")
+        return Check(
+            "Prefect",
+            True,
+            "PREFECT_API_URL unset: each data-changing command starts a temporary "
+            "Prefect server (about 7 s); `make server` and PREFECT_API_URL for speed and the UI",
+        )
     shown = masked_url(api)
     why = why_not_answering(api, CHECK_TIMEOUT)
     if why:
-        return Check("Prefect", False, f"no Prefect server answers at PREFECT_API_URL={shown} ({why}): "
-                                       "start it with `make server`, or unset PREFECT_API_URL")
+        return Check(
+            "Prefect",
+            False,
+            f"no Prefect server answers at PREFECT_API_URL={shown} ({why}): "
+            "start it with `make server`, or unset PREFECT_API_URL",
+        )
     from flows.handoff import worker_key
 
-    worker = ("an `orderly serve` worker serves this store: commands and presses run in it"
-              if worker_key(api, settings) else
-              "no `orderly serve` worker serves this store with these settings: each command runs in its own process")
+    worker = (
+        "an `orderly serve` worker serves this store: commands and presses run in it"
+        if worker_key(api, settings)
+        else "no `orderly serve` worker serves this store with these settings: each command runs in its own process"
+    )
     return Check("Prefect", True, f"the Prefect API at {shown} answers; {worker}")
 
 
-def _remote(name: str, base: str | None, path: str, params: dict, key: str, variable: str,
-            settings: Settings) -> Check:
+def _remote(name: str, base: str | None, path: str, params: dict, key: str, variable: str, settings: Settings) -> Check:
     import httpx
 
     from orderly.prefect_health import failure_in_words
@@ -173,12 +228,15 @@ def _remote(name: str, base: str | None, path: str, params: dict, key: str, vari
         token = "the token is refused" if settings.api_token else "it wants a token"
         return Check(name, False, f"{shown} answers {answer.status_code}: {token}: set ORDERLY_API_TOKEN")
     if answer.status_code != 200:
-        return Check(name, False, f"{shown}{path} answers {answer.status_code}: check {variable} "
-                                  f"(the base URL, without {path})")
+        return Check(
+            name, False, f"{shown}{path} answers {answer.status_code}: check {variable} (the base URL, without {path})"
+        )
     try:
         body = answer.json()
     except ValueError:
         body = None
     if not isinstance(body, dict) or key not in body:
-        return Check(name, False, f"{shown}{path} answers, but not with the {name} JSON of the contract: check {variable}")
+        return Check(
+            name, False, f"{shown}{path} answers, but not with the {name} JSON of the contract: check {variable}"
+        )
     return Check(name, True, f"{shown} answers")

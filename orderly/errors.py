@@ -21,6 +21,7 @@ class OrderlyError(Exception):
 
 # ---- 1: a run or a check that did not succeed --------------------------------------------------
 
+
 class Declined(OrderlyError):
     """The operator answered no to a question (`orderly reset`): nothing was done, and that is not an error."""
 
@@ -48,6 +49,7 @@ class RunFailed(OrderlyError):
 
 
 # ---- 2: bad usage ------------------------------------------------------------------------------
+
 
 class UsageError(OrderlyError):
     """Bad usage: an argument, a setting, an id that names nothing, a Prefect server that does not answer when
@@ -96,6 +98,7 @@ class UiRefused(UsageError):
 
 
 # ---- 3 to 6: the store, the stock, the remotes, Prefect ------------------------------------------
+
 
 class StoreBusy(OrderlyError):
     """Another process holds the DuckDB file and did not let go within the lock timeout."""
@@ -150,10 +153,10 @@ INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
 
 @dataclass(frozen=True)
 class Explained:
-    line: str        # one line, URLs masked; never a traceback, never an internal exception name
+    line: str  # one line, URLs masked; never a traceback, never an internal exception name
     exit_code: int
-    prefix: str      # "error: " before the line on a terminal, or nothing (a declined question)
-    expected: bool   # one of ours (or a usage error): ORDERLY_DEBUG shows a traceback only for the others
+    prefix: str  # "error: " before the line on a terminal, or nothing (a declined question)
+    expected: bool  # one of ours (or a usage error): ORDERLY_DEBUG shows a traceback only for the others
 
     def on_terminal(self) -> str:
         """The line as the command line and `serve` print it; an unexpected failure says how to see more."""
@@ -166,13 +169,18 @@ def explain(error: BaseException) -> Explained:
     from orderly.settings import mask_urls_in  # URLs in a library's words may carry a password
 
     if isinstance(error, OrderlyError):
-        return Explained(mask_urls_in(one_line(str(error))) or type(error).__doc__ or "failed", error.exit_code,
-                         error.prefix, True)
+        return Explained(
+            mask_urls_in(one_line(str(error))) or type(error).__doc__ or "failed", error.exit_code, error.prefix, True
+        )
     if isinstance(error, KeyboardInterrupt):
         return Explained("interrupted", INTERRUPTED, "", True)
     if hasattr(error, "format_message"):  # a usage error from typer's click: one line, in our words if typer's are
-        return Explained(_out_of_range(error) or one_line(error.format_message()), int(getattr(error, "exit_code", 2)),
-                         "error: ", True)
+        return Explained(
+            _out_of_range(error) or one_line(error.format_message()),
+            int(getattr(error, "exit_code", 2)),
+            "error: ",
+            True,
+        )
     first = mask_urls_in(one_line(str(error))) or "no message"
     return Explained(f"unexpected failure: {first}", 1, "error: ", False)
 
@@ -187,8 +195,15 @@ def _out_of_range(error: BaseException) -> str | None:
     low, high = getattr(param, "min", None), getattr(param, "max", None)
     whole = getattr(getattr(param, "type_descriptor", None), "annotation", int) is not float
     kind = "a whole number" if whole else "a number"
-    bounds = (f" from {low} to {high}" if low is not None and high is not None else
-              f" of at least {low}" if low is not None else f" of at most {high}" if high is not None else "")
+    bounds = (
+        f" from {low} to {high}"
+        if low is not None and high is not None
+        else f" of at least {low}"
+        if low is not None
+        else f" of at most {high}"
+        if high is not None
+        else ""
+    )
     return f"{name} must be {kind}{bounds}"
 
 
@@ -196,7 +211,7 @@ def one_line(text: object) -> str:
     """The first line of a message that has text, without a leading `error: ` (a subprocess's line, read back)."""
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     line = lines[0] if lines else ""
-    return line[len("error: "):] if line.startswith("error: ") else line
+    return line[len("error: ") :] if line.startswith("error: ") else line
 
 
 def ids_in_words(ids: list[int], shown: int = 10) -> str:

@@ -61,6 +61,7 @@ class Outcome:
 
 # ---- stock ----------------------------------------------------------------------------------------------------
 
+
 def sync_stock(settings: Settings, run_id: str | None) -> Outcome:
     """Replace the local stock with a complete snapshot; if the warehouse cannot give one, keep the last one. The
     same records as the last clean snapshot are recorded as a new snapshot without validating them again."""
@@ -82,13 +83,14 @@ def sync_stock(settings: Settings, run_id: str | None) -> Outcome:
             del records
             progress.advance("validate stock", records=valid.received)
             with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-                counts = writes.load_stock_snapshot(con, run_id, valid.items, valid.rejects, valid.received,
-                                                    valid.repeated, digest)
+                counts = writes.load_stock_snapshot(
+                    con, run_id, valid.items, valid.rejects, valid.received, valid.repeated, digest
+                )
         progress.advance("load stock", records=counts["stock_fetched"])
     return Outcome(dict(counts))
 
 
-class _StockRecords(list):
+class _StockRecords(list[Any]):
     """The snapshot's raw records: a list whose repr does not print 50,000 dicts (asyncio.run formats it)."""
 
     def __repr__(self) -> str:
@@ -101,11 +103,12 @@ async def _stock_records(settings: Settings) -> list[Any]:
 
 # ---- orders ---------------------------------------------------------------------------------------------------
 
+
 @dataclass(repr=False)  # asyncio.run and loggers format results: a repr of 25,000 records costs more than loading
 class OrdersChunk:
     pages: list[list[Any] | OrderColumns]  # in order; a clean page as columns, any other as its records
-    cursor_to: int                  # the cursor once every record here is loaded or quarantined
-    last: bool                      # the service has nothing after this chunk
+    cursor_to: int  # the cursor once every record here is loaded or quarantined
+    last: bool  # the service has nothing after this chunk
     failure: RemoteError | None = None  # what stopped the read after these pages (they are good and load)
 
     def __repr__(self) -> str:
@@ -113,8 +116,13 @@ class OrdersChunk:
 
     def storable_ids(self) -> np.ndarray:
         """The ids of every record that could be stored (what the remote holds, for a reconcile)."""
-        return np.concatenate([np.asarray(valid_order_ids(page), dtype=np.int64) if isinstance(page, list)
-                               else page.order_id for page in self.pages] or [np.zeros(0, dtype=np.int64)])
+        return np.concatenate(
+            [
+                np.asarray(valid_order_ids(page), dtype=np.int64) if isinstance(page, list) else page.order_id
+                for page in self.pages
+            ]
+            or [np.zeros(0, dtype=np.int64)]
+        )
 
 
 def lookback_start(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
@@ -132,8 +140,9 @@ def ingest_orders(settings: Settings, run_id: str | None, *, pages_per_chunk: in
     return _read_orders(settings, run_id, start, pages_per_chunk)
 
 
-def reconcile_orders(settings: Settings, run_id: str | None, *,
-                     pages_per_chunk: int = ORDER_PAGES_PER_CHUNK) -> Outcome:
+def reconcile_orders(
+    settings: Settings, run_id: str | None, *, pages_per_chunk: int = ORDER_PAGES_PER_CHUNK
+) -> Outcome:
     """Read the whole orders remote again under the same rules, store what is missing, and say what was found:
     ids at the remote, already stored, missing, added now, and changed copies (conflicts). Missing orders mean
     the incremental path lost one: the caller raises the alarm."""
@@ -147,15 +156,20 @@ def reconcile_orders(settings: Settings, run_id: str | None, *,
     return outcome
 
 
-def _read_orders(settings: Settings, run_id: str | None, start: int, pages_per_chunk: int, *,
-                 reconciling: bool = False) -> Outcome:
+def _read_orders(
+    settings: Settings, run_id: str | None, start: int, pages_per_chunk: int, *, reconciling: bool = False
+) -> Outcome:
     """The chunk loop shared by the ingest and the reconcile. The pages stream in from their own thread, about one
     chunk ahead (orderly.page_stream), and are cut into chunks: at most `pages_per_chunk` pages, of which at most
     RECORD_PAGES_PER_CHUNK on the record path, each validated and loaded in one transaction with its cursor."""
-    outcome = Outcome(reconcile=dict.fromkeys(("remote", "stored", "missing", "added", "changed"), 0)
-                      if reconciling else None)
-    with sync_collection_policy(), _StoreWhileLoading(settings) as store, \
-            PageStream(settings, start, settings.max_order_pages, capacity=pages_per_chunk) as stream:
+    outcome = Outcome(
+        reconcile=dict.fromkeys(("remote", "stored", "missing", "added", "changed"), 0) if reconciling else None
+    )
+    with (
+        sync_collection_policy(),
+        _StoreWhileLoading(settings) as store,
+        PageStream(settings, start, settings.max_order_pages, capacity=pages_per_chunk) as stream,
+    ):
         chunk, record_pages = OrdersChunk([], start, False), 0
         while True:
             item = store.next_from(stream)
@@ -176,16 +190,25 @@ def _read_orders(settings: Settings, run_id: str | None, start: int, pages_per_c
                 gc.collect()
 
 
-def _load_chunk(settings: Settings, run_id: str | None, con: duckdb.DuckDBPyConnection, chunk: OrdersChunk,
-                outcome: Outcome) -> None:
+def _load_chunk(
+    settings: Settings, run_id: str | None, con: duckdb.DuckDBPyConnection, chunk: OrdersChunk, outcome: Outcome
+) -> None:
     seen = None
     if outcome.reconcile is not None:
         seen = np.unique(chunk.storable_ids())
         stored_before = queries.count_stored(con, seen)
     valid = validate_order_pages(chunk.pages)
     progress.advance("validate orders", records=valid.received)
-    counts = writes.load_orders(con, run_id, valid.orders, valid.lines, valid.rejects, valid.received,
-                                chunk.cursor_to, page_starts=valid.page_starts)
+    counts = writes.load_orders(
+        con,
+        run_id,
+        valid.orders,
+        valid.lines,
+        valid.rejects,
+        valid.received,
+        chunk.cursor_to,
+        page_starts=valid.page_starts,
+    )
     if chunk.failure is not None:
         log.warning("orders not fully ingested: %s", chunk.failure)
         outcome.problem = f"orders not fully ingested: {chunk.failure}"
@@ -193,6 +216,7 @@ def _load_chunk(settings: Settings, run_id: str | None, con: duckdb.DuckDBPyConn
     outcome.add(counts)
     if seen is not None:
         found = outcome.reconcile
+        assert found is not None  # a reconcile's outcome counts what it found
         found["remote"] += len(seen)
         found["stored"] += stored_before
         found["missing"] += len(seen) - stored_before
@@ -218,8 +242,8 @@ class _StoreWhileLoading:
         return self._con
 
     def release(self) -> None:
-        if self._con is not None:
-            self._con, con = None, self._con
+        con, self._con = self._con, None
+        if con is not None:
             con.close()
 
     def next_from(self, stream: PageStream) -> Page | End:
@@ -228,9 +252,10 @@ class _StoreWhileLoading:
         if item is None:
             self.release()
             item = stream.next()
+        assert item is not None  # waiting without a time-out ends with an item
         return item
 
-    def __enter__(self) -> "_StoreWhileLoading":
+    def __enter__(self) -> _StoreWhileLoading:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -245,4 +270,3 @@ def sync_collection_policy() -> Iterator[None]:
     gc.freeze()
     with collection_paused():
         yield
-

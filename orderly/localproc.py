@@ -51,14 +51,29 @@ def start_prefect_server(home: Path, timeout: float = 180) -> tuple[subprocess.P
     port = free_port()
     # A deployment run that finds the shared write slot taken (flows.write_slot) is retried after 5 s, not 30
     # (every retry is a state change with its events: retrying every second only slows the server down).
-    env = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5", **os.environ, "PREFECT_HOME": str(home),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+    env = {
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5",
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
     env.pop("PREFECT_API_URL", None)
     with open(Path(home) / "server.log", "w") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(Path(sys.executable).parent / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     api = f"http://127.0.0.1:{port}/api"
     try:
@@ -77,8 +92,11 @@ def pause_schedule(api_url: str, deployment_id: str, timeout: float = 120) -> No
     The scheduler can insert a batch of runs just after the pause (it read the deployment before; seen on a
     loaded machine: 13 runs left SCHEDULED on a paused deployment): those are deleted as the pause would have."""
     httpx.post(f"{api_url}/deployments/{deployment_id}/pause_deployment", timeout=10).raise_for_status()
-    body = {"deployments": {"id": {"any_": [str(deployment_id)]}}, "limit": 200,
-            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}}}}
+    body = {
+        "deployments": {"id": {"any_": [str(deployment_id)]}},
+        "limit": 200,
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}}},
+    }
     deadline = time.monotonic() + timeout
     while runs := httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10).raise_for_status().json():
         for run in runs:
@@ -99,8 +117,13 @@ class ServeProcess:
 
         self.log = Path(log)
         with open(self.log, "w") as out:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen([str(Path(sys.executable).parent / "orderly"), "serve"], env=env,
-                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "orderly"), "serve"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         settings = Settings.from_env(env)
         api = settings.prefect_api_url
         deadline = time.monotonic() + timeout

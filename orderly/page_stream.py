@@ -29,9 +29,9 @@ RECORD_PAGE_WEIGHT = 5
 
 @dataclass(frozen=True)
 class Page:
-    page: Any        # OrderColumns, or the page's records (the record path)
-    cursor: int      # the cursor once this page is loaded or quarantined
-    last: bool       # the service has nothing after it
+    page: Any  # OrderColumns, or the page's records (the record path)
+    cursor: int  # the cursor once this page is loaded or quarantined
+    last: bool  # the service has nothing after it
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class PageStream:
         self._closed = False  # the loader is gone: the fetch stops at its next page
         self._thread = threading.Thread(target=self._fetch, name="orderly-fetch", daemon=True)
 
-    def __enter__(self) -> "PageStream":
+    def __enter__(self) -> PageStream:
         self._thread.start()
         return self
 
@@ -74,8 +74,7 @@ class PageStream:
     def _put(self, item: Page | End, weight: int) -> bool:
         """Blocks while the stream is full; False once the loader has gone."""
         with self._changed:
-            self._changed.wait_for(lambda: self._closed or self._weight + weight <= self._capacity
-                                   or not self._items)
+            self._changed.wait_for(lambda: self._closed or self._weight + weight <= self._capacity or not self._items)
             if self._closed:
                 return False
             self._items.append((item, weight))
@@ -103,10 +102,14 @@ class PageStream:
                 if last:
                     return End(None)
                 if read >= self._max_pages:
-                    return End(RemoteError(
-                        f"orders service at {client.orders.shown_url}/orders sent more than ORDERLY_MAX_ORDER_PAGES="
-                        f"{self._max_pages} pages in one run; the orders read are kept and the next run goes on "
-                        "from there (raise the setting if the backlog is real)"))
+                    return End(
+                        RemoteError(
+                            f"orders service at {client.orders.shown_url}/orders sent more than "
+                            f"ORDERLY_MAX_ORDER_PAGES={self._max_pages} pages in one run; the orders read are kept "
+                            "and the next run goes on "
+                            "from there (raise the setting if the backlog is real)"
+                        )
+                    )
         except RemoteError as error:
             return End(error)
         return End(None)  # pragma: no cover (the chain ends on its last page or an error)

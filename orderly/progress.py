@@ -61,10 +61,15 @@ class _Display:
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
         self._progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description:<14}"),
-            TextColumn("{task.completed:>12,.0f} records"), TextColumn("{task.fields[pages]}"),
-            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[took]}"),
-            console=console, transient=False, refresh_per_second=5,
+            SpinnerColumn(),
+            TextColumn("{task.description:<14}"),
+            TextColumn("{task.completed:>12,.0f} records"),
+            TextColumn("{task.fields[pages]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[took]}"),
+            console=console,
+            transient=False,
+            refresh_per_second=5,
         )
         self._clock = clock
         self._last_report = clock()
@@ -94,10 +99,13 @@ class _Display:
             self._pages[stage] += pages
             self._records[stage] += records
             done, took = self._records[stage], now - self._started_at[stage]
-            self._progress.update(self._stages[stage], completed=done,
-                                  pages=f"{self._pages[stage]:>6,} pages" if self._pages[stage] else "",
-                                  rate=f"{done / took:>10,.0f}/s" if done and took >= MIN_RATED_S else "",
-                                  took=f"{took:6.1f} s")
+            self._progress.update(
+                self._stages[stage],
+                completed=done,
+                pages=f"{self._pages[stage]:>6,} pages" if self._pages[stage] else "",
+                rate=f"{done / took:>10,.0f}/s" if done and took >= MIN_RATED_S else "",
+                took=f"{took:6.1f} s",
+            )
 
     def _start(self) -> None:
         with self._lock:

@@ -78,7 +78,7 @@ def _flatten_clean_lines(records: list[Any]):
     loop. Why one pass: the decoded records lie scattered in memory, so each pass costs a cache miss per record
     whatever it does (a pass per field cost 15-20 ms per 50,000 orders); the appends cost far less."""
     order_columns: list[list[Any]] = [[] for _ in ORDER_FIELDS]
-    order_fields = tuple(zip([column.append for column in order_columns], ORDER_FIELDS))
+    order_fields = tuple(zip([column.append for column in order_columns], ORDER_FIELDS, strict=True))
     n_lines: list[int] = []
     lines: list[Any] = []
     count, add_lines = n_lines.append, lines.extend
@@ -118,8 +118,12 @@ def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:
 
 
 def _order_frames(order_columns, rec_col, line_no_col, inventory_col, quantity_col, n_lines):
-    orders = _frame({**{key: _objects(column) for key, column in zip(ORDER_FIELDS, order_columns)},
-                     "n_lines": _objects(n_lines)})
+    orders = _frame(
+        {
+            **{key: _objects(column) for key, column in zip(ORDER_FIELDS, order_columns, strict=True)},
+            "n_lines": _objects(n_lines),
+        }
+    )
     lines = _frame(
         {
             "rec": pd.Series(rec_col, dtype="int64"),
@@ -132,11 +136,7 @@ def _order_frames(order_columns, rec_col, line_no_col, inventory_col, quantity_c
 
 
 def flatten_stock(records: list[Any]) -> tuple[pd.DataFrame, dict[int, list[str]]]:
-    shape_errors = {
-        rec: [_not_an_object(record)]
-        for rec, record in enumerate(records)
-        if not isinstance(record, dict)
-    }
+    shape_errors = {rec: [_not_an_object(record)] for rec, record in enumerate(records) if not isinstance(record, dict)}
     frame = _frame({key: _objects(_field(records, key)) for key in STOCK_FIELDS})
     return frame, shape_errors
 

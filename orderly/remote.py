@@ -9,7 +9,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -28,11 +28,12 @@ from orderly.gcpolicy import collection_paused
 from orderly.paging import PageRuleBroken, check_orders_page, check_stock_pages
 from orderly.settings import Settings, mask_url
 from orderly.wire import NotJson, NotUnicode, decode_page  # noqa: F401 (NotUnicode: imported from here by tests)
-from orderly.wire import orders_envelope as _orders_envelope, stock_envelope as _stock_envelope
+from orderly.wire import orders_envelope as _orders_envelope
+from orderly.wire import stock_envelope as _stock_envelope
 
 SANDBOX_BASE = "http://sandbox"
 BACKOFF_BASE = 0.1  # seconds: the n-th pause is uniform in [0, BACKOFF_BASE * 2**(n-1)] ("full jitter")
-BACKOFF_MAX = 5.0   # seconds: no exponential pause is longer
+BACKOFF_MAX = 5.0  # seconds: no exponential pause is longer
 
 
 class Retryable(Exception):
@@ -61,7 +62,7 @@ _SETTING_FOR_STATUS = {401: "ORDERLY_API_TOKEN", 403: "ORDERLY_API_TOKEN"}
 
 @dataclass(frozen=True)
 class Service:
-    name: str         # "orders" or "warehouse"
+    name: str  # "orders" or "warehouse"
     base_url: str
     url_setting: str  # the variable that points at it
 
@@ -85,8 +86,8 @@ def _retry_after(response: httpx.Response, cap: float) -> float | None:
         except (TypeError, ValueError):
             return None  # garbage: fall back to exponential back-off
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
     if seconds != seconds:  # NaN
         return None
     return min(max(seconds, 0.0), cap)
@@ -185,9 +186,15 @@ class RemoteClient:
         """
         per_page, limit = self.settings.page_size, self.settings.max_stock_pages
         async with self._client(self.warehouse) as client:
+
             async def page(number: int) -> dict:
-                return await self._get(client, self.warehouse, "/stock", {"page": number, "per_page": per_page},
-                                       _records_decoder(_stock_envelope(number)))
+                return await self._get(
+                    client,
+                    self.warehouse,
+                    "/stock",
+                    {"page": number, "per_page": per_page},
+                    _records_decoder(_stock_envelope(number)),
+                )
 
             first = await page(1)
             total = first["total_pages"]
@@ -220,8 +227,11 @@ class RemoteClient:
 
     # ---- orders --------------------------------------------------------------------------
 
-    async def order_pages(self, after_id: int, max_pages: int | None = None,
-                          ) -> AsyncIterator[tuple[list[Any] | OrderColumns, int, bool]]:
+    async def order_pages(
+        self,
+        after_id: int,
+        max_pages: int | None = None,
+    ) -> AsyncIterator[tuple[list[Any] | OrderColumns, int, bool]]:
         """Pages of orders after `after_id`: (the page, the cursor once it is dealt with, last page?). A clean page
         comes as OrderColumns (orderly.columns), any other as its records, for the record path.
 
@@ -240,7 +250,8 @@ class RemoteClient:
             def read(after: int) -> asyncio.Task:
                 decode = functools.partial(_decode_orders_page, on_bytes=functools.partial(read_next, after))
                 return asyncio.ensure_future(
-                    self._get(client, self.orders, "/orders", {"after_id": after, "limit": limit}, decode))
+                    self._get(client, self.orders, "/orders", {"after_id": after, "limit": limit}, decode)
+                )
 
             def read_next(after: int, content: bytes) -> None:
                 claimed = _claimed_cursor(content)  # a cursor not above the page's own breaks the protocol anyway

@@ -27,15 +27,48 @@ from pandera.engines import pandas_engine
 # Schema settings under which pandera's verdict is exactly nullability + dtype + column checks: each attribute
 # with the value that makes it inert. An attribute not listed here or among the descriptive ones (a setting a
 # later pandera adds) turns the shortcut off for that model.
-_INERT_FRAME = {"_dtype": None, "checks": [], "_coerce": False, "parsers": [], "index": None, "strict": False,
-                "ordered": False, "_unique": None, "unique_column_names": False, "add_missing_columns": False,
-                "drop_invalid_rows": False}
-_DESCRIPTIVE_FRAME = {"columns", "name", "title", "description", "metadata", "report_duplicates",
-                      "on_missing_columns"}  # the last two matter only with `unique` or a missing column
-_INERT_COLUMN = {"coerce": False, "parsers": [], "drop_invalid_rows": False, "unique": False, "default": None,
-                 "required": True, "regex": False}
-_DESCRIPTIVE_COLUMN = {"_dtype", "checks", "nullable", "name", "title", "description", "metadata",
-                       "report_duplicates", "on_missing"}  # dtype, checks and nullable are evaluated below
+_INERT_FRAME = {
+    "_dtype": None,
+    "checks": [],
+    "_coerce": False,
+    "parsers": [],
+    "index": None,
+    "strict": False,
+    "ordered": False,
+    "_unique": None,
+    "unique_column_names": False,
+    "add_missing_columns": False,
+    "drop_invalid_rows": False,
+}
+_DESCRIPTIVE_FRAME = {
+    "columns",
+    "name",
+    "title",
+    "description",
+    "metadata",
+    "report_duplicates",
+    "on_missing_columns",
+}  # the last two matter only with `unique` or a missing column
+_INERT_COLUMN = {
+    "coerce": False,
+    "parsers": [],
+    "drop_invalid_rows": False,
+    "unique": False,
+    "default": None,
+    "required": True,
+    "regex": False,
+}
+_DESCRIPTIVE_COLUMN = {
+    "_dtype",
+    "checks",
+    "nullable",
+    "name",
+    "title",
+    "description",
+    "metadata",
+    "report_duplicates",
+    "on_missing",
+}  # dtype, checks and nullable are evaluated below
 
 
 @dataclass(frozen=True)
@@ -81,7 +114,7 @@ def nothing_fails(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> bool:
         return False
     try:
         return all(_column_passes(column, frame) for column in columns)
-    except Exception:  # pandera reports a check that raises as a failure of its own: its to describe
+    except Exception:  # noqa: BLE001 - pandera reports a check that raises as a failure of its own: its to describe
         return False
 
 

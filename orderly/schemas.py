@@ -8,18 +8,16 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-import pyarrow
-import pyarrow.compute as pc
 import pandera.extensions as extensions
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.typing import Series
 
 from domain.bounds import MAX_INT
-
 from orderly import schema_shortcut
 from orderly.stamps import canonical_seconds
 from orderly.wire import LongInteger, clipped_json
-
 
 # Each check has two implementations side by side: the pandas one pandera runs on the record path's raw columns,
 # and the one `schema_shortcut.columns_pass` runs on a page's typed Arrow columns (orderly/columns.py). The Arrow
@@ -110,7 +108,7 @@ def _text_column(array: pyarrow.Array) -> bool:
     lengths = pc.utf8_length(array)
     if pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > MAX_TEXT:
         return False
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array)]
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array)]
     first = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets]
     return bool(((first >= 0x21) & (first <= 0x7E)).all())
 
@@ -212,7 +210,7 @@ def _pandera_failures(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> di
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
         for column, check, value, index in zip(
-            cases["column"], cases["check"], cases["failure_case"], cases["index"]
+            cases["column"], cases["check"], cases["failure_case"], cases["index"], strict=True
         ):
             if index is None or pd.isna(index):
                 raise  # a whole-frame failure (e.g. a missing column) is a bug, not a bad record

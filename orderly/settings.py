@@ -11,28 +11,50 @@ import math
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from domain.bounds import MAX_INT
 from orderly.errors import SettingsError
 
-
 # Every ORDERLY_* variable Orderly reads: the one list. Any other ORDERLY_* name is a typo, refused with a
 # did-you-mean, because a misspelt URL setting would otherwise quietly mean "use the built-in sandbox".
-SETTING_NAMES = frozenset({
-    "ORDERLY_DB", "ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL", "ORDERLY_API_TOKEN", "ORDERLY_MAX_STOCK_AGE",
-    "ORDERLY_HTTP_TIMEOUT", "ORDERLY_HTTP_RETRIES", "ORDERLY_RETRY_AFTER_CAP", "ORDERLY_LOCK_TIMEOUT",
-    "ORDERLY_PAGE_SIZE", "ORDERLY_FETCH_CONCURRENCY", "ORDERLY_MAX_STOCK_PAGES", "ORDERLY_MAX_ORDER_PAGES",
-    "ORDERLY_LOOKBACK_ORDERS", "ORDERLY_MAX_BODY_BYTES", "ORDERLY_SCHEDULE_SECONDS", "ORDERLY_UI_TOKEN",
-    "ORDERLY_SANDBOX_ORDERS", "ORDERLY_SANDBOX_ITEMS", "ORDERLY_SANDBOX_SEED", "ORDERLY_SANDBOX_FAULT_RATE",
-    "ORDERLY_SANDBOX_LATENCY_MS", "ORDERLY_SANDBOX_BAD_RATE", "ORDERLY_SANDBOX_TOKEN",
-    "ORDERLY_DEBUG",  # the command line shows a traceback instead of its one line
-    # reserved for the webhook delivery (contract section 3): accepted now so setting them early is no typo
-    "ORDERLY_WEBHOOK_URL", "ORDERLY_WEBHOOK_SECRET", "ORDERLY_WEBHOOK_BATCH", "ORDERLY_WEBHOOK_MAX_LAG",
-})
+SETTING_NAMES = frozenset(
+    {
+        "ORDERLY_DB",
+        "ORDERLY_ORDERS_URL",
+        "ORDERLY_WAREHOUSE_URL",
+        "ORDERLY_API_TOKEN",
+        "ORDERLY_MAX_STOCK_AGE",
+        "ORDERLY_HTTP_TIMEOUT",
+        "ORDERLY_HTTP_RETRIES",
+        "ORDERLY_RETRY_AFTER_CAP",
+        "ORDERLY_LOCK_TIMEOUT",
+        "ORDERLY_PAGE_SIZE",
+        "ORDERLY_FETCH_CONCURRENCY",
+        "ORDERLY_MAX_STOCK_PAGES",
+        "ORDERLY_MAX_ORDER_PAGES",
+        "ORDERLY_LOOKBACK_ORDERS",
+        "ORDERLY_MAX_BODY_BYTES",
+        "ORDERLY_SCHEDULE_SECONDS",
+        "ORDERLY_UI_TOKEN",
+        "ORDERLY_SANDBOX_ORDERS",
+        "ORDERLY_SANDBOX_ITEMS",
+        "ORDERLY_SANDBOX_SEED",
+        "ORDERLY_SANDBOX_FAULT_RATE",
+        "ORDERLY_SANDBOX_LATENCY_MS",
+        "ORDERLY_SANDBOX_BAD_RATE",
+        "ORDERLY_SANDBOX_TOKEN",
+        "ORDERLY_DEBUG",  # the command line shows a traceback instead of its one line
+        # reserved for the webhook delivery (contract section 3): accepted now so setting them early is no typo
+        "ORDERLY_WEBHOOK_URL",
+        "ORDERLY_WEBHOOK_SECRET",
+        "ORDERLY_WEBHOOK_BATCH",
+        "ORDERLY_WEBHOOK_MAX_LAG",
+    }
+)
 DEFAULT_DB = "data/orderly.duckdb"
 
 
@@ -64,7 +86,7 @@ def mask_url(raw: str) -> str:
     if at < 0:
         return head + rest[:cut] + tail
     if at < cut:
-        return head + "***@" + rest[at + 1:cut] + tail
+        return head + "***@" + rest[at + 1 : cut] + tail
     return head + "***" + tail
 
 
@@ -85,8 +107,15 @@ def _unknown_names(env: Mapping[str, str]) -> None:
             raise SettingsError(f"{shown} is not an Orderly setting: {hint}", name)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0,
-            maximum: float = math.inf, above: bool = False) -> float:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float = 0.0,
+    maximum: float = math.inf,
+    above: bool = False,
+) -> float:
     """A finite number in [minimum, maximum] (or > minimum when `above`); nan and inf are refused."""
     raw = _raw(env, name)
     if raw is None:
@@ -105,8 +134,9 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, default: int | None, *, minimum: int = 0,
-             maximum: int = MAX_INT) -> int | None:
+def _integer(
+    env: Mapping[str, str], name: str, default: int | None, *, minimum: int = 0, maximum: int = MAX_INT
+) -> int | None:
     """A whole number in [minimum, maximum]: "1.5", "nan" and "1e3" are refused rather than rounded."""
     raw = _raw(env, name)
     if raw is None:
@@ -138,10 +168,15 @@ def _both_urls_or_neither(orders: str | None, warehouse: str | None) -> None:
     """The built-in sandbox stands in for both remotes or neither: real stock with sandbox orders (or the
     other way round) would decide orders that do not exist, and move the cursor past the real ones."""
     if (orders is None) != (warehouse is None):
-        given, missing = (("ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL") if orders else
-                          ("ORDERLY_WAREHOUSE_URL", "ORDERLY_ORDERS_URL"))
-        raise SettingsError(f"{given} is set but {missing} is not: set both (the real services) or neither "
-                            "(the built-in sandbox)", given)
+        given, missing = (
+            ("ORDERLY_ORDERS_URL", "ORDERLY_WAREHOUSE_URL")
+            if orders
+            else ("ORDERLY_WAREHOUSE_URL", "ORDERLY_ORDERS_URL")
+        )
+        raise SettingsError(
+            f"{given} is set but {missing} is not: set both (the real services) or neither (the built-in sandbox)",
+            given,
+        )
 
 
 def secret(env: Mapping[str, str], name: str) -> str | None:
@@ -150,9 +185,7 @@ def secret(env: Mapping[str, str], name: str) -> str | None:
     if raw is None or raw == "":
         return None
     if not _TOKEN.fullmatch(raw):
-        raise SettingsError(
-            f"{name} must be printable ASCII without spaces or line breaks (the value is not shown)"
-        )
+        raise SettingsError(f"{name} must be printable ASCII without spaces or line breaks (the value is not shown)")
     return raw
 
 
@@ -213,8 +246,10 @@ def _prefect_api(env: Mapping[str, str]) -> str | None:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: "
-                            f"{mask_url(raw)!r}", "PREFECT_API_URL")
+        raise SettingsError(
+            f"PREFECT_API_URL is not an http:// or https:// URL with a host and port: {mask_url(raw)!r}",
+            "PREFECT_API_URL",
+        )
     return raw.rstrip("/")
 
 
@@ -246,7 +281,7 @@ class SandboxSettings:
     token: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "SandboxSettings":
+    def from_env(cls, env: Mapping[str, str]) -> SandboxSettings:
         return cls(
             orders=_integer(env, "ORDERLY_SANDBOX_ORDERS", None, maximum=100_000_000),
             items=_integer(env, "ORDERLY_SANDBOX_ITEMS", None, minimum=1, maximum=100_000_000),
@@ -265,7 +300,7 @@ class Settings:
     warehouse_url: str | None = None
     api_token: str | None = field(default=None, repr=False)  # never printed, logged or stored
     max_stock_age: float = 900.0
-    http_timeout: float = 10.0     # seconds for a whole request: connect, headers and body
+    http_timeout: float = 10.0  # seconds for a whole request: connect, headers and body
     http_retries: int = 5
     retry_after_cap: float = 60.0
     lock_timeout: float = 30.0
@@ -273,17 +308,17 @@ class Settings:
     fetch_concurrency: int = 4
     max_stock_pages: int = 10_000  # a warehouse claiming more pages than this is refused, not believed
     max_order_pages: int = 100_000  # the most orders pages one run reads (100M orders at 1,000 a page)
-    lookback_orders: int = 1_000    # each run re-reads from the id of the lookback_orders-th newest stored order
+    lookback_orders: int = 1_000  # each run re-reads from the id of the lookback_orders-th newest stored order
     max_body_bytes: int = 16 * 2**20  # the largest response body, after decompression
     schedule_seconds: float = 300.0
     ui_token: str | None = field(default=None, repr=False)
     sandbox: SandboxSettings = SandboxSettings()
     prefect_api_url: str | None = None  # None: each data-changing command starts a temporary Prefect server
-    prefect_ui_url: str | None = None   # where the Prefect UI is: PREFECT_UI_URL, or the API URL without its /api
-    debug: bool = False                 # ORDERLY_DEBUG: a traceback instead of the one line
+    prefect_ui_url: str | None = None  # where the Prefect UI is: PREFECT_UI_URL, or the API URL without its /api
+    debug: bool = False  # ORDERLY_DEBUG: a traceback instead of the one line
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         _unknown_names(env)
         orders_url, warehouse_url = _url(env, "ORDERLY_ORDERS_URL"), _url(env, "ORDERLY_WAREHOUSE_URL")

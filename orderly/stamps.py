@@ -20,7 +20,7 @@ _DIGITS = [i for i in range(WIDTH) if i not in _SEPARATORS]  # YYYY MM DD hh mm 
 _PLACES = np.zeros((14, 6), dtype=np.float64)
 _PLACES[0:4, 0] = [1000, 100, 10, 1]
 for _part in range(1, 6):
-    _PLACES[2 + 2 * _part:4 + 2 * _part, _part] = [10, 1]
+    _PLACES[2 + 2 * _part : 4 + 2 * _part, _part] = [10, 1]
 _LOWEST = np.array([1900, 1, 1, 0, 0, 0])
 _HIGHEST = np.array([2199, 12, 31, 23, 59, 59])
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
@@ -47,10 +47,10 @@ def _read(stamps: pa.Array) -> np.ndarray | None:
     count = len(stamps)
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    offsets = np.frombuffer(stamps.buffers()[1], dtype=np.int32)[stamps.offset:stamps.offset + count + 1]
+    offsets = np.frombuffer(stamps.buffers()[1], dtype=np.int32)[stamps.offset : stamps.offset + count + 1]
     if offsets[-1] - offsets[0] != WIDTH * count or not bool((np.diff(offsets) == WIDTH).all()):
         return None
-    text = np.frombuffer(stamps.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(count, WIDTH)
+    text = np.frombuffer(stamps.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(count, WIDTH)
     if not bool((text[:, _SEPARATOR_AT] == _SEPARATOR).all()):
         return None
     digits = text[:, _DIGITS].astype(np.float64) - ord("0")

@@ -16,6 +16,7 @@ Usage, around the first Prefect import so the server boots while Prefect imports
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import signal
@@ -23,8 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import httpx
 
@@ -89,15 +90,30 @@ class TemporaryServer:
         self.port = free_port()
         # Where Prefect is installed, found without importing it (that costs a second we spend booting instead).
         app_dir = os.path.dirname(os.path.dirname(importlib.util.find_spec("prefect").origin))
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1"}
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         env.pop("PREFECT_API_URL", None)
         env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no network beyond loopback
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
-             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "error", "--lifespan", "on"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                app_dir,
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             # its own group: Ctrl-C reaches only us, so a flow can still report its end before we stop the server
             process_group=0,
             preexec_fn=_die_with(os.getpid(), self._prctl),
@@ -110,8 +126,10 @@ class TemporaryServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     if attempts >= PORT_ATTEMPTS:
-                        raise TemporaryServerFailed(f"the temporary Prefect server exited with {self.process.returncode} "
-                                          "before it answered (its messages are above)")
+                        raise TemporaryServerFailed(
+                            f"the temporary Prefect server exited with {self.process.returncode} "
+                            "before it answered (its messages are above)"
+                        )
                     attempts += 1
                     self.start()
                     continue
@@ -121,8 +139,10 @@ class TemporaryServer:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        raise TemporaryServerFailed(f"the temporary Prefect server did not answer within {timeout:g} s "
-                          "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS raises the bound)")
+        raise TemporaryServerFailed(
+            f"the temporary Prefect server did not answer within {timeout:g} s "
+            "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS raises the bound)"
+        )
 
     def use(self) -> None:
         """Wait until the server answers, then point this process's Prefect at it (Prefect is imported by now
@@ -153,10 +173,8 @@ class TemporaryServer:
                 if not self._exited(process.pid, grace):
                     os.kill(process.pid, signal.SIGKILL)
                     self._exited(process.pid, STOP_GRACE)
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         process.wait()
 
     @staticmethod

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.bounds import MAX_INT
-
 from orderly.columns import OrderColumns
 from orderly.records import flatten_orders, flatten_stock
 from orderly.schemas import OrderLineRecord, OrderRecord, StockRecord, failures_by_row, rejects_frame
@@ -20,10 +19,10 @@ from orderly.schemas import OrderLineRecord, OrderRecord, StockRecord, failures_
 
 @dataclass(repr=False)  # a repr of 50,000 records costs more than loading them (Prefect and asyncio format it)
 class ValidOrders:
-    orders: pa.Table       # rec, order_id, placed_at (timestamp[us, UTC]), customer_id: every valid copy, repeats too
-    lines: pa.Table        # rec, order_id, line_no, inventory_id, quantity
+    orders: pa.Table  # rec, order_id, placed_at (timestamp[us, UTC]), customer_id: every valid copy, repeats too
+    lines: pa.Table  # rec, order_id, line_no, inventory_id, quantity
     rejects: pd.DataFrame  # source, record_key, raw, reasons
-    received: int          # = valid copies + rejects; the loader splits valid copies into new, repeats, conflicts
+    received: int  # = valid copies + rejects; the loader splits valid copies into new, repeats, conflicts
     page_starts: list[int] | None = None  # where each page begins among the recs; None: a page per record
 
     def __repr__(self) -> str:
@@ -32,10 +31,10 @@ class ValidOrders:
 
 @dataclass(repr=False)
 class ValidStock:
-    items: pd.DataFrame    # one row per inventory item
+    items: pd.DataFrame  # one row per inventory item
     rejects: pd.DataFrame
-    received: int          # = items + rejects + repeated
-    repeated: int = 0      # identical copies of an item already in the snapshot
+    received: int  # = items + rejects + repeated
+    repeated: int = 0  # identical copies of an item already in the snapshot
 
     def __repr__(self) -> str:
         return f"ValidStock({len(self.items)} items of {self.received} received)"
@@ -105,8 +104,9 @@ def validate_order_pages(pages: Sequence[list[Any] | OrderColumns]) -> ValidOrde
     as they are (orderly.columns checked them against the same models), every other page's records through
     validate_orders, whole."""
     starts = np.cumsum([0, *map(len, pages)])[:-1].tolist()
-    recs_of_records = [np.arange(start, start + len(page)) for start, page in zip(starts, pages)
-                       if isinstance(page, list)]
+    recs_of_records = [
+        np.arange(start, start + len(page)) for start, page in zip(starts, pages, strict=True) if isinstance(page, list)
+    ]
     orders, lines = [], []
     rejects = rejects_frame("order", [], {}, "id")
     if recs_of_records:
@@ -115,28 +115,47 @@ def validate_order_pages(pages: Sequence[list[Any] | OrderColumns]) -> ValidOrde
         orders.append(valid.orders.set_column(0, "rec", pa.array(at[valid.orders["rec"].to_numpy()])))
         lines.append(valid.lines.set_column(0, "rec", pa.array(at[valid.lines["rec"].to_numpy()])))
         rejects = valid.rejects
-    for start, page in zip(starts, pages):
+    for start, page in zip(starts, pages, strict=True):
         if isinstance(page, OrderColumns):
             rec = np.arange(start, start + len(page), dtype=np.int64)
             orders.append(_orders_table(rec, page.order_id, page.placed_at, page.customer_id))
             first_line = np.cumsum(page.line_counts) - page.line_counts
             line_no = np.arange(len(page.quantity), dtype=np.int64) - np.repeat(first_line, page.line_counts)
-            lines.append(_lines_table(np.repeat(rec, page.line_counts), np.repeat(page.order_id, page.line_counts),
-                                      line_no, page.inventory_id, page.quantity))
-    return ValidOrders(_concat(orders, _ORDERS), _concat(lines, _LINES), rejects,
-                       sum(map(len, pages)), starts)
+            lines.append(
+                _lines_table(
+                    np.repeat(rec, page.line_counts),
+                    np.repeat(page.order_id, page.line_counts),
+                    line_no,
+                    page.inventory_id,
+                    page.quantity,
+                )
+            )
+    return ValidOrders(_concat(orders, _ORDERS), _concat(lines, _LINES), rejects, sum(map(len, pages)), starts)
 
 
 _STAMP = pa.timestamp("us", tz="UTC")  # TIMESTAMPTZ as the store keeps it
-_ORDERS = pa.schema([("rec", pa.int64()), ("order_id", pa.int64()), ("placed_at", _STAMP),
-                     ("customer_id", pa.string())])
-_LINES = pa.schema([("rec", pa.int64()), ("order_id", pa.int64()), ("line_no", pa.int64()),
-                    ("inventory_id", pa.int64()), ("quantity", pa.int64())])
+_ORDERS = pa.schema(
+    [("rec", pa.int64()), ("order_id", pa.int64()), ("placed_at", _STAMP), ("customer_id", pa.string())]
+)
+_LINES = pa.schema(
+    [
+        ("rec", pa.int64()),
+        ("order_id", pa.int64()),
+        ("line_no", pa.int64()),
+        ("inventory_id", pa.int64()),
+        ("quantity", pa.int64()),
+    ]
+)
 
 
 def _table(schema: pa.Schema, columns) -> pa.Table:
-    return pa.Table.from_arrays([column if isinstance(column, pa.Array) else pa.array(column, field.type)
-                                 for column, field in zip(columns, schema)], schema=schema)
+    return pa.Table.from_arrays(
+        [
+            column if isinstance(column, pa.Array) else pa.array(column, field.type)
+            for column, field in zip(columns, schema, strict=True)
+        ],
+        schema=schema,
+    )
 
 
 def _orders_table(*columns) -> pa.Table:
@@ -187,7 +206,8 @@ def _conflicting_items(frame: pd.DataFrame, rejected: dict[int, list[str]]) -> t
     conflicted = set(distinct[distinct > 1].index)
     reasons = {
         int(rec): [f"inventory_id {ids[rec]} appears more than once in the snapshot with different content"]
-        for rec, key in copies["inventory_id"].items() if key in conflicted
+        for rec, key in copies["inventory_id"].items()
+        if key in conflicted
     }
     agreed = copies[~copies["inventory_id"].isin(conflicted)]
     return reasons, [int(rec) for rec in agreed.index[agreed.duplicated()]]

@@ -188,9 +188,9 @@ def _decode_by_record(text: str, records_key: str) -> dict[str, Any]:
     if not text.lstrip(_BLANK).startswith("{"):
         _not_json()
     members: dict[str, Any] = {}
-    closers: list[str] = []   # the closers expected, innermost last
-    key: str | None = None    # the envelope member being read
-    value_at = -1             # where its value starts (after the colon); -1: no colon yet
+    closers: list[str] = []  # the closers expected, innermost last
+    key: str | None = None  # the envelope member being read
+    value_at = -1  # where its value starts (after the colon); -1: no colon yet
     records: list[Any] | None = None  # the records list being read, when inside it
     record_at, deepest = 0, 0  # where the current record starts; the deepest level seen in it
     end = -1
@@ -203,7 +203,13 @@ def _decode_by_record(text: str, records_key: str) -> dict[str, Any]:
                     _not_json()
                 key = _key(symbol)
         elif symbol in _CLOSER:
-            if depth == 1 and key == records_key and symbol == "[" and value_at >= 0 and not text[value_at:at].strip(_BLANK):
+            if (
+                depth == 1
+                and key == records_key
+                and symbol == "["
+                and value_at >= 0
+                and not text[value_at:at].strip(_BLANK)
+            ):
                 records, record_at, deepest = [], at + 1, 0
             closers.append(_CLOSER[symbol])
             if records is not None:
@@ -251,7 +257,7 @@ def _store(members: dict[str, Any], key: str, text: str, value_at: int, stop: in
     """A member that is not the records list (a cursor, a page count): decoded whole. For the records list,
     already stored, only blanks may follow it."""
     if value_at == _STORED:
-        if text[text.rfind("]", 0, stop) + 1:stop].strip(_BLANK):
+        if text[text.rfind("]", 0, stop) + 1 : stop].strip(_BLANK):
             _not_json()
         return
     if value_at < 0:
@@ -287,6 +293,7 @@ def _not_json() -> Any:
 
 
 # ---- back to text ---------------------------------------------------------------------------------------
+
 
 def clipped_json(value: Any, limit: int) -> str:
     """`value` as JSON text, cut after about `limit` characters: iterative (a record may be nested a thousand
@@ -340,6 +347,7 @@ class _Text:
 
 
 # ---- envelopes -------------------------------------------------------------------------------------------
+
 
 class Envelope:
     """A page's shape check (None when the page is right, else what is wrong) and the key of its records list,

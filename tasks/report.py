@@ -16,9 +16,16 @@ from tasks import step
 TABLE_LIMIT = 500  # the UI gets the latest orders and the counts, never a million rows
 
 
-def summary_markdown(flow: str, state: str, duration_s: float | None, counts: dict[str, Any],
-                     snapshot: dict[str, Any] | None, by_status: dict[str, int], problems: list[str],
-                     notes: list[str] = ()) -> str:
+def summary_markdown(
+    flow: str,
+    state: str,
+    duration_s: float | None,
+    counts: dict[str, Any],
+    snapshot: dict[str, Any] | None,
+    by_status: dict[str, int],
+    problems: list[str],
+    notes: list[str] = (),
+) -> str:
     """The run's summary as markdown: every run counter under its one name, the stock's age, the orders."""
     age = "none yet" if snapshot is None else f"{snapshot['age_seconds']:.0f} s"
     lines = [
@@ -62,8 +69,16 @@ def run_label(flow: str) -> str:
 
 
 @step
-def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str, Any], problems: list[str],
-                   state: str = "COMPLETED", duration_s: float | None = None, notes: list[str] = ()) -> None:
+def publish_report(
+    settings: Settings,
+    run_id: str,
+    flow: str,
+    counts: dict[str, Any],
+    problems: list[str],
+    state: str = "COMPLETED",
+    duration_s: float | None = None,
+    notes: list[str] = (),
+) -> None:
     """Three artifacts: `orders-status` (latest orders + counts), `orders-run-summary`, and `orders-rejects` if any."""
     with open_store(settings.db_path, lock_timeout=settings.lock_timeout, read_only=False) as con:
         orders = queries.orders_status(con, limit=TABLE_LIMIT)
@@ -75,8 +90,13 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
     create_table_artifact(
         key="orders-status",
         table=[
-            {"Order ID": o["order_id"], "Status": o["status"], "Items": o["items"],
-             "Total Qty": o["total_qty"], "Reason": o["reason"] or ""}
+            {
+                "Order ID": o["order_id"],
+                "Status": o["status"],
+                "Items": o["items"],
+                "Total Qty": o["total_qty"],
+                "Reason": o["reason"] or "",
+            }
             for o in orders
         ],
         description=f"Orders after {label}: {', '.join(f'{k} {v}' for k, v in by_status.items()) or 'none'}"
@@ -93,7 +113,11 @@ def publish_report(settings: Settings, run_id: str, flow: str, counts: dict[str,
             key="orders-rejects",
             table=[{"Source": r["source"], "Key": r["record_key"] or "", "Reasons": r["reasons"]} for r in rejects],
             description=f"Records quarantined by {label}: {max(rejected, len(rejects))}"
-            + (f" (latest {len(rejects)} shown; `orderly rejects --json` has them all)" if rejected > len(rejects) else ""),
+            + (
+                f" (latest {len(rejects)} shown; `orderly rejects --json` has them all)"
+                if rejected > len(rejects)
+                else ""
+            ),
         )
     get_run_logger().info("published the orders-status table (%d of %d orders) and the run summary", len(orders), total)
 
@@ -104,11 +128,13 @@ def publish_preview(preview: dict[str, Any]) -> None:
     changes = preview["changes"]
     create_table_artifact(
         key="orders-process-preview",
-        table=[{"Order ID": c["order_id"], "Would be": c["to_status"], "Reason": c["reason"] or "",
-                "Why": preview_why(c)} for c in changes[:TABLE_LIMIT]],
+        table=[
+            {"Order ID": c["order_id"], "Would be": c["to_status"], "Reason": c["reason"] or "", "Why": preview_why(c)}
+            for c in changes[:TABLE_LIMIT]
+        ],
         description=f"Dry run of Process All (nothing was written): would process {preview['processed']:,}, "
-        f"fail {preview['failed']:,}" + (f" (first {TABLE_LIMIT:,} of {len(changes):,} shown)"
-                                         if len(changes) > TABLE_LIMIT else ""),
+        f"fail {preview['failed']:,}"
+        + (f" (first {TABLE_LIMIT:,} of {len(changes):,} shown)" if len(changes) > TABLE_LIMIT else ""),
     )
     get_run_logger().info("published the preview: would process %d, fail %d", preview["processed"], preview["failed"])
 
@@ -123,16 +149,30 @@ def publish_reconciliation(run_id: str, found: dict[str, int]) -> None:
     from prefect.events import emit_event
 
     label = run_label("reconcile")
-    rows = [("order ids at the remote", "remote"), ("already stored", "stored"),
-            ("missing locally", "missing"), ("added now", "added"), ("changed at the remote (conflicts)", "changed")]
+    rows = [
+        ("order ids at the remote", "remote"),
+        ("already stored", "stored"),
+        ("missing locally", "missing"),
+        ("added now", "added"),
+        ("changed at the remote (conflicts)", "changed"),
+    ]
     create_markdown_artifact(
         key="orders-reconciliation",
-        markdown="\n".join(["# Reconciliation", "", "| found | orders |", "|---|---|",
-                             *(f"| {words} | {found[name]:,} |" for words, name in rows)]),
+        markdown="\n".join(
+            [
+                "# Reconciliation",
+                "",
+                "| found | orders |",
+                "|---|---|",
+                *(f"| {words} | {found[name]:,} |" for words, name in rows),
+            ]
+        ),
         description=f"Reconciliation by {label}: {found['missing']:,} missing, {found['added']:,} added",
     )
     if found["missing"]:
-        emit_event(event=RECONCILE_MISSING_EVENT,
-                   resource={"prefect.resource.id": f"orderly.run.{run_id}", "prefect.resource.name": "reconcile"},
-                   payload=dict(found))
+        emit_event(
+            event=RECONCILE_MISSING_EVENT,
+            resource={"prefect.resource.id": f"orderly.run.{run_id}", "prefect.resource.name": "reconcile"},
+            payload=dict(found),
+        )
     get_run_logger().info("reconciliation: %s", ", ".join(f"{words} {found[name]}" for words, name in rows))

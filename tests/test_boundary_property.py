@@ -422,6 +422,7 @@ def instant(text: str) -> datetime:
 
 # ---- the checks ---------------------------------------------------------------------------------------------------
 
+
 def followed(pages: list[tuple[dict, list]]) -> list[list]:
     """The records of the pages a one-at-a-time reader uses, from every page served in full (params, records).
 
@@ -434,8 +435,11 @@ def followed(pages: list[tuple[dict, list]]) -> list[list]:
         if params["after_id"] != expected:
             continue
         chain.append(records)
-        storable = [r["id"] for r in map(as_received, records)
-                    if type(r) is dict and type(r.get("id")) is int and 1 <= r["id"] <= INT64_MAX]
+        storable = [
+            r["id"]
+            for r in map(as_received, records)
+            if type(r) is dict and type(r.get("id")) is int and 1 <= r["id"] <= INT64_MAX
+        ]
         if not storable:
             break
         expected = str(storable[-1])
@@ -646,8 +650,9 @@ def test_a_run_and_a_rerun_against_a_hostile_remote_keep_every_invariant(
                 assert not result.problems, result.problems
                 served = remote.take_served()
                 runs.append(result)
-                orders_served.append(followed([(params, records) for path, params, records in served
-                                               if path == "/orders"]))  # by page
+                orders_served.append(
+                    followed([(params, records) for path, params, records in served if path == "/orders"])
+                )  # by page
                 stock_served.append([r for path, _, records in served if path == "/stock" for r in records])
                 states.append(stored(warm))
         first, second = states

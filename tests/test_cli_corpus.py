@@ -121,8 +121,16 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
     add(["sandbox"], {"ORDERLY_SANDBOX_TOKEN": "has space"})
     # data-changing commands with good arguments but a Prefect server that is down
     # (`process --dry-run` is not here: on a store with no NEW orders it answers without Prefect, exit 0)
-    for args in (["run"], ["sync"], ["reconcile"], ["process"], ["reset", "--order", "2"], ["reset", "--yes"],
-                 ["reset", "--status", "FAILED"], ["serve"]):
+    for args in (
+        ["run"],
+        ["sync"],
+        ["reconcile"],
+        ["process"],
+        ["reset", "--order", "2"],
+        ["reset", "--yes"],
+        ["reset", "--status", "FAILED"],
+        ["serve"],
+    ):
         add(args)
     add(["serve"], {"PREFECT_API_URL": ""})  # serve needs a real server
     add(["run"], {"PREFECT_API_URL": "not a url"})

@@ -24,10 +24,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hostile import Raw, dumps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile import Raw, dumps
 from orderly import remote
 from orderly.columns import OrderColumns, clean_orders
 from orderly.paging import PageRuleBroken, check_orders_page
@@ -59,15 +59,49 @@ def write(value, pretty: bool) -> str:
 
 ids = st.integers(1, 12) | st.sampled_from([MAX - 1, MAX])
 stamps = st.datetimes(min_value=datetime(1899, 12, 31), max_value=datetime(2200, 1, 2)).map(
-    lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"))
-odd_stamps = st.sampled_from(["2026-02-30T00:00:00Z", "2026-11-20T09:15:00+02:00", "2026-11-20T09:15:00.5Z",
-                              "2026-11-20 09:15:00Z", "2026-11-20", "yesterday", "", "2026-1-2T3:04:05Z",
-                              "1677-09-21T00:12:43Z", "2262-04-11T23:47:17Z", "0000-01-01T00:00:00Z"])
-texts = st.sampled_from(["C-1", "C-2", "x" * 1000]) | st.text(max_size=6) | st.sampled_from(
-    ["", " ", "\u00a0C", "\x1fC", "C ", "y" * 1001, "Zoë", "\u2028", "\x00"])
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")
+)
+odd_stamps = st.sampled_from(
+    [
+        "2026-02-30T00:00:00Z",
+        "2026-11-20T09:15:00+02:00",
+        "2026-11-20T09:15:00.5Z",
+        "2026-11-20 09:15:00Z",
+        "2026-11-20",
+        "yesterday",
+        "",
+        "2026-1-2T3:04:05Z",
+        "1677-09-21T00:12:43Z",
+        "2262-04-11T23:47:17Z",
+        "0000-01-01T00:00:00Z",
+    ]
+)
+texts = (
+    st.sampled_from(["C-1", "C-2", "x" * 1000])
+    | st.text(max_size=6)
+    | st.sampled_from(["", " ", "\u00a0C", "\x1fC", "C ", "y" * 1001, "Zoë", "\u2028", "\x00"])
+)
 quantities = st.integers(1, 5) | st.sampled_from([MAX, 2**62, 2**53 + 1])
-wild = st.sampled_from([None, True, 0, -1, 1.0, 2.5, MAX + 1, 2**64, "3", [], {}, Raw("1e3"), Raw("-0"),
-                        Raw('"\\ud800"'), Raw("1E2"), Raw("10000000000000000000000")])
+wild = st.sampled_from(
+    [
+        None,
+        True,
+        0,
+        -1,
+        1.0,
+        2.5,
+        MAX + 1,
+        2**64,
+        "3",
+        [],
+        {},
+        Raw("1e3"),
+        Raw("-0"),
+        Raw('"\\ud800"'),
+        Raw("1E2"),
+        Raw("10000000000000000000000"),
+    ]
+)
 nested = st.integers(1, 3).map(lambda depth: Raw("[" * depth + "1" + "]" * depth))
 
 
@@ -83,8 +117,12 @@ def line(draw):
 
 @st.composite
 def order(draw, oid):
-    fields = {"id": oid, "placed_at": draw(stamps if draw(st.integers(0, 5)) else odd_stamps),
-              "customer_id": draw(texts), "items": draw(st.lists(line(), min_size=1, max_size=3))}
+    fields = {
+        "id": oid,
+        "placed_at": draw(stamps if draw(st.integers(0, 5)) else odd_stamps),
+        "customer_id": draw(texts),
+        "items": draw(st.lists(line(), min_size=1, max_size=3)),
+    }
     if draw(st.integers(0, 7)) == 0:  # one field anything at all
         fields[draw(st.sampled_from(list(fields)))] = draw(wild | nested)
     if draw(st.integers(0, 14)) == 0:
@@ -108,9 +146,17 @@ def page(draw, after_id):
     records = []
     for oid in chosen:
         if clean:
-            records.append({"id": oid, "placed_at": draw(stamps), "customer_id": draw(st.sampled_from(["C-1", "C-2"])),
-                            "items": [{"inventory_id": draw(st.integers(1, 9)), "quantity": draw(st.integers(1, 5))}
-                                      for _ in range(draw(st.integers(1, 3)))]})
+            records.append(
+                {
+                    "id": oid,
+                    "placed_at": draw(stamps),
+                    "customer_id": draw(st.sampled_from(["C-1", "C-2"])),
+                    "items": [
+                        {"inventory_id": draw(st.integers(1, 9)), "quantity": draw(st.integers(1, 5))}
+                        for _ in range(draw(st.integers(1, 3)))
+                    ],
+                }
+            )
         else:
             records.append(draw(order(oid)))
     cursor = chosen[-1] if chosen else None
@@ -122,7 +168,8 @@ def page(draw, after_id):
     text = write(Dup(envelope) if draw(st.integers(0, 29)) else draw(wild), pretty=draw(st.integers(0, 7)) == 0)
     if draw(st.integers(0, 29)) == 0:
         text = draw(st.sampled_from([" ", "\n", "null", "{}", ",", "]"])).join(
-            [text[:len(text) // 2], text[len(text) // 2:]])
+            [text[: len(text) // 2], text[len(text) // 2 :]]
+        )
     return text.encode("utf-8", "surrogatepass"), cursor if isinstance(cursor, int) else 0
 
 
@@ -162,14 +209,17 @@ def stored(path: Path, pages: list) -> dict:
     """The pages loaded as one chunk into a fresh store, and everything the load wrote."""
     valid = validate_order_pages(pages)
     with open_store(path) as con:
-        counts = writes.load_orders(con, None, valid.orders, valid.lines, valid.rejects, valid.received, 0,
-                                    page_starts=valid.page_starts)
+        counts = writes.load_orders(
+            con, None, valid.orders, valid.lines, valid.rejects, valid.received, 0, page_starts=valid.page_starts
+        )
         tables = {
-            "orders": con.execute("SELECT order_id, placed_at, customer_id, items, total_qty, fingerprint "
-                                  "FROM orders ORDER BY order_id").fetchall(),
+            "orders": con.execute(
+                "SELECT order_id, placed_at, customer_id, items, total_qty, fingerprint FROM orders ORDER BY order_id"
+            ).fetchall(),
             "lines": con.execute("SELECT * FROM order_lines ORDER BY order_id, line_no").fetchall(),
-            "rejects": con.execute("SELECT source, record_key, raw, reasons FROM rejects "
-                                   "ORDER BY raw, reasons").fetchall(),
+            "rejects": con.execute(
+                "SELECT source, record_key, raw, reasons FROM rejects ORDER BY raw, reasons"
+            ).fetchall(),
         }
     return {"counts": counts, **tables}
 
@@ -184,8 +234,12 @@ def both_kinds_occur():
     assert SEEN["column pages"] > 0 and SEEN["record pages"] > 0, SEEN
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 @given(contents=chunk())
 def test_the_columns_and_the_records_store_the_same(contents, tmp_path):
     fast, slow, after_id = [], [], 0

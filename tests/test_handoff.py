@@ -48,13 +48,21 @@ def test_each_store_and_each_run_setting_has_its_own_worker_key(tmp_path):
     assert one.task_key.startswith(handoff.KEY_PREFIX + handoff.identity(Settings.from_env(env)) + "-")
     assert for_settings(Settings.from_env(env)) is one  # the same task for serve() and for its callers
     assert one.with_options(persist_result=True).task_key == one.task_key  # the key Prefect's worker subscribes with
-    others = [{**env, "ORDERLY_DB": str(tmp_path / "b.duckdb")}, {**env, "ORDERLY_MAX_STOCK_AGE": "60"},
-              {**env, "ORDERLY_LOOKBACK_ORDERS": "0"}, {**env, "ORDERLY_SANDBOX_ORDERS": "99"}]
+    others = [
+        {**env, "ORDERLY_DB": str(tmp_path / "b.duckdb")},
+        {**env, "ORDERLY_MAX_STOCK_AGE": "60"},
+        {**env, "ORDERLY_LOOKBACK_ORDERS": "0"},
+        {**env, "ORDERLY_SANDBOX_ORDERS": "99"},
+    ]
     keys = {for_settings(Settings.from_env(other)).task_key for other in others}
     assert len(keys) == len(others) and one.task_key not in keys
     # what only shapes waiting or serving, and secrets, leave the key alone (secrets are never hashed)
-    same = [{**env, "ORDERLY_SCHEDULE_SECONDS": "60"}, {**env, "ORDERLY_LOCK_TIMEOUT": "5"},
-            {**env, "ORDERLY_API_TOKEN": "secret-token-1234567890"}, {**env, "ORDERLY_SANDBOX_TOKEN": "secret-9"}]
+    same = [
+        {**env, "ORDERLY_SCHEDULE_SECONDS": "60"},
+        {**env, "ORDERLY_LOCK_TIMEOUT": "5"},
+        {**env, "ORDERLY_API_TOKEN": "secret-token-1234567890"},
+        {**env, "ORDERLY_SANDBOX_TOKEN": "secret-9"},
+    ]
     assert {for_settings(Settings.from_env(other)).task_key for other in same} == {one.task_key}
 
 

@@ -86,7 +86,10 @@ def test_a_bad_order_is_quarantined_and_its_neighbours_kept(bad, fragment):
     batch = [order_rec(2, [(101, 1), (205, 1)]), bad, order_rec(7, [(310, 2)])]
     valid = check_orders(batch, {1}, fragment)
     assert valid.lines.to_pandas()[["order_id", "inventory_id", "quantity"]].values.tolist() == [
-        [2, 101, 1], [2, 205, 1], [7, 310, 2]]
+        [2, 101, 1],
+        [2, 205, 1],
+        [7, 310, 2],
+    ]
 
 
 def test_a_record_that_is_not_an_object_is_quarantined():
@@ -108,7 +111,11 @@ def test_an_order_whose_quantities_sum_past_the_bound_is_quarantined():
     edge = order_rec(3, [(101, 2**62), (102, 2**62 - 2), (103, 1)])  # exactly 2**63-1: fits
     over = order_rec(4, [(101, 2**62), (102, 2**62)])
     valid = check_orders([order_rec(2), over, edge], {1}, "quantities sum past 2**63-1")
-    assert valid.lines.to_pandas()[valid.lines.to_pandas()["order_id"] == 3]["quantity"].tolist() == [2**62, 2**62 - 2, 1]
+    assert valid.lines.to_pandas()[valid.lines.to_pandas()["order_id"] == 3]["quantity"].tolist() == [
+        2**62,
+        2**62 - 2,
+        1,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from cli_store import build_store
 from test_cli_queries import invoke
 
@@ -21,11 +20,18 @@ def seeded(tmp_path_factory) -> dict[str, str]:
 
 # ---- help and errors ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("args", "metavars"), [
-    (["process", "--help"], ["--order ID"]), (["reset", "--help"], ["--order ID", "--status S", "--reason R"]),
-    (["status", "--help"], ["--since TIME", "--limit N"]), (["runs", "--help"], ["RUN", "--limit N"]),
-    (["explain", "--help"], ["ORDER_ID"]), (["history", "--help"], ["ORDER_ID"]),
-])
+
+@pytest.mark.parametrize(
+    ("args", "metavars"),
+    [
+        (["process", "--help"], ["--order ID"]),
+        (["reset", "--help"], ["--order ID", "--status S", "--reason R"]),
+        (["status", "--help"], ["--since TIME", "--limit N"]),
+        (["runs", "--help"], ["RUN", "--limit N"]),
+        (["explain", "--help"], ["ORDER_ID"]),
+        (["history", "--help"], ["ORDER_ID"]),
+    ],
+)
 def test_help_shows_plain_metavars(seeded, monkeypatch, capsys, args, metavars):
     code, out, _ = invoke(args, seeded, monkeypatch, capsys)
     text = re.sub(r"[\s│*]+", " ", out)
@@ -33,14 +39,17 @@ def test_help_shows_plain_metavars(seeded, monkeypatch, capsys, args, metavars):
     assert not re.search(r"<[a-z\[\]]+>|<=x<=|9223372036854775807|\{ORDER_ID\}", out), out  # no Python types
 
 
-@pytest.mark.parametrize(("args", "line"), [
-    (["explain", "0"], "error: ORDER_ID must be a whole number from 1 to 9223372036854775807"),
-    (["history", "x"], "error: ORDER_ID must be a whole number from 1 to 9223372036854775807"),
-    (["status", "--limit", "0"], "error: --limit must be a whole number from 1 to 9223372036854775807"),
-    (["process", "--order", "-3"], "error: --order must be a whole number from 1 to 9223372036854775807"),
-    (["runs", "--limit", "2000000"], "error: --limit must be a whole number from 1 to 1000000"),
-    (["sandbox", "--fault-rate", "2"], "error: --fault-rate must be a number from 0.0 to 1.0"),
-])
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["explain", "0"], "error: ORDER_ID must be a whole number from 1 to 9223372036854775807"),
+        (["history", "x"], "error: ORDER_ID must be a whole number from 1 to 9223372036854775807"),
+        (["status", "--limit", "0"], "error: --limit must be a whole number from 1 to 9223372036854775807"),
+        (["process", "--order", "-3"], "error: --order must be a whole number from 1 to 9223372036854775807"),
+        (["runs", "--limit", "2000000"], "error: --limit must be a whole number from 1 to 1000000"),
+        (["sandbox", "--fault-rate", "2"], "error: --fault-rate must be a number from 0.0 to 1.0"),
+    ],
+)
 def test_argument_errors_use_the_projects_words(seeded, monkeypatch, capsys, args, line):
     code, out, err = invoke(args, seeded, monkeypatch, capsys)
     assert (code, out, err.strip()) == (2, "", line)
@@ -53,19 +62,23 @@ def test_declined_and_bad_resets_stop_at_once_without_a_flow(seeded, monkeypatch
     monkeypatch.setattr(cli, "_run_flow", lambda *args, **kwargs: pytest.fail("a flow was started"))
     code, out, err = invoke(["reset", "--status", "NEW"], seeded, monkeypatch, capsys)
     assert (code, out) == (2, "") and err.strip() == (
-        "error: status 'NEW' cannot be reset: a reset puts PROCESSED or FAILED orders back to NEW")
+        "error: status 'NEW' cannot be reset: a reset puts PROCESSED or FAILED orders back to NEW"
+    )
 
 
 # ---- commands -----------------------------------------------------------------------------------------------
+
 
 def test_a_store_is_created_only_where_its_directory_exists(tmp_path):
     from orderly.errors import StoreUnusable
     from orderly.store import open_store
 
     mistyped = tmp_path / "dta" / "orderly.duckdb"
-    with pytest.raises(StoreUnusable, match=r"ORDERLY_DB=.* is in a directory that does not exist"):
-        with open_store(mistyped):
-            pass
+    with (
+        pytest.raises(StoreUnusable, match=r"ORDERLY_DB=.* is in a directory that does not exist"),
+        open_store(mistyped),
+    ):
+        pass
     assert not mistyped.parent.exists()
 
 
@@ -84,24 +97,28 @@ def test_a_run_that_changed_nothing_says_so(seeded, monkeypatch, capsys):
     from orderly import cli
 
     monkeypatch.setattr(cli, "_run_flow", lambda *args, **kwargs: pytest.fail("a flow was started"))
-    code, out, err = invoke(["process", "--order", "6"], seeded, monkeypatch, capsys)  # 6 is PROCESSED: skipped
+    code, out, _ = invoke(["process", "--order", "6"], seeded, monkeypatch, capsys)  # 6 is PROCESSED: skipped
     assert code == 0 and out.splitlines()[0] == "process: nothing to do", out
     from orderly.cli import _summary
 
     _summary("sync", {"stock_fetched": 8, "stock_loaded": 8, "orders_fetched": 15, "orders_loaded": 0})
     _summary("process", {"processed": 0, "failed": 0, "waiting": 0})
-    assert capsys.readouterr().out.splitlines() == ["sync: stock 8 fetched, 8 loaded; orders 15 fetched, 0 loaded",
-                                                   "process: nothing to do"]
+    assert capsys.readouterr().out.splitlines() == [
+        "sync: stock 8 fetched, 8 loaded; orders 15 fetched, 0 loaded",
+        "process: nothing to do",
+    ]
 
 
 # ---- explain and dry run ------------------------------------------------------------------------------------
+
 
 def test_explain_names_each_lines_item_numbers_lines_from_1_and_fits_80_columns(seeded, monkeypatch, capsys):
     code, out, _ = invoke(["explain", "2"], seeded, monkeypatch, capsys, width=80)
     lines = out.splitlines()
     assert code == 0 and all(len(line) <= 80 for line in lines), lines
-    assert lines[0] == "order 2: FAILED INSUFFICIENT_STOCK" and re.fullmatch(r"decided \S+ \S+ by run [0-9a-f]{8}",
-                                                                             lines[1]), lines[:2]
+    assert lines[0] == "order 2: FAILED INSUFFICIENT_STOCK" and re.fullmatch(
+        r"decided \S+ \S+ by run [0-9a-f]{8}", lines[1]
+    ), lines[:2]
     rows = [line.split() for line in lines if line.split() and line.split()[0].isdigit()]
     assert [row[:4] for row in rows] == [["1", "101", "MUG-BLK", "Black"], ["2", "205", "TEE-WHT-M", "White"]]
     assert "why: item 205 short: needed 1, available 0" in out
@@ -113,9 +130,16 @@ def test_a_dry_run_says_why_an_order_would_be_processed(monkeypatch, capsys):
     from orderly.cli import _preview
 
     monkeypatch.setattr("orderly.cli_output.out.width", 120)
-    changes = [{"order_id": 6, "from_status": "NEW", "to_status": "PROCESSED", "reason": None, "details": None},
-               {"order_id": 7, "from_status": "NEW", "to_status": "FAILED", "reason": "UNKNOWN_INVENTORY",
-                "details": {"unknown": [999]}}]
+    changes = [
+        {"order_id": 6, "from_status": "NEW", "to_status": "PROCESSED", "reason": None, "details": None},
+        {
+            "order_id": 7,
+            "from_status": "NEW",
+            "to_status": "FAILED",
+            "reason": "UNKNOWN_INVENTORY",
+            "details": {"unknown": [999]},
+        },
+    ]
     _preview({"processed": 1, "failed": 1, "changes": changes}, as_json=False)
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.split()[0].isdigit()}
     assert rows["6"].endswith("every item is available; its quantities would be allocated to it"), rows
@@ -123,6 +147,7 @@ def test_a_dry_run_says_why_an_order_would_be_processed(monkeypatch, capsys):
 
 
 # ---- tables and output --------------------------------------------------------------------------------------
+
 
 def test_status_shows_when_each_order_was_placed(seeded, monkeypatch, capsys):
     code, out, _ = invoke(["status"], seeded, monkeypatch, capsys)
@@ -142,7 +167,8 @@ def test_counts_keep_thousands_separators():
     from orderly.cli_output import Column, _cell, counts_in_words
 
     assert counts_in_words({"orders_fetched": 12000, "orders_loaded": 1234567, "processed": 1000}) == (
-        "orders 12,000 fetched, 1,234,567 loaded; processed 1,000")
+        "orders 12,000 fetched, 1,234,567 loaded; processed 1,000"
+    )
     assert _cell(9000, Column("Qty", "num")).plain == "9,000" and _cell(9000, Column("Item", "id")).plain == "9000"
 
 
@@ -163,14 +189,20 @@ def test_words_are_not_broken_at_narrow_widths(seeded, monkeypatch, capsys):
 
 # ---- Prefect ------------------------------------------------------------------------------------------------
 
+
 def test_make_server_turns_prefects_telemetry_off():
     import subprocess
 
     from conftest import ROOT
 
-    shown = subprocess.run(["make", "-s", "--no-print-directory", "--eval",
-                            "shown: ; @echo $$PREFECT_SERVER_ANALYTICS_ENABLED", "shown"],
-                           cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+    shown = subprocess.run(
+        ["make", "-s", "--no-print-directory", "--eval", "shown: ; @echo $$PREFECT_SERVER_ANALYTICS_ENABLED", "shown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     assert shown.stdout.strip() == "false"
 
 

@@ -22,7 +22,7 @@ INT64_MIN = -(2**63)
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params or [])
     names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 @contextmanager
@@ -37,11 +37,15 @@ def _named_ids(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None) 
 
 # ---- orders ---------------------------------------------------------------------------------
 
+
 def orders_status(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> list[dict[str, Any]]:
     """The orders table, ascending by id (the latest `limit` orders when given)."""
     sql = "SELECT order_id, status, items, total_qty, reason FROM orders ORDER BY order_id"
     if limit is not None:
-        sql = f"SELECT * FROM (SELECT order_id, status, items, total_qty, reason FROM orders ORDER BY order_id DESC LIMIT {int(limit)}) ORDER BY order_id"
+        sql = (
+            "SELECT * FROM (SELECT order_id, status, items, total_qty, reason FROM orders "
+            f"ORDER BY order_id DESC LIMIT {int(limit)}) ORDER BY order_id"
+        )
     return _rows(con, sql)
 
 
@@ -74,6 +78,7 @@ def count_stored(con: duckdb.DuckDBPyConnection, order_ids: np.ndarray) -> int:
 
 
 # ---- what the rule reads --------------------------------------------------------------------
+
 
 def new_order_lines_in_chunks(
     con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None, orders_per_chunk: int
@@ -124,8 +129,10 @@ def stock_to_decide(con: duckdb.DuckDBPyConnection, max_stock_age: float) -> tup
 
 
 def decided_orders(
-    con: duckdb.DuckDBPyConnection, order_ids: Sequence[int] | None = None,
-    status: str | None = None, reason: str | None = None,
+    con: duckdb.DuckDBPyConnection,
+    order_ids: Sequence[int] | None = None,
+    status: str | None = None,
+    reason: str | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Orders that are not NEW (all, those named, those with this status and/or reason): (ids, statuses)."""
     with _named_ids(con, order_ids) as named:
@@ -142,36 +149,55 @@ def decided_orders(
 
 # ---- decisions: the rows a decision writes (shared by the write and by a dry run's preview) -----
 
+
 @contextmanager
 def decision_rows(
-    con: duckdb.DuckDBPyConnection, order_ids: np.ndarray, changes: np.ndarray,
-    labels: Mapping[str, Sequence[str | None]], unknown: Mapping[str, np.ndarray],
+    con: duckdb.DuckDBPyConnection,
+    order_ids: np.ndarray,
+    changes: np.ndarray,
+    labels: Mapping[str, Sequence[str | None]],
+    unknown: Mapping[str, np.ndarray],
     short: Mapping[str, np.ndarray],
 ) -> Iterator[str]:
     """Register decided changes as one table and yield its name. Its rows: order_id, from_status, to_status,
     reason, order_reason, details (the explanation as JSON text, NULL when there is none).
 
     `changes` indexes `labels` (one value per kind of change, per column): the columns are Arrow dictionaries,
-    so a million rows cost no string each. The explanations come as rows sorted by order and item; their JSON is built set-based, in Arrow:
+    so a million rows cost no string each. The explanations come as rows sorted by order and item; their JSON is
+    built set-based, in Arrow:
     the text of each row, then the rows of each order joined (an aggregate with ORDER BY in SQL cost 0.8 s
     at 300k orders; this keeps the order for free).
     """
     order_ids = np.asarray(order_ids, dtype=np.int64)
     index = pa.array(np.asarray(changes, dtype=np.int8))
-    decided = pa.table({
-        "order_id": pa.array(order_ids, pa.int64()),
-        **{name: pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string())) for name, values in labels.items()},
-        "details": _aligned(order_ids, [
-            _json_per_order(unknown["order_id"], '{"unknown":[', [unknown["inventory_id"]], ["", ""]),
-            _json_per_order(short["order_id"], '{"short":[', [short["inventory_id"], short["needed"], short["available"]],
-                            ['{"inventory_id":', ',"needed":', ',"available":', "}"]),
-        ]),
-    })
+    decided = pa.table(
+        {
+            "order_id": pa.array(order_ids, pa.int64()),
+            **{
+                name: pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string()))
+                for name, values in labels.items()
+            },
+            "details": _aligned(
+                order_ids,
+                [
+                    _json_per_order(unknown["order_id"], '{"unknown":[', [unknown["inventory_id"]], ["", ""]),
+                    _json_per_order(
+                        short["order_id"],
+                        '{"short":[',
+                        [short["inventory_id"], short["needed"], short["available"]],
+                        ['{"inventory_id":', ',"needed":', ',"available":', "}"],
+                    ),
+                ],
+            ),
+        }
+    )
     with registered(con, decided=decided):
         yield "decided"
 
 
-def _json_per_order(owners: np.ndarray, opening: str, values: list[np.ndarray], around: list[str]):
+def _json_per_order(
+    owners: np.ndarray, opening: str, values: list[np.ndarray], around: list[str]
+) -> tuple[np.ndarray, pa.Array]:
     """(order ids, JSON text) for rows sorted by order: each row's values between the `around` strings,
     an order's rows joined by commas, the whole between `opening` and ']}'. Integers are written exactly."""
     owners = np.asarray(owners, dtype=np.int64)
@@ -180,7 +206,7 @@ def _json_per_order(owners: np.ndarray, opening: str, values: list[np.ndarray], 
     if len(owners) > 1 and bool((owners[1:] < owners[:-1]).any()):
         raise ValueError("explanation rows must come sorted by order")
     pieces = [pa.scalar(around[0])]
-    for value, text in zip(values, around[1:]):
+    for value, text in zip(values, around[1:], strict=False):
         pieces += [pc.cast(pa.array(value, pa.int64()), pa.string()), pa.scalar(text)]
     rows = pc.binary_join_element_wise(*pieces, "")
     starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
@@ -188,7 +214,7 @@ def _json_per_order(owners: np.ndarray, opening: str, values: list[np.ndarray], 
     return owners[starts], pc.binary_join_element_wise(opening, pc.binary_join(per_order, ","), "]}", "")
 
 
-def _aligned(order_ids: np.ndarray, parts) -> pa.Array:
+def _aligned(order_ids: np.ndarray, parts: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
     """The texts of `parts` ((order ids, texts), ...) placed at their order's row; NULL elsewhere."""
     owners = np.concatenate([part[0] for part in parts])
     texts = pa.concat_arrays([part[1] for part in parts])
@@ -208,17 +234,20 @@ def _aligned(order_ids: np.ndarray, parts) -> pa.Array:
 def preview_decisions(con: duckdb.DuckDBPyConnection, **columns: Any) -> list[dict[str, Any]]:
     """What a decision would write, row by row, ascending by order id: for a dry run (writes nothing)."""
     with decision_rows(con, **columns) as decided:
-        preview = _rows(con, f"SELECT order_id, from_status, to_status, reason, details FROM {decided} ORDER BY order_id")
+        preview = _rows(
+            con, f"SELECT order_id, from_status, to_status, reason, details FROM {decided} ORDER BY order_id"
+        )
     for row in preview:
         row["details"] = _parsed(row["details"])
     return preview
 
 
-def _parsed(details: str | None) -> dict | None:
+def _parsed(details: str | None) -> dict[str, Any] | None:
     return None if details is None else json.loads(details)
 
 
 # ---- stock ----------------------------------------------------------------------------------
+
 
 def stock_levels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """On-hand, allocated (to PROCESSED orders) and available per inventory item."""
@@ -238,8 +267,9 @@ def item_names(con: duckdb.DuckDBPyConnection, inventory_ids: Sequence[int]) -> 
     ids = sorted({int(i) for i in inventory_ids})
     if not ids:
         return {}
-    rows = con.execute("SELECT inventory_id, sku, product_name FROM stock_items WHERE list_contains(?, inventory_id)",
-                       [ids]).fetchall()
+    rows = con.execute(
+        "SELECT inventory_id, sku, product_name FROM stock_items WHERE list_contains(?, inventory_id)", [ids]
+    ).fetchall()
     return {inventory_id: (sku, name) for inventory_id, sku, name in rows}
 
 
@@ -262,6 +292,7 @@ def snapshot_age(con: duckdb.DuckDBPyConnection) -> float | None:
 
 
 # ---- one order ------------------------------------------------------------------------------
+
 
 def order_history(con: duckdb.DuckDBPyConnection, order_id: int) -> list[dict[str, Any]]:
     """That order's status changes, oldest first; `details` is the recorded explanation (None: not recorded)."""
@@ -312,6 +343,7 @@ def explain_order(con: duckdb.DuckDBPyConnection, order_id: int) -> dict[str, An
 
 # ---- runs and rejects -----------------------------------------------------------------------
 
+
 def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, Any]]:
     return _rows(
         con,
@@ -338,6 +370,7 @@ def rejects(con: duckdb.DuckDBPyConnection, limit: int = 1000, run_id: str | Non
 
 
 # ---- the web page's reads (orderly ui): pages by primary key, never the whole table ----------------
+
 
 def _order_filter(status: str | None, reason: str | None) -> tuple[str, list[Any]]:
     """SQL condition and parameters for the page's filters; values are bound, never spliced."""
@@ -373,14 +406,20 @@ def orders_page(
     backward = before is not None or last
     if backward:
         bound = "" if before is None else " AND order_id < ?"
-        rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where}{bound} ORDER BY order_id DESC LIMIT ?",
-                     [*params, *([] if before is None else [before]), limit + 1])
+        rows = _rows(
+            con,
+            f"SELECT {columns} FROM orders WHERE {where}{bound} ORDER BY order_id DESC LIMIT ?",
+            [*params, *([] if before is None else [before]), limit + 1],
+        )
         more = len(rows) > limit
         rows = rows[:limit][::-1]
     else:
         bound = "" if after is None else " AND order_id > ?"
-        rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where}{bound} ORDER BY order_id LIMIT ?",
-                     [*params, *([] if after is None else [after]), limit + 1])
+        rows = _rows(
+            con,
+            f"SELECT {columns} FROM orders WHERE {where}{bound} ORDER BY order_id LIMIT ?",
+            [*params, *([] if after is None else [after]), limit + 1],
+        )
         more = len(rows) > limit
         rows = rows[:limit]
     matching = con.execute(f"SELECT count(*) FROM orders WHERE {where}", params).fetchall()[0][0]
@@ -388,8 +427,9 @@ def orders_page(
         first, final = rows[0]["order_id"], rows[-1]["order_id"]
         has_prev = more if backward else _exists(con, f"{where} AND order_id < ?", [*params, first])
         has_next = more if not backward else _exists(con, f"{where} AND order_id > ?", [*params, final])
-        offset = con.execute(f"SELECT count(*) FROM orders WHERE {where} AND order_id < ?",
-                             [*params, first]).fetchall()[0][0]
+        offset = con.execute(
+            f"SELECT count(*) FROM orders WHERE {where} AND order_id < ?", [*params, first]
+        ).fetchall()[0][0]
     else:
         has_prev = has_next = False
         offset = matching if not backward else 0
@@ -424,9 +464,14 @@ def run_by_id(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | N
 
 # ---- the command line's filters and look-ups (orderly status, runs, rejects, process/reset --order) ----
 
+
 def orders_matching(
-    con: duckdb.DuckDBPyConnection, *, status: str | None = None, reason: str | None = None,
-    since: Any = None, limit: int | None = None,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+    since: Any = None,
+    limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The orders matching the filters, ascending by id (the latest `limit` of them when given), and how many
     match per status. `since` keeps orders placed at or after that instant."""
@@ -438,8 +483,12 @@ def orders_matching(
     if limit is None:
         rows = _rows(con, f"SELECT {columns} FROM orders WHERE {where} ORDER BY order_id", params)
     else:
-        rows = _rows(con, f"SELECT * FROM (SELECT {columns} FROM orders WHERE {where} ORDER BY order_id DESC "
-                          "LIMIT ?) ORDER BY order_id", [*params, limit])
+        rows = _rows(
+            con,
+            f"SELECT * FROM (SELECT {columns} FROM orders WHERE {where} ORDER BY order_id DESC "
+            "LIMIT ?) ORDER BY order_id",
+            [*params, limit],
+        )
     counts = dict(con.execute(f"SELECT status, count(*) FROM orders WHERE {where} GROUP BY status", params).fetchall())
     return rows, counts
 
@@ -447,16 +496,20 @@ def orders_matching(
 def order_statuses(con: duckdb.DuckDBPyConnection, order_ids: Sequence[int]) -> dict[int, str]:
     """The status of each named order that exists (an id that is not in the store is absent)."""
     with _named_ids(con, order_ids):
-        rows = con.execute("SELECT order_id, status FROM orders WHERE order_id IN (SELECT order_id FROM named_ids)"
-                           ).fetchall()
+        rows = con.execute(
+            "SELECT order_id, status FROM orders WHERE order_id IN (SELECT order_id FROM named_ids)"
+        ).fetchall()
     return dict(rows)
 
 
 def runs_starting(con: duckdb.DuckDBPyConnection, prefix: str, limit: int = 5) -> list[dict[str, Any]]:
     """The runs (id, flow, start) whose id starts with `prefix` (a short id as `orderly runs` shows it), newest
     first, at most `limit` of them."""
-    return _rows(con, "SELECT run_id, flow, started_at FROM runs WHERE starts_with(run_id, ?) "
-                      "ORDER BY started_at DESC LIMIT ?", [prefix, limit])
+    return _rows(
+        con,
+        "SELECT run_id, flow, started_at FROM runs WHERE starts_with(run_id, ?) ORDER BY started_at DESC LIMIT ?",
+        [prefix, limit],
+    )
 
 
 SHORT_RUN = 8  # a run id is shown by its first 8 characters, as the Prefect UI shortens it, unless they collide
@@ -486,7 +539,9 @@ def short_run_length(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str | Non
     length = SHORT_RUN
     for run_id, *others in neighbours:
         for other in filter(None, others):
-            shared = next((i for i, (a, b) in enumerate(zip(run_id, other)) if a != b), min(len(run_id), len(other)))
+            shared = next(
+                (i for i, (a, b) in enumerate(zip(run_id, other, strict=False)) if a != b), min(len(run_id), len(other))
+            )
             length = max(length, shared + 1)
     while any(len(run_id) > length and run_id[length - 1] == "-" for run_id in named):
         length += 1

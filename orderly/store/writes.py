@@ -14,8 +14,8 @@ from orderly.store.connection import first_row, registered, scalar, transaction
 from orderly.store.queries import ORDERS_CURSOR, decision_rows
 from orderly.store.schema import RUN_COUNTERS
 
-
 # ---- runs -----------------------------------------------------------------------------------
+
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str) -> list[str]:
     """Record a run as RUNNING; runs left RUNNING by a process that no longer exists become CRASHED (their ids
@@ -95,9 +95,15 @@ def _insert_rejects(con: duckdb.DuckDBPyConnection, run_id: str | None, rejects:
 
 # ---- stock ----------------------------------------------------------------------------------
 
+
 def load_stock_snapshot(
-    con: duckdb.DuckDBPyConnection, run_id: str | None, items: pd.DataFrame, rejects: pd.DataFrame, received: int,
-    repeated: int = 0, digest: str | None = None,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str | None,
+    items: pd.DataFrame,
+    rejects: pd.DataFrame,
+    received: int,
+    repeated: int = 0,
+    digest: str | None = None,
 ) -> dict[str, int]:
     """Replace the stock with a complete snapshot; a quarantined item keeps its last good value.
 
@@ -119,8 +125,12 @@ def load_stock_snapshot(
             else:
                 _replace_stock(con, snapshot_id, every_record_valid=every_record_valid)
         _insert_rejects(con, run_id, rejects)
-        counts = {"stock_fetched": received, "stock_loaded": len(items), "stock_rejected": len(rejects),
-                  "stock_repeated": repeated}
+        counts = {
+            "stock_fetched": received,
+            "stock_loaded": len(items),
+            "stock_rejected": len(rejects),
+            "stock_repeated": repeated,
+        }
         _insert_snapshot(con, snapshot_id, run_id, counts, digest if len(rejects) == 0 else None)
     return counts
 
@@ -142,15 +152,20 @@ def repeat_stock_snapshot(con: duckdb.DuckDBPyConnection, run_id: str | None, di
         if latest is None or latest[3] != digest:
             return None
         snapshot_id, received, loaded, _ = latest
-        counts = {"stock_fetched": received, "stock_loaded": loaded, "stock_rejected": 0,
-                  "stock_repeated": received - loaded}
+        counts = {
+            "stock_fetched": received,
+            "stock_loaded": loaded,
+            "stock_rejected": 0,
+            "stock_repeated": received - loaded,
+        }
         _confirm_stock(con, every_item=True)  # the latest snapshot had every record valid: it named every stored item
         _insert_snapshot(con, snapshot_id + 1, run_id, counts, digest)
     return counts
 
 
-def _insert_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: int, run_id: str | None, counts: dict[str, int],
-                     digest: str | None) -> None:
+def _insert_snapshot(
+    con: duckdb.DuckDBPyConnection, snapshot_id: int, run_id: str | None, counts: dict[str, int], digest: str | None
+) -> None:
     con.execute(
         "INSERT INTO stock_snapshots VALUES (?, ?, now(), ?, ?, ?)",
         [snapshot_id, run_id, counts["stock_fetched"], counts["stock_loaded"], counts["stock_rejected"]],
@@ -169,7 +184,7 @@ def _stock_unchanged(con: duckdb.DuckDBPyConnection, *, every_record_valid: bool
     every stored item. Exact (a set comparison in SQL, no hash): an incremental run re-reads the whole 50,000-item
     snapshot, and rewriting an unchanged one was most of its load step. The snapshot row is written either way:
     a complete snapshot was read now, so its age counts from now."""
-    missing, incoming, stored = first_row(
+    row = first_row(
         con,
         f"""
         SELECT (SELECT count(*) FROM (SELECT {_STOCK_VALUES} FROM incoming_stock
@@ -178,7 +193,9 @@ def _stock_unchanged(con: duckdb.DuckDBPyConnection, *, every_record_valid: bool
                (SELECT count(*) FROM stock_items)
         """,
     )
-    return missing == 0 and (incoming == stored or not every_record_valid)
+    assert row is not None  # an aggregate without GROUP BY gives one row
+    missing, incoming, stored = row
+    return bool(missing == 0 and (incoming == stored or not every_record_valid))
 
 
 def _confirm_stock(con: duckdb.DuckDBPyConnection, *, every_item: bool) -> None:
@@ -187,8 +204,10 @@ def _confirm_stock(con: duckdb.DuckDBPyConnection, *, every_item: bool) -> None:
     if every_item:
         con.execute("UPDATE stock_items SET confirmed_at = now()")
     else:
-        con.execute("UPDATE stock_items SET confirmed_at = now() "
-                    "WHERE inventory_id IN (SELECT inventory_id FROM incoming_stock)")
+        con.execute(
+            "UPDATE stock_items SET confirmed_at = now() "
+            "WHERE inventory_id IN (SELECT inventory_id FROM incoming_stock)"
+        )
 
 
 def _replace_stock(con: duckdb.DuckDBPyConnection, snapshot_id: int, *, every_record_valid: bool) -> None:
@@ -213,8 +232,10 @@ def _replace_stock(con: duckdb.DuckDBPyConnection, snapshot_id: int, *, every_re
 
 # ---- orders ---------------------------------------------------------------------------------
 
-def _incoming_orders(orders: pa.Table, lines: pa.Table,
-                     page_starts: Sequence[int] | None = None) -> tuple[pa.Table, pa.Table]:
+
+def _incoming_orders(
+    orders: pa.Table, lines: pa.Table, page_starts: Sequence[int] | None = None
+) -> tuple[pa.Table, pa.Table]:
     """The batch as two Arrow tables: one row per valid copy with its line count, total quantity and lines as a
     list of [inventory_id, quantity] in line order (what its fingerprint hashes), and its lines.
 
@@ -249,25 +270,32 @@ def _incoming_orders(orders: pa.Table, lines: pa.Table,
     )
     kept = orders if has_lines.all() else orders.filter(pa.array(has_lines))
     kept_rec = o_rec[has_lines]
-    page = (kept_rec if page_starts is None
-            else np.searchsorted(np.asarray(page_starts, dtype=np.int64), kept_rec, side="right") - 1)
-    incoming = pa.table({
-        "rec": pa.array(kept_rec, pa.int64()),
-        "page": pa.array(page, pa.int64()),
-        "order_id": kept.column("order_id"),
-        "placed_at": kept.column("placed_at"),
-        "customer_id": kept.column("customer_id"),
-        "items": pa.array(counts[has_lines], pa.int32()),
-        "total_qty": pa.array(total_qty, pa.int64()),
-        "item_list": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(counts[has_lines])], pa.int32()), pairs),
-    })
-    incoming_lines = pa.table({
-        "rec": pa.array(l_rec, pa.int64()),
-        "order_id": lines.column("order_id"),
-        "line_no": pa.array(l_no, pa.int32()),
-        "inventory_id": pa.array(inventory, pa.int64()),
-        "quantity": pa.array(quantity, pa.int64()),
-    })
+    page = (
+        kept_rec
+        if page_starts is None
+        else np.searchsorted(np.asarray(page_starts, dtype=np.int64), kept_rec, side="right") - 1
+    )
+    incoming = pa.table(
+        {
+            "rec": pa.array(kept_rec, pa.int64()),
+            "page": pa.array(page, pa.int64()),
+            "order_id": kept.column("order_id"),
+            "placed_at": kept.column("placed_at"),
+            "customer_id": kept.column("customer_id"),
+            "items": pa.array(counts[has_lines], pa.int32()),
+            "total_qty": pa.array(total_qty, pa.int64()),
+            "item_list": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(counts[has_lines])], pa.int32()), pairs),
+        }
+    )
+    incoming_lines = pa.table(
+        {
+            "rec": pa.array(l_rec, pa.int64()),
+            "order_id": lines.column("order_id"),
+            "line_no": pa.array(l_no, pa.int32()),
+            "inventory_id": pa.array(inventory, pa.int64()),
+            "quantity": pa.array(quantity, pa.int64()),
+        }
+    )
     return incoming, incoming_lines
 
 
@@ -325,14 +353,23 @@ def load_orders(
             loaded, repeats, conflicts = incoming.num_rows, 0, None
         else:
             loaded, repeats, conflicts = _load_judged(con, run_id)
-        all_rejects = pd.concat([rejects[REJECT_COLUMNS], conflicts], ignore_index=True) if conflicts is not None and len(conflicts) else rejects
+        all_rejects = (
+            pd.concat([rejects[REJECT_COLUMNS], conflicts], ignore_index=True)
+            if conflicts is not None and len(conflicts)
+            else rejects
+        )
         _insert_rejects(con, run_id, all_rejects)
         con.execute(
-            "INSERT INTO cursors VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET after_id = greatest(after_id, excluded.after_id)",
+            "INSERT INTO cursors VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET after_id = greatest(after_id, excluded.after_id)",
             [ORDERS_CURSOR, cursor_to],
         )
-        counts = {"orders_fetched": received, "orders_loaded": loaded, "orders_rejected": len(all_rejects),
-                  "orders_repeated": repeats}
+        counts = {
+            "orders_fetched": received,
+            "orders_loaded": loaded,
+            "orders_rejected": len(all_rejects),
+            "orders_repeated": repeats,
+        }
         _add_counts(con, run_id, counts)
     return counts
 
@@ -408,10 +445,17 @@ def _load_judged(con: duckdb.DuckDBPyConnection, run_id: str | None) -> tuple[in
 
 # ---- decisions ------------------------------------------------------------------------------
 
+
 def record_decisions(
-    con: duckdb.DuckDBPyConnection, run_id: str | None, counts: Mapping[str, int], *,
-    order_ids: np.ndarray, changes: np.ndarray, labels: Mapping[str, Sequence[str | None]],
-    unknown: Mapping[str, np.ndarray], short: Mapping[str, np.ndarray],
+    con: duckdb.DuckDBPyConnection,
+    run_id: str | None,
+    counts: Mapping[str, int],
+    *,
+    order_ids: np.ndarray,
+    changes: np.ndarray,
+    labels: Mapping[str, Sequence[str | None]],
+    unknown: Mapping[str, np.ndarray],
+    short: Mapping[str, np.ndarray],
 ) -> None:
     """Write decided status changes, process and reset alike: each order's new status and reason, one history
     row each with its explanation, and the run's counters. Part of the caller's transaction."""

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flows import handoff
@@ -55,7 +55,7 @@ class ButtonRun:
     run_url: str | None = None
     message: str | None = None  # a failed run's one-line reason, or a note while it waits
     counts: dict[str, int] = field(default_factory=dict)
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     ended_at: str | None = None
 
     @property
@@ -98,7 +98,7 @@ class Buttons:
             for name, value in changes.items():
                 setattr(run, name, value)
             if run.final and run.ended_at is None:
-                run.ended_at = datetime.now(timezone.utc).isoformat()
+                run.ended_at = datetime.now(UTC).isoformat()
 
     def _drive(self, run: ButtonRun) -> None:
         try:
@@ -154,15 +154,17 @@ class Buttons:
         from prefect.deployments import run_deployment
 
         ui = self.settings.prefect_ui_url
-        flow_run = run_deployment(BUTTONS[run.button][1], parameters=PARAMETERS[run.button], timeout=0,
-                                  as_subflow=False)
-        self._set(run, mode="deployment", run_id=str(flow_run.id),
-                  run_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None)
+        flow_run = run_deployment(
+            BUTTONS[run.button][1], parameters=PARAMETERS[run.button], timeout=0, as_subflow=False
+        )
+        self._set(
+            run, mode="deployment", run_id=str(flow_run.id), run_url=f"{ui}/runs/flow-run/{flow_run.id}" if ui else None
+        )
         waiting_since = time.monotonic()
         with get_client(sync_client=True) as client:
             while True:
                 state = client.read_flow_run(flow_run.id).state
-                name = (state.type.value if state is not None else "SCHEDULED")
+                name = state.type.value if state is not None else "SCHEDULED"
                 note = None
                 if name in {"SCHEDULED", "PENDING"} and time.monotonic() - waiting_since > 15:
                     note = "waiting for `orderly serve` (or a worker) to pick the run up"
@@ -174,10 +176,15 @@ class Buttons:
     def _drive_local(self, run: ButtonRun) -> None:
         flow, _, args = BUTTONS[run.button]
         ui = self.settings.prefect_ui_url if self.settings.prefect_api_url else None
-        since = datetime.now(timezone.utc)
+        since = datetime.now(UTC)
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen([*self.command, *args], stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+            process = subprocess.Popen(
+                [*self.command, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
             self._set(run, mode="local", state="RUNNING")
             while process.poll() is None:
                 if run.run_id is None:
@@ -230,8 +237,8 @@ class Buttons:
         if state != "COMPLETED":
             message = (row or {}).get("message") or run.message or one_line(prefect_message or "") or None
         elif row is None and run.mode == "deployment":
-            message = (f"the run completed but left no record in {self.reader.db_path}: "
-                       "is `orderly serve` using another ORDERLY_DB than this page?")
+            message = (
+                f"the run completed but left no record in {self.reader.db_path}: "
+                "is `orderly serve` using another ORDERLY_DB than this page?"
+            )
         self._set(run, state=state, counts=counts, message=message)
-
-

@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +108,14 @@ def _meta(read: Read, reader: StoreReader) -> dict[str, Any]:
         "store": {
             "path": str(reader.db_path),
             "exists": read.exists,
-            "as_of": None if read.as_of is None else datetime.fromtimestamp(read.as_of, timezone.utc).isoformat(),
+            "as_of": None if read.as_of is None else datetime.fromtimestamp(read.as_of, UTC).isoformat(),
             "stale": read.stale,
         }
     }
 
 
 # ---- reads ---------------------------------------------------------------------------------------
+
 
 @_api
 def orders(request: Request) -> dict[str, Any]:
@@ -130,13 +131,13 @@ def orders(request: Request) -> dict[str, Any]:
     reader = request.app.state.reader
 
     def query(con):
-        page = queries.orders_page(con, status=status, reason=reason, after=after, before=before, last=last,
-                                   limit=limit)
+        page = queries.orders_page(
+            con, status=status, reason=reason, after=after, before=before, last=last, limit=limit
+        )
         return {**page, "counts": queries.status_counts(con)}
 
     read = reader.read(query)
-    page = read.value or {"orders": [], "matching": 0, "offset": 0, "has_prev": False, "has_next": False,
-                          "counts": {}}
+    page = read.value or {"orders": [], "matching": 0, "offset": 0, "has_prev": False, "has_next": False, "counts": {}}
     return {**page, "limit": limit, "filter": {"status": status, "reason": reason}, **_meta(read, reader)}
 
 
@@ -162,8 +163,13 @@ def _explained(con, order_id: int) -> tuple[dict[str, Any] | None, list[dict[str
     explained, history = queries.explain_order(con, order_id), queries.order_history(con, order_id)
     if explained is None:
         return None, []
-    names = queries.item_names(con, [*short_items(explained["explanation"]),
-                                     *(item for change in history for item in short_items(change["details"]))])
+    names = queries.item_names(
+        con,
+        [
+            *short_items(explained["explanation"]),
+            *(item for change in history for item in short_items(change["details"])),
+        ],
+    )
     length = queries.short_run_length(con, [explained["decided_run"], *(change["run_id"] for change in history)])
     failed_now = explained["status"] == Status.FAILED
     explained["why"] = why_failed(explained["reason"], explained["explanation"], names) if failed_now else None
@@ -187,8 +193,13 @@ def stock(request: Request) -> dict[str, Any]:
     read = reader.read(lambda con: (queries.latest_snapshot(con), queries.stock_levels(con)))
     snapshot, items = read.value or (None, [])
     shown = [item for item in items if after is None or item["inventory_id"] > after]
-    return {"snapshot": snapshot, "items": shown[:limit], "total": len(items), "has_next": len(shown) > limit,
-            **_meta(read, reader)}
+    return {
+        "snapshot": snapshot,
+        "items": shown[:limit],
+        "total": len(items),
+        "has_next": len(shown) > limit,
+        **_meta(read, reader),
+    }
 
 
 @_api
@@ -221,14 +232,17 @@ def action(request: Request) -> dict[str, Any]:
 
 # ---- the buttons ----------------------------------------------------------------------------------
 
+
 def _press(button: str) -> Callable[[Request], Response]:
     @_api
     def press(request: Request) -> Response:
         Params(request, set())
         started, run = request.app.state.buttons.press(button)
         if not started:
-            return JSONResponse({"error": f"a {run['flow']} run is still going ({run['state']}): wait for it to end",
-                                 "run": run}, status_code=409)
+            return JSONResponse(
+                {"error": f"a {run['flow']} run is still going ({run['state']}): wait for it to end", "run": run},
+                status_code=409,
+            )
         return JSONResponse({"run": run}, status_code=202)
 
     press.__name__ = f"press_{button}"
@@ -246,8 +260,14 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return error(404, f"no such page: {request.url.path}")
 
 
-def create_app(db_path: Path, *, token: str | None = None, loopback_hosts_only: bool = True,
-               settings: Settings | None = None, buttons: Buttons | None = None) -> Starlette:
+def create_app(
+    db_path: Path,
+    *,
+    token: str | None = None,
+    loopback_hosts_only: bool = True,
+    settings: Settings | None = None,
+    buttons: Buttons | None = None,
+) -> Starlette:
     """The page on the store at `db_path`; `settings`: this command's (orderly.settings.current) unless given."""
     reader = StoreReader(db_path)
     settings = settings or _settings.current()
