@@ -242,8 +242,8 @@ def assert_same_orders(fast, slow):
     if isinstance(fast, type) or isinstance(slow, type):
         assert fast is slow
         return
-    pd.testing.assert_frame_equal(fast.orders, slow.orders)
-    pd.testing.assert_frame_equal(fast.lines, slow.lines)
+    assert fast.orders.equals(slow.orders)
+    assert fast.lines.equals(slow.lines)
     pd.testing.assert_frame_equal(fast.rejects, slow.rejects)
     assert fast.received == slow.received
 
