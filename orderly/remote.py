@@ -288,6 +288,7 @@ class RemoteClient:
 # Pages asked for ahead of the one awaited: the next page's bytes often arrive while this one still decodes, and
 # its own read-ahead is asked for then. Each follows a cursor not yet checked, so more would only waste requests.
 _READ_AHEAD = 2
+_TURNS_TO_SEND = 5
 # The cursor a page claims, from its last bytes: only a hint for the read-ahead (the page's check decides).
 _CLAIMED_CURSOR = re.compile(rb'"next_after_id"\s*:\s*([0-9]{1,19})\s*[,}]')
 
@@ -327,7 +328,11 @@ def _records_decoder(envelope):
 async def _decode_orders_page(content: bytes, on_bytes) -> dict:
     """The page decoded: columns when it is clean, else the record path's records (Retryable: a bad body)."""
     on_bytes(content)
-    await asyncio.sleep(0)  # the read-ahead's request goes out before the decode holds the loop
+    # The read-ahead's request goes out before the decode holds the loop. httpx writes it a few turns of the loop
+    # later (a connection from the pool, then the request): with one turn the read-ahead gained nothing (the chain
+    # of a million orders 3.16 s against 3.11 s without it), with five 2.22 s against 3.07 s.
+    for _ in range(_TURNS_TO_SEND):
+        await asyncio.sleep(0)
     # A clean page decodes here, in about a millisecond: handing each page to another thread cost more than it
     # overlapped (1.0 s a million orders). The record path can take seconds on a hostile page: it runs in a
     # thread, so the loop keeps serving the read-ahead, whose time-out would otherwise run while it waits.
