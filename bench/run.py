@@ -27,7 +27,8 @@ In the same run it also measures the floors and a peer:
   - dlt_s: dlt's rest_api source -> duckdb over a sandbox of --peer-orders (100,000) orders, when `make bench-peers`
     has made the side environment .venv-peers (dlt is not a dependency of Orderly); otherwise one line says so.
 
-The last line printed is one JSON object; the same object goes to bench/results/<timestamp>.json.
+The last line printed is one JSON object; the same object, with every size's details, goes to
+<temp dir>/orderly-bench-results/<timestamp>.json (`--results bench/results` keeps it in the checkout).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ from presses import incremental_through_worker, press_bench  # noqa: E402 - benc
 
 BIN = Path(sys.executable).parent
 ORDERLY = str(BIN / "orderly")
-RESULTS = ROOT / "bench" / "results"
+# Results kept in the checkout only when asked (`--results bench/results`): a bench run should not dirty the tree.
+RESULTS = Path(tempfile.gettempdir()) / "orderly-bench-results"
 
 # Prefect task name -> pipeline step (tasks/ingest.py, tasks/process.py, tasks/report.py). Each ingest task is one
 # use case of orderly.ingest: fetch, validate and load happen inside it (overlapped), so they are not told apart.
@@ -607,6 +609,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-verify", action="store_true", help="skip checking statuses against the floor model")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server log)")
     parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help=f"where the JSON record goes (default {RESULTS}; bench/results keeps it in the checkout)",
+    )
+    parser.add_argument(
         "--presses",
         type=int,
         default=500,
@@ -710,9 +718,11 @@ def main(argv: list[str] | None = None) -> int:
         "peer": peer,
         "worker": presses,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
+    kept = args.results / f"{stamp}.json"
+    kept.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"the record: {kept}")
     print(json.dumps(headline))
     return 0 if all(r["verified"] is not False for r in results) else 1
 
