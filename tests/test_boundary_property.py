@@ -2,7 +2,7 @@
 loopback HTTP (tests/hostile.py) with random page splits, overlaps, skips, pages that ignore `limit`, and transient
 faults (5xx, cut bodies, HTML) that succeed on retry. For each example, on a fresh DuckDB file: a run, then a rerun.
 
-Invariants (the issue's "Done when", read with /work/notes/issue9-decisions.md):
+Invariants (docs/CONTRACT.md, what gets quarantined and why, and the paging rules):
 - every valid order served is stored exactly once, with the content of its first valid copy received;
 - every invalid record received is in `rejects` with reasons, once per copy received, and every later valid copy
   that differs from the first is a conflict there;

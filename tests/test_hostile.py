@@ -7,7 +7,7 @@ service. Three depths, the cheapest that shows the point:
   question is what ends up stored, quarantined and decided;
 - the real `orderly` command where the operator's view is the point: exit status, one line on stderr, and
   what `status`, `stock`, `rejects` and `runs` then show.
-The expected behaviour is /work/notes/issue9-decisions.md; wording is asserted only where it quotes it.
+The expected behaviour is docs/CONTRACT.md (sections 1 and 3); wording is asserted only where it quotes it.
 """
 
 from __future__ import annotations
