@@ -427,13 +427,18 @@ def followed(pages: list[tuple[dict, list]]) -> list[list]:
     """The records of the pages a one-at-a-time reader uses, from every page served in full (params, records).
 
     The client also reads ahead the page after the cursor a page claims (orderly.remote) and drops it when the
-    page's check finds another cursor: served, never received. The contract's chain: a page's cursor is its last
-    storable id (also past a corrupt tail), and the next page used is the next one served after that cursor."""
-    chain: list[list] = []
-    expected = pages[0][0]["after_id"] if pages else None
+    page's check finds another cursor: served, never received. The contract's chain: it starts at the run's first
+    `after_id` (the smallest asked: a read-ahead only ever goes forward), a page's cursor is its last storable id
+    (also past a corrupt tail), and the next page used is the one served for that cursor. The served log is in the
+    order answers were finished, which concurrent answers can swap, so the chain is followed by `after_id`, not by
+    position; this service answers an `after_id` the same way every time it is asked."""
+    by_after: dict[int, list] = {}
     for params, records in pages:
-        if params["after_id"] != expected:
-            continue
+        by_after.setdefault(int(params["after_id"]), records)
+    chain: list[list] = []
+    expected = min(by_after, default=None)
+    while expected in by_after:
+        records = by_after.pop(expected)
         chain.append(records)
         storable = [
             r["id"]
@@ -442,7 +447,7 @@ def followed(pages: list[tuple[dict, list]]) -> list[list]:
         ]
         if not storable:
             break
-        expected = str(storable[-1])
+        expected = storable[-1]
     return chain
 
 
