@@ -37,6 +37,9 @@ log = logging.getLogger("orderly.ingest")
 # 1 KB an order): at most 25 of those a chunk, which kept a million-order run within 512 MB (issue 13).
 ORDER_PAGES_PER_CHUNK = 125
 RECORD_PAGES_PER_CHUNK = 25
+# What a record page weighs in the page stream against a clean one: a chunk's worth of weight ahead holds a chunk of
+# either kind.
+RECORD_PAGE_WEIGHT = ORDER_PAGES_PER_CHUNK // RECORD_PAGES_PER_CHUNK
 
 INGEST_DB_THREADS = 1
 
@@ -108,11 +111,10 @@ async def _stock_records(settings: Settings) -> list[Any]:
 class OrdersChunk:
     pages: list[list[Any] | OrderColumns]  # in order; a clean page as columns, any other as its records
     cursor_to: int  # the cursor once every record here is loaded or quarantined
-    last: bool  # the service has nothing after this chunk
     failure: RemoteError | None = None  # what stopped the read after these pages (they are good and load)
 
     def __repr__(self) -> str:
-        return f"OrdersChunk({len(self.pages)} pages, cursor_to={self.cursor_to}, last={self.last})"
+        return f"OrdersChunk({len(self.pages)} pages, cursor_to={self.cursor_to})"
 
     def storable_ids(self) -> np.ndarray:
         """The ids of every record that could be stored (what the remote holds, for a reconcile)."""
@@ -168,9 +170,9 @@ def _read_orders(
     with (
         sync_collection_policy(),
         _StoreWhileLoading(settings) as store,
-        PageStream(settings, start, settings.max_order_pages, capacity=pages_per_chunk) as stream,
+        PageStream(settings, start, settings.max_order_pages, pages_per_chunk, RECORD_PAGE_WEIGHT) as stream,
     ):
-        chunk, record_pages = OrdersChunk([], start, False), 0
+        chunk, record_pages = OrdersChunk([], start), 0
         while True:
             item = store.next_from(stream)
             if isinstance(item, End):
@@ -179,11 +181,11 @@ def _read_orders(
                     _load_chunk(settings, run_id, store.connection(), chunk, outcome)
                 return outcome
             chunk.pages.append(item.page)
-            chunk.cursor_to, chunk.last = item.cursor, item.last
+            chunk.cursor_to = item.cursor
             record_pages += isinstance(item.page, list)
             if item.last or len(chunk.pages) >= pages_per_chunk or record_pages >= RECORD_PAGES_PER_CHUNK:
                 _load_chunk(settings, run_id, store.connection(), chunk, outcome)
-                chunk, record_pages = OrdersChunk([], chunk.cursor_to, False), 0
+                chunk, record_pages = OrdersChunk([], chunk.cursor_to), 0
                 # One full collection per chunk: the imports' heap is frozen, so it scans little more than the
                 # chunk in flight. Collecting only the young generations let them reach the old one: +150 MB at
                 # 300k orders (issue 13).

@@ -2,9 +2,9 @@
 
 One stream per ingest or reconcile: the client's page chain (and its read-ahead) runs from the first page to the
 last without a break, so no page is asked for twice at a chunk's edge. The loader cuts the stream into chunks.
-A page of columns weighs 1 and a page of records RECORD_PAGE_WEIGHT: the stream holds at most `capacity`, so the
-fetch runs about one chunk ahead of the load and memory stays bounded however large the backlog. Its last item is
-an `End`.
+A page of columns weighs 1 and a page of records `record_weight` (its Python objects cost about 1 KB an order, as
+columns some 60 bytes): the stream holds at most `capacity`, so the fetch runs about one chunk ahead of the load
+and memory stays bounded however large the backlog. Its last item is an `End`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,6 @@ from orderly.gcpolicy import collection_paused
 from orderly.remote import RemoteClient
 from orderly.settings import Settings
 
-# A page of records is Python objects, about 1 KB an order against some 60 bytes as columns. With the ingest's
-# capacity of one chunk of clean pages (125), 5 a record page lets the stream hold 25 of them: the record path's
-# chunk, what kept a million-order run within 512 MB before the columns (issue 13).
-RECORD_PAGE_WEIGHT = 5
-
 
 @dataclass(frozen=True)
 class Page:
@@ -40,8 +35,9 @@ class End:
 
 
 class PageStream:
-    def __init__(self, settings: Settings, start: int, max_pages: int, capacity: int) -> None:
+    def __init__(self, settings: Settings, start: int, max_pages: int, capacity: int, record_weight: int) -> None:
         self._settings, self._start, self._max_pages, self._capacity = settings, start, max_pages, capacity
+        self._record_weight = record_weight
         self._items: deque[tuple[Page | End, int]] = deque()
         self._weight = 0
         self._changed = threading.Condition()
@@ -95,7 +91,7 @@ class PageStream:
             async for page, cursor, last in client.order_pages(self._start, self._max_pages):
                 read += 1
                 progress.advance("fetch orders", records=len(page), pages=1)
-                weight = RECORD_PAGE_WEIGHT if isinstance(page, list) else 1
+                weight = self._record_weight if isinstance(page, list) else 1
                 # In a thread: the read-ahead goes on while the stream is full.
                 if not await loop.run_in_executor(None, self._put, Page(page, cursor, last), weight):
                     return End(None)
