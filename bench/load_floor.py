@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/load_floor.py --orders 300000
 
-It validates the generated data set's orders in the pipeline's chunks once (orderly.validation), then times, each
+It validates the generated data set's orders in the pipeline's chunks once (boundary/validation.py), then times, each
 on a fresh DuckDB file:
   - `reopen`:  writes.load_orders per chunk, the store opened (and closed, so checkpointed) per chunk: the
                load task as it was before issue 13;
@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def chunks(orders: int, items: int, seed: int, per_chunk: int):
+    from orderly.boundary.validation import validate_orders
     from orderly.sandbox import generate
-    from orderly.validation import validate_orders
 
     data = generate(orders, items, seed)
     after, batch, out = 0, [], []

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import httpx
 import psutil
-
-from orderly.localproc import ServeProcess, free_port, stop, wait_for
+from localproc import ServeProcess, free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERLY = str(Path(sys.executable).parent / "orderly")

@@ -47,8 +47,7 @@ from pathlib import Path
 
 import msgspec
 import psutil
-
-from orderly.localproc import free_port, start_prefect_server, stop, wait_for
+from localproc import free_port, start_prefect_server, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))

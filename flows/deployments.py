@@ -38,7 +38,7 @@ RECONCILE_CRON = "30 3 * * *"
 
 def check_server(settings: Settings) -> str:
     """The API URL of a real, answering Prefect server, or PrefectUnreachable with one line saying what to do."""
-    from orderly.prefect_health import why_not_answering
+    from orderly.runtime.prefect_health import why_not_answering
     from orderly.settings import mask_url
 
     api = settings.prefect_api_url
@@ -125,7 +125,7 @@ def serve_all(settings: Settings, worker: bool = True) -> None:
     share_write_limit(deployment_ids)
     alerts = ensure_automations(every)
     from flows.worker import finish_runs, recover_crashed, serve_pipeline, serve_worker
-    from orderly import prefect_watch
+    from orderly.runtime import prefect_watch
     from orderly.settings import mask_url
 
     served = deployments

@@ -215,7 +215,7 @@ def _ask(client: httpx.Client, method: str, path: str, api: str, **kwargs: Any) 
                 return answer
             why = f"it answered {answer.status_code}"
         except httpx.TransportError as error:
-            from orderly.prefect_health import failure_in_words
+            from orderly.runtime.prefect_health import failure_in_words
 
             why = failure_in_words(error, TIMEOUT.read or 0)
         failing_since = failing_since or time.monotonic()

@@ -12,8 +12,8 @@ from typing import Any
 from prefect import get_run_logger, runtime
 
 from flows.write_slot import write_slot
-from orderly import ending
 from orderly.errors import RunIncomplete
+from orderly.runtime import ending
 from orderly.settings import Settings
 from orderly.settings import current as current_settings
 from orderly.store import open_store, writes

@@ -59,7 +59,7 @@ def _fresh(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     def run() -> Any:
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        from orderly import ending
+        from orderly.runtime import ending
 
         try:
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):

@@ -133,7 +133,7 @@ class RunIncomplete(RemoteError):
 
 class PrefectGone(OrderlyError):
     """The Prefect server stopped answering while a command ran: the command ends at once, keeping what was
-    committed to the store (orderly.ending), instead of waiting minutes on Prefect's retries."""
+    committed to the store (orderly.runtime.ending), instead of waiting minutes on Prefect's retries."""
 
     exit_code = 6
 

@@ -15,18 +15,18 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from orderly import progress
-from orderly.columns import OrderColumns
+from orderly.boundary.columns import OrderColumns
+from orderly.boundary.page_stream import End, Page, PageStream
+from orderly.boundary.paging import valid_order_ids
+from orderly.boundary.records import records_digest
+from orderly.boundary.remote import RemoteClient
+from orderly.boundary.validation import validate_order_pages, validate_stock
 from orderly.errors import RemoteError
-from orderly.gcpolicy import collection_paused
-from orderly.page_stream import End, Page, PageStream
-from orderly.paging import valid_order_ids
-from orderly.records import records_digest
-from orderly.remote import RemoteClient
+from orderly.runtime import progress
+from orderly.runtime.gcpolicy import collection_paused
 from orderly.settings import Settings
 from orderly.store import open_store, queries, writes
 from orderly.store.connection import BULK_CHECKPOINT_THRESHOLD, connect
-from orderly.validation import validate_order_pages, validate_stock
 
 log = logging.getLogger("orderly.ingest")
 
@@ -162,7 +162,7 @@ def _read_orders(
     settings: Settings, run_id: str | None, start: int, pages_per_chunk: int, *, reconciling: bool = False
 ) -> Outcome:
     """The chunk loop shared by the ingest and the reconcile. The pages stream in from their own thread, about one
-    chunk ahead (orderly.page_stream), and are cut into chunks: at most `pages_per_chunk` pages, of which at most
+    chunk ahead (boundary/page_stream.py), and are cut into chunks: at most `pages_per_chunk` pages, of which at most
     RECORD_PAGES_PER_CHUNK on the record path, each validated and loaded in one transaction with its cursor."""
     outcome = Outcome(
         reconcile=dict.fromkeys(("remote", "stored", "missing", "added", "changed"), 0) if reconciling else None
@@ -267,7 +267,7 @@ class _StoreWhileLoading:
 @contextmanager
 def sync_collection_policy() -> Iterator[None]:
     """The garbage collector's policy for a sync: what the imports made is frozen out of every later scan, the
-    automatic collector is off for the sync (orderly.gcpolicy says why), and the ingest collects once after each
+    automatic collector is off for the sync (orderly.runtime.gcpolicy says why), and the ingest collects once after each
     chunk (the raw records and frames are freed by reference counting; only cycles wait for that)."""
     gc.freeze()
     with collection_paused():

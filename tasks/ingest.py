@@ -1,6 +1,6 @@
 """Ingest tasks: sync stock, ingest new orders, reconcile the orders remote; each one use case of orderly.ingest.
 
-No task-level retries: orderly.remote already retries each page ORDERLY_HTTP_RETRIES times with back-off;
+No task-level retries: orderly.boundary.remote already retries each page ORDERLY_HTTP_RETRIES times with back-off;
 retrying a whole task on top would re-read every page and double the bound the operator set."""
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ from typing import Any
 from prefect import get_run_logger
 
 from domain import stock_refusal
-from orderly import progress, service
+from orderly import service
 from orderly.errors import StaleStock
+from orderly.runtime import progress
 from orderly.settings import Settings
 from orderly.store import open_store
 from tasks import step

@@ -58,7 +58,7 @@ def order_frames(first_id: int, count: int, items: int, rng: np.random.Generator
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
-    """A frame as the loader takes it (orderly.validation.ValidOrders): timestamps in microseconds, as stored."""
+    """A frame as the loader takes it (validation.ValidOrders): timestamps in microseconds, as stored."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if "placed_at" in frame:
         at = table.schema.get_field_index("placed_at")

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from orderly import service
+from orderly.boundary.validation import validate_orders, validate_stock
 from orderly.sandbox import seed_dataset
 from orderly.store import open_store, writes
-from orderly.validation import validate_orders, validate_stock
 
 
 def seed_records() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

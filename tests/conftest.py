@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import spread
 import tiers
-
-from orderly.localproc import free_port, pause_schedule, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported
+from localproc import free_port, pause_schedule, start_prefect_server, stop, wait_for  # noqa: F401 - re-exported
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -426,7 +426,7 @@ def instant(text: str) -> datetime:
 def followed(pages: list[tuple[dict, list]]) -> list[list]:
     """The records of the pages a one-at-a-time reader uses, from every page served in full (params, records).
 
-    The client also reads ahead the page after the cursor a page claims (orderly.remote) and drops it when the
+    The client also reads ahead the page after the cursor a page claims (orderly.boundary.remote) and drops it when the
     page's check finds another cursor: served, never received. The contract's chain: it starts at the run's first
     `after_id` (the smallest asked: a read-ahead only ever goes forward), a page's cursor is its last storable id
     (also past a corrupt tail), and the next page used is the one served for that cursor. The served log is in the

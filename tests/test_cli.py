@@ -207,7 +207,7 @@ def test_explain_names_the_short_item_on_the_seed(seeded):
 def test_query_commands_do_not_import_prefect(seeded):
     code = (
         "import sys\n"
-        "from orderly import cli\n"
+        "from orderly.cli import main as cli\n"
         "for args in (['status', '--json'], ['stock', '--json'], ['history', '6', '--json'], ['runs', '--json'],"
         " ['rejects', '--json'], ['status'], ['explain', '2'], ['explain', '2', '--json'], ['status', '--csv'],"
         " ['runs'], ['stock'], ['doctor']):\n"
@@ -363,7 +363,7 @@ def test_reset_failed_for_lack_of_stock_then_process_retries_just_those(cli_env,
 def test_a_bad_status_or_reason_is_one_line_before_any_flow_starts(tmp_path, args, fragment):
     code = (
         "import sys\n"
-        "from orderly import cli\n"
+        "from orderly.cli import main as cli\n"
         f"sys.argv = ['orderly', *{args!r}]\n"
         "try:\n"
         "    cli.main()\n"

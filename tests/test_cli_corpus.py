@@ -150,7 +150,7 @@ DRIVER = r"""
 import contextlib, io, json, os, sys
 cases = json.loads(sys.stdin.read())
 base = dict(os.environ)
-from orderly import cli
+from orderly.cli import main as cli
 results = []
 for args, env in cases:
     os.environ.clear(); os.environ.update(base); os.environ.update(env)

@@ -27,7 +27,8 @@ RUN_B = "01a23ac7-9b80-7e21-b3c4-d5e6f7a8b902"
 
 def invoke(args: list[str], env: dict[str, str], monkeypatch, capsys, width: int = 80) -> tuple[int, str, str]:
     """`orderly ARGS` in this process (fast): the exit status, stdout and stderr."""
-    from orderly import cli, cli_output
+    from orderly.cli import main as cli
+    from orderly.cli import output as cli_output
 
     for name in [n for n in os.environ if n.startswith(("ORDERLY_", "PREFECT_API"))]:
         monkeypatch.delenv(name)

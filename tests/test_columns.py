@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiers import examples
 
-from orderly import remote
-from orderly.columns import clean_orders
-from orderly.stamps import canonical_seconds
+from orderly.boundary import pages
+from orderly.boundary.columns import clean_orders
+from orderly.boundary.stamps import canonical_seconds
 
 LAST = object()  # next_after_id: the last record's id
 
@@ -180,4 +180,4 @@ def test_nesting_deeper_than_the_record_path_allows_is_never_taken_whatever_the_
     ],
 )
 def test_the_read_ahead_follows_the_cursor_a_page_claims_only_as_a_hint(body, claimed):
-    assert remote._claimed_cursor(body) == claimed
+    assert pages.claimed_cursor(body) == claimed

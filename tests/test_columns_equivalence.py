@@ -4,9 +4,9 @@ with the same reasons, for arbitrary pages: clean, hostile and mixed.
 Each example is a chunk of 1 to 4 orders pages, written as JSON text by hand (duplicated keys, fields Orderly does
 not read, nested or not, raw literals such as `1e3`, `-0` or a lone surrogate escape, blanks). Two runs on two fresh
 DuckDB files:
-- as production reads it: each page through orderly.remote's decoding (columns when orderly.columns finds the page
+- as production reads it: each page through the production decoding (columns when boundary/columns.py finds the page
   clean, else the record path);
-- the record path only: every page through orderly.wire and pandera, as before issue 19.
+- the record path only: every page through orderly.boundary.wire and pandera, as before issue 19.
 Then the two stores must hold the same orders (with their fingerprints), lines, rejects (raw record and reasons)
 and load counts, and the paging protocol must say the same of each page. A page the record path refuses whole (not
 JSON, not the envelope) must not be accepted by the columns either.
@@ -28,12 +28,12 @@ from hostile import Raw, dumps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orderly import remote
-from orderly.columns import OrderColumns, clean_orders
-from orderly.paging import PageRuleBroken, check_orders_page
+from orderly.boundary import pages
+from orderly.boundary.columns import OrderColumns, clean_orders
+from orderly.boundary.paging import PageRuleBroken, check_orders_page
+from orderly.boundary.validation import validate_order_pages
+from orderly.boundary.wire import orders_envelope
 from orderly.store import open_store, writes
-from orderly.validation import validate_order_pages
-from orderly.wire import orders_envelope
 
 MAX = 2**63 - 1
 
@@ -185,16 +185,16 @@ def chunk(draw):
 def record_path(content: bytes):
     """The page as the record path decodes it, or None when it refuses the page whole (a bad body: retried)."""
     try:
-        return remote._decoded(content, orders_envelope)
-    except remote.Retryable:
+        return pages.decoded(content, orders_envelope)
+    except pages.Retryable:
         return None
 
 
 def production(content: bytes):
-    """The page as the client decodes it (orderly.remote), or None when it refuses the page whole."""
+    """The page as the client decodes it (orderly.boundary.remote), or None when it refuses the page whole."""
     try:
-        return asyncio.run(remote._decode_orders_page(content, on_bytes=lambda content: None))
-    except remote.Retryable:
+        return asyncio.run(pages.decode_orders_page(content, on_bytes=lambda content: None))
+    except pages.Retryable:
         return None
 
 

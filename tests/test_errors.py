@@ -23,13 +23,13 @@ CODE = [path for folder in ("orderly", "flows", "tasks", "domain") for path in s
 # Exceptions that never reach an operator: each is caught where it is raised and turned into an OrderlyError (or,
 # in the sandbox, into its HTTP answer). Written down so that a new one is a decision, not an accident.
 INTERNAL_SIGNALS = {
-    ("orderly/remote.py", "Retryable"),  # a page to try again: RemoteError once retries are spent
-    ("orderly/paging.py", "PageRuleBroken"),  # a broken paging rule: ProtocolViolation
-    ("orderly/wire.py", "NotJson"),  # a body that is not JSON: retried, then RemoteError
-    ("orderly/body.py", "BodyTooLarge"),  # past ORDERLY_MAX_BODY_BYTES: retried, then RemoteError
-    ("orderly/body.py", "BadEncoding"),  # bad gzip/deflate or charset: retried, then RemoteError
+    ("orderly/boundary/pages.py", "Retryable"),  # a page to try again: RemoteError once retries are spent
+    ("orderly/boundary/paging.py", "PageRuleBroken"),  # a broken paging rule: ProtocolViolation
+    ("orderly/boundary/wire.py", "NotJson"),  # a body that is not JSON: retried, then RemoteError
+    ("orderly/boundary/body.py", "BodyTooLarge"),  # past ORDERLY_MAX_BODY_BYTES: retried, then RemoteError
+    ("orderly/boundary/body.py", "BadEncoding"),  # bad gzip/deflate or charset: retried, then RemoteError
     ("orderly/sandbox/app.py", "_BadParam"),  # the sandbox's own 400
-    ("orderly/tempserver.py", "_Terminated"),  # SIGTERM unwinding the temporary server's block
+    ("orderly/runtime/tempserver.py", "_Terminated"),  # SIGTERM unwinding the temporary server's block
 }
 
 
@@ -120,7 +120,7 @@ def test_an_unexpected_error_is_one_masked_line_without_its_class_name():
 def test_the_page_and_the_command_line_do_not_import_each_other():
     check = (
         "import sys, orderly.ui, orderly.ui.app, orderly.ui.actions\n"
-        "print(sorted(m for m in sys.modules if m == 'orderly.cli' or m.startswith('orderly.cli_')))"
+        "print(sorted(m for m in sys.modules if m == 'orderly.cli' or m.startswith('orderly.cli.')))"
     )
     found = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT, check=True)
     assert found.stdout.strip() == "[]", found.stdout
@@ -132,7 +132,7 @@ def test_the_page_and_the_command_line_do_not_import_each_other():
     }
     assert not imported, imported  # the page runs a command as a subprocess: a string, never an import
     found = subprocess.run(
-        [sys.executable, "-c", "import sys, orderly.cli; print('orderly.ui' in sys.modules)"],
+        [sys.executable, "-c", "import sys, orderly.cli.main; print('orderly.ui' in sys.modules)"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -247,9 +247,9 @@ def test_one_line_is_defined_once():
 # Environment reads outside orderly/settings.py, each for a reason: the terminal's width, read once at import by the
 # output module as rich reads it; the TLS trust store, read by the remote client as httpx does.
 OTHER_READS = {
-    ("orderly/cli_output.py", "COLUMNS"),
-    ("orderly/remote.py", "SSL_CERT_FILE"),
-    ("orderly/remote.py", "SSL_CERT_DIR"),
+    ("orderly/cli/output.py", "COLUMNS"),
+    ("orderly/boundary/remote.py", "SSL_CERT_FILE"),
+    ("orderly/boundary/remote.py", "SSL_CERT_DIR"),
 }
 
 

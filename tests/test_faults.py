@@ -1,6 +1,6 @@
 """How the services fail, and what the pipeline does (CONTRACT.md section 1), over real loopback HTTP.
 
-The client-level tests drive orderly.remote against a scripted loopback server (tests/conftest.py
+The client-level tests drive orderly.boundary.remote against a scripted loopback server (tests/conftest.py
 `stub_server`) so they can count exactly which requests were made; the end-to-end tests run the real
 `orderly` command against `orderly sandbox` subprocesses with injected faults.
 """
@@ -16,8 +16,8 @@ import orjson
 import pytest
 from conftest import free_port, run_cli
 
+from orderly.boundary.remote import BACKOFF_BASE, RemoteClient, Retryable, _HonourRetryAfter
 from orderly.errors import RemoteError
-from orderly.remote import BACKOFF_BASE, RemoteClient, Retryable, _HonourRetryAfter
 from orderly.sandbox import seed_dataset
 from orderly.settings import Settings
 

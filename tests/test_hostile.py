@@ -2,7 +2,7 @@
 
 Every numbered case of the issue (1-9), and more of the same kinds, against tests/hostile.py's scripted
 service. Three depths, the cheapest that shows the point:
-- the client (orderly.remote.RemoteClient) where the question is what goes over the wire;
+- the client (orderly.boundary.remote.RemoteClient) where the question is what goes over the wire;
 - the pipeline in-process (tests/hostile.run_pipeline: the tasks' own code, no Prefect flow run) where the
   question is what ends up stored, quarantined and decided;
 - the real `orderly` command where the operator's view is the point: exit status, one line on stderr, and
@@ -463,8 +463,8 @@ async def _all_orders(client) -> list:
 def test_a_next_after_id_that_is_not_a_bigint_refuses_the_envelope(remote, tmp_path, value):
     """Case 2: next_after_id must be null or an int in 0..2**63-1; otherwise the envelope is refused (retried
     as a bad body), then one line naming the service URL."""
+    from orderly.boundary.remote import RemoteClient
     from orderly.errors import RemoteError
-    from orderly.remote import RemoteClient
 
     remote.script(orders=ten_orders(), next_after_id=lambda after_id, default: value if after_id == 0 else default)
     with pytest.raises(RemoteError) as failed:
@@ -490,8 +490,8 @@ def test_next_after_id_2_63_in_the_pipeline_moves_nothing(remote, warm):
 def test_stock_pages_that_disagree_on_total_pages_are_not_a_snapshot(remote, tmp_path, first, later):
     """Case 5: page 1 says `first` pages, page 2 says `later`: no snapshot (an error naming total_pages), and
     no page is asked twice (not retried)."""
+    from orderly.boundary.remote import RemoteClient
     from orderly.errors import RemoteError
-    from orderly.remote import RemoteClient
 
     remote.script(
         stock=[item(100 + i, 1) for i in range(6)], total_pages=lambda page, computed: first if page == 1 else later
@@ -506,7 +506,7 @@ def test_stock_pages_that_disagree_on_total_pages_are_not_a_snapshot(remote, tmp
 _STOCK_CLIENT = r"""
 import asyncio, json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))  # the old client took 2.1 GB: fail, don't swap
-from orderly.remote import RemoteClient
+from orderly.boundary.remote import RemoteClient
 from orderly.settings import Settings
 settings = Settings.from_env(json.loads(sys.argv[1]))
 started = time.monotonic()
@@ -584,8 +584,8 @@ def test_a_huge_total_pages_is_fetched_lazily_within_the_concurrency_bound(remot
 def test_a_body_trickling_a_byte_at_a_time_is_bounded_by_the_timeout(remote, tmp_path, path):
     """Case 6: a body arriving one byte every 0.5 s; ORDERLY_HTTP_TIMEOUT=2 bounds the whole request, not each
     read: the read fails within a few seconds with a time-out line."""
+    from orderly.boundary.remote import RemoteClient
     from orderly.errors import RemoteError
-    from orderly.remote import RemoteClient
 
     remote.script(
         orders=ten_orders(),
@@ -604,7 +604,7 @@ def test_a_body_trickling_a_byte_at_a_time_is_bounded_by_the_timeout(remote, tmp
 
 def test_a_slow_but_timely_body_is_read(remote, tmp_path):
     """The whole-request deadline is the setting, not less: a body trickled over ~1 s with a 6 s timeout reads."""
-    from orderly.remote import RemoteClient
+    from orderly.boundary.remote import RemoteClient
 
     remote.script(stock=[item(101, 1)], fault=lambda request: slow(request.normal(), 1.0 / 200))
     assert len(remote.normal("/stock", page=1, per_page=3).body) < 250
@@ -628,7 +628,7 @@ BAD_BODIES = {
 def test_a_bad_body_once_is_retried(remote, tmp_path, kind):
     """Case 7: a body that is cut, cannot be decoded (corrupt gzip, bytes that are not UTF-8) or is not the
     envelope, once on each service: retried, and the same records arrive as from a sane service."""
-    from orderly.remote import RemoteClient
+    from orderly.boundary.remote import RemoteClient
 
     def fault(request):
         first = request.n == 0 and (
@@ -646,7 +646,7 @@ def test_a_bad_body_once_is_retried(remote, tmp_path, kind):
 
 
 def test_a_well_gzipped_body_is_read(remote, tmp_path):
-    from orderly.remote import RemoteClient
+    from orderly.boundary.remote import RemoteClient
 
     remote.script(orders=ten_orders(), fault=lambda request: gzipped(request.normal()))
     assert asyncio.run(_all_orders(RemoteClient(client_settings(remote, tmp_path)))) == ten_orders()
@@ -655,8 +655,8 @@ def test_a_well_gzipped_body_is_read(remote, tmp_path):
 @pytest.mark.parametrize("kind", ["gzip-garbage", "bad-utf8", "cut-body"])
 def test_a_bad_body_every_time_fails_in_one_line(remote, tmp_path, kind):
     """Case 7: retried, then one line naming the URL and the setting; no internal exception name (STANDARDS)."""
+    from orderly.boundary.remote import RemoteClient
     from orderly.errors import RemoteError
-    from orderly.remote import RemoteClient
 
     remote.script(stock=[item(101, 1)], fault=lambda request: BAD_BODIES[kind](request.normal()))
     with pytest.raises(RemoteError) as failed:

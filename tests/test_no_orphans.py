@@ -160,7 +160,7 @@ def test_completed_sync_leaves_no_process_behind(env):
 
 
 def test_without_prctl_or_with_an_api_url_prefect_keeps_its_own_way(monkeypatch):
-    from orderly import tempserver
+    from orderly.runtime import tempserver
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     monkeypatch.setattr(tempserver.sys, "platform", "darwin")

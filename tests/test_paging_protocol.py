@@ -105,7 +105,7 @@ def on_orders(after_id: int, reply):
 
 def assert_not_followed(remote, cursor: int) -> None:
     """A cursor a breaking page carried was never followed. The client asks for the page after the cursor a page
-    claims while it decodes and checks that page (orderly.remote, the read-ahead), so that page may have been asked
+    claims while it decodes and checks that page (boundary/remote.py, the read-ahead), so that page may have been asked
     for once; its answer is dropped unused, which the callers show in what was stored."""
     assert remote.count("/orders", after_id=cursor) <= 1
 

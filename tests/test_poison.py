@@ -25,11 +25,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from tiers import examples
 
+from orderly.boundary.records import records_digest
+from orderly.boundary.remote import RemoteClient
+from orderly.boundary.validation import validate_orders, validate_stock
+from orderly.boundary.wire import MAX_DEPTH, NotJson, decode_page
 from orderly.errors import RemoteError
-from orderly.records import records_digest
-from orderly.remote import RemoteClient
-from orderly.validation import validate_orders, validate_stock
-from orderly.wire import MAX_DEPTH, NotJson, decode_page
 
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception)\b")
 
@@ -254,7 +254,7 @@ def bomb_reply(bomb: bytes) -> Reply:
 
 _BOMB_CLIENT = r"""
 import asyncio, json, sys, tracemalloc
-from orderly.remote import RemoteClient
+from orderly.boundary.remote import RemoteClient
 from orderly.settings import Settings
 settings = Settings.from_env(json.loads(sys.argv[1]))
 client = RemoteClient(settings)

@@ -21,8 +21,7 @@ import psutil
 import pytest
 from conftest import ORDERLY, ROOT, run_cli
 from hostile import HostileRemote, item, order
-
-from orderly.localproc import start_prefect_server, stop
+from localproc import start_prefect_server, stop
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX process semantics")
 
@@ -115,7 +114,7 @@ def _runs(db: str) -> list[tuple]:
 
 def _committed(db: str) -> str:
     """The run's counters, committed with its data, in the words the command uses."""
-    from orderly.cli_output import counts_in_words
+    from orderly.cli.output import counts_in_words
     from orderly.store.schema import RUN_COUNTERS
 
     with duckdb.connect(db, read_only=True) as con:

@@ -1,4 +1,4 @@
-"""orderly.progress: what the tasks report is shown on a terminal once work lasts, and costs nothing elsewhere."""
+"""runtime/progress.py: what the tasks report is shown on a terminal once work lasts, and costs nothing elsewhere."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 from rich.console import Console
 
-from orderly import progress
+from orderly.runtime import progress
 
 
 def terminal() -> tuple[Console, io.StringIO]:

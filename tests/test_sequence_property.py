@@ -87,7 +87,7 @@ def valid_id(record) -> int | None:
 
 
 def breaks_protocol(after_id: int, records: list, next_after_id) -> bool:
-    """The contract's page rules, written here independently of orderly.paging."""
+    """The contract's page rules, written here independently of orderly.boundary.paging."""
     ids = [rid for rid in map(valid_id, records) if rid is not None]
     if any(rid <= after_id for rid in ids) or any(b < a for a, b in itertools.pairwise(ids)):
         return True
@@ -98,7 +98,7 @@ def breaks_protocol(after_id: int, records: list, next_after_id) -> bool:
 
 def followed(log: list[dict]) -> list[dict]:
     """The pages a one-at-a-time reader asks for, in order: the client also reads ahead the page after the cursor
-    a page claims (orderly.remote), and drops it when the page's check finds another cursor. Those pages were
+    a page claims (orderly.boundary.remote), and drops it when the page's check finds another cursor. Those pages were
     served but never used; this is the contract's chain through the log, independent of the client's code."""
     chain: list[dict] = []
     expected = log[0]["after_id"] if log else None

@@ -14,9 +14,9 @@ from hostile import HostileRemote, item, order
 from test_store import load_orders, load_stock, order_rec, statuses, stock_rec
 
 from orderly import service
-from orderly.records import records_digest
+from orderly.boundary.records import records_digest
+from orderly.boundary.validation import validate_stock
 from orderly.store import open_store, queries, writes
-from orderly.validation import validate_stock
 
 AGE = 900
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from orderly import service
+from orderly.boundary.records import records_digest
+from orderly.boundary.validation import validate_orders, validate_stock
 from orderly.errors import UnknownOrders
-from orderly.records import records_digest
 from orderly.store import open_store, queries, writes
 from orderly.store.connection import migrate, schema_version
 from orderly.store.schema import MIGRATIONS, RUN_COUNTERS
-from orderly.validation import validate_orders, validate_stock
 
 STAMP = "2026-11-20T09:00:00Z"
 
@@ -202,7 +202,7 @@ def test_the_digest_tells_apart_what_validation_tells_apart():
     variants.append([dict(reversed(base[0].items()))])  # same fields, another order
     variants.append(base * 2)
     assert len({records_digest(v) for v in [base, *variants]}) == len(variants) + 1
-    from orderly.remote import NotUnicode
+    from orderly.boundary.remote import NotUnicode
 
     assert records_digest([{**base[0], "sku": NotUnicode("\ud800")}]) is None
     assert records_digest([{**base[0], "quantity": 2**64}]) is None

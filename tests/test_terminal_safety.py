@@ -94,7 +94,7 @@ def test_status_csv_and_rejects_are_safe(hostile_store):
 
 
 def test_csv_cells_are_guarded_only_when_text():
-    from orderly.cli_output import _csv_value, visible
+    from orderly.cli.output import _csv_value, visible
 
     assert _csv_value(-5) == -5 and _csv_value("-5") == "'-5"
     for start in "=+-@\t\r":

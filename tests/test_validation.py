@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from orderly.validation import validate_orders, validate_stock
+from orderly.boundary.validation import validate_orders, validate_stock
 
 STAMP = "2026-11-20T09:00:00Z"
 

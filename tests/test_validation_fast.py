@@ -1,4 +1,4 @@
-"""The clean-batch shortcut (orderly/schema_shortcut.py) changes nothing but time.
+"""The clean-batch shortcut (orderly/boundary/schema_shortcut.py) changes nothing but time.
 
 For hostile batches (every kind of bad value the contract names, mixed with clean records) the validation with
 the shortcut must return exactly what pandera alone returns: the typed frames, the rejects and their reasons, the
@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from pandera.typing import Series
 from tiers import examples
 
-from orderly import schema_shortcut, schemas
-from orderly.remote import NotUnicode
-from orderly.schemas import OrderLineRecord, OrderRecord, StockRecord
-from orderly.validation import validate_orders, validate_stock
+from orderly.boundary import schema_shortcut, schemas
+from orderly.boundary.remote import NotUnicode
+from orderly.boundary.schemas import OrderLineRecord, OrderRecord, StockRecord
+from orderly.boundary.validation import validate_orders, validate_stock
 
 INT64_MAX = 2**63 - 1
 MISSING = object()  # a field left out of the record
@@ -81,7 +81,7 @@ BAD_STAMPS = [
     "2" * 10_000,
 ]
 TEXTS = ["C-1", "C-2", "Zoë 🚀", "x" * 1000, " padded ", "\u200b"]
-# A lone surrogate arrives as NotUnicode (orderly.remote marks it so). A bare one, as a failure case, breaks
+# A lone surrogate arrives as NotUnicode (orderly.boundary.remote marks it so). A bare one, as a failure case, breaks
 # pandera's own error message and so the whole batch, with the shortcut and without it alike: not drawn here.
 BAD_TEXTS = [
     "",

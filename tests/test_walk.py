@@ -57,9 +57,9 @@ def test_argument_errors_use_the_projects_words(seeded, monkeypatch, capsys, arg
 
 
 def test_declined_and_bad_resets_stop_at_once_without_a_flow(seeded, monkeypatch, capsys):
-    from orderly import cli
+    from orderly.cli import commands
 
-    monkeypatch.setattr(cli, "_run_flow", lambda *args, **kwargs: pytest.fail("a flow was started"))
+    monkeypatch.setattr(commands, "run_flow", lambda *args, **kwargs: pytest.fail("a flow was started"))
     code, out, err = invoke(["reset", "--status", "NEW"], seeded, monkeypatch, capsys)
     assert (code, out) == (2, "") and err.strip() == (
         "error: status 'NEW' cannot be reset: a reset puts PROCESSED or FAILED orders back to NEW"
@@ -83,9 +83,9 @@ def test_a_store_is_created_only_where_its_directory_exists(tmp_path):
 
 
 def test_a_dry_run_with_no_new_orders_answers_without_prefect(seeded, monkeypatch, capsys):
-    from orderly import cli
+    from orderly.cli import commands
 
-    monkeypatch.setattr(cli, "_run_flow", lambda *args, **kwargs: pytest.fail("a flow (and a server) was started"))
+    monkeypatch.setattr(commands, "run_flow", lambda *args, **kwargs: pytest.fail("a flow (and a server) was started"))
     code, out, err = invoke(["process", "--dry-run"], seeded, monkeypatch, capsys)
     assert (code, out.strip()) == (0, "nothing would change")
     assert err.strip() == "dry run, nothing was written: would process 0, fail 0"
@@ -94,12 +94,12 @@ def test_a_dry_run_with_no_new_orders_answers_without_prefect(seeded, monkeypatc
 
 
 def test_a_run_that_changed_nothing_says_so(seeded, monkeypatch, capsys):
-    from orderly import cli
+    from orderly.cli import commands
 
-    monkeypatch.setattr(cli, "_run_flow", lambda *args, **kwargs: pytest.fail("a flow was started"))
+    monkeypatch.setattr(commands, "run_flow", lambda *args, **kwargs: pytest.fail("a flow was started"))
     code, out, _ = invoke(["process", "--order", "6"], seeded, monkeypatch, capsys)  # 6 is PROCESSED: skipped
     assert code == 0 and out.splitlines()[0] == "process: nothing to do", out
-    from orderly.cli import _summary
+    from orderly.cli.commands import _summary
 
     _summary("sync", {"stock_fetched": 8, "stock_loaded": 8, "orders_fetched": 15, "orders_loaded": 0})
     _summary("process", {"processed": 0, "failed": 0, "waiting": 0})
@@ -127,9 +127,9 @@ def test_explain_names_each_lines_item_numbers_lines_from_1_and_fits_80_columns(
 
 
 def test_a_dry_run_says_why_an_order_would_be_processed(monkeypatch, capsys):
-    from orderly.cli import _preview
+    from orderly.cli.commands import _preview
 
-    monkeypatch.setattr("orderly.cli_output.out.width", 120)
+    monkeypatch.setattr("orderly.cli.output.out.width", 120)
     changes = [
         {"order_id": 6, "from_status": "NEW", "to_status": "PROCESSED", "reason": None, "details": None},
         {
@@ -164,7 +164,7 @@ def test_an_empty_table_says_so(seeded, monkeypatch, capsys):
 
 
 def test_counts_keep_thousands_separators():
-    from orderly.cli_output import Column, _cell, counts_in_words
+    from orderly.cli.output import Column, _cell, counts_in_words
 
     assert counts_in_words({"orders_fetched": 12000, "orders_loaded": 1234567, "processed": 1000}) == (
         "orders 12,000 fetched, 1,234,567 loaded; processed 1,000"

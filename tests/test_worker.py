@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ORDERLY, ROOT, run_cli, start_prefect_server, stop
+from localproc import ServeProcess
 from test_crash import db_state, remote_env
 from uihelp import UiProcess, seed_rows
-
-from orderly.localproc import ServeProcess
 
 SEED_COUNTS = {"processed": 6, "failed": 9, "waiting": 0}
 

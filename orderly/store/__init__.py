@@ -1,4 +1,5 @@
-"""The DuckDB store: the only package that speaks SQL. `writes` changes data, `queries` reads it."""
+"""The DuckDB store: the only package that speaks SQL. `schema` its migrations, `connection` opening the file,
+`writes` every change (`decided` the rows of a decision), `queries` every read."""
 
 from orderly.store.connection import connect, open_store
 

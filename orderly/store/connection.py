@@ -18,7 +18,7 @@ from orderly.store.schema import MIGRATIONS
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
 # Held by every write transaction of this process while it is open. A command that must end at once (its Prefect
-# server went away, or SIGTERM: orderly.ending) takes it, so the transaction in progress finishes and no new one
+# server went away, or SIGTERM: orderly.runtime.ending) takes it, so the transaction in progress finishes and no new one
 # starts before the process exits. Reentrant: the ending thread itself writes the run's end.
 WRITE_GATE = threading.RLock()
 

@@ -4,6 +4,8 @@ Migrations are only ever appended: a file written by any earlier version upgrade
 in its own transaction, and nothing it holds is lost.
 """
 
+ORDERS_CURSOR = "orders"  # the row of `cursors` that holds the highest order id read in sequence
+
 # The run counters: one name each, used alike by the `runs` table, `orderly runs`, the run summary artifact
 # and a flow's return value. Each is counted once, in the transaction that does what it counts.
 RUN_COUNTERS = (

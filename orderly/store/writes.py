@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 
 from orderly.store.connection import first_row, registered, scalar, transaction
-from orderly.store.queries import ORDERS_CURSOR, decision_rows
-from orderly.store.schema import RUN_COUNTERS
+from orderly.store.decided import decision_rows
+from orderly.store.schema import ORDERS_CURSOR, RUN_COUNTERS
 
 # ---- runs -----------------------------------------------------------------------------------
 

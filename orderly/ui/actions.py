@@ -72,7 +72,7 @@ class Buttons:
     def __init__(self, reader: StoreReader, settings: Settings, command: list[str] | None = None) -> None:
         self.reader = reader
         self.settings = settings
-        self.command = command or [sys.executable, "-c", "from orderly.cli import main; main()"]
+        self.command = command or [sys.executable, "-c", "from orderly.cli.main import main; main()"]
         self._lock = threading.Lock()
         self._run: ButtonRun | None = None
 
@@ -116,7 +116,7 @@ class Buttons:
 
     @staticmethod
     def _check_server(api: str) -> None:
-        from orderly.prefect_health import why_not_answering
+        from orderly.runtime.prefect_health import why_not_answering
         from orderly.settings import mask_url
 
         why = why_not_answering(api, timeout=5)

@@ -1,6 +1,6 @@
 """Ending a data-changing command at once, from any thread, keeping what was committed.
 
-Two things end a command before its flow does: its Prefect server going away (orderly.prefect_watch) and SIGTERM.
+Two things end a command before its flow does: its Prefect server going away (prefect_watch.py) and SIGTERM.
 Left to Prefect, the first hung for minutes (its client retries every call; its log and event workers retry
 their queues at exit) and then printed a page of errors; the second waited on Prefect reporting the crash.
 Both end here instead, within a few seconds:
@@ -141,7 +141,7 @@ def _finish_run(reason: str) -> str:
 
 
 def _in_words(counts: dict[str, int]) -> str:
-    from orderly.cli_output import counts_in_words
+    from orderly.cli.output import counts_in_words
 
     return counts_in_words({name: int(value or 0) for name, value in counts.items()}) or "nothing yet"
 

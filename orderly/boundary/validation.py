@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.bounds import MAX_INT
-from orderly.columns import OrderColumns
-from orderly.records import flatten_orders, flatten_stock
-from orderly.schemas import OrderLineRecord, OrderRecord, StockRecord, failures_by_row, rejects_frame
+from orderly.boundary.columns import OrderColumns
+from orderly.boundary.records import flatten_orders, flatten_stock
+from orderly.boundary.schemas import OrderLineRecord, OrderRecord, StockRecord, failures_by_row, rejects_frame
 
 
 @dataclass(repr=False)  # a repr of 50,000 records costs more than loading them (Prefect and asyncio format it)
@@ -101,7 +101,7 @@ def validate_orders(records: list[Any]) -> ValidOrders:
 
 def validate_order_pages(pages: Sequence[list[Any] | OrderColumns]) -> ValidOrders:
     """A chunk's pages as one batch, `rec` numbering the records across them page by page: a clean page's columns
-    as they are (orderly.columns checked them against the same models), every other page's records through
+    as they are (orderly.boundary.columns checked them against the same models), every other page's records through
     validate_orders, whole."""
     starts = np.cumsum([0, *map(len, pages)])[:-1].tolist()
     recs_of_records = [

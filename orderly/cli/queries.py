@@ -9,21 +9,12 @@ import typer
 
 from domain.bounds import MAX_INT
 from domain.model import Reason, Status, in_words
-from orderly import cli_args
-from orderly.cli_base import (
-    TABLE_ROWS,
-    CsvOption,
-    JsonOption,
-    OrderIdArgument,
-    app,
-    no_database,
-    output_format,
-    read,
-    settings,
-    status_and_reason,
-)
-from orderly.cli_output import STATUS_STYLES as STATUS_STYLE
-from orderly.cli_output import Column, counts_in_words, out, print_csv, print_json, short_run, table, visible, when
+from orderly.cli import args as cli_args
+from orderly.cli.app import TABLE_ROWS, CsvOption, JsonOption, OrderIdArgument, app
+from orderly.cli.args import output_format, status_and_reason
+from orderly.cli.output import STATUS_STYLES as STATUS_STYLE
+from orderly.cli.output import Column, counts_in_words, out, print_csv, print_json, short_run, table, visible, when
+from orderly.cli.reads import no_database, read, settings
 from orderly.errors import BadArgument, ProblemsFound, UnknownOrders, one_line
 
 
@@ -409,7 +400,7 @@ def rejects(
 @app.command()
 def doctor() -> None:
     """The resolved settings and database, and whether Prefect and each remote answer; exit 1 on any problem."""
-    from orderly.doctor import diagnose
+    from orderly.cli.doctor import diagnose
 
     shown, checks = diagnose()
     for check in checks:

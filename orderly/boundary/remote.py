@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -21,28 +20,19 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from orderly.body import ACCEPTED_ENCODINGS, BadEncoding, BodyTooLarge, read_bounded
-from orderly.columns import OrderColumns, clean_orders
+from orderly.boundary import pages
+from orderly.boundary.body import ACCEPTED_ENCODINGS, BadEncoding, BodyTooLarge, read_bounded
+from orderly.boundary.columns import OrderColumns
+from orderly.boundary.pages import Retryable
+from orderly.boundary.paging import PageRuleBroken, check_orders_page, check_stock_pages
+from orderly.boundary.wire import NotJson, NotUnicode, decode_page  # noqa: F401 (NotUnicode: imported from here by tests)
+from orderly.boundary.wire import stock_envelope as _stock_envelope
 from orderly.errors import IncompleteSnapshot, ProtocolViolation, RemoteError
-from orderly.gcpolicy import collection_paused
-from orderly.paging import PageRuleBroken, check_orders_page, check_stock_pages
 from orderly.settings import Settings, mask_url
-from orderly.wire import NotJson, NotUnicode, decode_page  # noqa: F401 (NotUnicode: imported from here by tests)
-from orderly.wire import orders_envelope as _orders_envelope
-from orderly.wire import stock_envelope as _stock_envelope
 
 SANDBOX_BASE = "http://sandbox"
 BACKOFF_BASE = 0.1  # seconds: the n-th pause is uniform in [0, BACKOFF_BASE * 2**(n-1)] ("full jitter")
 BACKOFF_MAX = 5.0  # seconds: no exponential pause is longer
-
-
-class Retryable(Exception):
-    """A failure worth another try: 429, 5xx, time-out, refused connection, a body that is not the envelope."""
-
-    def __init__(self, message: str, retry_after: float | None = None, fix: str | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.fix = fix  # what an operator changes when the retries run out; None: the URL or the retries
 
 
 # What went wrong on the wire, in words (an exception's class name means nothing to an operator).
@@ -193,7 +183,7 @@ class RemoteClient:
                     self.warehouse,
                     "/stock",
                     {"page": number, "per_page": per_page},
-                    _records_decoder(_stock_envelope(number)),
+                    pages.records_decoder(_stock_envelope(number)),
                 )
 
             first = await page(1)
@@ -233,9 +223,9 @@ class RemoteClient:
         max_pages: int | None = None,
     ) -> AsyncIterator[tuple[list[Any] | OrderColumns, int, bool]]:
         """Pages of orders after `after_id`: (the page, the cursor once it is dealt with, last page?). A clean page
-        comes as OrderColumns (orderly.columns), any other as its records, for the record path.
+        comes as OrderColumns (orderly.boundary.columns), any other as its records, for the record path.
 
-        Every page is checked against the paging protocol (orderly.paging) before it is yielded: a page that
+        Every page is checked against the paging protocol (orderly.boundary.paging) before it is yielded: a page that
         breaks it raises ProtocolViolation, so the cursor never moves past an order that was never sent.
 
         Pages are read ahead: as a page's bytes arrive, the page after the cursor they claim is asked for while
@@ -248,14 +238,14 @@ class RemoteClient:
             ahead: dict[int, asyncio.Task] = {}
 
             def read(after: int) -> asyncio.Task:
-                decode = functools.partial(_decode_orders_page, on_bytes=functools.partial(read_next, after))
+                decode = functools.partial(pages.decode_orders_page, on_bytes=functools.partial(read_next, after))
                 return asyncio.ensure_future(
                     self._get(client, self.orders, "/orders", {"after_id": after, "limit": limit}, decode)
                 )
 
             def read_next(after: int, content: bytes) -> bool:
                 """Ask for the page after the cursor this page claims, if it may be needed; whether it was asked."""
-                claimed = _claimed_cursor(content)  # a cursor not above the page's own breaks the protocol anyway
+                claimed = pages.claimed_cursor(content)  # a cursor not above the page's own breaks the protocol anyway
                 if claimed is None or claimed <= after or claimed in ahead or len(ahead) >= _READ_AHEAD:
                     return False
                 if max_pages is not None and yielded + 1 + len(ahead) >= max_pages:
@@ -291,58 +281,12 @@ class RemoteClient:
 # Pages asked for ahead of the one awaited: the next page's bytes often arrive while this one still decodes, and
 # its own read-ahead is asked for then. Each follows a cursor not yet checked, so more would only waste requests.
 _READ_AHEAD = 2
-_TURNS_TO_SEND = 5  # turns of the loop a read-ahead's request takes to be written (_decode_orders_page)
-# The cursor a page claims, from its last bytes: only a hint for the read-ahead (the page's check decides).
-_CLAIMED_CURSOR = re.compile(rb'"next_after_id"\s*:\s*([0-9]{1,19})\s*[,}]')
-
-
-def _claimed_cursor(content: bytes) -> int | None:
-    at = content.rfind(b'"next_after_id"')
-    found = _CLAIMED_CURSOR.match(content, at) if at >= 0 else None
-    return int(found.group(1)) if found else None
 
 
 def _drop(task: asyncio.Task) -> None:
     """A read-ahead not needed: cancelled, and its failure (if it had one) not reported as unretrieved."""
     task.cancel()
     task.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
-def _decoded(content: bytes, envelope) -> dict:
-    """The record path: the page's records as Python values, its envelope checked."""
-    try:
-        with collection_paused():
-            body = decode_page(content, envelope.records_key)
-    except NotJson as error:
-        raise Retryable(str(error)) from None
-    problem = envelope(body)
-    if problem:
-        raise Retryable(f"the body is not the expected envelope: {problem}")
-    return body
-
-
-def _records_decoder(envelope):
-    async def decode(content: bytes) -> dict:
-        return _decoded(content, envelope)
-
-    return decode
-
-
-async def _decode_orders_page(content: bytes, on_bytes) -> dict:
-    """The page decoded: columns when it is clean, else the record path's records (Retryable: a bad body)."""
-    if on_bytes(content):
-        # The read-ahead's request goes out before the decode holds the loop. httpx writes it a few turns of the
-        # loop later (a connection from the pool, then the request): with one turn the read-ahead gained nothing
-        # (the chain of a million orders 3.16 s against 3.11 s without it), with five 2.22 s against 3.07 s.
-        for _ in range(_TURNS_TO_SEND):
-            await asyncio.sleep(0)
-    # A clean page decodes here, in about a millisecond: handing each page to another thread cost more than it
-    # overlapped (1.0 s a million orders). The record path can take seconds on a hostile page: it runs in a
-    # thread, so the loop keeps serving the read-ahead, whose time-out would otherwise run while it waits.
-    columns = clean_orders(content)
-    if columns is not None:
-        return {"orders": columns, "next_after_id": columns.next_after_id}
-    return await asyncio.to_thread(_decoded, content, _orders_envelope)
 
 
 def _refuse_status(response: httpx.Response, service: Service, url: str, retry_after_cap: float) -> None:

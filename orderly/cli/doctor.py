@@ -180,7 +180,7 @@ def _database(settings: Settings) -> Check:
 
 
 def _prefect(api: str | None, settings: Settings) -> Check:
-    from orderly.prefect_health import why_not_answering
+    from orderly.runtime.prefect_health import why_not_answering
 
     if not api:
         return Check(
@@ -211,7 +211,7 @@ def _prefect(api: str | None, settings: Settings) -> Check:
 def _remote(name: str, base: str | None, path: str, params: dict, key: str, variable: str, settings: Settings) -> Check:
     import httpx
 
-    from orderly.prefect_health import failure_in_words
+    from orderly.runtime.prefect_health import failure_in_words
 
     if base is None:
         return Check(name, True, f"the built-in sandbox, in-process ({variable} unset)")

@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,17 +30,23 @@ from contextlib import contextmanager
 
 import httpx
 
-from orderly import ending
 from orderly.errors import TemporaryServerFailed
-from orderly.localproc import free_port
+from orderly.runtime import ending
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # Prefect's own bound is 20 s, but a first start migrates the database: 16 s on an idle machine, 40 s on a busy
 # one, where Prefect gives up. Used unless PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS is set.
 DEFAULT_STARTUP_TIMEOUT = 120.0
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when we stop it, as Prefect does
-ENDING_GRACE = 1.0  # the same when the command must end within seconds (orderly.ending)
+ENDING_GRACE = 1.0  # the same when the command must end within seconds (orderly.runtime.ending)
 PORT_ATTEMPTS = 3  # free_port() can lose its port to another process before the server binds it
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class _Terminated(BaseException):
@@ -227,7 +234,7 @@ def temporary_server(configured_api: str | None) -> Iterator[TemporaryServer | _
     # the run's queued logs and events to it from its thread-exit hooks, which run before atexit's; stopped any
     # earlier, each flush retries against a closed port for a minute.
     atexit.register(server.stop)
-    # A command that ends at once (its Prefect server is gone, or SIGTERM: orderly.ending) skips atexit.
+    # A command that ends at once (its Prefect server is gone, or SIGTERM: orderly.runtime.ending) skips atexit.
     ending.on_ending(lambda: server.stop(grace=ENDING_GRACE))
     terminated = False
     try:

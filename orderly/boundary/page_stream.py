@@ -15,10 +15,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from orderly import progress
+from orderly.boundary.remote import RemoteClient
 from orderly.errors import RemoteError
-from orderly.gcpolicy import collection_paused
-from orderly.remote import RemoteClient
+from orderly.runtime import progress
+from orderly.runtime.gcpolicy import collection_paused
 from orderly.settings import Settings
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from orderly.wire import LongInteger, NotUnicode, Undecodable
+from orderly.boundary.wire import LongInteger, NotUnicode, Undecodable
 
 ORDER_FIELDS = ("id", "placed_at", "customer_id")
 STOCK_FIELDS = ("inventory_id", "product_id", "sku", "product_name", "warehouse_id", "quantity", "updated_at")

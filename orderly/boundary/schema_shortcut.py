@@ -153,7 +153,7 @@ def _dtype_passes(dtype: Any, series: pd.Series) -> bool:
 
 # ---- typed columns ----------------------------------------------------------------------------------------
 
-# Each check's verdict over a typed Arrow column, registered by orderly/schemas.py beside the pandas one:
+# Each check's verdict over a typed Arrow column, registered by orderly/boundary/schemas.py beside the pandas one:
 # True only when pandera's check would pass every value of the record path's column.
 _ON_COLUMNS: dict[str, Callable[..., bool]] = {}
 

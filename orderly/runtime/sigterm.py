@@ -1,4 +1,4 @@
-"""SIGTERM ends a data-changing command within seconds, through orderly.ending, with one line.
+"""SIGTERM ends a data-changing command within seconds, through orderly.runtime.ending, with one line.
 
 While a flow runs, Prefect's engine puts a handler of its own in place: it raises in the flow, reports the crash to
 the server and re-sends the signal (with a dead server, minutes of retries). We point that handler at ours
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from orderly import ending
+from orderly.runtime import ending
 
 _PREFECT_HANDLER = "_prefect_sigterm_handler"  # prefect.utilities.engine: what capture_sigterm() installs
 

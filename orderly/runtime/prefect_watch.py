@@ -3,7 +3,7 @@
 Prefect's client retries a server that stopped answering for minutes, call after call, and its log and event
 workers retry again at exit (measured: 147 to 228 s, then `Connection refused` and 14 error blocks). The work a
 command does is committed to our own store, not to Prefect, so once the server is gone there is nothing left
-worth waiting for: orderly.ending ends the command, keeping what was committed.
+worth waiting for: orderly.runtime.ending ends the command, keeping what was committed.
 
 "Gone" is decided on evidence, not on one slow answer: nothing listening (connection refused) for REFUSED_FOR
 seconds, or no answer at all for SILENT_FOR seconds (a server that hangs; a busy one answers /health in well
@@ -24,13 +24,13 @@ SILENT_FOR = 30.0  # it accepts connections but answers nothing: hung, not merel
 
 
 def gone_line(api: str) -> str:
-    from orderly.doctor import masked_url
+    from orderly.cli.doctor import masked_url
 
     return f"error: the Prefect server at {masked_url(api)} went away during the run"
 
 
 def end_as_gone(api: str, line: str | None = None) -> None:
-    from orderly import ending
+    from orderly.runtime import ending
 
     ending.end_now(line or gone_line(api), PrefectGone.exit_code)
 
@@ -87,6 +87,6 @@ def watch(api: str, refused_for: float = REFUSED_FOR, line: str | None = None) -
 
 def gone_now(api: str) -> bool:
     """Whether the server does not answer /health right now (asked once, when the flow failed)."""
-    from orderly.prefect_health import why_not_answering
+    from orderly.runtime.prefect_health import why_not_answering
 
     return why_not_answering(api, timeout=PROBE_TIMEOUT) is not None

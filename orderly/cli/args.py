@@ -1,4 +1,5 @@
-"""Values the operator types that typer cannot check alone: a time (`--since`), a run id or its prefix.
+"""Values the operator types that typer cannot check alone: a time (`--since`), a run id or its prefix, a
+status or reason, one output format.
 
 Each bad value is a BadArgument (exit 2) with one line that says what is accepted.
 """
@@ -39,3 +40,23 @@ def run_prefix(text: str) -> str:
     if not _RUN_PREFIX.fullmatch(prefix):
         raise BadArgument(f"{text!r} is not a run id: give the hex digits `orderly runs` shows (or more of them)")
     return prefix
+
+
+def output_format(as_json: bool, as_csv: bool) -> str:
+    if as_json and as_csv:
+        raise BadArgument("choose one of --json and --csv")
+    return "json" if as_json else "csv" if as_csv else "table"
+
+
+def status_and_reason(
+    status_name: str | None, reason: str | None, *, decided_only: bool = False
+) -> tuple[str | None, str | None]:
+    """The --status and --reason an operator typed, as the domain spells them; `decided_only`: a reset's, which
+    cannot select NEW orders."""
+    from domain.model import parse_decided, parse_reason, parse_status
+
+    status = parse_decided if decided_only else parse_status
+    try:
+        return tuple(None if v is None else str(v) for v in (status(status_name), parse_reason(reason)))
+    except ValueError as error:
+        raise BadArgument(str(error)) from None

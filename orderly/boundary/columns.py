@@ -7,7 +7,7 @@ orjson does (the last of duplicated keys wins, NaN and trailing commas are not J
 a string, a bool or a float where an integer belongs, a null, a missing field, a record that is not an object
 all make it fail, and then the page is not clean. What it accepts is checked further (`clean_orders`): integers
 within 64 bits, nesting no deeper than the record path allows, and the pandera models' own checks, evaluated on
-the columns (orderly.schema_shortcut.columns_pass). A page that passes all of it holds only valid orders, which the
+the columns (schema_shortcut.columns_pass). A page that passes all of it holds only valid orders, which the
 record path would store exactly so (tests/test_columns_equivalence.py holds the two paths equal on arbitrary
 pages). Any other page is None here, and goes through the record path whole, where pandera gives every reason.
 """
@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.bounds import MAX_INT
-from orderly import schema_shortcut
-from orderly.schemas import OrderLineRecord, OrderRecord
-from orderly.stamps import canonical_seconds
-from orderly.wire import MAX_DEPTH
+from orderly.boundary import schema_shortcut
+from orderly.boundary.schemas import OrderLineRecord, OrderRecord
+from orderly.boundary.stamps import canonical_seconds
+from orderly.boundary.wire import MAX_DEPTH
 
 
 class _Line(msgspec.Struct, gc=False):  # gc=False: a page's structs hold no cycles, the collector need not track them

@@ -26,7 +26,7 @@ _HIGHEST = np.array([2199, 12, 31, 23, 59, 59])
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
-# The last column read and its answer: the check (orderly.schemas) and the conversion (orderly.columns) read the
+# The last column read and its answer: the check (schemas.py) and the conversion (columns.py) read the
 # same column one after the other. The column is held, so its id cannot name another while it is here.
 _last: tuple[pa.Array | None, np.ndarray | None] = (None, None)
 

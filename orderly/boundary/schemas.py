@@ -15,12 +15,12 @@ import pyarrow.compute as pc
 from pandera.typing import Series
 
 from domain.bounds import MAX_INT
-from orderly import schema_shortcut
-from orderly.stamps import canonical_seconds
-from orderly.wire import LongInteger, clipped_json
+from orderly.boundary import schema_shortcut
+from orderly.boundary.stamps import canonical_seconds
+from orderly.boundary.wire import LongInteger, clipped_json
 
 # Each check has two implementations side by side: the pandas one pandera runs on the record path's raw columns,
-# and the one `schema_shortcut.columns_pass` runs on a page's typed Arrow columns (orderly/columns.py). The Arrow
+# and the one `schema_shortcut.columns_pass` runs on a page's typed Arrow columns (columns.py). The Arrow
 # one may only answer True where the pandas one would pass every value; where it cannot be sure it answers False,
 # and the page takes the record path, where pandera itself decides.
 #
@@ -128,7 +128,7 @@ def _iso_parse(series: pd.Series) -> pd.Series:
 
 @schema_shortcut.on_columns("iso_timestamp")
 def _iso_timestamp_column(array: pyarrow.Array) -> bool:
-    """Sure only of the canonical form, UTC to the second with "Z" (orderly.stamps); any other is pandas' to judge."""
+    """Sure only of the canonical form, UTC to the second with "Z" (stamps.py); any other is pandas' to judge."""
     return canonical_seconds(array) is not None
 
 
@@ -199,7 +199,7 @@ SHORTCUT = True
 def failures_by_row(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> dict[int, list[str]]:
     """Validate every row (lazily) and return the reasons of each failing row, keyed by its index."""
     if SHORTCUT and schema_shortcut.nothing_fails(model, frame):
-        return {}  # a clean frame: pandera would report nothing (see orderly/schema_shortcut.py)
+        return {}  # a clean frame: pandera would report nothing (see orderly/boundary/schema_shortcut.py)
     return _pandera_failures(model, frame)
 
 
