@@ -1,4 +1,4 @@
-"""The operator's alarms: two Prefect automations, created or updated by name (`orderly serve`, and
+"""The operator's alarms: Prefect automations, created or updated by name (`orderly serve`, and
 `python -m flows.deployments` on the work-pool path).
 
 - "Orderly: pipeline not completing" (proactive): no flow run of the `pipeline` flow reached Completed within 3
@@ -6,6 +6,10 @@
 - "Orderly: run failed or crashed" (reactive): a flow run of pipeline, sync, process-all, reset-state or reconcile
   (deployment or command line) ended Failed or Crashed; one firing per flow run.
 - "Orderly: reconcile found missing orders" (reactive): a reconciliation emitted `orderly.reconcile.missing`.
+- "Orderly: webhook refused decisions" (reactive): the receiver answered a 4xx (not 408 or 429) to a batch, so
+  delivery stops at it until the receiver is fixed (`orderly.webhook.refused`).
+- "Orderly: decisions not delivered" (reactive): a delivery found the oldest undelivered event older than
+  ORDERLY_WEBHOOK_MAX_LAG (`orderly.webhook.lagging`; the receiver is down, slow, or refusing).
 
 Their first action needs no network: DoNothing, so each firing is recorded by Prefect itself
 (`prefect.automation.triggered` and `prefect.automation.action.executed` events, on the Events page and the
@@ -26,6 +30,8 @@ NOTIFY_BLOCK = "orderly-alerts"  # the name of the operator's notification block
 INTERVALS_BEFORE_ALARM = 3
 FLOWS = ("pipeline", "sync", "process-all", "reset-state", "reconcile")
 MISSING = "Orderly: reconcile found missing orders"
+REFUSED = "Orderly: webhook refused decisions"
+LAGGING = "Orderly: decisions not delivered"
 
 STALLED_BODY = (
     "No Orderly pipeline run has completed in the last {window}. Check `orderly serve` or the workers, the "
@@ -38,7 +44,7 @@ FAILED_BODY = (
 
 
 def definitions(schedule_seconds: float, notify_block_ids: list[UUID] = ()) -> list:
-    """The two automations as Prefect AutomationCore objects (actions: DoNothing, plus one notification per block)."""
+    """The automations as Prefect AutomationCore objects (actions: DoNothing, plus one notification per block)."""
     from prefect.automations import AutomationCore, DoNothing, EventTrigger, Posture, SendNotification
 
     window = timedelta(seconds=INTERVALS_BEFORE_ALARM * schedule_seconds)
@@ -105,11 +111,41 @@ def definitions(schedule_seconds: float, notify_block_ids: list[UUID] = ()) -> l
             "artifact.",
         ),
     )
-    return [stalled, failed, missing]
+    from tasks.deliver import WEBHOOK_LAGGING_EVENT, WEBHOOK_REFUSED_EVENT
+
+    def on_feed_event(name: str, event: str, description: str, body: str) -> AutomationCore:
+        return AutomationCore(
+            name=name,
+            description=f"{description} {told}",
+            trigger=EventTrigger(
+                expect={event},
+                match={"prefect.resource.id": "orderly.feed"},
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
+            actions=actions(name, body),
+        )
+
+    refused = on_feed_event(
+        REFUSED,
+        WEBHOOK_REFUSED_EVENT,
+        "The webhook receiver refused a batch of decisions (a 4xx): delivery stops at it until the receiver is "
+        "fixed; the next delivery sends the same batch again.",
+        "{{ event.payload.message }}",
+    )
+    lagging = on_feed_event(
+        LAGGING,
+        WEBHOOK_LAGGING_EVENT,
+        "The oldest decision not yet delivered to the webhook is older than ORDERLY_WEBHOOK_MAX_LAG.",
+        "The oldest undelivered decision has waited {{ event.payload.lag_s }} s (the bound is "
+        "{{ event.payload.max_lag_s }} s) for {{ event.payload.url }}. See `orderly runs`.",
+    )
+    return [stalled, failed, missing, refused, lagging]
 
 
 def ensure_automations(schedule_seconds: float) -> dict[str, UUID]:
-    """Create the two automations, or update them where they differ; returns their ids by name. An operator who
+    """Create the automations, or update them where they differ; returns their ids by name. An operator who
     disabled one in the UI finds it still disabled: only what it watches for and does is put back."""
     from prefect.client.orchestration import get_client
 

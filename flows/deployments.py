@@ -4,12 +4,14 @@
 - `process-all/process-all`  on demand ("Process All"), parameters `order_ids` (optional list) and `dry_run`
 - `reset-state/reset-state`  on demand ("Reset State"), parameters `order_ids`, `status` and `reason` (optional)
 - `reconcile/reconcile`      daily: re-read the whole orders remote, store what is missing (an alert if anything was)
+- `deliver/deliver`          every 30 s when ORDERLY_WEBHOOK_URL is set: the decision feed's backlog to the receiver
 
 `serve` also runs the Orderly worker (flows.worker): the page's presses, the data-changing commands and the
 pipeline's runs are decided in this process, warm, while it serves (`--no-worker`: as before).
 
-The deployments share one concurrency limit, `orderly-writes` (1 slot, flows.write_slot): the server starts one of their
-flow runs at a time, later ones wait their turn. `serve` also creates the alert automations (flows.alerts).
+The deployments but `deliver` share one concurrency limit, `orderly-writes` (1 slot, flows.write_slot): the server
+starts one of their flow runs at a time, later ones wait their turn. `serve` also creates the alert automations
+(flows.alerts).
 prefect.yaml describes the same deployments for a process work pool and worker; after `prefect deploy --all`,
 `python -m flows.deployments` does for them what `serve` does at start: the shared limit and the automations.
 """
@@ -55,11 +57,13 @@ def check_server(settings: Settings) -> str:
     return api
 
 
-def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
-    """The three RunnerDeployments (module entrypoints, so they load from any working directory)."""
+def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS, deliver_feed: bool = False) -> list:
+    """The RunnerDeployments (module entrypoints, so they load from any working directory); `deliver_feed`: the
+    decision feed's too, last, with a limit of its own (it never waits for a writing run, nor one for it)."""
     from prefect.deployments.runner import EntrypointType
 
-    from flows.orders import pipeline, process_all, reconcile, reset_state
+    from flows.orders import deliver, pipeline, process_all, reconcile, reset_state
+    from flows.steps import DELIVER_EVERY_S
 
     # concurrency_limit=1 must stay: registering a deployment without one deletes the shared limit (flows.write_slot).
     common = {"concurrency_limit": 1, "entrypoint_type": EntrypointType.MODULE_PATH}
@@ -95,7 +99,21 @@ def build(every_seconds: float = DEFAULT_SCHEDULE_SECONDS) -> list:
             description="Daily: re-read the whole orders remote under the paging rules, store any order missing "
             "locally, and record what was found (orders-reconciliation); an alert if any was missing.",
         ),
-    ]
+    ] + (
+        [
+            deliver.to_deployment(
+                name="deliver",
+                interval=timedelta(seconds=DELIVER_EVERY_S),
+                **common,
+                tags=[*TAGS, "Decision feed"],
+                description=f"Every {DELIVER_EVERY_S:g} s: the decisions not yet delivered, to ORDERLY_WEBHOOK_URL, "
+                "signed, in ascending event id; a receiver that is down leaves a backlog (and an alert past "
+                "ORDERLY_WEBHOOK_MAX_LAG), one that refuses fails the run.",
+            )
+        ]
+        if deliver_feed
+        else []
+    )
 
 
 # A server that refuses connections this long is taken as gone: long enough for an operator's restart of it.
@@ -118,11 +136,11 @@ def serve_all(settings: Settings, worker: bool = True) -> None:
     from flows.alerts import ensure_automations
     from flows.write_slot import WRITE_LIMIT, share_write_limit
 
-    deployments = build(every)
+    deployments = build(every, deliver_feed=bool(settings.webhook_url))
     # Registered here first, so the shared limit is in place before serve() starts taking runs; serve() registers
     # them again (same names, same limit of 1), which leaves the link alone.
     deployment_ids = [deployment.apply() for deployment in deployments]
-    share_write_limit(deployment_ids)
+    share_write_limit(deployment_ids[: len(NAMES)])
     alerts = ensure_automations(every)
     from flows.worker import finish_runs, recover_crashed, serve_pipeline, serve_worker
     from orderly.runtime import prefect_watch
@@ -145,7 +163,9 @@ def serve_all(settings: Settings, worker: bool = True) -> None:
         "(start it again once the server is back)",
     )
     print(
-        f"serving pipeline (every {every:g} s), process-all, reset-state and reconcile (daily) on {api}; "
+        f"serving pipeline (every {every:g} s), process-all, reset-state and reconcile (daily)"
+        + (", deliver (every 30 s)" if settings.webhook_url else "")
+        + f" on {api}; "
         f"one writing run at a time (global concurrency limit {WRITE_LIMIT}); "
         f"alerts: {', '.join(alerts)}"
         + (

@@ -1,4 +1,5 @@
-"""The flows an operator runs: pipeline (sync then process), sync, process_all ("Process All"), reset_state."""
+"""The flows an operator runs: pipeline (sync, process, deliver), sync, process_all ("Process All"), reset_state,
+reconcile, and deliver (the decision feed)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def pipeline() -> dict[str, Any]:
         steps.sync_stock(run)
         steps.ingest_orders(run)
         steps.process(run)
+        steps.deliver(run)
     return run.outcome()
 
 
@@ -113,9 +115,25 @@ def reset_state(order_ids: OrderIds = None, status: StatusChoice = None, reason:
     return run.outcome()
 
 
+@flow(name="deliver", flow_run_name="deliver: the decision feed")
+def deliver() -> dict[str, Any]:
+    """Deliver the decision feed: every event not yet delivered to ORDERLY_WEBHOOK_URL, in ascending id, signed,
+    for at most about 25 s. It takes no write slot: it never waits for processing, nor processing for it."""
+    with recorded_run("deliver", shares_write_slot=False) as run:
+        steps.deliver(run, budget_s=steps.DELIVER_EVERY_S - 5)
+    return run.outcome()
+
+
 def _params() -> dict:
     return runtime.flow_run.parameters or {}
 
 
 # Each data-changing command and the flow it runs: the command line's, and the worker's for the commands handed to it.
-BY_COMMAND = {"pipeline": pipeline, "sync": sync, "process": process_all, "reset": reset_state, "reconcile": reconcile}
+BY_COMMAND = {
+    "pipeline": pipeline,
+    "sync": sync,
+    "process": process_all,
+    "reset": reset_state,
+    "reconcile": reconcile,
+    "deliver": deliver,
+}

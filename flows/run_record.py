@@ -43,12 +43,18 @@ class Run:
 
 
 @contextmanager
-def recorded_run(flow: str, hold_store: bool = False, settings: Settings | None = None) -> Iterator[Run]:
+def recorded_run(
+    flow: str, hold_store: bool = False, settings: Settings | None = None, shares_write_slot: bool = True
+) -> Iterator[Run]:
     """The run's row and report, inside the one write slot shared by every data-changing run (flows.write_slot).
     `hold_store`: a short run (a press) keeps the store open from its first transaction to its last
     (store.connection.held_open) instead of opening it for each; an ingest lets go between its chunks.
-    `settings`: the ones the flow read already (orderly.settings.current otherwise)."""
-    with write_slot(), _recorded_run(flow, hold_store, settings or current_settings()) as run:
+    `settings`: the ones the flow read already (orderly.settings.current otherwise). `shares_write_slot=False`:
+    a run that changes nothing processing reads (the feed's delivery) and must never wait for it."""
+    with (
+        write_slot() if shares_write_slot else nullcontext(),
+        _recorded_run(flow, hold_store, settings or current_settings()) as run,
+    ):
         yield run
 
 

@@ -1,14 +1,20 @@
-"""The pipeline's ingest steps as the flows use them: each task's outcome added to the run (counts, problems)."""
+"""The pipeline's steps as the flows use them: each task's outcome added to the run (counts, problems, notes)."""
 
 from __future__ import annotations
 
 from flows.run_record import Run
 from orderly.errors import StaleStock
 from orderly.ingest import Outcome
+from tasks.deliver import deliver_events
 from tasks.ingest import ingest_orders as ingest_orders_task
 from tasks.ingest import reconcile_orders as reconcile_orders_task
 from tasks.ingest import sync_stock as sync_stock_task
 from tasks.process import process_new_orders
+
+# The pipeline delivers what it decided for at most this long: a receiver that is down costs each run this, no
+# more (the `deliver` deployment keeps trying every DELIVER_EVERY_S).
+PIPELINE_DELIVERY_S = 3.0
+DELIVER_EVERY_S = 30.0
 
 
 def _count(run: Run, outcome: Outcome) -> Outcome:
@@ -42,3 +48,10 @@ def process(run: Run, order_ids: list[int] | None = None) -> None:
 def reconcile_orders(run: Run) -> Outcome:
     """Read the whole orders remote again and store what is missing."""
     return _count(run, reconcile_orders_task(run.settings, run.id))
+
+
+def deliver(run: Run, budget_s: float = PIPELINE_DELIVERY_S) -> None:
+    """Deliver the decision feed's backlog to the webhook, when one is configured; a receiver that is down is a
+    note of the run, not its failure (the backlog waits for the next delivery)."""
+    if run.settings.webhook_url:
+        run.add(deliver_events(run.settings, run.id, budget_s))

@@ -48,8 +48,8 @@ SETTING_NAMES = frozenset(
         "ORDERLY_SANDBOX_BAD_RATE",
         "ORDERLY_SANDBOX_TOKEN",
         "ORDERLY_DEBUG",  # the command line shows a traceback instead of its one line
-        # reserved for the webhook delivery (contract section 3): accepted now so setting them early is no typo
-        "ORDERLY_WEBHOOK_URL",
+        "ORDERLY_WEBHOOK_URL",  # the decision feed (orderly/feed): where, signed with what, how many a batch,
+        # and how far behind before the automation alerts
         "ORDERLY_WEBHOOK_SECRET",
         "ORDERLY_WEBHOOK_BATCH",
         "ORDERLY_WEBHOOK_MAX_LAG",
@@ -189,6 +189,28 @@ def secret(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _webhook(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """ORDERLY_WEBHOOK_URL and its ORDERLY_WEBHOOK_SECRET: both or neither (an unsigned feed would be trusted by
+    no receiver; a secret without a URL is a setting that does nothing)."""
+    url, key = _url(env, "ORDERLY_WEBHOOK_URL"), secret(env, "ORDERLY_WEBHOOK_SECRET")
+    if url and not key:
+        raise SettingsError(
+            "ORDERLY_WEBHOOK_URL is set but ORDERLY_WEBHOOK_SECRET is not: set the whsec_ secret the receiver "
+            "verifies signatures with",
+            "ORDERLY_WEBHOOK_SECRET",
+        )
+    if key and not url:
+        raise SettingsError(
+            "ORDERLY_WEBHOOK_SECRET is set but ORDERLY_WEBHOOK_URL is not: set where decisions are delivered",
+            "ORDERLY_WEBHOOK_URL",
+        )
+    if key:
+        from orderly.feed.signing import secret_key
+
+        secret_key(key)  # its form, checked now: a bad one is one line before anything runs
+    return url, key
+
+
 def _db_path(env: Mapping[str, str]) -> Path:
     """The store's path, `~` expanded here once so every command means the same file; refused when it cannot
     be a store: a directory, a file that is not DuckDB, a directory that does not exist (never created for
@@ -316,6 +338,10 @@ class Settings:
     prefect_api_url: str | None = None  # None: each data-changing command starts a temporary Prefect server
     prefect_ui_url: str | None = None  # where the Prefect UI is: PREFECT_UI_URL, or the API URL without its /api
     debug: bool = False  # ORDERLY_DEBUG: a traceback instead of the one line
+    webhook_url: str | None = None  # None: decisions are not delivered (the pull feed still serves them)
+    webhook_secret: str | None = field(default=None, repr=False)  # whsec_...: never printed, logged or stored
+    webhook_batch: int = 1000  # the most events one POST carries
+    webhook_max_lag: float = 900.0  # seconds the oldest undelivered event may wait before the automation alerts
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -323,6 +349,7 @@ class Settings:
         _unknown_names(env)
         orders_url, warehouse_url = _url(env, "ORDERLY_ORDERS_URL"), _url(env, "ORDERLY_WAREHOUSE_URL")
         _both_urls_or_neither(orders_url, warehouse_url)
+        webhook_url, webhook_secret = _webhook(env)
         return cls(
             db_path=_db_path(env),
             orders_url=orders_url,
@@ -345,6 +372,10 @@ class Settings:
             prefect_api_url=(api := _prefect_api(env)),
             prefect_ui_url=_prefect_ui(env, api),
             debug=debug_wanted(env),
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_batch=_integer(env, "ORDERLY_WEBHOOK_BATCH", 1000, minimum=1, maximum=10_000),
+            webhook_max_lag=_number(env, "ORDERLY_WEBHOOK_MAX_LAG", 900.0, minimum=1.0, maximum=86_400.0 * 30),
         )
 
     @property

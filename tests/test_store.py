@@ -634,6 +634,7 @@ def test_run_counters_have_one_name_each_from_load_to_runs(con):
         "waiting": 0,
         "reset": 0,
         **NO_RECONCILE,
+        "delivered": 0,
     }
 
 

@@ -84,8 +84,9 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
 
     after = snapshot(path)
     for table in TABLES:
-        if table == "status_changes":  # one more column, NULL: the explanations were not recorded then
-            assert after[table] == [(*row, None) for row in before[table]]
+        if table == "status_changes":  # the explanations were not recorded then (NULL); each change is an event,
+            # its id in the order the changes were made (the same time here: then as written)
+            assert after[table] == [(*row, None, n) for n, row in enumerate(before[table], start=1)]
         elif table == "stock_items":  # one more column: each value was confirmed when its snapshot completed
             completed_at = before["stock_snapshots"][0][2]
             assert after[table] == [(*row, completed_at) for row in before[table]]
@@ -107,6 +108,7 @@ def test_a_version_1_file_upgrades_with_nothing_lost(tmp_path):
         "waiting": 0,
         "reset": 0,
         **NO_RECONCILE,
+        "delivered": 0,
     }
     assert runs["run-2"]["reset"] == 4 and runs["run-2"]["orders_fetched"] == 0
     assert (runs["run-3"]["state"], runs["run-3"]["message"]) == ("FAILED", "no complete stock snapshot yet")
@@ -158,3 +160,27 @@ def test_an_upgrade_confirms_each_item_no_later_than_a_snapshot_proves(tmp_path,
         ).fetchone()[0]
         confirmed = {row[0] for row in con.execute("SELECT confirmed_at FROM stock_items").fetchall()}
     assert confirmed == {expected}
+
+
+def test_an_upgraded_store_gives_its_past_decisions_their_events_in_the_order_they_were_made(tmp_path):
+    import orjson
+
+    from orderly.feed.body import events_body
+
+    path = tmp_path / "old.duckdb"
+    build_version_1(path)
+    con = duckdb.connect(str(path))  # a later change written first: ids follow time, not the order rows were written
+    con.execute("UPDATE status_changes SET changed_at = changed_at - INTERVAL 1 HOUR WHERE order_id = 10")
+    con.close()
+    with open_store(path) as con:
+        events = orjson.loads(events_body(con, 0, 100)[0])["events"]
+        service.reset(con, "run-4", [6])
+        after = orjson.loads(events_body(con, 4, 100)[0])["events"]
+    assert [(e["id"], e["order_id"], e["status"]) for e in events] == [
+        (1, 10, "PROCESSED"),
+        (2, 2, "FAILED"),
+        (3, 3, "FAILED"),
+        (4, 6, "PROCESSED"),
+    ]
+    assert all(e["explanation"] is None and e["run_id"] == "run-1" for e in events)
+    assert [(e["id"], e["order_id"], e["type"]) for e in after] == [(5, 6, "order.reset")]

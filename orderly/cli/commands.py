@@ -13,8 +13,8 @@ from orderly.cli.app import TABLE_ROWS, JsonOption, OrderOption, app
 from orderly.cli.args import status_and_reason
 from orderly.cli.flow_run import run_flow
 from orderly.cli.output import Column, counts_in_words, err, out, print_json, table
-from orderly.cli.reads import no_database, read
-from orderly.errors import Declined, UnknownOrders, ids_in_words
+from orderly.cli.reads import no_database, read, settings
+from orderly.errors import Declined, SettingsError, UnknownOrders, ids_in_words
 
 
 def _named_orders(order: list[int] | None, wanted: str) -> list[int] | None:
@@ -167,3 +167,15 @@ def reset(
     if named == []:
         return _summary("reset", {"reset": 0})
     _summary("reset", run_flow("reset", order_ids=named, status=status_name, reason=reason))
+
+
+@app.command()
+def deliver() -> None:
+    """Deliver the decisions not yet delivered to ORDERLY_WEBHOOK_URL now (the `deliver` deployment does it every
+    30 s under `orderly serve`, the pipeline after each run)."""
+    if not settings().webhook_url:
+        raise SettingsError(
+            "ORDERLY_WEBHOOK_URL is not set: there is no receiver to deliver to (`orderly events` reads the feed)",
+            "ORDERLY_WEBHOOK_URL",
+        )
+    _summary("deliver", run_flow("deliver"))

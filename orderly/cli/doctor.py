@@ -18,7 +18,7 @@ from orderly.settings import DEFAULT_DB, Settings, mask_url
 
 CHECK_TIMEOUT = 3.0  # seconds per HTTP check: the doctor answers quickly even when everything is down
 
-SECRETS = ("ORDERLY_API_TOKEN", "ORDERLY_UI_TOKEN", "ORDERLY_SANDBOX_TOKEN")
+SECRETS = ("ORDERLY_API_TOKEN", "ORDERLY_UI_TOKEN", "ORDERLY_SANDBOX_TOKEN", "ORDERLY_WEBHOOK_SECRET")
 # (variable, Settings field, what the default means); the sandbox's own settings are shown only when set
 SHOWN = [
     ("ORDERLY_DB", "db_path", None),
@@ -38,6 +38,10 @@ SHOWN = [
     ("ORDERLY_MAX_BODY_BYTES", "max_body_bytes", None),
     ("ORDERLY_SCHEDULE_SECONDS", "schedule_seconds", None),
     ("ORDERLY_UI_TOKEN", "ui_token", "the page listens on loopback only"),
+    ("ORDERLY_WEBHOOK_URL", "webhook_url", "decisions are not delivered (`orderly events` reads them)"),
+    ("ORDERLY_WEBHOOK_SECRET", "webhook_secret", None),
+    ("ORDERLY_WEBHOOK_BATCH", "webhook_batch", None),
+    ("ORDERLY_WEBHOOK_MAX_LAG", "webhook_max_lag", None),
 ]
 _VARIABLE = re.compile(r"\b((?:ORDERLY|PREFECT)_[A-Z0-9_]+)")
 
@@ -115,6 +119,8 @@ def diagnose(env: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str,
             settings,
         )
     )
+    if settings.webhook_url:
+        checks.append(_receiver(settings))
     return shown, checks
 
 
@@ -240,3 +246,42 @@ def _remote(name: str, base: str | None, path: str, params: dict, key: str, vari
             name, False, f"{shown}{path} answers, but not with the {name} JSON of the contract: check {variable}"
         )
     return Check(name, True, f"{shown} answers")
+
+
+def _receiver(settings: Settings) -> Check:
+    """The webhook receiver takes a signed, empty batch (`{"events":[]}`, webhook-id msg_doctor_<time>): it answers,
+    and it accepts our signature. Nothing is delivered and the feed's cursor does not move."""
+    import time
+
+    import httpx
+
+    from orderly.feed.signing import secret_key, signed_headers
+    from orderly.runtime.prefect_health import failure_in_words
+
+    shown, now = masked_url(settings.webhook_url or ""), int(time.time())
+    content = b'{"events":[]}'
+    headers = signed_headers(secret_key(settings.webhook_secret or ""), f"msg_doctor_{now}", now, content)
+    try:
+        answer = httpx.post(
+            settings.webhook_url or "",
+            content=content,
+            headers=headers,
+            timeout=min(settings.http_timeout, CHECK_TIMEOUT),
+        )
+    except (httpx.HTTPError, ValueError) as error:
+        why = failure_in_words(error, CHECK_TIMEOUT)
+        return Check(
+            "webhook", False, f"nothing answers at {shown} ({why}): start the receiver, or fix ORDERLY_WEBHOOK_URL"
+        )
+    if answer.status_code in (401, 403):
+        return Check(
+            "webhook",
+            False,
+            f"{shown} answers {answer.status_code} to a signed batch: ORDERLY_WEBHOOK_SECRET is not the secret the "
+            "receiver verifies with",
+        )
+    if not 200 <= answer.status_code < 300:
+        return Check(
+            "webhook", False, f"{shown} answers {answer.status_code} to a signed, empty batch: check the receiver"
+        )
+    return Check("webhook", True, f"{shown} accepts a signed, empty batch ({answer.status_code})")

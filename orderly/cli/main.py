@@ -8,7 +8,7 @@ import sys
 import typer
 
 from orderly import settings as _settings
-from orderly.cli import commands, queries, servers  # noqa: F401 - each registers its commands on the app
+from orderly.cli import commands, feed, queries, servers  # noqa: F401 - each registers its commands on the app
 from orderly.cli.app import app
 from orderly.cli.output import err, out
 from orderly.cli.reads import settings

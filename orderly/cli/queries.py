@@ -317,6 +317,12 @@ def runs(
         ],
         empty="no runs yet: `orderly run` makes the first",
     )
+    if run is None:
+        from orderly.cli.feed import feed_line
+
+        line = feed_line(read(queries.feed_state, note=False), bool(settings().webhook_url))
+        if line:
+            out.print(line, markup=False, soft_wrap=True)
 
 
 def _with_run_length(con, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

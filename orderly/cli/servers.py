@@ -67,6 +67,7 @@ def sandbox(
             latency_ms=latency_ms,
             bad_rate=bad_rate,
             token=token,
+            webhook_secret=settings().webhook_secret,  # a receiver at /webhook, for the feed's demo
         ),
         host=host,
         port=port,

@@ -28,6 +28,8 @@ RUN_COUNTERS = (
     "reconcile_missing",
     "reconcile_added",
     "reconcile_changed",
+    # A delivery of the decision feed: events answered 2xx by the webhook receiver.
+    "delivered",
 )
 
 MIGRATIONS: list[str] = [
@@ -180,5 +182,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN reconcile_missing BIGINT DEFAULT 0;
     ALTER TABLE runs ADD COLUMN reconcile_added BIGINT DEFAULT 0;
     ALTER TABLE runs ADD COLUMN reconcile_changed BIGINT DEFAULT 0;
+    """,
+    # 7: the decision feed, an outbox. Every status change is also an event: `event_id` ascends in the order the
+    # changes were written (writes.record_decisions gives it in the same statement as the change). Changes written
+    # before this version get theirs here, in the order they were made: a receiver configured later receives the
+    # whole history, as a new one would. `feed` is the delivery's one row (orderly/feed/deliver.py).
+    """
+    ALTER TABLE status_changes ADD COLUMN event_id BIGINT;
+    UPDATE status_changes SET event_id = n.event_id
+    FROM (SELECT rowid AS rid, row_number() OVER (ORDER BY changed_at, rowid) AS event_id FROM status_changes) n
+    WHERE status_changes.rowid = n.rid;
+    CREATE TABLE feed (
+        store_id      VARCHAR NOT NULL,   -- names this store in every webhook-id: two stores' ids never collide
+        delivered_to  BIGINT NOT NULL,    -- every event up to this id was answered 2xx by the receiver
+        plan_to       BIGINT NOT NULL,    -- the events after delivered_to up to this one go out in batches of
+        plan_batch    INTEGER NOT NULL,   --   plan_batch, cut from delivered_to: a batch sent again is the same
+                                          --   batch, with the same webhook-id, whatever was decided since
+        last_ok_at    TIMESTAMPTZ,        -- the last 2xx
+        last_error    VARCHAR,            -- the last failure, one line; NULL once a batch is delivered again
+        last_error_at TIMESTAMPTZ
+    );
+    INSERT INTO feed VALUES (uuid()::VARCHAR, 0, 0, 1, NULL, NULL, NULL);
+    ALTER TABLE runs ADD COLUMN delivered BIGINT DEFAULT 0;
     """,
 ]

@@ -458,7 +458,8 @@ def record_decisions(
     short: Mapping[str, np.ndarray],
 ) -> None:
     """Write decided status changes, process and reset alike: each order's new status and reason, one history
-    row each with its explanation, and the run's counters. Part of the caller's transaction."""
+    row each with its explanation and its event id (the decision feed's outbox: ids ascend by order within a
+    decision, and past every id before it), and the run's counters. Part of the caller's transaction."""
     if len(order_ids):
         with decision_rows(con, order_ids, changes, labels, unknown, short) as decided:
             con.execute(
@@ -469,9 +470,47 @@ def record_decisions(
             )
             con.execute(
                 f"""
-                INSERT INTO status_changes (run_id, order_id, changed_at, from_status, to_status, reason, details)
-                SELECT ?, order_id, now(), from_status, to_status, reason, details FROM {decided}
+                INSERT INTO status_changes (run_id, order_id, changed_at, from_status, to_status, reason, details,
+                                            event_id)
+                SELECT ?, order_id, now(), from_status, to_status, reason, details,
+                       (SELECT coalesce(max(event_id), 0) FROM status_changes)
+                       + row_number() OVER (ORDER BY order_id)
+                FROM {decided}
                 """,
                 [run_id or "local"],
             )
     _add_counts(con, run_id, dict(counts))
+
+
+# ---- the decision feed ------------------------------------------------------------------------
+
+
+def plan_delivery(con: duckdb.DuckDBPyConnection, batch: int, window: int) -> tuple[str, int, int, int]:
+    """(store id, delivered up to, plan up to, batch size): the plan in progress, or, when it is done, a new one
+    of at most `window` events cut in batches of `batch`. Part of the caller's transaction. A plan is kept until
+    every batch of it is delivered, so a batch sent again after a crash or a failure is the same batch."""
+    row = first_row(con, "SELECT store_id, delivered_to, plan_to, plan_batch FROM feed")
+    assert row is not None  # migration 7 inserts the row
+    store_id, delivered_to, plan_to, plan_batch = row
+    if delivered_to >= plan_to:
+        newest = scalar(con, "SELECT coalesce(max(event_id), 0) FROM status_changes")
+        plan_to, plan_batch = min(int(newest), delivered_to + window), batch
+        con.execute("UPDATE feed SET plan_to = ?, plan_batch = ?", [plan_to, plan_batch])
+    return str(store_id), int(delivered_to), int(plan_to), int(plan_batch)
+
+
+def record_delivered(con: duckdb.DuckDBPyConnection, run_id: str | None, delivered_to: int) -> None:
+    """Every event up to `delivered_to` was answered 2xx; the run's `delivered` counter grows by the new ones."""
+    before = int(scalar(con, "SELECT delivered_to FROM feed"))
+    if delivered_to <= before:
+        return
+    con.execute(
+        "UPDATE feed SET delivered_to = ?, last_ok_at = now(), last_error = NULL, last_error_at = NULL",
+        [delivered_to],
+    )
+    _add_counts(con, run_id, {"delivered": delivered_to - before})
+
+
+def record_delivery_error(con: duckdb.DuckDBPyConnection, message: str) -> None:
+    """The delivery's last failure, one line (the receiver's URL masked, never the secret)."""
+    con.execute("UPDATE feed SET last_error = ?, last_error_at = now()", [message])

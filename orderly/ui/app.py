@@ -207,8 +207,9 @@ def runs(request: Request) -> dict[str, Any]:
     params = Params(request, {"limit"})
     limit = params.integer("limit", 1, 200, default=10)
     reader = request.app.state.reader
-    read = reader.read(lambda con: _recent_runs(con, limit))
-    return {"runs": read.value or [], "prefect_ui": request.app.state.prefect_ui, **_meta(read, reader)}
+    read = reader.read(lambda con: (_recent_runs(con, limit), queries.feed_state(con)))
+    found, feed = read.value or ([], None)
+    return {"runs": found, "feed": feed, "prefect_ui": request.app.state.prefect_ui, **_meta(read, reader)}
 
 
 def _recent_runs(con, limit: int) -> list[dict[str, Any]]:
@@ -216,6 +217,19 @@ def _recent_runs(con, limit: int) -> list[dict[str, Any]]:
     found = queries.recent_runs(con, limit)
     length = queries.short_run_length(con, [run["run_id"] for run in found])
     return [{**run, "run_short": _short(run["run_id"], length)} for run in found]
+
+
+@_api
+def events(request: Request) -> Response:
+    """The pull feed: at most `limit` decision events after event `after`, ascending; the same JSON as a webhook
+    batch's body (orderly.feed.body). Read from the page's copy of the store, so it may trail it by a moment."""
+    from orderly.feed.body import MAX_PAGE, events_body
+
+    params = Params(request, {"after", "limit"})
+    after = params.integer("after", 0, MAX_INT, default=0)
+    limit = params.integer("limit", 1, MAX_PAGE, default=1000)
+    read = request.app.state.reader.read(lambda con: events_body(con, after, limit)[0])
+    return Response(read.value or b'{"events":[]}', media_type="application/json")
 
 
 @_api
@@ -285,6 +299,7 @@ def create_app(
             Route("/api/orders/{order_id}", order),
             Route("/api/stock", stock),
             Route("/api/runs", runs),
+            Route("/api/events", events),
             Route("/api/action", action),
             Route("/api/process", _press("process"), methods=["POST"]),
             Route("/api/reset", _press("reset"), methods=["POST"]),

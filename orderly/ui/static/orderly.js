@@ -342,6 +342,18 @@ async function loadRuns() {
     el("td", { class: "source orders" }, ...sourceCounts(run, "orders")),
     ...[run.processed, run.failed, run.reset].map((value) => el("td", { class: "num", text: number(value) })),
     el("td", { class: "message", text: show(run.message) }))));
+  renderFeed(found.feed);
+}
+
+// How far the decision feed's delivery has got (shown once there is something to deliver or delivered).
+function renderFeed(feed) {
+  const box = $("feed");
+  box.hidden = !feed || !Number(feed.newest);
+  if (box.hidden) return;
+  const parts = [`Decision feed: delivered up to event ${number(feed.delivered_to)} of ${number(feed.newest)}`];
+  if (Number(feed.backlog)) parts.push(`${number(feed.backlog)} waiting since ${when(feed.oldest_undelivered_at)}`);
+  if (feed.last_error) parts.push(`last error ${when(feed.last_error_at)}: ${feed.last_error}`);
+  box.textContent = parts.join(" · ");
 }
 
 // ---- the two buttons --------------------------------------------------------------------------------
