@@ -131,6 +131,16 @@ class RunIncomplete(RemoteError):
     starts with the remote's own line (service, URL, the setting to fix): that is what the operator reads."""
 
 
+class WebhookRefused(RemoteError):
+    """The webhook receiver answered a status that another try would not change (3xx, 4xx but 408 and 429): the
+    delivery stops at once, and the next one sends the same batch again. The message names the masked URL."""
+
+
+class WebhookUnavailable(RemoteError):
+    """The webhook receiver did not take a batch before the delivery's deadline (5xx, 429, time-outs, broken
+    connections, retried until then): the next delivery sends the same batch again."""
+
+
 class PrefectGone(OrderlyError):
     """The Prefect server stopped answering while a command ran: the command ends at once, keeping what was
     committed to the store (orderly.runtime.ending), instead of waiting minutes on Prefect's retries."""

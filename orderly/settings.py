@@ -301,6 +301,7 @@ class SandboxSettings:
     latency_ms: float = 0.0
     bad_rate: float = 0.0
     token: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)  # a whsec_ secret: POST /webhook checks it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SandboxSettings:

@@ -30,6 +30,7 @@ INTERNAL_SIGNALS = {
     ("orderly/boundary/body.py", "BadEncoding"),  # bad gzip/deflate or charset: retried, then RemoteError
     ("orderly/sandbox/app.py", "_BadParam"),  # the sandbox's own 400
     ("orderly/runtime/tempserver.py", "_Terminated"),  # SIGTERM unwinding the temporary server's block
+    ("orderly/feed/signing.py", "BadSignature"),  # a webhook signature that does not check out: the sandbox's 401
 }
 
 

@@ -1,4 +1,5 @@
-"""The sandbox as an ASGI app: GET /orders, GET /stock and GET /health on one base URL.
+"""The sandbox as an ASGI app: GET /orders, GET /stock and GET /health on one base URL, and the webhook
+receiver Orderly's decision feed posts to (POST /webhook, GET /webhook/received: receiver.py).
 
 Served in-process (`in_process_transport`, no port: the pipeline's httpx client runs
 unchanged) or over real HTTP (`serve`, uvicorn). Every API answer passes, in order:
@@ -28,6 +29,7 @@ from orderly.settings import SandboxSettings
 from .base import MAX_PAGE, DataSet
 from .data import dataset_for
 from .faults import FaultInjector
+from .receiver import webhook_routes
 
 DEFAULT_LIMIT = MAX_PAGE
 DEFAULT_PER_PAGE = 500
@@ -135,6 +137,7 @@ def create_app(
             Route("/orders", orders, methods=["GET"]),
             Route("/stock", stock, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            *webhook_routes(settings.webhook_secret),
         ],
         exception_handlers={404: http_error, 405: http_error},
         lifespan=lifespan,
