@@ -76,6 +76,7 @@ def feed_bench(work: Path, events: int, log=print) -> dict:
         "feed_deliver_s": round(inside["deliver_s"], 2),
         "feed_imports_s": round(inside["imports_s"], 2),
         "feed_peak_rss_mb": round(ran["peak_rss_mb"]),
+        "feed_maxrss_mb": round(inside["maxrss_mb"]),
         "feed_batches": got["batches"],
         "feed_bad_signatures": got["bad"],
         "feed_complete": complete,

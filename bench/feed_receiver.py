@@ -26,7 +26,9 @@ class Tally:
         self.ascending = True
 
     def take(self, headers: dict[bytes, bytes], body: bytes) -> int:
-        msg_id, stamp, given = (headers.get(name, b"") for name in (b"webhook-id", b"webhook-timestamp", b"webhook-signature"))
+        msg_id, stamp, given = (
+            headers.get(name, b"") for name in (b"webhook-id", b"webhook-timestamp", b"webhook-signature")
+        )
         digest = hmac.new(self.key, msg_id + b"." + stamp + b"." + body, hashlib.sha256).digest()
         if not any(hmac.compare_digest(b"v1," + base64.b64encode(digest), s) for s in given.split()):
             self.bad += 1
@@ -37,7 +39,7 @@ class Tally:
         self.ids.add(msg_id.decode())
         ids = [int(found) for found in _ID.findall(body)]
         if ids:
-            if self.last is not None and ids[0] != self.last + 1 or ids != list(range(ids[0], ids[0] + len(ids))):
+            if (self.last is not None and ids[0] != self.last + 1) or ids != list(range(ids[0], ids[0] + len(ids))):
                 self.ascending = False
             self.first = ids[0] if self.first is None else self.first
             self.last = ids[-1]
@@ -67,7 +69,10 @@ async def serve(port: int, tally: Tally) -> None:
                     status, answer = 200, tally.report()
                 else:
                     status, answer = tally.take(headers, body), b"{}"
-                writer.write(b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (status, len(answer), answer))
+                writer.write(
+                    b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                    % (status, len(answer), answer)
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

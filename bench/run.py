@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import reference  # noqa: E402 - the one plain statement of the rule, shared with the tests
 
 sys.path.insert(0, str(ROOT / "bench"))
+from feed import feed_bench  # noqa: E402 - bench/feed.py, beside this file
 from presses import incremental_through_worker, press_bench  # noqa: E402 - bench/presses.py, beside this file
 
 BIN = Path(sys.executable).parent
@@ -620,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
         help="presses of the page's buttons through the worker, on the seed (default 500; 0 skips)",
     )
     parser.add_argument(
+        "--feed-events",
+        type=int,
+        default=1_000_000,
+        help="decision events delivered to a loopback webhook receiver (default 1,000,000; 0 skips)",
+    )
+    parser.add_argument(
         "--peer-orders",
         type=int,
         default=100_000,
@@ -636,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     server, api = start_prefect_server(home)
     print(f"prefect server up in {time.perf_counter() - started:.1f} s at {api}", flush=True)
     results = []
-    peer = presses = None
+    peer = presses = fed = None
     try:
         for n in sizes:
             print(f"N = {n:,}", flush=True)
@@ -660,6 +667,9 @@ def main(argv: list[str] | None = None) -> int:
             env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERLY_")}
             env.update(PREFECT_API_URL=api, PREFECT_HOME=str(home), PREFECT_LOGGING_LEVEL="WARNING")
             presses = press_bench(env, work, args.presses, log=lambda m: print(m, flush=True))
+        if args.feed_events:
+            print(f"the decision feed: {args.feed_events:,} events to a loopback receiver", flush=True)
+            fed = feed_bench(work, args.feed_events, log=lambda m: print(m, flush=True))
         if args.peer_orders:
             print(f"peer at {args.peer_orders:,} orders", flush=True)
             peer = dlt_peer(args.peer_orders, args.items, args.seed, work, log=lambda m: print(m, flush=True))
@@ -702,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
         headline.update(
             {k: presses[k] for k in ("press_p50_s", "press_p95_s", "cli_process_s", "worker_rss_growth_mb")}
         )
+    if fed is not None:
+        headline.update(fed)
     if peer is not None:
         headline["dlt_s"] = peer["dlt_s"]
         print(

@@ -51,7 +51,7 @@ class ScriptedReceiver:
         self._lock = threading.Condition()
         self._script: list[str] = list(script or [])
         self._arrivals: list[Arrival] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.receiver = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
@@ -110,6 +110,11 @@ class ScriptedReceiver:
         with self._lock:
             self._arrivals.append(arrival)
             self._lock.notify_all()
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away mid-request (a killed delivering process) is normal here: no traceback."""
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -76,3 +76,14 @@ def test_the_floor_is_the_reference_model():
     assert decided[1][2] == {"short": [{"inventory_id": 1, "needed": 2, "available": 1}]}
     assert decided[2][2] == {"unknown": [9]}
     assert available == {1: 0, 2: 0}
+
+
+@pytest.mark.slow  # a receiver and a delivering process (tests/tiers.py)
+@pytest.mark.timeout(300)
+def test_the_feed_bench_delivers_every_event_once_in_order(tmp_path):
+    _bench()  # bench/ on the path, as `make bench` has it
+    from feed import feed_bench
+
+    result = feed_bench(tmp_path, 3_000, log=lambda _: None)
+    assert result["feed_complete"] is True and result["feed_bad_signatures"] == 0
+    assert result["feed_batches"] == 3  # ORDERLY_WEBHOOK_BATCH's default, 1,000 a batch

@@ -7,8 +7,8 @@ How nothing is lost or sent under two ids:
   failure, a time-out whose 2xx came late, or `kill -9`) is the same events under the same webhook-id.
 - The cursor moves only past batches answered 2xx, and is recorded at least every SAVE_EVERY_S: a crash sends
   again at most that much, under the same ids.
-- The store is opened only to read a plan's events and to record progress: a receiver that is slow or down never
-  holds the file, so processing goes on and the backlog grows, nothing else.
+- The store is opened only to record progress, plan, and read a plan's events: a receiver that is slow or down
+  never holds the file, so processing goes on and the backlog grows, nothing else.
 """
 
 from __future__ import annotations
@@ -17,18 +17,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
-from orderly.feed.signing import secret_key
-from orderly.feed.webhook import Receiver, WebhookPoster
 
 from orderly.errors import WebhookRefused, WebhookUnavailable
 from orderly.feed.body import body
+from orderly.feed.signing import secret_key
+from orderly.feed.webhook import Receiver, WebhookPoster
 from orderly.settings import Settings
 from orderly.store import open_store, queries, writes
 from orderly.store.connection import transaction
 
-WINDOW = 100_000  # events read from the store for one plan: about 40 MB of text
+# A plan's events are read at one open of the store (about 20 MB of text at most), a chunk a query: DuckDB's
+# working memory grows with the events a query reads, and it, not the text, set the delivery's peak (bench/feed.py).
+WINDOW = 50_000
+READ_CHUNK = 10_000
 SAVE_EVERY_S = 2.0  # progress recorded at least this often while a plan is sent (each costs an open of the file)
 
 
@@ -60,19 +64,18 @@ def deliver(
         return Delivered(0, 0, "ORDERLY_WEBHOOK_URL is not set: decisions are not delivered")
     receiver = Receiver(settings.webhook_url, secret_key(settings.webhook_secret), settings.http_timeout)
     deadline = time.monotonic() + budget_s
-    delivered = 0
+    delivered, sent = 0, None  # sent: delivered up to, not yet recorded
     with poster(receiver) as post:
         while True:
             with open_store(settings.db_path, lock_timeout=settings.lock_timeout) as con:
-                with transaction(con):
+                with transaction(con):  # the last plan's end and the next plan: one open of the file
+                    if sent is not None:
+                        writes.record_delivered(con, run_id, sent)
                     store_id, done_to, plan_to, batch = writes.plan_delivery(con, settings.webhook_batch, WINDOW)
-                ids, texts = (
-                    queries.event_texts(con, done_to, plan_to - done_to, upto=plan_to)
-                    if plan_to > done_to
-                    else (np.empty(0, np.int64), pa.array([], pa.string()))
-                )
+                ids, texts = _read(con, done_to, plan_to) if time.monotonic() < deadline else _NOTHING
             if len(ids) == 0:
-                return Delivered(delivered, 0)
+                late = plan_to > done_to
+                return Delivered(delivered, plan_to - done_to, f"stopped after {budget_s:g} s" if late else None)
             sent, saved_at = done_to, time.monotonic()
             try:
                 for start in range(0, len(ids), batch):
@@ -90,10 +93,18 @@ def deliver(
                 if isinstance(error, WebhookRefused):
                     raise
                 return Delivered(delivered + sent - done_to, _backlog(settings), str(error))
-            _record(settings, run_id, sent)
             delivered += sent - done_to
-            if time.monotonic() >= deadline:
-                return Delivered(delivered, _backlog(settings), f"stopped after {budget_s:g} s with events left")
+
+
+_NOTHING = (np.empty(0, np.int64), pa.array([], pa.string()))
+
+
+def _read(con: duckdb.DuckDBPyConnection, done_to: int, plan_to: int) -> tuple[np.ndarray, pa.StringArray]:
+    """The plan's events (done_to, plan_to], READ_CHUNK a query."""
+    parts = [queries.event_texts(con, after, READ_CHUNK, upto=plan_to) for after in range(done_to, plan_to, READ_CHUNK)]
+    if not parts:
+        return _NOTHING
+    return np.concatenate([ids for ids, _ in parts]), pa.concat_arrays([texts for _, texts in parts])
 
 
 def _record(settings: Settings, run_id: str | None, delivered_to: int, problem: str | None = None) -> None:

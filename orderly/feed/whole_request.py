@@ -3,7 +3,7 @@
 httpx's time-out bounds each wait on the socket alone, so a receiver that trickles its answer a byte at a time
 would hold a delivery for ever, one short wait after another. Here the socket layer under the client clamps every
 wait to what is left of the request's time, counted from when the request was handed to the client. The async
-client of orderly.remote does the same with `asyncio.timeout`; a synchronous client has no such wrapper.
+client of orderly.boundary.remote does the same with `asyncio.timeout`; a synchronous client has no such wrapper.
 """
 
 from __future__ import annotations

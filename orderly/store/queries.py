@@ -475,8 +475,7 @@ def short_run_length(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str | Non
 _EVENT_TEXTS = """
     WITH e AS (
         SELECT event_id, order_id, run_id, changed_at, from_status, to_status, reason, details
-        FROM status_changes WHERE event_id > $after AND event_id <= coalesce($upto, event_id)
-        ORDER BY event_id LIMIT $limit
+        FROM status_changes WHERE event_id > $after AND event_id <= $upto  -- a range: the zone maps skip the rest
     ),
     l AS (
         SELECT order_id,
@@ -498,7 +497,10 @@ _EVENT_TEXTS = """
         || ',"customer_id":' || to_json(o.customer_id)
         || ',"placed_at":"' || strftime(o.placed_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')
         || '","lines":' || coalesce(l.lines, '[]') || '},' AS text
-    FROM e JOIN orders o USING (order_id) LEFT JOIN l USING (order_id)
+    FROM e
+    JOIN (SELECT order_id, customer_id, placed_at FROM orders
+          WHERE order_id BETWEEN (SELECT min(order_id) FROM e) AND (SELECT max(order_id) FROM e)) o USING (order_id)
+    LEFT JOIN l USING (order_id)
     ORDER BY e.event_id
 """
 
@@ -508,7 +510,9 @@ def event_texts(
 ) -> tuple[np.ndarray, pa.StringArray]:
     """At most `limit` events after `after` (and up to `upto`), ascending: their ids, and each one's JSON text
     followed by a comma. Ids ascend without gaps."""
-    table = con.sql(_EVENT_TEXTS, params={"after": after, "upto": upto, "limit": limit}).to_arrow_table()
+    # Ids ascend without gaps, so the `limit` events after `after` are a range of ids (clamped to BIGINT).
+    last = min(after + limit, upto if upto is not None else after + limit, int(np.iinfo(np.int64).max))
+    table = con.sql(_EVENT_TEXTS, params={"after": after, "upto": last}).to_arrow_table()
     texts = table.column("text").combine_chunks()
     if texts.type != pa.string():
         texts = texts.cast(pa.string())

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:  # pandas is imported where a load needs it: the feed's delivery writes without it (50 MB)
+    import pandas as pd
 
 from orderly.store.connection import first_row, registered, scalar, transaction
 from orderly.store.decided import decision_rows
@@ -76,6 +79,12 @@ def record_reconciliation(con: duckdb.DuckDBPyConnection, run_id: str | None, fo
     """What a reconciliation found, as the run's reconcile_* counters (remote, stored, missing, added, changed)."""
     with transaction(con):
         _add_counts(con, run_id, {f"reconcile_{name}": int(value) for name, value in found.items()})
+
+
+def _pandas() -> Any:
+    import pandas
+
+    return pandas
 
 
 # ---- rejects --------------------------------------------------------------------------------
@@ -354,7 +363,7 @@ def load_orders(
         else:
             loaded, repeats, conflicts = _load_judged(con, run_id)
         all_rejects = (
-            pd.concat([rejects[REJECT_COLUMNS], conflicts], ignore_index=True)
+            _pandas().concat([rejects[REJECT_COLUMNS], conflicts], ignore_index=True)
             if conflicts is not None and len(conflicts)
             else rejects
         )
