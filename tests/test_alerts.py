@@ -23,11 +23,13 @@ def _settings(api_url: str):
     return temporary_settings(updates={PREFECT_API_URL: api_url})
 
 
-def _ours(api: str) -> dict[str, list[dict]]:
-    from flows.alerts import FAILED, MISSING, STALLED
+def _ours(api: str, names: tuple[str, ...] | None = None) -> dict[str, list[dict]]:
+    from flows.alerts import FAILED, LAGGING, MISSING, REFUSED, STALLED
 
     found = httpx.post(f"{api}/automations/filter", json={}, timeout=10).raise_for_status().json()
-    return {name: [a for a in found if a["name"] == name] for name in (STALLED, FAILED, MISSING)}
+    return {
+        name: [a for a in found if a["name"] == name] for name in names or (STALLED, FAILED, MISSING, REFUSED, LAGGING)
+    }
 
 
 def _events(api: str, since: datetime, prefix: str, resource_id: str | None = None) -> list[dict]:
@@ -86,13 +88,19 @@ def _alert_calls(webhook: StubServer, words: str) -> list[dict]:
 
 
 def test_ensure_automations_twice_leaves_exactly_three_and_changes_nothing(alerts):
-    from flows.alerts import FAILED, MISSING, STALLED, ensure_automations
+    from flows.alerts import FAILED, LAGGING, MISSING, REFUSED, STALLED, ensure_automations
 
     before = _ours(alerts["api"])
     with _settings(alerts["api"]):
         assert ensure_automations(SCHEDULE_SECONDS) == alerts["ids"]
     after = _ours(alerts["api"])
-    assert {name: len(found) for name, found in after.items()} == {STALLED: 1, FAILED: 1, MISSING: 1}
+    assert {name: len(found) for name, found in after.items()} == {
+        STALLED: 1,
+        FAILED: 1,
+        MISSING: 1,
+        REFUSED: 1,
+        LAGGING: 1,
+    }
     # Not even updated: an update would restart the stalled-pipeline window.
     assert [(a["id"], a["updated"]) for found in after.values() for a in found] == [
         (a["id"], a["updated"]) for found in before.values() for a in found
@@ -234,3 +242,28 @@ def test_a_reconcile_that_finds_a_missing_order_alerts_and_reports(alerts, cli_e
     )
     assert fired[0]["resource"]["prefect.resource.name"] == MISSING
     _poll("the webhook notified", lambda: _alert_calls(alerts["webhook"], "missing locally"))
+
+
+def test_a_refusing_receiver_and_a_backlog_past_its_bound_each_alert(alerts, cli_env):
+    """A 410 fails `orderly deliver` with one line (exit 5) and fires "webhook refused decisions"; a receiver
+    that is down, with ORDERLY_WEBHOOK_MAX_LAG=1, leaves the backlog and fires "decisions not delivered"."""
+    import base64
+
+    from cli_store import build_store
+    from receiver import ScriptedReceiver
+
+    secret = "whsec_" + base64.b64encode(b"orderly-alerts-feed-secret-0123456789").decode()
+    build_store(cli_env["ORDERLY_DB"])
+    since = datetime.now(UTC)
+    with ScriptedReceiver(secret, default="status:410") as receiver:
+        env = {**cli_env, "ORDERLY_WEBHOOK_URL": receiver.url, "ORDERLY_WEBHOOK_SECRET": secret}
+        refused = run_cli(["deliver"], env, check=False)
+        down_url = receiver.url
+    assert refused.returncode == 5 and "answered 410" in refused.stderr and secret not in refused.stderr
+    _poll("the refusal notified", lambda: _alert_calls(alerts["webhook"], "answered 410"))
+    time.sleep(1.1)  # the oldest undelivered decision is now older than the bound below
+    behind = run_cli(["deliver"], {**env, "ORDERLY_WEBHOOK_URL": down_url, "ORDERLY_WEBHOOK_MAX_LAG": "1"})
+    assert "15 events wait" in behind.stdout, behind.stdout
+    lagging = _poll("the lag event", lambda: _events(alerts["api"], since, "orderly.webhook.lagging"))
+    assert lagging[0]["payload"]["lag_s"] >= 1 and secret not in json.dumps(lagging)
+    _poll("the lag notified", lambda: _alert_calls(alerts["webhook"], "oldest undelivered decision has waited"))

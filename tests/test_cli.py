@@ -159,6 +159,7 @@ def test_runs_json(seeded):
         "waiting": 0,
         "reset": 0,
         **NO_RECONCILE,
+        "delivered": 0,
     }
     assert {"run_id", "started_at", "ended_at", "duration_s", "message"} <= set(run)
     # the same counts, in words, in the run's own summary line (the flow's return value) and the runs table

@@ -132,3 +132,17 @@ def test_the_page_serves_the_pull_feed_and_the_delivery_state(seeded):
         assert page.content == events_body(con, 10, 3)[0]
     assert page.headers["content-type"].startswith("application/json") and (zero, unknown) == (400, 400)
     assert (feed["delivered_to"], feed["newest"], feed["backlog"]) == (0, 15, 15)
+
+
+def test_serve_gets_a_deliver_deployment_and_two_feed_automations_only_with_a_webhook():
+    from flows import alerts, deployments
+    from tasks.deliver import WEBHOOK_LAGGING_EVENT, WEBHOOK_REFUSED_EVENT
+
+    without = [d.name for d in deployments.build(300)]
+    built = {d.name: d for d in deployments.build(300, deliver_feed=True)}
+    assert "deliver" not in without and list(built) == [*without, "deliver"]
+    assert built["deliver"].schedules[0].schedule.interval.total_seconds() == 30
+    assert built["deliver"].concurrency_limit == 1  # its own: never the shared orderly-writes slot (serve_all)
+    by_name = {a.name: a for a in alerts.definitions(300)}
+    assert by_name[alerts.REFUSED].trigger.expect == {WEBHOOK_REFUSED_EVENT}
+    assert by_name[alerts.LAGGING].trigger.expect == {WEBHOOK_LAGGING_EVENT}

@@ -273,7 +273,7 @@ def test_the_page_and_its_files_come_from_orderly_itself(seeded):
 def test_reads_never_import_prefect(seeded):
     code = (
         "import sys, threading, time, httpx, uvicorn\n"
-        "from localproc import free_port\n"
+        "from orderly.runtime.tempserver import free_port\n"
         "from orderly.ui.app import create_app\n"
         f"app = create_app({seeded['env']['ORDERLY_DB']!r})\n"
         "port = free_port()\n"
