@@ -62,6 +62,8 @@ RUN_SETTINGS = (
     "max_order_pages",
     "lookback_orders",
     "max_body_bytes",
+    "webhook_batch",
+    "webhook_max_lag",
 )
 
 
@@ -69,7 +71,9 @@ def identity(settings: Settings) -> str:
     """The part of the worker's task key that names its store and its run settings (flows.worker.for_settings)."""
     shown = [
         str(Path(settings.db_path).absolute()),
-        *(mask_url(url or "") for url in (settings.orders_url, settings.warehouse_url)),
+        *(mask_url(url or "") for url in (settings.orders_url, settings.warehouse_url, settings.webhook_url)),
+        # a pipeline run signs the feed with the worker's secret: one that differs is another identity (a digest)
+        hashlib.sha256((settings.webhook_secret or "").encode()).hexdigest(),
     ]
     shown += [repr(getattr(settings, name)) for name in RUN_SETTINGS]
     if settings.orders_url is None:  # the built-in sandbox: its data set is a setting too (its token is not shown)

@@ -298,9 +298,11 @@ def test_values_past_int64_are_quarantined_and_neighbours_load(remote, warm):
     assert sorted(state["orders"]) == [1, 3, 5, 7, 9, 11, 13, 15]
     assert {s for s, _ in statuses(state).values()} == {"PROCESSED"}
     rejects = order_rejects(state)
-    # one per copy received: a record without a usable id at the end of a page is sent again with the next one
+    # one per copy used: a record without a usable id at the end of a page is sent again with the next one, and a
+    # page read ahead for a cursor not followed is served but dropped unread (docs/CONTRACT.md, the read-ahead)
     received_bad = sum(1 for r in remote.served_orders() if any(r is bad for bad in beyond.values()))
-    assert received_bad >= len(beyond) and len(rejects) == received_bad, rejects
+    assert len(beyond) <= len(rejects) <= received_bad, rejects
+    assert all(any(json.loads(r["raw"]) == bad for r in rejects) for bad in beyond.values())
     not_out_of_range = [(r["raw"][:60], r["reasons"]) for r in rejects if "out of range" not in r["reasons"]]
     assert not not_out_of_range, not_out_of_range
     again = run(remote, warm)
