@@ -15,21 +15,6 @@ from orderly.cli.args import output_format
 from orderly.cli.output import Column, err, print_csv, table, when
 from orderly.cli.reads import read
 
-_CSV_FIELDS = [
-    "id",
-    "type",
-    "occurred_at",
-    "run_id",
-    "order_id",
-    "status",
-    "previous_status",
-    "reason",
-    "explanation",
-    "customer_id",
-    "placed_at",
-    "lines",
-]
-
 
 @app.command()
 def events(
@@ -39,7 +24,7 @@ def events(
     as_csv: bool = CsvOption,
 ) -> None:
     """The decision events after --after, ascending by id, as the webhook delivers them (--json: the same body)."""
-    from orderly.feed.body import events_body
+    from orderly.feed.body import EVENT_FIELDS, events_body
 
     output = output_format(as_json, as_csv)
     found = read(events_body, after, limit)
@@ -49,7 +34,7 @@ def events(
         return
     rows = orjson.loads(page)["events"]
     if output == "csv":
-        return print_csv(_CSV_FIELDS, [_flat(row) for row in rows])
+        return print_csv(EVENT_FIELDS, [_flat(row) for row in rows])
     table(
         [
             Column("Event", "id"),

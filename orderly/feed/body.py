@@ -9,6 +9,21 @@ import pyarrow as pa
 
 from orderly.store import queries
 
+# An event's fields, in the order the store writes them (queries.event_texts; docs/CONTRACT.md section 9).
+EVENT_FIELDS = (
+    "id",
+    "type",
+    "occurred_at",
+    "run_id",
+    "order_id",
+    "status",
+    "previous_status",
+    "reason",
+    "explanation",
+    "customer_id",
+    "placed_at",
+    "lines",
+)
 MAX_PAGE = 10_000  # the most events one pull-feed page carries (a webhook batch: ORDERLY_WEBHOOK_BATCH)
 
 
