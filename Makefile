@@ -31,7 +31,7 @@ lint: install
 # tests stay together when they share a module-scoped fixture (tests/conftest.py), the slow tier goes first. The
 # suite waits on servers and subprocesses as much as it computes. TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= auto
-PYTEST_XDIST = -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
+PYTEST_XDIST = -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder --durations=15
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_XDIST)
 

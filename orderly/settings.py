@@ -197,12 +197,12 @@ def _webhook(env: Mapping[str, str]) -> tuple[str | None, str | None]:
         raise SettingsError(
             "ORDERLY_WEBHOOK_URL is set but ORDERLY_WEBHOOK_SECRET is not: set the whsec_ secret the receiver "
             "verifies signatures with",
-            "ORDERLY_WEBHOOK_SECRET",
+            "ORDERLY_WEBHOOK_URL",  # the one set: `orderly doctor` reads the rest without it
         )
     if key and not url:
         raise SettingsError(
             "ORDERLY_WEBHOOK_SECRET is set but ORDERLY_WEBHOOK_URL is not: set where decisions are delivered",
-            "ORDERLY_WEBHOOK_URL",
+            "ORDERLY_WEBHOOK_SECRET",
         )
     if key:
         from orderly.feed.signing import secret_key

@@ -31,18 +31,29 @@ def deliver_events(settings: Settings, run_id: str, budget_s: float) -> dict[str
     except WebhookRefused as refused:
         emit_event(event=WEBHOOK_REFUSED_EVENT, resource=_FEED, payload={"message": str(refused)})
         raise
+    finally:  # refused or not, a backlog past its bound is said
+        _say_if_lagging(settings)
     outcome: dict[str, Any] = {"delivered": done.delivered}
     if done.problem:
         outcome["note"] = f"delivery: {done.backlog:,} events wait ({done.problem})"
+    get_run_logger().info("delivered %d events to %s", done.delivered, mask_url(settings.webhook_url or ""))
+    return outcome
+
+
+def _say_if_lagging(settings: Settings) -> None:
+    from prefect.events import emit_event
+
     lag = feed_lag(settings)
     if lag is not None and lag > settings.webhook_max_lag:
         emit_event(
             event=WEBHOOK_LAGGING_EVENT,
             resource=_FEED,
-            payload={"lag_s": round(lag), "max_lag_s": settings.webhook_max_lag, "url": mask_url(settings.webhook_url)},
+            payload={
+                "lag_s": round(lag),
+                "max_lag_s": settings.webhook_max_lag,
+                "url": mask_url(settings.webhook_url or ""),
+            },
         )
-    get_run_logger().info("delivered %d events to %s", done.delivered, mask_url(settings.webhook_url or ""))
-    return outcome
 
 
 def feed_lag(settings: Settings) -> float | None:

@@ -37,6 +37,8 @@ COMMANDS = [
     "explain",
     "runs",
     "rejects",
+    "events",
+    "deliver",
     "doctor",
     "ui",
     "sandbox",
@@ -58,6 +60,9 @@ BAD_SETTINGS = [
     {"ORDERLY_LOCK_TIMEOUT": str(10**30)},
     {"ORDERLY_SANDBOX_SEED": "é"},
     {"ORDERLY_FETCH_CONCURRENCY": "1e3"},
+    {"ORDERLY_WEBHOOK_URL": "http://127.0.0.1:9/hook"},  # without its secret
+    {"ORDERLY_WEBHOOK_SECRET": "whsec_c2hvcnQ="},  # without its URL, and too short
+    {"ORDERLY_WEBHOOK_BATCH": "10001"},
 ]
 
 
@@ -94,15 +99,19 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
     for value in BAD_SINCE:
         add(["status", "--since", value])
     for value in BAD_LIMITS:
-        for command in ("status", "runs", "rejects"):
+        for command in ("status", "runs", "rejects", "events"):
             add([command, "--limit", value])
+        if value != "0":  # --after 0: from the first event
+            add(["events", "--after", value])
     for value in BAD_RUNS:
         add(["runs", value])
         add(["rejects", "--run", value])
-    for command in ("status", "stock", "runs", "rejects"):
+    for command in ("status", "stock", "runs", "rejects", "events"):
         add([command, "--json", "--csv"])
+    add(["events", "--limit", "10001"])
+    add(["deliver"])  # no ORDERLY_WEBHOOK_URL: nothing to deliver to
     add(["history", "2", "--json", "--csv"])
-    for command in ("run", "sync", "reconcile", "stock", "status", "doctor", "serve"):
+    for command in ("run", "sync", "reconcile", "stock", "status", "doctor", "serve", "deliver", "events"):
         add([command, "extra"])
     for value in ("-1", "65536", "abc", "", str(2**63)):
         add(["ui", "--port", value])
@@ -132,6 +141,8 @@ def _cases() -> list[tuple[str, list[str], dict[str, str], int]]:
         ["serve"],
     ):
         add(args)
+    webhook = {"ORDERLY_WEBHOOK_URL": "http://127.0.0.1:9/hook", "ORDERLY_WEBHOOK_SECRET": "whsec_" + "QUJD" * 8}
+    add(["deliver"], webhook)  # a receiver configured, but Prefect is down
     add(["serve"], {"PREFECT_API_URL": ""})  # serve needs a real server
     add(["run"], {"PREFECT_API_URL": "not a url"})
     add(["sync"], {"PREFECT_API_URL": "http://127.0.0.1:99999/api"})
