@@ -21,9 +21,11 @@ from pathlib import Path
 
 import httpx
 import psutil
-from localproc import ServeProcess, free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from localproc import ServeProcess, free_port, stop, wait_for  # noqa: E402 - tests/localproc.py
+
 ORDERLY = str(Path(sys.executable).parent / "orderly")
 
 

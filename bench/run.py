@@ -47,11 +47,11 @@ from pathlib import Path
 
 import msgspec
 import psutil
-from localproc import free_port, start_prefect_server, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import reference  # noqa: E402 - the one plain statement of the rule, shared with the tests
+from localproc import free_port, start_prefect_server, stop, wait_for  # noqa: E402 - tests/localproc.py
 
 sys.path.insert(0, str(ROOT / "bench"))
 from feed import feed_bench  # noqa: E402 - bench/feed.py, beside this file
