@@ -36,6 +36,17 @@ def _run_id(con, text: str) -> str:
     return found[0]["run_id"]
 
 
+def _in_run(run: str | None, reading, note: bool):
+    """`reading(con, run_id)` for the run whose id starts with `run` (None: every run). A bad prefix is one line
+    (BadArgument) before the store is opened; one that names no run, or a store that is not there, is one line too."""
+    if run is not None:
+        cli_args.run_prefix(run)
+    found = read(lambda con: reading(con, None if run is None else _run_id(con, run)), note=note)
+    if found is None and run is not None:
+        raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
+    return found
+
+
 ORDER_FIELDS = ["order_id", "status", "items", "total_qty", "reason"]
 
 
@@ -280,10 +291,7 @@ def runs(
 
     output = output_format(as_json, as_csv)
     if run is not None:
-        cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
-        found = read(lambda con: [queries.run_by_id(con, _run_id(con, run))], note=False)
-        if found is None:
-            raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
+        found = _in_run(run, lambda con, run_id: [queries.run_by_id(con, run_id)], note=False)
         rows = [{name: _duration(r) if name == "duration_s" else r[name] for name in _run_fields()} for r in found]
         if output == "table":
             return _one_run(rows[0])
@@ -377,14 +385,9 @@ def rejects(
     from orderly.store import queries
 
     output = output_format(as_json, as_csv)
-    if run is not None:
-        cli_args.run_prefix(run)  # a bad one is one line (BadArgument) before the store is opened
-    found = read(
-        lambda con: _with_run_length(con, queries.rejects(con, limit, None if run is None else _run_id(con, run))),
-        note=run is None,
+    found = _in_run(
+        run, lambda con, run_id: _with_run_length(con, queries.rejects(con, limit, run_id)), note=run is None
     )
-    if found is None and run is not None:
-        raise BadArgument(f"no run id starts with {run.strip().lower()!r} ({no_database()})")
     rows, length = found or ([], 0)
     if output == "json":
         return print_json(rows)
