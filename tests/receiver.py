@@ -133,6 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
             receiver._record(self, self.rfile.read(length), 200, kept=False)
             return
         body = self.rfile.read(length)
+        if len(body) < length:  # the sender went away mid-body (kill -9): no request arrived, as in any server
+            self.close_connection = True
+            return
         if kind == "ok":
             receiver._record(self, body, 200, kept=True)
             self._answer(200)
